@@ -1,0 +1,56 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "slipway",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "slipway", targets: ["slipway"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        /// Debian's libssh (libssh-dev) as a Swift module. Only SlipwayCore's key
+        /// parsing and, later, the SSH front import it.
+        .systemLibrary(
+            name: "CLibSSH",
+            pkgConfig: "libssh",
+            providers: [.apt(["libssh-dev"])]
+        ),
+        /// Domain values, the access model, the state store and the services.
+        .target(
+            name: "SlipwayCore",
+            dependencies: [
+                "CLibSSH",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        /// The one command tree that serves the local CLI and (later) SSH.
+        .target(
+            name: "SlipwayCommands",
+            dependencies: [
+                "SlipwayCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "slipway",
+            dependencies: ["SlipwayCommands", "SlipwayCore"]
+        ),
+        .testTarget(
+            name: "SlipwayCoreTests",
+            dependencies: ["SlipwayCore", "SlipwayCommands"]
+        ),
+        .testTarget(
+            name: "SlipwayEndToEndTests",
+            dependencies: ["SlipwayCore"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

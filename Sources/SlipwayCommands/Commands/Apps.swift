@@ -1,0 +1,225 @@
+import ArgumentParser
+import Foundation
+import SlipwayCore
+
+/// `apps:*`: create, inspect, rename, lock and destroy apps.
+enum Apps {
+    struct Create: MutatingCommand {
+        static let configuration = CommandConfiguration(commandName: "apps:create", abstract: "Create an app; you become its owner.")
+        static let rule = AccessRule.user
+        @Argument(help: "The app's name: lowercase letters, digits and '-'.") var app: String
+        var requirement: Requirement { .user }
+
+        func execute(in context: CommandContext) throws {
+            let app = try context.core.apps.create(try AppName(app), by: context.caller)
+            context.print("-----> Creating \(app.name)...")
+            context.print("app \(app.name) created; push to it with: git remote add slipway ssh://<host>:2222/\(app.name)")
+        }
+    }
+
+    struct List: QueryCommand {
+        static let configuration = CommandConfiguration(commandName: "apps:list", abstract: "List the apps you can use.")
+        static let rule = AccessRule.user
+        @OptionGroup var output: FormatOption
+        var requirement: Requirement { .user }
+
+        func execute(in context: CommandContext) throws {
+            let apps = try context.core.apps.list(for: context.principal).map(AppView.init)
+            if output.isJSON { return try context.printJSON(apps) }
+            context.print(Text.heading("My Apps"))
+            for app in apps { context.print(app.name) }
+        }
+    }
+
+    struct Report: QueryCommand {
+        static let configuration = CommandConfiguration(commandName: "apps:report", abstract: "Show an app (or every app you can use).")
+        static let rule = AccessRule.app(.read)
+        @Argument var app: String?
+        @OptionGroup var output: FormatOption
+        var requirement: Requirement { app.map { .app($0, .read) } ?? .user }
+
+        func execute(in context: CommandContext) throws {
+            let apps: [AppView]
+            if let app {
+                apps = [AppView(try context.core.apps.report(try AppName(app), for: context.principal))]
+            } else {
+                apps = try context.core.apps.list(for: context.principal).map(AppView.init)
+            }
+            if output.isJSON { return try context.printJSON(app == nil ? AnyEncodable(apps) : AnyEncodable(apps[0])) }
+            for view in apps {
+                context.print(Text.heading("\(view.name) app information"))
+                context.print("       App created at:     \(Text.date(view.createdAt))")
+                context.print("       App created by:     \(view.createdBy ?? "-")")
+                context.print("       App locked:         \(view.locked)")
+                context.print("       Deploy branch:      \(view.deployBranch ?? "(set by the first push)")")
+                context.print("       Deployed revision:  \(view.deployedRevision ?? "(not pushed yet)")")
+                context.print("       Your access:        \(view.yourAccess)")
+                context.print("       Collaborators:      \(view.collaborators.map { "\($0.user) (\($0.role))" }.joined(separator: ", "))")
+            }
+        }
+    }
+
+    struct Destroy: MutatingCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "apps:destroy",
+            abstract: "Destroy an app: type its name again on stdin, or pass --force.",
+            discussion: "Storage is kept unless --purge-storage, which removes storage no other app mounts.")
+        static let rule = AccessRule.app(.owner)
+        @Argument var app: String
+        @Flag(help: "Do not ask for the name again.") var force = false
+        @Flag(help: "Also delete managed storage that only this app mounts.") var purgeStorage = false
+        var requirement: Requirement { .app(app, .owner) }
+
+        func execute(in context: CommandContext) throws {
+            let name = try AppName(app)
+            if !force {
+                context.note(" !     WARNING: Potentially Destructive Action")
+                context.note(" !     This command will destroy app \(name)\(purgeStorage ? " and the storage only it mounts" : " (storage is kept)").")
+                context.note(" !     To proceed, type \"\(name)\"")
+                let typed = context.stdin.isInteractive ? nil : try context.stdin.readLine(limit: 256)
+                guard let typed, String(decoding: typed, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == name.rawValue else {
+                    throw UserFacingError.invalid("confirmation did not match \(quoted(name.rawValue)); nothing was destroyed (use --force to skip the question)")
+                }
+            }
+            let purged = try context.core.apps.destroy(name, purgeStorage: purgeStorage, by: context.caller)
+            context.print("-----> Destroying \(name) (including all add-ons)")
+            if !purged.isEmpty { context.print("       purged storage: \(purged.map(\.rawValue).joined(separator: ", "))") }
+        }
+    }
+
+    struct Rename: MutatingCommand {
+        static let configuration = CommandConfiguration(commandName: "apps:rename", abstract: "Rename an app (its repo, config and access move with it).")
+        static let rule = AccessRule.app(.owner)
+        @Argument var old: String
+        @Argument var new: String
+        var requirement: Requirement { .app(old, .owner) }
+
+        func execute(in context: CommandContext) throws {
+            let newName = try AppName(new)
+            try context.core.apps.rename(try AppName(old), to: newName, by: context.caller)
+            context.print("app \(old) renamed to \(newName); update your git remote to ssh://<host>:2222/\(newName)")
+        }
+    }
+
+    struct Lock: MutatingCommand {
+        static let configuration = CommandConfiguration(commandName: "apps:lock", abstract: "Refuse deploys of an app until apps:unlock.")
+        static let rule = AccessRule.app(.write)
+        @Argument var app: String
+        var requirement: Requirement { .app(app, .write) }
+
+        func execute(in context: CommandContext) throws {
+            try context.core.apps.setLocked(try AppName(app), true, by: context.caller)
+            context.print("-----> Deploy lock created for \(app)")
+        }
+    }
+
+    struct Unlock: MutatingCommand {
+        static let configuration = CommandConfiguration(commandName: "apps:unlock", abstract: "Allow deploys of a locked app again.")
+        static let rule = AccessRule.app(.write)
+        @Argument var app: String
+        var requirement: Requirement { .app(app, .write) }
+
+        func execute(in context: CommandContext) throws {
+            try context.core.apps.setLocked(try AppName(app), false, by: context.caller)
+            context.print("-----> Deploy lock removed for \(app)")
+        }
+    }
+
+    struct Locked: QueryCommand {
+        static let configuration = CommandConfiguration(commandName: "apps:locked", abstract: "Exit 0 if the app is locked, 1 if not.")
+        static let rule = AccessRule.app(.write)
+        @Argument var app: String
+        var requirement: Requirement { .app(app, .write) }
+
+        func execute(in context: CommandContext) throws {
+            let summary = try context.core.apps.report(try AppName(app), for: context.principal)
+            guard summary.app.locked else { throw UserFacingError(.negative, "Deploy lock does not exist") }
+            context.print("Deploy lock exists")
+        }
+    }
+}
+
+/// An app as `apps:list` / `apps:report --format json` show it.
+struct AppView: Codable {
+    struct Collaborator: Codable {
+        let user: String
+        let role: String
+    }
+
+    let name: String
+    let createdAt: Date
+    let createdBy: String?
+    let locked: Bool
+    let deployBranch: String?
+    let deployedRevision: String?
+    let yourAccess: String
+    let collaborators: [Collaborator]
+
+    init(_ summary: AppService.Summary) {
+        name = summary.app.name.rawValue
+        createdAt = summary.app.createdAt
+        createdBy = summary.app.createdBy
+        locked = summary.app.locked
+        deployBranch = summary.app.deployBranch
+        deployedRevision = summary.app.deployedRevision
+        yourAccess = summary.role.rawValue
+        collaborators = summary.members.map { Collaborator(user: $0.user.rawValue, role: $0.role.rawValue) }
+    }
+}
+
+/// Lets one `printJSON` call print either a list or a single object.
+struct AnyEncodable: Encodable {
+    private let encodeValue: (Encoder) throws -> Void
+    init<T: Encodable>(_ value: T) { encodeValue = value.encode }
+    func encode(to encoder: Encoder) throws { try encodeValue(encoder) }
+}
+
+/// `acl:*`: per-app collaborators (read < write < owner).
+enum ACL {
+    struct Add: MutatingCommand {
+        static let configuration = CommandConfiguration(commandName: "acl:add", abstract: "Give a user read, write (default) or owner access to an app.")
+        static let rule = AccessRule.app(.owner)
+        @Argument var app: String
+        @Argument var user: String
+        @Argument(help: "read, write or owner.") var role: AppRole = .write
+        var requirement: Requirement { .app(app, .owner) }
+
+        func execute(in context: CommandContext) throws {
+            let userName = try UserName(user)
+            try context.core.apps.grant(role, on: try AppName(app), to: userName, by: context.caller)
+            context.print("\(userName) now has \(role.rawValue) access to \(app)")
+        }
+    }
+
+    struct Remove: MutatingCommand {
+        static let configuration = CommandConfiguration(commandName: "acl:remove", abstract: "Take a user's access to an app away.")
+        static let rule = AccessRule.app(.owner)
+        @Argument var app: String
+        @Argument var user: String
+        var requirement: Requirement { .app(app, .owner) }
+
+        func execute(in context: CommandContext) throws {
+            let userName = try UserName(user)
+            try context.core.apps.revoke(on: try AppName(app), from: userName, by: context.caller)
+            context.print("\(userName) no longer has access to \(app)")
+        }
+    }
+
+    struct List: QueryCommand {
+        static let configuration = CommandConfiguration(commandName: "acl:list", abstract: "List who has access to an app.")
+        static let rule = AccessRule.app(.read)
+        @Argument var app: String
+        @OptionGroup var output: FormatOption
+        var requirement: Requirement { .app(app, .read) }
+
+        func execute(in context: CommandContext) throws {
+            let members = try context.core.apps.members(of: try AppName(app))
+            if output.isJSON {
+                return try context.printJSON(members.map { AppView.Collaborator(user: $0.user.rawValue, role: $0.role.rawValue) })
+            }
+            context.print(Text.table(["USER", "ACCESS"], members.map { [$0.user.rawValue, $0.role.rawValue] }))
+        }
+    }
+}
+
+extension AppRole: ExpressibleByArgument {}

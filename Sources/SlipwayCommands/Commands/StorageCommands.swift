@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import SlipwayCore
+
+/// `storage:*`: persistent directories that survive deploys, tasks and `run`.
+enum StorageCommands {
+    struct Create: MutatingCommand {
+        static let configuration = CommandConfiguration(commandName: "storage:create", abstract: "Create a managed storage directory that you own.")
+        static let rule = AccessRule.user
+        @Argument(help: "Lowercase letters, digits and '-'.") var name: String
+        var requirement: Requirement { .user }
+
+        func execute(in context: CommandContext) throws {
+            let storage = try context.core.storage.create(try StorageName(name), by: context.caller)
+            context.print("storage \(storage.name) created; mount it with: storage:mount <app> \(storage.name):/app/<dir>")
+        }
+    }
+
+    struct Mount: MutatingCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "storage:mount",
+            abstract: "Mount storage into an app: storage:mount <app> <storage>:<container-path>.",
+            discussion: "A storage that does not exist yet is created for you. Host paths (/host/dir:/path) are for admins only. Phases: deploy = processes and deploy tasks, run = run and cron; default both.")
+        static let rule = AccessRule.app(.write)
+        @Argument var app: String
+        @Argument(help: ArgumentHelp("<storage>:<container-path>", valueName: "mount")) var mount: String
+        @Option(help: "deploy, run, or deploy,run (default).") var phase: String = "deploy,run"
+        @Flag(help: "Mount read-only.") var readonly = false
+
+        var requirement: Requirement {
+            // A host path is a way out of the tenant's lane: admins only. Anything
+            // else needs write on the app and ownership of the storage.
+            let source = mount.lastIndex(of: ":").map { String(mount[..<$0]) } ?? mount
+            if source.hasPrefix("/") { return .all([.app(app, .write), .admin]) }
+            return .all([.app(app, .write), .storageOwner(source, allowMissing: true)])
+        }
+
+        func execute(in context: CommandContext) throws {
+            let appName = try AppName(app)
+            let spec = try MountSpec(mount)
+            let phases = try MountPhase.parseList(phase)
+            let result = try context.core.storage.mount(spec, on: appName, phases: phases, readonly: readonly, by: context.caller)
+            if result.createdStorage { context.print("storage \(MountView(result.info).source) created") }
+            context.print("-----> Mounted \(MountView(result.info).source) at \(spec.containerPath) for \(appName) (phases: \(MountPhase.format(phases))\(readonly ? ", readonly" : ""))")
+            context.print("       takes effect at the next deploy or ps:restart \(appName)")
+        }
+    }
+
+    struct Unmount: MutatingCommand {
+        static let configuration = CommandConfiguration(commandName: "storage:unmount", abstract: "Unmount storage from an app; its data is kept.")
+        static let rule = AccessRule.app(.write)
+        @Argument var app: String
+        @Argument(help: ArgumentHelp("<storage-or-host-path>:<container-path>", valueName: "mount")) var mount: String
+        var requirement: Requirement { .app(app, .write) }
+
+        func execute(in context: CommandContext) throws {
+            let appName = try AppName(app)
+            let spec = try MountSpec(mount)
+            try context.core.storage.unmount(spec, from: appName, by: context.caller)
+            context.print("-----> Unmounted \(mount) from \(appName); the data is kept")
+            context.print("       takes effect at the next deploy or ps:restart \(appName)")
+        }
+    }
+
+    struct List: QueryCommand {
+        static let configuration = CommandConfiguration(commandName: "storage:list", abstract: "List an app's mounts (without an app: the storage you own).")
+        static let rule = AccessRule.app(.read)
+        @Argument var app: String?
+        @OptionGroup var output: FormatOption
+        var requirement: Requirement { app.map { .app($0, .read) } ?? .user }
+
+        func execute(in context: CommandContext) throws {
+            guard let app else {
+                let storages = try context.core.storage.storages(for: context.principal).map(StorageView.init)
+                if output.isJSON { return try context.printJSON(storages) }
+                context.print(Text.table(["NAME", "OWNER", "MOUNTED BY", "DIRECTORY"], storages.map {
+                    [$0.name, $0.owner ?? "-", $0.mountedBy.joined(separator: ","), $0.directory]
+                }))
+                return
+            }
+            let mounts = try context.core.storage.mounts(of: try AppName(app)).map(MountView.init)
+            if output.isJSON { return try context.printJSON(mounts) }
+            context.print(Text.heading("\(app) volume bind-mounts"))
+            for mount in mounts { context.print("     \(mount.source):\(mount.containerPath)") }
+        }
+    }
+
+    struct Report: QueryCommand {
+        static let configuration = CommandConfiguration(commandName: "storage:report", abstract: "Show an app's mounts with phases, host directories and owners.")
+        static let rule = AccessRule.app(.read)
+        @Argument var app: String
+        @OptionGroup var output: FormatOption
+        var requirement: Requirement { .app(app, .read) }
+
+        func execute(in context: CommandContext) throws {
+            let mounts = try context.core.storage.mounts(of: try AppName(app)).map(MountView.init)
+            if output.isJSON { return try context.printJSON(mounts) }
+            context.print(Text.heading("\(app) storage information"))
+            context.print(Text.table(["SOURCE", "CONTAINER PATH", "PHASES", "MODE", "HOST DIRECTORY", "OWNER"], mounts.map {
+                [$0.source, $0.containerPath, $0.phases.joined(separator: ","), $0.readonly ? "ro" : "rw", $0.hostDirectory, $0.owner ?? "-"]
+            }))
+        }
+    }
+
+    struct Destroy: MutatingCommand {
+        static let configuration = CommandConfiguration(commandName: "storage:destroy", abstract: "Delete a storage and its data (refused while mounted).")
+        static let rule = AccessRule.user
+        @Argument var name: String
+        var requirement: Requirement { .storageOwner(name, allowMissing: false) }
+
+        func execute(in context: CommandContext) throws {
+            let storage = try StorageName(name)
+            try context.core.storage.destroy(storage, by: context.caller)
+            context.print("storage \(storage) and its data destroyed")
+        }
+    }
+}
+
+/// A mount as `storage:list/report --format json` show it.
+struct MountView: Codable {
+    let source: String
+    let kind: String
+    let containerPath: String
+    let phases: [String]
+    let readonly: Bool
+    let hostDirectory: String
+    let owner: String?
+
+    init(_ info: StorageService.MountInfo) {
+        switch info.source {
+        case .storage(let name): source = name.rawValue; kind = "storage"
+        case .hostPath(let path): source = path.rawValue; kind = "host-path"
+        }
+        containerPath = info.containerPath
+        phases = info.phases.sorted().map(\.rawValue)
+        readonly = info.readonly
+        hostDirectory = info.hostDirectory
+        owner = info.owner?.rawValue
+    }
+}
+
+/// A storage as `storage:list --format json` (no app) shows it.
+struct StorageView: Codable {
+    let name: String
+    let owner: String?
+    let mountedBy: [String]
+    let directory: String
+    let createdAt: Date
+
+    init(_ info: StorageService.StorageInfo) {
+        name = info.storage.name.rawValue
+        owner = info.owner?.rawValue
+        mountedBy = info.mountedBy.map(\.rawValue)
+        directory = info.hostDirectory
+        createdAt = info.storage.createdAt
+    }
+}

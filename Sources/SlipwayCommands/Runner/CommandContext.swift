@@ -1,0 +1,97 @@
+import Foundation
+import SlipwayCore
+
+/// Where a command's bytes go: the process's stdout/stderr locally, the SSH
+/// channel's streams remotely, a buffer in tests.
+public protocol TextOutput: Sendable {
+    func write(_ text: String)
+}
+
+/// Where a command reads its standard input from.
+public protocol InputSource: Sendable {
+    /// True when nothing was piped in (an interactive terminal): commands that
+    /// need input explain how to give it instead of waiting forever.
+    var isInteractive: Bool { get }
+    /// Reads to end of input, or returns nil as soon as more than `limit` bytes arrive.
+    func readAll(limit: Int) throws -> Data?
+    /// Reads one line (without its newline), or nil as soon as more than `limit` bytes arrive.
+    func readLine(limit: Int) throws -> Data?
+}
+
+/// Everything a running command may use.
+public final class CommandContext: Sendable {
+    public let core: Core
+    public let principal: Principal
+    public let stdout: TextOutput
+    public let stderr: TextOutput
+    public let stdin: InputSource
+    /// The command name as typed, for audit records.
+    public let commandName: String
+
+    public init(core: Core, principal: Principal, stdout: TextOutput, stderr: TextOutput,
+                stdin: InputSource, commandName: String) {
+        self.core = core
+        self.principal = principal
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdin = stdin
+        self.commandName = commandName
+    }
+
+    /// The caller, for service calls that audit.
+    public var caller: Caller { Caller(principal: principal, command: commandName) }
+
+    /// True for the local CLI (root on the host), which may read host files.
+    public var isLocal: Bool { principal.channel == "local" }
+
+    /// Prints one line (a newline is added) to stdout.
+    public func print(_ line: String = "") { stdout.write(line + "\n") }
+
+    /// Prints a notice line to stderr (progress and hints, never data).
+    public func note(_ line: String) { stderr.write(line + "\n") }
+
+    /// Prints a value as pretty, key-sorted JSON.
+    public func printJSON<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    /// Reads standard input as UTF-8 text of at most `limit` bytes.
+    /// `what` names the input in errors ("the public key").
+    public func readInput(_ what: String, limit: Int, hint: String) throws -> String {
+        if stdin.isInteractive {
+            throw UserFacingError.invalid("\(what) is read from standard input, and none was piped in; \(hint)")
+        }
+        guard let data = try stdin.readAll(limit: limit) else {
+            throw UserFacingError.invalid("\(what) is larger than \(limit) bytes; \(hint)")
+        }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw UserFacingError.invalid("\(what) is not valid UTF-8 text; \(hint)")
+        }
+        return text
+    }
+}
+
+/// Formats for text tables and dates shared by the commands.
+enum Text {
+    /// Left-aligned columns separated by two spaces, Dokku style.
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+
+    /// `2026-11-27T16:01:02Z`.
+    static func date(_ date: Date) -> String {
+        date.formatted(.iso8601)
+    }
+
+    /// Dokku's section heading: `=====> web env vars`.
+    static func heading(_ title: String) -> String { "=====> \(title)" }
+}

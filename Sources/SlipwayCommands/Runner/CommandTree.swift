@@ -1,0 +1,68 @@
+import ArgumentParser
+import SlipwayCore
+
+/// The whole command surface, in the order `help` lists it.
+public enum CommandTree {
+    public static let commands: [any GatedCommand.Type] = [
+        Apps.Create.self, Apps.List.self, Apps.Report.self, Apps.Rename.self, Apps.Destroy.self,
+        Apps.Lock.self, Apps.Unlock.self, Apps.Locked.self,
+        ACL.Add.self, ACL.Remove.self, ACL.List.self,
+        Config.Set.self, Config.Unset.self, Config.Get.self, Config.Show.self, Config.Keys.self,
+        Config.Export.self, Config.Clear.self,
+        StorageCommands.Create.self, StorageCommands.Mount.self, StorageCommands.Unmount.self,
+        StorageCommands.List.self, StorageCommands.Report.self, StorageCommands.Destroy.self,
+        Users.Add.self, Users.Remove.self, Users.List.self, Users.Report.self, Users.SetAdmin.self,
+        SSHKeys.Add.self, SSHKeys.Remove.self, SSHKeys.List.self, WhoAmI.self,
+        Events.self, Help.self, Version.self,
+    ]
+
+    /// Commands by wire name.
+    public static let byName: [String: any GatedCommand.Type] = Dictionary(uniqueKeysWithValues: commands.map { ($0.name, $0) })
+
+    /// Whether `principal` may run `command` at all (admin-only commands are hidden from others).
+    public static func isVisible(_ command: any GatedCommand.Type, to principal: Principal) -> Bool {
+        command.rule != .admin || principal.isAdmin
+    }
+
+    /// `help` (a listing) or `help <command>` (its usage), for what the caller may run.
+    public static func help(for name: String?, principal: Principal) throws -> String {
+        guard let name else { return listing(for: principal) }
+        return try usage(of: try visibleCommand(name, for: principal))
+    }
+
+    /// The command named `name`, if the caller may run it; otherwise the error to show.
+    static func visibleCommand(_ name: String, for principal: Principal) throws -> any GatedCommand.Type {
+        guard let command = byName[name] else {
+            throw UserFacingError(.usage, "unknown command \(quoted(name)); run help to see the commands you may run")
+        }
+        guard isVisible(command, to: principal) else {
+            throw UserFacingError.denied("\(name) is for server admins only")
+        }
+        return command
+    }
+
+    static func usage(of command: any GatedCommand.Type) throws -> String {
+        var text = SlipwayRoot.helpMessage(for: command, columns: 100)
+        text = text.replacingOccurrences(of: "slipway \(command.name)", with: command.name)
+        return text.hasSuffix("\n") ? text : text + "\n"
+    }
+
+    static func listing(for principal: Principal) -> String {
+        let visible = commands.filter { isVisible($0, to: principal) }
+        let width = (visible.map { $0.name.count }.max() ?? 0) + 2
+        var text = "Usage: <command> [arguments]   (\(principal.name)\(principal.isAdmin ? ", admin" : ""))\n\nCommands you may run:\n"
+        for command in visible {
+            let padded = command.name.padding(toLength: width, withPad: " ", startingAt: 0)
+            text += "  \(padded)\(command.configuration.abstract)\n"
+        }
+        text += "\nRun \"help <command>\" or \"<command> --help\" for a command's arguments.\n"
+        return text
+    }
+}
+
+/// The root of the ArgumentParser tree; never run itself.
+struct SlipwayRoot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slipway",
+        subcommands: CommandTree.commands.map { $0 as ParsableCommand.Type })
+}

@@ -1,0 +1,92 @@
+import Foundation
+import TOMLKit
+
+/// The server's settings, from `/etc/slipway/slipway.toml` (see `etc/slipway.toml`
+/// for every key with its default). A missing default file means all defaults.
+public struct Settings: Sendable, Equatable {
+    public static let defaultConfigPath = "/etc/slipway/slipway.toml"
+    public static let defaultDataDir = "/var/lib/slipway"
+
+    /// Where the state, repos and storage live.
+    public var dataDir: String = Settings.defaultDataDir
+    /// `HOST:PORT` the SSH front listens on.
+    public var listen: String = "0.0.0.0:2222"
+    /// Whether non-admin users may run `apps:create` (and create apps by pushing).
+    public var usersCanCreateApps: Bool = true
+    /// Public key lines registered to the user `admin` on first start when there are no users.
+    public var initialAdminKeys: [String] = []
+
+    public init() {}
+
+    /// Reads `path`. `required` is false for the default path, which may be absent.
+    public static func load(path: String, required: Bool) throws -> Settings {
+        guard FileManager.default.fileExists(atPath: path) else {
+            if required { throw UserFacingError.invalid("config file \(quoted(path)) does not exist; check --config") }
+            return Settings()
+        }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw UserFacingError.invalid("config file \(quoted(path)) cannot be read as UTF-8 text")
+        }
+        return try parse(text, source: path)
+    }
+
+    /// Parses TOML text; unknown keys and wrong types are errors, so typos do not go unnoticed.
+    public static func parse(_ text: String, source: String) throws -> Settings {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw UserFacingError.invalid("config file \(source), line \(error.source.begin.line): \(error.description)")
+        }
+        var settings = Settings()
+        for (key, value) in table {
+            func wrongType(_ expected: String) -> UserFacingError {
+                .invalid("config file \(source): \(key) must be \(expected)")
+            }
+            switch key {
+            case "data_dir":
+                guard let s = value.string, s.hasPrefix("/") else { throw wrongType("an absolute path") }
+                settings.dataDir = s
+            case "listen":
+                guard let s = value.string else { throw wrongType("a \"HOST:PORT\" string") }
+                settings.listen = s
+            case "users_can_create_apps":
+                guard let b = value.bool else { throw wrongType("true or false") }
+                settings.usersCanCreateApps = b
+            case "initial_admin_keys":
+                guard let array = value.array else { throw wrongType("an array of public key lines") }
+                settings.initialAdminKeys = try array.map { try $0.string ?? { throw wrongType("an array of public key lines") }() }
+            default:
+                throw UserFacingError.invalid("config file \(source): unknown key \(quoted(key)); see man slipway for the keys")
+            }
+        }
+        return settings
+    }
+}
+
+/// The data directory's layout (architecture.md, "Data layout").
+public struct DataPaths: Sendable {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    public var database: String { root + "/slipway.db" }
+    public var repositories: String { root + "/repos" }
+    public var storageRoot: String { root + "/storage" }
+
+    public func repository(_ app: AppName) -> String { "\(repositories)/\(app).git" }
+    public func storage(_ name: StorageName) -> String { "\(storageRoot)/\(name)" }
+
+    /// Creates the root (mode 0700: the database holds every tenant's secrets) and its folders.
+    public func prepare() throws {
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            for dir in [repositories, storageRoot] {
+                try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            }
+        } catch {
+            throw UserFacingError.invalid("cannot use data directory \(quoted(root)): \(error.localizedDescription); pick another with --data-dir or SLIPWAY_DATA_DIR")
+        }
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import GRDB
+
+/// Apps and their collaborators.
+public struct AppService: Sendable {
+    let store: Store
+    let authorizer: Authorizer
+    let settings: Settings
+    let paths: DataPaths
+
+    /// An app with the caller's role on it and its collaborators, for lists and reports.
+    public struct Summary: Sendable {
+        public let app: App
+        public let role: AppRole
+        public let members: [(user: UserName, role: AppRole)]
+    }
+
+    /// Creates an app; a user caller becomes its owner.
+    public func create(_ name: AppName, by caller: Caller) throws -> App {
+        try store.write { db in try create(name, by: caller, in: db) }
+    }
+
+    /// The same, inside a caller's transaction (git push creates apps too).
+    public func create(_ name: AppName, by caller: Caller, in db: Database) throws -> App {
+        guard caller.principal.isAdmin || settings.usersCanCreateApps else {
+            throw UserFacingError.denied("only admins may create apps on this server; ask an admin to create \(name) and add you with acl:add")
+        }
+        guard try App.filter(Column("name") == name.rawValue).fetchCount(db) == 0 else {
+            // A hidden app and a visible one answer alike, but the name is still taken.
+            throw UserFacingError.conflict("name is already taken: an app named \(quoted(name.rawValue)) exists; choose another name")
+        }
+        var app = App(name: name, createdAt: Date(), createdBy: caller.principal.name, locked: false)
+        try app.insert(db)
+        if let userID = caller.principal.userID {
+            var member = AppMember(appId: app.id!, userId: userID, role: .owner, addedAt: Date())
+            try member.insert(db)
+        }
+        try db.audit(caller, app: name.rawValue, detail: "created app \(name)")
+        return app
+    }
+
+    /// Apps the principal can read, by name.
+    public func list(for principal: Principal) throws -> [Summary] {
+        try store.read { db in
+            try App.order(Column("name")).fetchAll(db).compactMap { app in
+                guard let role = try authorizer.role(of: principal, on: app, in: db) else { return nil }
+                return Summary(app: app, role: role, members: try members(of: app, db))
+            }
+        }
+    }
+
+    /// One app the principal has already been authorized to read.
+    public func report(_ name: AppName, for principal: Principal) throws -> Summary {
+        try store.read { db in
+            let app = try existing(name, db)
+            guard let role = try authorizer.role(of: principal, on: app, in: db) else { throw UserFacingError.appNotFound(name.rawValue) }
+            return Summary(app: app, role: role, members: try members(of: app, db))
+        }
+    }
+
+    /// Destroys the app: its config, mounts, ACL and repo. Managed storage is kept
+    /// unless `purgeStorage`, and then only storage no other app mounts.
+    public func destroy(_ name: AppName, purgeStorage: Bool, by caller: Caller) throws -> [StorageName] {
+        let purged: [StorageName] = try store.write { db in
+            let app = try existing(name, db)
+            var purged: [StorageName] = []
+            if purgeStorage {
+                purged = try StorageName.fetchAll(db, sql: """
+                    SELECT DISTINCT s.name FROM storages s JOIN mounts m ON m.storage_id = s.id
+                    WHERE m.app_id = ? AND NOT EXISTS (SELECT 1 FROM mounts o WHERE o.storage_id = s.id AND o.app_id <> ?)
+                    ORDER BY s.name
+                    """, arguments: [app.id, app.id])
+            }
+            _ = try app.delete(db)
+            for storage in purged {
+                try db.execute(sql: "DELETE FROM storages WHERE name = ?", arguments: [storage.rawValue])
+            }
+            let purgedNote = purged.isEmpty ? "" : "; purged storage \(purged.map(\.rawValue).joined(separator: ", "))"
+            try db.audit(caller, app: name.rawValue, detail: "destroyed app \(name)\(purgedNote)")
+            return purged
+        }
+        // Files go after the commit: a crash in between leaves only unreferenced files.
+        try? FileManager.default.removeItem(atPath: paths.repository(name))
+        for storage in purged { try? FileManager.default.removeItem(atPath: paths.storage(storage)) }
+        return purged
+    }
+
+    public func rename(_ old: AppName, to new: AppName, by caller: Caller) throws {
+        try store.write { db in
+            var app = try existing(old, db)
+            guard try App.filter(Column("name") == new.rawValue).fetchCount(db) == 0 else {
+                throw UserFacingError.conflict("name is already taken: an app named \(quoted(new.rawValue)) exists; choose another name")
+            }
+            let oldRepo = paths.repository(old), newRepo = paths.repository(new)
+            if FileManager.default.fileExists(atPath: oldRepo) {
+                // Inside the transaction: if the move fails, the rename is rolled back.
+                try FileManager.default.moveItem(atPath: oldRepo, toPath: newRepo)
+            }
+            app.name = new
+            try app.update(db)
+            try db.audit(caller, app: new.rawValue, detail: "renamed app \(old) to \(new)")
+        }
+    }
+
+    public func setLocked(_ name: AppName, _ locked: Bool, by caller: Caller) throws {
+        try store.write { db in
+            var app = try existing(name, db)
+            app.locked = locked
+            try app.update(db)
+            try db.audit(caller, app: name.rawValue, detail: locked ? "locked deploys" : "unlocked deploys")
+        }
+    }
+
+    public func find(_ name: AppName) throws -> App? {
+        try store.read { db in try App.filter(Column("name") == name.rawValue).fetchOne(db) }
+    }
+
+    // MARK: Collaborators
+
+    /// Grants `role` on the app to `user` (replacing any earlier role).
+    public func grant(_ role: AppRole, on name: AppName, to userName: UserName, by caller: Caller) throws {
+        try store.write { db in
+            let app = try existing(name, db)
+            let user = try existingUser(userName, db)
+            let previous = try member(app, user, db)
+            if previous?.role == .owner, role != .owner { try ensureAnotherOwner(app, besides: user, db) }
+            var entry = AppMember(appId: app.id!, userId: user.id!, role: role, addedAt: previous?.addedAt ?? Date())
+            try entry.save(db)
+            try db.audit(caller, app: name.rawValue, detail: "gave \(userName) \(role.rawValue) access")
+        }
+    }
+
+    public func revoke(on name: AppName, from userName: UserName, by caller: Caller) throws {
+        try store.write { db in
+            let app = try existing(name, db)
+            let user = try existingUser(userName, db)
+            guard let entry = try member(app, user, db) else {
+                throw UserFacingError.notFound("\(userName) has no access to \(name); acl:list \(name) shows who has")
+            }
+            if entry.role == .owner { try ensureAnotherOwner(app, besides: user, db) }
+            _ = try entry.delete(db)
+            try db.audit(caller, app: name.rawValue, detail: "removed \(userName)'s access")
+        }
+    }
+
+    public func members(of name: AppName) throws -> [(user: UserName, role: AppRole)] {
+        try store.read { db in try members(of: try existing(name, db), db) }
+    }
+
+    // MARK: Helpers
+
+    func existing(_ name: AppName, _ db: Database) throws -> App {
+        guard let app = try App.filter(Column("name") == name.rawValue).fetchOne(db) else {
+            throw UserFacingError.appNotFound(name.rawValue)
+        }
+        return app
+    }
+
+    private func existingUser(_ name: UserName, _ db: Database) throws -> User {
+        guard let user = try User.filter(Column("name") == name.rawValue).fetchOne(db) else {
+            throw UserFacingError.notFound("user \(quoted(name.rawValue)) not found; ask an admin to add them (users:add)")
+        }
+        return user
+    }
+
+    private func member(_ app: App, _ user: User, _ db: Database) throws -> AppMember? {
+        try AppMember.filter(Column("app_id") == app.id && Column("user_id") == user.id).fetchOne(db)
+    }
+
+    private func members(of app: App, _ db: Database) throws -> [(user: UserName, role: AppRole)] {
+        try Row.fetchAll(db, sql: """
+            SELECT users.name, m.role FROM app_members m JOIN users ON users.id = m.user_id
+            WHERE m.app_id = ? ORDER BY users.name
+            """, arguments: [app.id]).map { (UserName(uncheckedRawValue: $0["name"]), AppRole(rawValue: $0["role"]) ?? .read) }
+    }
+
+    /// An app keeps at least one owner, so someone can always manage it.
+    private func ensureAnotherOwner(_ app: App, besides user: User, _ db: Database) throws {
+        let others = try AppMember.filter(Column("app_id") == app.id && Column("role") == AppRole.owner.rawValue && Column("user_id") != user.id).fetchCount(db)
+        guard others > 0 else {
+            throw UserFacingError.conflict("\(user.name) is the last owner of \(app.name); add another owner first (acl:add \(app.name) <user> owner)")
+        }
+    }
+}

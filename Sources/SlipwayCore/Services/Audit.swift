@@ -1,0 +1,52 @@
+import Foundation
+import GRDB
+
+/// Who asked, and under which command: what every mutating service call needs
+/// to write its audit event inside its own transaction.
+public struct Caller: Sendable {
+    public let principal: Principal
+    /// The command as typed on the wire, e.g. `config:set`.
+    public let command: String
+
+    public init(principal: Principal, command: String) {
+        self.principal = principal
+        self.command = command
+    }
+}
+
+extension Database {
+    /// Appends one event. Called by services inside the transaction that made the change,
+    /// so the change and its record land together or not at all.
+    func audit(_ caller: Caller, app: String?, outcome: String = "ok", detail: String) throws {
+        var event = Event(at: Date(), actor: caller.principal.name, via: caller.principal.via,
+                          command: caller.command, app: app, outcome: outcome, detail: detail)
+        try event.insert(self)
+    }
+}
+
+/// Reads and appends to the audit log.
+public struct EventLog: Sendable {
+    let store: Store
+    let authorizer: Authorizer
+
+    /// Records a failed command (successes are recorded by the service that made the change).
+    public func recordFailure(_ caller: Caller, app: String?, message: String) throws {
+        try store.write { db in try db.audit(caller, app: app, outcome: "failed", detail: message) }
+    }
+
+    /// The newest `limit` events the principal may see, oldest first: admins see all;
+    /// users see events on apps they can read and their own actions.
+    public func recent(for principal: Principal, limit: Int) throws -> [Event] {
+        try store.read { db in
+            var request = Event.order(Column("id").desc).limit(limit)
+            if !principal.isAdmin {
+                let apps = try String.fetchAll(db, sql: """
+                    SELECT apps.name FROM apps JOIN app_members ON app_members.app_id = apps.id
+                    WHERE app_members.user_id = ?
+                    """, arguments: [principal.userID])
+                request = request.filter(apps.contains(Column("app")) || Column("actor") == principal.name)
+            }
+            return try request.fetchAll(db).reversed()
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+
+/// Everything a command handler calls: the store and one service per noun.
+/// Opened once per process (CLI) or once per server.
+public final class Core: Sendable {
+    public let settings: Settings
+    public let paths: DataPaths
+    public let store: Store
+    public let authorizer: Authorizer
+    public let users: UserService
+    public let apps: AppService
+    public let config: ConfigService
+    public let storage: StorageService
+    public let events: EventLog
+
+    /// Prepares the data directory and opens (migrating) the database.
+    public init(settings: Settings) throws {
+        self.settings = settings
+        paths = DataPaths(root: settings.dataDir)
+        try paths.prepare()
+        store = try Store(path: paths.database)
+        authorizer = Authorizer(store: store)
+        users = UserService(store: store)
+        apps = AppService(store: store, authorizer: authorizer, settings: settings, paths: paths)
+        config = ConfigService(store: store)
+        storage = StorageService(store: store, paths: paths)
+        events = EventLog(store: store, authorizer: authorizer)
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import GRDB
+
+/// Managed storage directories and the mounts that bring them (or, for admins,
+/// host paths) into an app's containers.
+public struct StorageService: Sendable {
+    let store: Store
+    let paths: DataPaths
+
+    /// One mount as `storage:list` / `storage:report` show it.
+    public struct MountInfo: Sendable {
+        public let source: MountSource
+        public let containerPath: String
+        public let phases: Set<MountPhase>
+        public let readonly: Bool
+        /// The directory on the host that is bound.
+        public let hostDirectory: String
+        /// The storage's owner; nil for host paths and admin-created storage.
+        public let owner: UserName?
+    }
+
+    /// A storage with the apps that mount it.
+    public struct StorageInfo: Sendable {
+        public let storage: Storage
+        public let owner: UserName?
+        public let mountedBy: [AppName]
+        public let hostDirectory: String
+    }
+
+    public func create(_ name: StorageName, by caller: Caller) throws -> Storage {
+        let storage = try store.write { db in
+            guard try Storage.filter(Column("name") == name.rawValue).fetchCount(db) == 0 else {
+                throw UserFacingError.conflict("storage \(quoted(name.rawValue)) already exists; choose another name")
+            }
+            let storage = try insertStorage(name, caller, db)
+            try db.audit(caller, app: nil, detail: "created storage \(name)")
+            return storage
+        }
+        try makeDirectory(name)
+        return storage
+    }
+
+    /// Mounts `spec` into the app. A storage name that does not exist yet is created,
+    /// owned by the caller. The authorizer has already checked app write access and
+    /// storage ownership (or admin for host paths).
+    public func mount(_ spec: MountSpec, on appName: AppName, phases: Set<MountPhase>, readonly: Bool,
+                      by caller: Caller) throws -> (info: MountInfo, createdStorage: Bool) {
+        let result: (MountInfo, Bool) = try store.write { db in
+            let app = try existingApp(appName, db)
+            if try Mount.filter(Column("app_id") == app.id && Column("container_path") == spec.containerPath.rawValue).fetchCount(db) > 0 {
+                throw UserFacingError.conflict("\(appName) already has a mount at \(spec.containerPath); storage:unmount it first")
+            }
+            var mount = Mount(appId: app.id!, containerPath: spec.containerPath.rawValue,
+                              phases: MountPhase.format(phases), readonly: readonly, createdAt: Date())
+            var created = false
+            switch spec.source {
+            case .storage(let name):
+                var storage = try Storage.filter(Column("name") == name.rawValue).fetchOne(db)
+                if storage == nil {
+                    storage = try insertStorage(name, caller, db)
+                    created = true
+                }
+                mount.storageId = storage!.id
+            case .hostPath(let path):
+                mount.hostPath = path.rawValue
+            }
+            try mount.insert(db)
+            try db.audit(caller, app: appName.rawValue,
+                         detail: "mounted \(describe(spec.source)) at \(spec.containerPath) (\(mount.phases)\(readonly ? ", readonly" : ""))")
+            return (try info(for: mount, db), created)
+        }
+        if case .storage(let name) = spec.source { try makeDirectory(name) }
+        return result
+    }
+
+    public func unmount(_ spec: MountSpec, from appName: AppName, by caller: Caller) throws {
+        try store.write { db in
+            let app = try existingApp(appName, db)
+            let mounts = try Mount.filter(Column("app_id") == app.id && Column("container_path") == spec.containerPath.rawValue).fetchAll(db)
+            guard let mount = try mounts.first(where: { try info(for: $0, db).source == spec.source }) else {
+                throw UserFacingError.notFound("\(appName) has no mount of \(describe(spec.source)) at \(spec.containerPath); storage:list \(appName) shows its mounts")
+            }
+            _ = try mount.delete(db)
+            try db.audit(caller, app: appName.rawValue, detail: "unmounted \(describe(spec.source)) from \(spec.containerPath) (data kept)")
+        }
+    }
+
+    public func mounts(of appName: AppName) throws -> [MountInfo] {
+        try store.read { db in
+            let app = try existingApp(appName, db)
+            return try Mount.filter(Column("app_id") == app.id).order(Column("container_path")).fetchAll(db).map { try info(for: $0, db) }
+        }
+    }
+
+    /// Storage the principal owns (admins: all storage).
+    public func storages(for principal: Principal) throws -> [StorageInfo] {
+        try store.read { db in
+            var request = Storage.order(Column("name"))
+            if !principal.isAdmin { request = request.filter(Column("owner_id") == principal.userID) }
+            return try request.fetchAll(db).map { storage in
+                let apps = try AppName.fetchAll(db, sql: "SELECT DISTINCT apps.name FROM apps JOIN mounts ON mounts.app_id = apps.id WHERE mounts.storage_id = ? ORDER BY apps.name", arguments: [storage.id])
+                return StorageInfo(storage: storage, owner: try ownerName(storage, db), mountedBy: apps, hostDirectory: paths.storage(storage.name))
+            }
+        }
+    }
+
+    /// Deletes the storage and its data; refuses while any app mounts it.
+    public func destroy(_ name: StorageName, by caller: Caller) throws {
+        try store.write { db in
+            guard let storage = try Storage.filter(Column("name") == name.rawValue).fetchOne(db) else {
+                throw UserFacingError.notFound("storage \(quoted(name.rawValue)) not found")
+            }
+            let users = try String.fetchAll(db, sql: "SELECT apps.name || ' at ' || mounts.container_path FROM mounts JOIN apps ON apps.id = mounts.app_id WHERE mounts.storage_id = ? ORDER BY apps.name", arguments: [storage.id])
+            guard users.isEmpty else {
+                throw UserFacingError.conflict("storage \(name) is mounted by \(users.joined(separator: ", ")); storage:unmount it first")
+            }
+            _ = try storage.delete(db)
+            try db.audit(caller, app: nil, detail: "destroyed storage \(name)")
+        }
+        try? FileManager.default.removeItem(atPath: paths.storage(name))
+    }
+
+    // MARK: Helpers
+
+    private func insertStorage(_ name: StorageName, _ caller: Caller, _ db: Database) throws -> Storage {
+        var storage = Storage(name: name, ownerId: caller.principal.userID, createdAt: Date())
+        try storage.insert(db)
+        return storage
+    }
+
+    /// The managed directory. Ownership is set to the image's user at deploy (a later step).
+    private func makeDirectory(_ name: StorageName) throws {
+        try FileManager.default.createDirectory(atPath: paths.storage(name), withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+    }
+
+    private func existingApp(_ name: AppName, _ db: Database) throws -> App {
+        guard let app = try App.filter(Column("name") == name.rawValue).fetchOne(db) else { throw UserFacingError.appNotFound(name.rawValue) }
+        return app
+    }
+
+    private func ownerName(_ storage: Storage, _ db: Database) throws -> UserName? {
+        guard let ownerId = storage.ownerId else { return nil }
+        return try UserName.fetchOne(db, sql: "SELECT name FROM users WHERE id = ?", arguments: [ownerId])
+    }
+
+    private func info(for mount: Mount, _ db: Database) throws -> MountInfo {
+        let phases = (try? MountPhase.parseList(mount.phases)) ?? Set(MountPhase.allCases)
+        if let hostPath = mount.hostPath {
+            return MountInfo(source: .hostPath(try AbsolutePath(hostPath, kind: "host path")), containerPath: mount.containerPath,
+                             phases: phases, readonly: mount.readonly, hostDirectory: hostPath, owner: nil)
+        }
+        guard let storage = try Storage.fetchOne(db, key: mount.storageId) else {
+            throw UserFacingError.notFound("storage of mount \(mount.containerPath) is missing")
+        }
+        return MountInfo(source: .storage(storage.name), containerPath: mount.containerPath, phases: phases,
+                         readonly: mount.readonly, hostDirectory: paths.storage(storage.name), owner: try ownerName(storage, db))
+    }
+
+    private func describe(_ source: MountSource) -> String {
+        switch source {
+        case .storage(let name): "storage \(name)"
+        case .hostPath(let path): "host path \(path)"
+        }
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import GRDB
+
+/// Users and their SSH keys.
+public struct UserService: Sendable {
+    let store: Store
+
+    /// A user with their keys, for lists and reports.
+    public struct Summary: Sendable {
+        public let user: User
+        public let keys: [SSHKeyRecord]
+    }
+
+    public func add(_ name: UserName, admin: Bool, by caller: Caller) throws -> User {
+        try store.write { db in
+            guard try fetch(name, db) == nil else {
+                throw UserFacingError.conflict("user \(quoted(name.rawValue)) already exists; users:report \(name) shows it")
+            }
+            var user = User(name: name, isAdmin: admin)
+            try user.insert(db)
+            try db.audit(caller, app: nil, detail: "added user \(name)\(admin ? " (admin)" : "")")
+            return user
+        }
+    }
+
+    /// Removes the user, their keys and ACL entries. Refuses to remove the last admin,
+    /// the only owner of an app, or the owner of storage, naming what to do first.
+    public func remove(_ name: UserName, by caller: Caller) throws {
+        try store.write { db in
+            let user = try existing(name, db)
+            if user.isAdmin { try ensureAnotherAdmin(besides: user, db) }
+            let soleOwned = try String.fetchAll(db, sql: """
+                SELECT apps.name FROM apps JOIN app_members m ON m.app_id = apps.id
+                WHERE m.user_id = ? AND m.role = 'owner'
+                  AND NOT EXISTS (SELECT 1 FROM app_members o WHERE o.app_id = apps.id AND o.role = 'owner' AND o.user_id <> ?)
+                ORDER BY apps.name
+                """, arguments: [user.id, user.id])
+            guard soleOwned.isEmpty else {
+                throw UserFacingError.conflict("\(name) is the only owner of \(soleOwned.joined(separator: ", ")); give each another owner (acl:add <app> <user> owner) or destroy it first")
+            }
+            let storages = try String.fetchAll(db, sql: "SELECT name FROM storages WHERE owner_id = ? ORDER BY name", arguments: [user.id])
+            guard storages.isEmpty else {
+                throw UserFacingError.conflict("\(name) owns storage \(storages.joined(separator: ", ")); destroy it first (storage:destroy)")
+            }
+            _ = try user.delete(db)
+            try db.audit(caller, app: nil, detail: "removed user \(name)")
+        }
+    }
+
+    public func setAdmin(_ name: UserName, _ admin: Bool, by caller: Caller) throws {
+        try store.write { db in
+            var user = try existing(name, db)
+            if user.isAdmin && !admin { try ensureAnotherAdmin(besides: user, db) }
+            user.isAdmin = admin
+            try user.update(db)
+            try db.audit(caller, app: nil, detail: "\(name) admin: \(admin)")
+        }
+    }
+
+    public func list() throws -> [Summary] {
+        try store.read { db in
+            let keys = Dictionary(grouping: try SSHKeyRecord.order(Column("name")).fetchAll(db), by: \.userId)
+            return try User.order(Column("name")).fetchAll(db).map { Summary(user: $0, keys: keys[$0.id!] ?? []) }
+        }
+    }
+
+    public func report(_ name: UserName) throws -> Summary {
+        try store.read { db in
+            let user = try existing(name, db)
+            return Summary(user: user, keys: try keys(of: user, db))
+        }
+    }
+
+    /// The user a public key belongs to (SSH authentication).
+    public func owner(ofKey key: PublicKey) throws -> User? {
+        try store.read { db in
+            try User.fetchOne(db, sql: "SELECT users.* FROM users JOIN ssh_keys k ON k.user_id = users.id WHERE k.base64 = ?", arguments: [key.base64])
+        }
+    }
+
+    public func find(_ name: UserName) throws -> User? {
+        try store.read { db in try fetch(name, db) }
+    }
+
+    // MARK: Keys
+
+    /// Adds `key` to `userName`, creating the user (non-admin) when missing, as
+    /// Dokku's `ssh-keys:add` does. Without a key name, the key's comment is used
+    /// when it is a valid name, else `key-N`.
+    public func addKey(_ key: PublicKey, to userName: UserName, named keyName: KeyName?,
+                       by caller: Caller) throws -> (user: User, key: SSHKeyRecord, createdUser: Bool) {
+        try store.write { db in
+            if let holder = try User.fetchOne(db, sql: "SELECT users.* FROM users JOIN ssh_keys k ON k.user_id = users.id WHERE k.base64 = ?", arguments: [key.base64]) {
+                throw UserFacingError.conflict("this key (\(key.fingerprint)) is already registered to \(holder.name); a key belongs to one user")
+            }
+            var user = try fetch(userName, db)
+            let createdUser = user == nil
+            if user == nil {
+                var new = User(name: userName, isAdmin: false)
+                try new.insert(db)
+                user = new
+            }
+            let owner = user!
+            let existingNames = Set(try keys(of: owner, db).map(\.name.rawValue))
+            let name: KeyName
+            if let keyName {
+                guard !existingNames.contains(keyName.rawValue) else {
+                    throw UserFacingError.conflict("\(userName) already has a key named \(quoted(keyName.rawValue)); pick another name or ssh-keys:remove \(userName) \(keyName) first")
+                }
+                name = keyName
+            } else if let comment = key.comment, KeyName.isValid(comment), !existingNames.contains(comment) {
+                name = KeyName(uncheckedRawValue: comment)
+            } else {
+                let n = (1...).first { !existingNames.contains("key-\($0)") }!
+                name = KeyName(uncheckedRawValue: "key-\(n)")
+            }
+            var record = SSHKeyRecord(userId: owner.id!, name: name, type: key.type, base64: key.base64,
+                                      fingerprint: key.fingerprint, bits: key.bits, comment: key.comment, createdAt: Date())
+            try record.insert(db)
+            try db.audit(caller, app: nil, detail: "\(createdUser ? "added user \(userName) and " : "")added key \(name) \(key.fingerprint) to \(userName)")
+            return (owner, record, createdUser)
+        }
+    }
+
+    /// How `ssh-keys:remove` names a key.
+    public enum KeySelector: Sendable {
+        case name(KeyName)
+        case fingerprint(String)
+    }
+
+    public func removeKey(of userName: UserName, _ selector: KeySelector, by caller: Caller) throws {
+        try store.write { db in
+            let user = try existing(userName, db)
+            let match: SSHKeyRecord?
+            switch selector {
+            case .name(let name):
+                match = try keys(of: user, db).first { $0.name == name }
+            case .fingerprint(let fingerprint):
+                match = try keys(of: user, db).first { $0.fingerprint == fingerprint }
+            }
+            guard let key = match else {
+                throw UserFacingError.notFound("\(userName) has no such key; ssh-keys:list \(userName) shows their keys")
+            }
+            _ = try key.delete(db)
+            try db.audit(caller, app: nil, detail: "removed key \(key.name) \(key.fingerprint) from \(userName)")
+        }
+    }
+
+    /// Keys of one user, or of everybody (with their owners' names).
+    public func keys(of userName: UserName?) throws -> [(user: UserName, key: SSHKeyRecord)] {
+        try store.read { db in
+            if let userName {
+                let user = try existing(userName, db)
+                return try keys(of: user, db).map { (user.name, $0) }
+            }
+            let names = Dictionary(uniqueKeysWithValues: try User.fetchAll(db).map { ($0.id!, $0.name) })
+            return try SSHKeyRecord.order(Column("user_id"), Column("name")).fetchAll(db)
+                .compactMap { key in names[key.userId].map { ($0, key) } }
+                .sorted { ($0.user, $0.key.name) < ($1.user, $1.key.name) }
+        }
+    }
+
+    // MARK: Helpers
+
+    private func fetch(_ name: UserName, _ db: Database) throws -> User? {
+        try User.filter(Column("name") == name.rawValue).fetchOne(db)
+    }
+
+    private func existing(_ name: UserName, _ db: Database) throws -> User {
+        guard let user = try fetch(name, db) else {
+            throw UserFacingError.notFound("user \(quoted(name.rawValue)) not found; users:list shows the users")
+        }
+        return user
+    }
+
+    private func keys(of user: User, _ db: Database) throws -> [SSHKeyRecord] {
+        try SSHKeyRecord.filter(Column("user_id") == user.id).order(Column("name")).fetchAll(db)
+    }
+
+    private func ensureAnotherAdmin(besides user: User, _ db: Database) throws {
+        let others = try User.filter(Column("is_admin") == true && Column("id") != user.id).fetchCount(db)
+        guard others > 0 else {
+            throw UserFacingError.conflict("\(user.name) is the last admin; make another user admin first (users:set-admin <user> true)")
+        }
+    }
+}

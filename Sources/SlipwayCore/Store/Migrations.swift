@@ -1,0 +1,92 @@
+import GRDB
+
+/// Numbered schema migrations. Never edit a shipped one: add the next.
+enum Migrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: users, keys, apps, acl, config, storage, mounts, events") { db in
+            try db.execute(sql: """
+                CREATE TABLE users (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    is_admin BOOLEAN NOT NULL DEFAULT 0,
+                    created_at DATETIME NOT NULL
+                );
+                CREATE TABLE ssh_keys (
+                    id INTEGER PRIMARY KEY,
+                    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    base64 TEXT NOT NULL UNIQUE,
+                    fingerprint TEXT NOT NULL UNIQUE,
+                    bits INTEGER NOT NULL,
+                    comment TEXT,
+                    created_at DATETIME NOT NULL,
+                    UNIQUE (user_id, name)
+                );
+                CREATE TABLE apps (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    created_at DATETIME NOT NULL,
+                    created_by TEXT,
+                    locked BOOLEAN NOT NULL DEFAULT 0,
+                    deploy_branch TEXT,
+                    deployed_revision TEXT
+                );
+                CREATE TABLE app_members (
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    role TEXT NOT NULL CHECK (role IN ('read', 'write', 'owner')),
+                    added_at DATETIME NOT NULL,
+                    PRIMARY KEY (app_id, user_id)
+                );
+                CREATE INDEX app_members_by_user ON app_members(user_id);
+                CREATE TABLE config_vars (
+                    id INTEGER PRIMARY KEY,
+                    app_id INTEGER REFERENCES apps(id) ON DELETE CASCADE,
+                    key TEXT NOT NULL,
+                    value TEXT NOT NULL
+                );
+                -- NULLs are distinct in a UNIQUE constraint, so globals get their own index.
+                CREATE UNIQUE INDEX config_vars_app_key ON config_vars(app_id, key) WHERE app_id IS NOT NULL;
+                CREATE UNIQUE INDEX config_vars_global_key ON config_vars(key) WHERE app_id IS NULL;
+                CREATE TABLE storages (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    owner_id INTEGER REFERENCES users(id) ON DELETE RESTRICT,
+                    created_at DATETIME NOT NULL
+                );
+                CREATE TABLE mounts (
+                    id INTEGER PRIMARY KEY,
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    storage_id INTEGER REFERENCES storages(id) ON DELETE RESTRICT,
+                    host_path TEXT,
+                    container_path TEXT NOT NULL,
+                    phases TEXT NOT NULL,
+                    readonly BOOLEAN NOT NULL DEFAULT 0,
+                    created_at DATETIME NOT NULL,
+                    CHECK ((storage_id IS NULL) <> (host_path IS NULL)),
+                    UNIQUE (app_id, container_path)
+                );
+                CREATE INDEX mounts_by_storage ON mounts(storage_id);
+                CREATE TABLE events (
+                    id INTEGER PRIMARY KEY,
+                    at DATETIME NOT NULL,
+                    actor TEXT NOT NULL,
+                    via TEXT NOT NULL,
+                    command TEXT NOT NULL,
+                    app TEXT,
+                    outcome TEXT NOT NULL,
+                    detail TEXT NOT NULL
+                );
+                CREATE INDEX events_by_app ON events(app);
+                -- The audit log is append-only: the database itself refuses edits.
+                CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+                    BEGIN SELECT RAISE(ABORT, 'the events log is append-only'); END;
+                CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+                    BEGIN SELECT RAISE(ABORT, 'the events log is append-only'); END;
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import GRDB
+
+/// Column names in the database are snake_case; Swift properties are camelCase.
+public protocol SlipwayRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {}
+
+extension SlipwayRecord {
+    public static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { .convertFromSnakeCase }
+    public static var databaseColumnEncodingStrategy: DatabaseColumnEncodingStrategy { .convertToSnakeCase }
+}
+
+/// Inserted records learn their row id.
+extension SlipwayRecord where Self: HasRowID {
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+public protocol HasRowID { var id: Int64? { get set } }
+
+/// A registered user. Identity over SSH comes from their keys.
+public struct User: SlipwayRecord, HasRowID, Equatable {
+    public static let databaseTableName = "users"
+    public var id: Int64?
+    public var name: UserName
+    public var isAdmin: Bool
+    public var createdAt: Date
+
+    public init(name: UserName, isAdmin: Bool, createdAt: Date = Date()) {
+        self.name = name
+        self.isAdmin = isAdmin
+        self.createdAt = createdAt
+    }
+}
+
+/// One public key of a user; the key blob is unique across all users.
+public struct SSHKeyRecord: SlipwayRecord, HasRowID, Equatable {
+    public static let databaseTableName = "ssh_keys"
+    public var id: Int64?
+    public var userId: Int64
+    public var name: KeyName
+    public var type: String
+    public var base64: String
+    public var fingerprint: String
+    public var bits: Int
+    public var comment: String?
+    public var createdAt: Date
+}
+
+/// An app: a git repo, its config, mounts and (later) releases.
+public struct App: SlipwayRecord, HasRowID, Equatable {
+    public static let databaseTableName = "apps"
+    public var id: Int64?
+    public var name: AppName
+    public var createdAt: Date
+    /// The user who created it (nil if that user was removed).
+    public var createdBy: String?
+    /// A locked app refuses deploys (`apps:lock`).
+    public var locked: Bool
+    /// The branch whose pushes deploy; chosen on first push.
+    public var deployBranch: String?
+    /// The last revision pushed to the deploy branch.
+    public var deployedRevision: String?
+}
+
+/// A user's role on an app. The creator is an owner.
+public struct AppMember: SlipwayRecord, Equatable {
+    public static let databaseTableName = "app_members"
+    public var appId: Int64
+    public var userId: Int64
+    public var role: AppRole
+    public var addedAt: Date
+}
+
+/// One environment variable; `appId == nil` is a global default.
+public struct ConfigVar: SlipwayRecord, HasRowID, Equatable {
+    public static let databaseTableName = "config_vars"
+    public var id: Int64?
+    public var appId: Int64?
+    public var key: EnvKey
+    public var value: String
+}
+
+/// A managed storage directory under `<data-dir>/storage/<name>`, owned by a user.
+public struct Storage: SlipwayRecord, HasRowID, Equatable {
+    public static let databaseTableName = "storages"
+    public var id: Int64?
+    public var name: StorageName
+    /// nil: created by the local admin; only admins manage it.
+    public var ownerId: Int64?
+    public var createdAt: Date
+}
+
+/// A mount of a storage (or, admins only, a host path) into an app's containers.
+public struct Mount: SlipwayRecord, HasRowID, Equatable {
+    public static let databaseTableName = "mounts"
+    public var id: Int64?
+    public var appId: Int64
+    public var storageId: Int64?
+    public var hostPath: String?
+    public var containerPath: String
+    /// Comma-separated `MountPhase`s.
+    public var phases: String
+    public var readonly: Bool
+    public var createdAt: Date
+}
+
+/// One line of the append-only audit log.
+public struct Event: SlipwayRecord, HasRowID, Equatable {
+    public static let databaseTableName = "events"
+    public var id: Int64?
+    public var at: Date
+    public var actor: String
+    public var via: String
+    public var command: String
+    public var app: String?
+    /// "ok", or "failed".
+    public var outcome: String
+    /// What changed (never secret values), or the error message.
+    public var detail: String
+}
