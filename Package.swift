@@ -45,7 +45,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SlipwayCoreTests",
-            dependencies: ["SlipwayCore", "SlipwayCommands"]
+            dependencies: ["SlipwayCore", "SlipwayCommands", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SlipwayEndToEndTests",

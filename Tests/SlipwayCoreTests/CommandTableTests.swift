@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import Testing
+@testable import SlipwayCommands
+@testable import SlipwayCore
+
+/// Walks the whole command tree: every command's rule must be the one
+/// commands.md documents, and every sample invocation must produce the
+/// requirement the rule implies. A command added without a row here fails.
+@Suite("The command tree and its access rules")
+struct CommandTableTests {
+    /// name → (documented rule, sample argv, expected requirement for the sample)
+    static let table: [String: (AccessRule, [String], Requirement)] = [
+        "users:add": (.admin, ["users:add", "bob"], .admin),
+        "users:remove": (.admin, ["users:remove", "bob"], .admin),
+        "users:list": (.admin, ["users:list"], .admin),
+        "users:report": (.admin, ["users:report", "bob"], .admin),
+        "users:set-admin": (.admin, ["users:set-admin", "bob", "true"], .admin),
+        "ssh-keys:add": (.admin, ["ssh-keys:add", "bob", "laptop"], .admin),
+        "ssh-keys:remove": (.admin, ["ssh-keys:remove", "bob", "laptop"], .admin),
+        "ssh-keys:list": (.user, ["ssh-keys:list", "bob"], .selfOrAdmin("bob")),
+        "whoami": (.user, ["whoami"], .user),
+        "apps:create": (.user, ["apps:create", "web"], .user),
+        "apps:list": (.user, ["apps:list"], .user),
+        "apps:report": (.app(.read), ["apps:report", "web"], .app("web", .read)),
+        "apps:rename": (.app(.owner), ["apps:rename", "web", "www"], .app("web", .owner)),
+        "apps:destroy": (.app(.owner), ["apps:destroy", "web", "--force"], .app("web", .owner)),
+        "apps:lock": (.app(.write), ["apps:lock", "web"], .app("web", .write)),
+        "apps:unlock": (.app(.write), ["apps:unlock", "web"], .app("web", .write)),
+        "apps:locked": (.app(.write), ["apps:locked", "web"], .app("web", .write)),
+        "acl:add": (.app(.owner), ["acl:add", "web", "bob", "read"], .app("web", .owner)),
+        "acl:remove": (.app(.owner), ["acl:remove", "web", "bob"], .app("web", .owner)),
+        "acl:list": (.app(.read), ["acl:list", "web"], .app("web", .read)),
+        "config:set": (.app(.write), ["config:set", "web", "A=1"], .app("web", .write)),
+        "config:unset": (.app(.write), ["config:unset", "web", "A"], .app("web", .write)),
+        "config:clear": (.app(.write), ["config:clear", "web"], .app("web", .write)),
+        "config:get": (.app(.read), ["config:get", "web", "A"], .app("web", .read)),
+        "config:show": (.app(.read), ["config:show", "web"], .app("web", .read)),
+        "config:keys": (.app(.read), ["config:keys", "web"], .app("web", .read)),
+        "config:export": (.app(.read), ["config:export", "web"], .app("web", .read)),
+        "storage:create": (.user, ["storage:create", "data"], .user),
+        "storage:mount": (.app(.write), ["storage:mount", "web", "data:/app/data"], .all([.app("web", .write), .storageOwner("data", allowMissing: true)])),
+        "storage:unmount": (.app(.write), ["storage:unmount", "web", "data:/app/data"], .app("web", .write)),
+        "storage:list": (.app(.read), ["storage:list", "web"], .app("web", .read)),
+        "storage:report": (.app(.read), ["storage:report", "web"], .app("web", .read)),
+        "storage:destroy": (.user, ["storage:destroy", "data"], .storageOwner("data", allowMissing: false)),
+        "events": (.user, ["events"], .user),
+        "help": (.user, ["help"], .user),
+        "version": (.user, ["version"], .user),
+    ]
+
+    @Test func everyCommandIsInTheTable() {
+        let names = Set(CommandTree.commands.map { $0.name })
+        #expect(names == Set(Self.table.keys))
+        #expect(names.count == CommandTree.commands.count, "duplicate command names")
+    }
+
+    @Test(arguments: CommandTree.commands.map { $0.name })
+    func ruleAndRequirementMatchTheDocs(_ name: String) throws {
+        let type = try #require(CommandTree.byName[name])
+        let (rule, sample, requirement) = try #require(Self.table[name])
+        #expect(type.rule == rule)
+        let parsed = try #require(try SlipwayRoot.parseAsRoot(sample) as? any GatedCommand)
+        #expect(parsed.requirement == requirement)
+        // Exactly one of mutating or query, so failures of mutating commands are audited.
+        #expect((type is any MutatingCommand.Type) != (type is any QueryCommand.Type))
+    }
+
+    @Test func escalationsNeedAdmin() throws {
+        func requirement(_ argv: [String]) throws -> Requirement {
+            try #require(try SlipwayRoot.parseAsRoot(argv) as? any GatedCommand).requirement
+        }
+        #expect(try requirement(["config:set", "--global", "A=1"]) == .admin)
+        #expect(try requirement(["config:get", "--global", "A"]) == .admin)
+        #expect(try requirement(["config:export", "--global"]) == .admin)
+        #expect(try requirement(["storage:mount", "web", "/etc:/x"]) == .all([.app("web", .write), .admin]))
+        #expect(try requirement(["ssh-keys:list"]) == .user)
+        #expect(try requirement(["apps:report"]) == .user)
+    }
+
+    @Test func everyCommandIsInTheManPage() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let page = try String(contentsOf: root.appendingPathComponent("man/slipway-commands.7"), encoding: .utf8)
+        // troff writes '-' as '\\-'; a name must stand whole (apps:lock is not apps:locked).
+        let text = page.replacingOccurrences(of: "\\-", with: "-")
+        for command in CommandTree.commands {
+            let documented = [".B ", "\\fB"].contains { prefix in
+                text.ranges(of: prefix + command.name).contains { range in
+                    range.upperBound == text.endIndex || !(text[range.upperBound].isLetter || text[range.upperBound] == "-")
+                }
+            }
+            #expect(documented, "\(command.name) is not documented in man/slipway-commands.7")
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Testing
+@testable import SlipwayCore
+
+@Suite("Domain values are validated when they are made")
+struct DomainTests {
+    @Test(arguments: ["web", "a", "my-app-2", "0x", String(repeating: "a", count: 63)])
+    func validAppNames(_ name: String) throws {
+        #expect(try AppName(name).rawValue == name)
+    }
+
+    @Test(arguments: ["", "Web", "-web", "web-", "we b", "web;id", "../etc", "web.git", "wéb", String(repeating: "a", count: 64), "a\nb"])
+    func invalidAppNames(_ name: String) {
+        #expect(throws: UserFacingError.self) { try AppName(name) }
+    }
+
+    @Test func invalidNameErrorsQuoteControlCharacters() throws {
+        let error = #expect(throws: UserFacingError.self) { try UserName("bad\nname") }
+        #expect(error?.message.contains("\"bad\\nname\"") == true)
+        #expect(error?.kind == .invalidInput)
+    }
+
+    @Test func userNames() throws {
+        #expect(try UserName("alice").rawValue == "alice")
+        #expect(try UserName("bob-2").rawValue == "bob-2")
+        for bad in ["2bob", "Bob", "", "a_b", String(repeating: "a", count: 33)] {
+            #expect(throws: UserFacingError.self) { try UserName(bad) }
+        }
+    }
+
+    @Test func envKeys() throws {
+        for good in ["A", "_x", "DATABASE_URL", "a1"] { #expect(try EnvKey(good).rawValue == good) }
+        for bad in ["1A", "A-B", "", "A B", "A=B", "É"] {
+            #expect(throws: UserFacingError.self) { try EnvKey(bad) }
+        }
+    }
+
+    @Test func keyAndStorageNames() throws {
+        #expect(try KeyName("alice@laptop.local").rawValue == "alice@laptop.local")
+        #expect(throws: UserFacingError.self) { try KeyName("a/b") }
+        #expect(throws: UserFacingError.self) { try KeyName(".hidden") }
+        #expect(try StorageName("uploads-1").rawValue == "uploads-1")
+        #expect(throws: UserFacingError.self) { try StorageName("Uploads") }
+        #expect(throws: UserFacingError.self) { try StorageName("../x") }
+    }
+
+    @Test func containerPathsAreNormalised() throws {
+        #expect(try AbsolutePath("/app//data/", kind: "container path").rawValue == "/app/data")
+        #expect(try AbsolutePath("/app/./data", kind: "container path").rawValue == "/app/data")
+        for bad in ["app/data", "/app/../etc", "/", "//", "/a:b", "/a,b", "/a\nb", "", "/../x"] {
+            #expect(throws: UserFacingError.self, "\(bad)") { try AbsolutePath(bad, kind: "container path") }
+        }
+    }
+
+    @Test func mountSpecs() throws {
+        let storage = try MountSpec("uploads:/app/uploads")
+        #expect(storage.source == .storage(try StorageName("uploads")))
+        #expect(storage.containerPath.rawValue == "/app/uploads")
+        let host = try MountSpec("/srv/data:/data")
+        #expect(host.source == .hostPath(try AbsolutePath("/srv/data", kind: "host path")))
+        for bad in ["uploads", "uploads:relative", "../x:/a", "/etc/../x:/a", "up:/a/../b"] {
+            #expect(throws: UserFacingError.self, "\(bad)") { try MountSpec(bad) }
+        }
+    }
+
+    @Test func phases() throws {
+        #expect(try MountPhase.parseList("run,deploy") == [.run, .deploy])
+        #expect(MountPhase.format([.run, .deploy]) == "deploy,run")
+        #expect(throws: UserFacingError.self) { try MountPhase.parseList("build") }
+        #expect(throws: UserFacingError.self) { try MountPhase.parseList("") }
+    }
+
+    @Test func shellQuotingSurvivesAShell() throws {
+        #expect(ShellQuoting.singleQuoted("it's") == #"'it'\''s'"#)
+        #expect(ShellQuoting.doubleQuotedEscaped("a\"$b\\\nc") == #""a\"\$b\\\nc""#)
+    }
+}

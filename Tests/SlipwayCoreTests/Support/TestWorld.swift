@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import SlipwayCommands
+import GRDB
+import SlipwayCore
+
+/// Collects what a command prints.
+final class Buffer: TextOutput, @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage = ""
+    func write(_ text: String) { lock.withLock { storage += text } }
+    var text: String { lock.withLock { storage } }
+}
+
+/// Standard input from a fixed string (or "a terminal", when nil).
+struct FixedInput: InputSource {
+    let data: Data?
+    var isInteractive: Bool { data == nil }
+    func readAll(limit: Int) throws -> Data? {
+        guard let data else { return Data() }
+        return data.count > limit ? nil : data
+    }
+    func readLine(limit: Int) throws -> Data? {
+        guard let data else { return Data() }
+        let line = data.prefix { $0 != UInt8(ascii: "\n") }
+        return line.count > limit ? nil : Data(line)
+    }
+}
+
+/// One command's result.
+struct Outcome {
+    let status: Int32
+    let out: String
+    let err: String
+}
+
+/// A fresh Slipway state (temp data dir, real SQLite) driven through the real
+/// command runner, as the local CLI and SSH drive it.
+struct TestWorld {
+    let core: Core
+    let runner: CommandRunner
+
+    init(settings: (inout Settings) -> Void = { _ in }) throws {
+        var s = Settings()
+        s.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-test-\(UUID().uuidString)").path
+        settings(&s)
+        core = try Core(settings: s)
+        runner = CommandRunner(core: core, logger: Logger(label: "test"))
+    }
+
+    /// Runs `argv` as `principal` (default: the local admin).
+    @discardableResult
+    func run(_ argv: [String], as principal: Principal = .localAdmin, stdin: String? = "") -> Outcome {
+        let out = Buffer(), err = Buffer()
+        let status = runner.run(argv, as: principal, stdout: out, stderr: err, stdin: FixedInput(data: stdin.map { Data($0.utf8) }))
+        return Outcome(status: status, out: out.text, err: err.text)
+    }
+
+    /// Runs as the named user, as `--as` does.
+    @discardableResult
+    func run(_ argv: [String], asUser name: String, stdin: String? = "") throws -> Outcome {
+        run(argv, as: try principal(name), stdin: stdin)
+    }
+
+    func principal(_ name: String) throws -> Principal {
+        guard let user = try core.users.find(UserName(name)) else { throw UserFacingError.notFound(name) }
+        return Principal(identity: .user(user), channel: "ssh")
+    }
+
+    /// Every row of every table, as text: equal dumps mean nothing changed.
+    func dump() throws -> String {
+        try core.store.read { db in
+            let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            return try tables.map { table in
+                "\(table): " + (try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\" ORDER BY rowid")).map(\.description).joined(separator: "; ")
+            }.joined(separator: "\n")
+        }
+    }
+}
+
+/// Runs a program and returns its stdout (tests use ssh-keygen as the reference).
+func runTool(_ path: String, _ args: [String]) throws -> (status: Int32, out: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = args
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// Makes a key pair with ssh-keygen in a temp dir; returns the public key line.
+func makeKey(_ type: String, bits: Int? = nil, comment: String = "test@host") throws -> (line: String, path: String) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-keys-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let path = dir.appendingPathComponent("id").path
+    var args = ["-q", "-t", type, "-N", "", "-C", comment, "-f", path]
+    if let bits { args += ["-b", "\(bits)"] }
+    let result = try runTool("/usr/bin/ssh-keygen", args)
+    precondition(result.status == 0, "ssh-keygen failed")
+    return (try String(contentsOfFile: path + ".pub", encoding: .utf8), path + ".pub")
+}
