@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         /// Debian's libssh (libssh-dev) as a Swift module. Only SlipwayCore's key
@@ -39,9 +40,21 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        /// The embedded SSH server: the only code that talks to libssh's server API.
+        .target(
+            name: "SlipwaySSH",
+            dependencies: [
+                "CLibSSH", "SlipwayCore", "SlipwayCommands",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "slipway",
-            dependencies: ["SlipwayCommands", "SlipwayCore"]
+            dependencies: [
+                "SlipwayCommands", "SlipwayCore", "SlipwaySSH",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "SlipwayCoreTests",

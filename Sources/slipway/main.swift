@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SlipwayCommands
 import SlipwayCore
+import SlipwaySSH
 
 /// `slipway [--data-dir DIR] [--config FILE] [--as USER] <command> [args...]`
 ///
@@ -70,6 +71,30 @@ do {
     fail(.invalid("cannot open the state database: \(error); check the data directory (--data-dir) and its permissions"))
 }
 
-let runner = CommandRunner(core: core, logger: logger)
-let status = runner.run(options.rest, as: .localAdmin, stdout: stdout, stderr: stderr, stdin: StandardInput())
-exit(status)
+// Local-only commands: the server itself and its host key. SSH users never reach these.
+switch options.rest.first {
+case "serve":
+    do {
+        let serve = try Serve.parse(Array(options.rest.dropFirst()))
+        try await serve.start(core: core, logger: logger)
+        exit(0)
+    } catch let error as UserFacingError {
+        fail(error)
+    } catch let error as SSHServerError {
+        fail(.invalid(error.description))
+    } catch {
+        stderr.write(Serve.fullMessage(for: error) + "\n")
+        exit(Serve.exitCode(for: error).rawValue == 0 ? 0 : 2)
+    }
+case "host-key":
+    do {
+        stdout.write(try HostKeyCommand().print(core: core))
+        exit(0)
+    } catch {
+        fail(.invalid("\(error)"))
+    }
+default:
+    let runner = CommandRunner(core: core, logger: logger)
+    let status = runner.run(options.rest, as: .localAdmin, stdout: stdout, stderr: stderr, stdin: StandardInput())
+    exit(status)
+}

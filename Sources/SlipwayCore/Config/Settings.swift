@@ -15,6 +15,12 @@ public struct Settings: Sendable, Equatable {
     public var usersCanCreateApps: Bool = true
     /// Public key lines registered to the user `admin` on first start when there are no users.
     public var initialAdminKeys: [String] = []
+    /// Concurrent SSH sessions served; past it a session gets a clear refusal.
+    public var maxSessions: Int = 256
+    /// Seconds without traffic before an SSH session is dropped.
+    public var idleTimeout: Int = 600
+    /// Seconds `serve` waits for running sessions after SIGTERM before exiting.
+    public var shutdownGrace: Int = 30
 
     public init() {}
 
@@ -53,6 +59,13 @@ public struct Settings: Sendable, Equatable {
             case "users_can_create_apps":
                 guard let b = value.bool else { throw wrongType("true or false") }
                 settings.usersCanCreateApps = b
+            case "max_sessions", "idle_timeout", "shutdown_grace":
+                guard let n = value.int, n > 0 else { throw wrongType("a positive whole number") }
+                switch key {
+                case "max_sessions": settings.maxSessions = n
+                case "idle_timeout": settings.idleTimeout = n
+                default: settings.shutdownGrace = n
+                }
             case "initial_admin_keys":
                 guard let array = value.array else { throw wrongType("an array of public key lines") }
                 settings.initialAdminKeys = try array.map { try $0.string ?? { throw wrongType("an array of public key lines") }() }

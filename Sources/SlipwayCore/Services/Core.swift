@@ -12,6 +12,7 @@ public final class Core: Sendable {
     public let config: ConfigService
     public let storage: StorageService
     public let events: EventLog
+    public let git: GitService
 
     /// Prepares the data directory and opens (migrating) the database.
     public init(settings: Settings) throws {
@@ -25,5 +26,6 @@ public final class Core: Sendable {
         config = ConfigService(store: store)
         storage = StorageService(store: store, paths: paths)
         events = EventLog(store: store, authorizer: authorizer)
+        git = GitService(store: store, paths: paths, apps: apps)
     }
 }

@@ -73,9 +73,19 @@ public struct UserService: Sendable {
 
     /// The user a public key belongs to (SSH authentication).
     public func owner(ofKey key: PublicKey) throws -> User? {
+        try owner(ofKeyBase64: key.base64)
+    }
+
+    /// The user whose key has this canonical base64 blob (as libssh exports it).
+    public func owner(ofKeyBase64 base64: String) throws -> User? {
         try store.read { db in
-            try User.fetchOne(db, sql: "SELECT users.* FROM users JOIN ssh_keys k ON k.user_id = users.id WHERE k.base64 = ?", arguments: [key.base64])
+            try User.fetchOne(db, sql: "SELECT users.* FROM users JOIN ssh_keys k ON k.user_id = users.id WHERE k.base64 = ?", arguments: [base64])
         }
+    }
+
+    /// Whether any user exists (the first start registers `initial_admin_keys` when none does).
+    public func isEmpty() throws -> Bool {
+        try store.read { db in try User.fetchCount(db) == 0 }
     }
 
     public func find(_ name: UserName) throws -> User? {

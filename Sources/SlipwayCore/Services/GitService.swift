@@ -1,0 +1,81 @@
+import Foundation
+import GRDB
+
+/// The apps' bare git repositories under `<data-dir>/repos/<app>.git`, driven by
+/// the real `git` binary.
+public struct GitService: Sendable {
+    let store: Store
+    let paths: DataPaths
+    let apps: AppService
+
+    /// The git binary; found on PATH at start.
+    public static let gitExecutable: String = {
+        for dir in ["/usr/bin", "/usr/local/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: dir + "/git") {
+            return dir + "/git"
+        }
+        return "/usr/bin/git"
+    }()
+
+    /// The environment git runs with: nothing from the server's own environment
+    /// except what git needs, plus the client's `GIT_PROTOCOL` when given.
+    public func environment(gitProtocol: String?) -> [String: String] {
+        var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": paths.root, "GIT_CONFIG_NOSYSTEM": "1", "LANG": "C.UTF-8"]
+        if let gitProtocol { env["GIT_PROTOCOL"] = gitProtocol }
+        return env
+    }
+
+    /// The app's bare repository, created (empty, default branch `main`) if missing.
+    public func ensureRepository(_ app: AppName) throws -> String {
+        let path = paths.repository(app)
+        if FileManager.default.fileExists(atPath: path + "/HEAD") { return path }
+        // Built beside and moved into place, so a crash never leaves half a repo under the real name.
+        let staging = "\(paths.repositories)/.\(app).git.\(UUID().uuidString)"
+        let result = try ProcessRunner.run(Self.gitExecutable, ["init", "--quiet", "--bare", "--initial-branch=main", staging],
+                                           environment: environment(gitProtocol: nil))
+        guard result.status == 0 else {
+            throw GitError.failed("git init: \(result.stderr)")
+        }
+        do {
+            try FileManager.default.moveItem(atPath: staging, toPath: path)
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            if !FileManager.default.fileExists(atPath: path + "/HEAD") { throw error }  // lost a race: fine if the other won
+        }
+        return path
+    }
+
+    /// After a successful push: chooses the deploy branch on the first push (`main`,
+    /// else `master`) and records the revision it now points at.
+    /// Returns the branch and revision, or nil when the deploy branch was not pushed.
+    @discardableResult
+    public func recordPush(to app: AppName, by caller: Caller) throws -> (branch: String, revision: String)? {
+        let repo = paths.repository(app)
+        let listing = try ProcessRunner.run(Self.gitExecutable, ["--git-dir", repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/"],
+                                            environment: environment(gitProtocol: nil))
+        guard listing.status == 0 else { throw GitError.failed("git for-each-ref: \(listing.stderr)") }
+        var heads: [String: String] = [:]
+        for line in listing.stdout.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2 { heads[String(parts[0].dropFirst("refs/heads/".count))] = String(parts[1]) }
+        }
+        return try store.write { db in
+            var record = try apps.existing(app, db)
+            let branch = record.deployBranch ?? (heads["main"] != nil ? "main" : heads["master"] != nil ? "master" : nil)
+            guard let branch, let revision = heads[branch], revision != record.deployedRevision || record.deployBranch == nil else {
+                return nil
+            }
+            record.deployBranch = branch
+            record.deployedRevision = revision
+            try record.update(db)
+            try db.audit(caller, app: app.rawValue, detail: "pushed \(branch) at \(revision.prefix(12))")
+            return (branch, revision)
+        }
+    }
+}
+
+public enum GitError: Error, CustomStringConvertible {
+    case failed(String)
+    public var description: String {
+        switch self { case .failed(let message): message }
+    }
+}

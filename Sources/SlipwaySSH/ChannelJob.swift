@@ -1,0 +1,219 @@
+import CLibSSH
+import Foundation
+import SlipwayCommands
+
+/// What runs behind one SSH channel: a child process (git) or an in-process
+/// command on a worker thread. Either way the connection thread sees the same
+/// thing: three pipe ends to pump and one fd that turns readable when it ends,
+/// so it can poll them all next to the session's socket.
+final class ChannelJob {
+    private enum Kind {
+        case process(pid: pid_t)
+        case worker
+    }
+
+    private let kind: Kind
+    /// Our ends, non-blocking; -1 once closed.
+    private(set) var stdinFD: Int32
+    private(set) var stdoutFD: Int32
+    private(set) var stderrFD: Int32
+    /// Readable when the job has ended: a pidfd for a process, a pipe for a worker.
+    private(set) var completionFD: Int32
+    private(set) var exitStatus: Int32?
+
+    private init(kind: Kind, stdin: Int32, stdout: Int32, stderr: Int32, completion: Int32) {
+        self.kind = kind
+        stdinFD = stdin
+        stdoutFD = stdout
+        stderrFD = stderr
+        completionFD = completion
+    }
+
+    deinit {
+        for fd in [stdinFD, stdoutFD, stderrFD, completionFD] where fd >= 0 { close(fd) }
+    }
+
+    // MARK: Starting
+
+    /// Spawns `argv` (absolute path first) with `environment`, in a new process
+    /// group, with only fds 0-2 inherited and SIGPIPE back to its default.
+    static func spawn(_ argv: [String], environment: [String: String]) throws -> ChannelJob {
+        let (inRead, inWrite) = try pipe()
+        let (outRead, outWrite) = try pipe()
+        let (errRead, errWrite) = try pipe()
+        defer { close(inRead); close(outWrite); close(errWrite) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, inRead, 0)
+        posix_spawn_file_actions_adddup2(&actions, outWrite, 1)
+        posix_spawn_file_actions_adddup2(&actions, errWrite, 2)
+        slipway_spawn_closefrom(&actions, 3)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t(), mask = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        sigemptyset(&mask)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let cArgv = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (cArgv + cEnv).forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
+        guard rc == 0 else { throw SpawnError(program: argv[0], errno: rc) }
+        let pidfd = slipway_pidfd_open(pid)
+        guard pidfd >= 0 else {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            throw SpawnError(program: argv[0], errno: errno)
+        }
+        return ChannelJob(kind: .process(pid: pid), stdin: inWrite, stdout: outRead, stderr: errRead, completion: pidfd)
+    }
+
+    /// Runs `body` on its own thread (never Swift's cooperative pool) with pipe-backed
+    /// stdin/stdout/stderr; its return value is the exit status.
+    static func worker(_ body: @escaping @Sendable (InputSource, TextOutput, TextOutput) -> Int32) throws -> ChannelJob {
+        let (inRead, inWrite) = try pipe()
+        let (outRead, outWrite) = try pipe()
+        let (errRead, errWrite) = try pipe()
+        let (doneRead, doneWrite) = try pipe()
+        for fd in [inRead, outWrite, errWrite, doneWrite] { setBlocking(fd) }
+        Thread.detachNewThread {
+            let status = body(PipeInput(fd: inRead), PipeOutput(fd: outWrite), PipeOutput(fd: errWrite))
+            // Output first, then the status: the connection sees every byte before the end.
+            close(outWrite)
+            close(errWrite)
+            close(inRead)
+            var value = status
+            _ = withUnsafeBytes(of: &value) { write(doneWrite, $0.baseAddress, 4) }
+            close(doneWrite)
+        }
+        return ChannelJob(kind: .worker, stdin: inWrite, stdout: outRead, stderr: errRead, completion: doneRead)
+    }
+
+    // MARK: Running
+
+    /// Checks (without blocking) whether the job has ended; sets `exitStatus`.
+    func reap() {
+        guard exitStatus == nil else { return }
+        switch kind {
+        case .process(let pid):
+            var status: Int32 = 0
+            guard waitpid(pid, &status, WNOHANG) == pid else { return }
+            exitStatus = Self.decode(status)
+        case .worker:
+            var value: Int32 = 0
+            let n = withUnsafeMutableBytes(of: &value) { read(completionFD, $0.baseAddress, 4) }
+            if n == 4 { exitStatus = value } else if n == 0 { exitStatus = 1 }  // thread died without a status
+        }
+        if exitStatus != nil, completionFD >= 0 {
+            close(completionFD)
+            completionFD = -1
+        }
+    }
+
+    func closeStdin() {
+        if stdinFD >= 0 { close(stdinFD); stdinFD = -1 }
+    }
+
+    func closeOutput(stderr: Bool) {
+        if stderr { if stderrFD >= 0 { close(stderrFD); stderrFD = -1 } }
+        else if stdoutFD >= 0 { close(stdoutFD); stdoutFD = -1 }
+    }
+
+    /// The client went away: stop the job. A process group gets SIGTERM, then SIGKILL
+    /// after `grace`; a worker sees its pipes close and ends on its own.
+    func terminate(grace: TimeInterval = 2) {
+        closeStdin()
+        closeOutput(stderr: false)
+        closeOutput(stderr: true)
+        guard case .process(let pid) = kind, exitStatus == nil else { return }
+        killpg(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(grace)
+        var status: Int32 = 0
+        while Date() < deadline {
+            if waitpid(pid, &status, WNOHANG) == pid { exitStatus = Self.decode(status); return }
+            usleep(20_000)
+        }
+        killpg(pid, SIGKILL)
+        waitpid(pid, &status, 0)
+        exitStatus = Self.decode(status)
+    }
+
+    /// A wait status as a shell reports it: the exit code, or 128 + the signal.
+    private static func decode(_ status: Int32) -> Int32 {
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+
+    private static func pipe() throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        guard slipway_pipe_cloexec(&fds, 1) == 0 else { throw SpawnError(program: "pipe", errno: errno) }
+        return (fds[0], fds[1])
+    }
+
+    private static func setBlocking(_ fd: Int32) {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+    }
+}
+
+struct SpawnError: Error, CustomStringConvertible {
+    let program: String
+    let errno: Int32
+    var description: String { "cannot start \(program): \(String(cString: strerror(errno)))" }
+}
+
+/// A worker's stdout/stderr: blocking writes into the pipe the connection pumps.
+/// Writes after the client left fail with EPIPE and are dropped.
+struct PipeOutput: TextOutput {
+    let fd: Int32
+    func write(_ text: String) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; return }
+            bytes = bytes.dropFirst(n)
+        }
+    }
+}
+
+/// A worker's stdin: the channel's data as the connection writes it into the pipe.
+struct PipeInput: InputSource {
+    let fd: Int32
+    var isInteractive: Bool { false }
+
+    func readAll(limit: Int) throws -> Data? {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; break }
+            if n == 0 { break }
+            data.append(contentsOf: buffer[0..<n])
+            if data.count > limit { return nil }
+        }
+        return data
+    }
+
+    func readLine(limit: Int) throws -> Data? {
+        var line = Data()
+        var byte: UInt8 = 0
+        while true {
+            let n = read(fd, &byte, 1)
+            if n < 0 { if errno == EINTR { continue }; break }
+            if n == 0 || byte == UInt8(ascii: "\n") { break }
+            line.append(byte)
+            if line.count > limit { return nil }
+        }
+        return line
+    }
+}

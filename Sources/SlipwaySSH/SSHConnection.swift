@@ -1,0 +1,462 @@
+import CLibSSH
+import Foundation
+import Logging
+import SlipwayCommands
+import SlipwayCore
+
+/// One SSH connection, owned by one dedicated OS thread from key exchange to
+/// disconnect. libssh objects of this connection are touched from this thread
+/// only; libssh's callbacks only record what happened, and `pump()` does the I/O
+/// after each poll (never inside a callback).
+final class SSHConnection: @unchecked Sendable {
+    private let session: ssh_session
+    private let server: SSHServer
+    private let peer: String
+    private let overCapacity: Bool
+    private let logger: Logger
+
+    private var serverCallbacks: UnsafeMutablePointer<ssh_server_callbacks_struct>
+    private var channelCallbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>
+    private var event: ssh_event?
+
+    // Session state.
+    private var principal: Principal?
+    private var authAttempts = 0
+    private var disconnectRequested = false
+    private var channel: ssh_channel?
+    private var gitProtocol: String?
+    private var commandLine = "-"
+
+    // Job state.
+    private var job: ChannelJob?
+    private var onEnd: ((Int32?) -> Void)?
+    private var inbound: [UInt8] = []
+    private var clientEOF = false
+    private var clientClosed = false
+    private var exitStatus: Int32?
+    private var exitSentAt: Date?
+    private var jobEndedAt: Date?
+    private var registered: [Int32: Int16] = [:]
+
+    // Accounting for the session log line.
+    private let startedAt = Date()
+    private var lastActivity = Date()
+    private var bytesIn = 0
+    private var bytesOut = 0
+    private var scratch = [UInt8](repeating: 0, count: 32 * 1024)
+
+    /// Client bytes buffered for the job's stdin before we stop reading the channel
+    /// (which, through libssh, stops re-opening the client's window: back-pressure).
+    private static let inboundCapacity = 256 * 1024
+
+    init(session: ssh_session, server: SSHServer, peer: String, overCapacity: Bool) {
+        self.session = session
+        self.server = server
+        self.peer = peer
+        self.overCapacity = overCapacity
+        logger = server.logger
+        serverCallbacks = .allocate(capacity: 1)
+        serverCallbacks.initialize(to: ssh_server_callbacks_struct())
+        channelCallbacks = .allocate(capacity: 1)
+        channelCallbacks.initialize(to: ssh_channel_callbacks_struct())
+    }
+
+    deinit {
+        serverCallbacks.deallocate()
+        channelCallbacks.deallocate()
+    }
+
+    // MARK: The connection's life
+
+    /// Runs the connection to its end. Called on the connection's own thread.
+    func run() {
+        installServerCallbacks()
+        ssh_set_auth_methods(session, Int32(SSH_AUTH_METHOD_PUBLICKEY))
+        guard ssh_handle_key_exchange(session) == SSH_OK else {
+            logger.debug("key exchange failed", metadata: ["peer": "\(peer)", "error": "\(String(cString: ssh_get_error(UnsafeMutableRawPointer(session))))"])
+            teardown()
+            return
+        }
+        event = ssh_event_new()
+        ssh_event_add_session(event, session)
+        let authDeadline = startedAt.addingTimeInterval(server.options.authTimeout)
+
+        while true {
+            let rc = ssh_event_dopoll(event, 100)
+            if rc == SSH_ERROR || ssh_is_connected(session) == 0 || disconnectRequested { break }
+            pump()
+            let now = Date()
+            if principal == nil && now > authDeadline {
+                logger.info("authentication deadline passed", metadata: ["peer": "\(peer)"])
+                break
+            }
+            if now.timeIntervalSince(lastActivity) > server.options.idleTimeout {
+                logger.info("idle timeout", metadata: ["peer": "\(peer)", "user": "\(principal?.name ?? "-")"])
+                break
+            }
+            if let sent = exitSentAt, clientClosed || now.timeIntervalSince(sent) > 3 { break }
+        }
+        teardown()
+    }
+
+    private func teardown() {
+        if let job, exitStatus == nil {
+            // The client left before the job ended: stop it, and undo what it half did.
+            job.terminate()
+            onEnd?(nil)
+        }
+        job = nil
+        if let event {
+            for fd in registered.keys { ssh_event_remove_fd(event, fd) }
+            ssh_event_remove_session(event, session)
+            ssh_event_free(event)
+        }
+        if let channel { ssh_channel_free(channel) }
+        ssh_disconnect(session)
+        ssh_free(session)
+        let ms = Int(Date().timeIntervalSince(startedAt) * 1000)
+        if principal != nil || commandLine != "-" {
+            logger.info("session", metadata: [
+                "peer": "\(peer)", "user": "\(principal?.name ?? "-")", "key": "\(principal?.keyFingerprint ?? "-")",
+                "command": "\(commandLine.prefix(200))", "status": "\(exitStatus.map(String.init) ?? "-")",
+                "ms": "\(ms)", "in": "\(bytesIn)", "out": "\(bytesOut)",
+            ])
+        }
+    }
+
+    // MARK: Callbacks (record only; no I/O beyond libssh's own)
+
+    private var unmanagedSelf: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
+    private static func from(_ userdata: UnsafeMutableRawPointer?) -> SSHConnection {
+        Unmanaged<SSHConnection>.fromOpaque(userdata!).takeUnretainedValue()
+    }
+
+    private func installServerCallbacks() {
+        serverCallbacks.pointee.size = MemoryLayout<ssh_server_callbacks_struct>.size
+        serverCallbacks.pointee.userdata = unmanagedSelf
+        serverCallbacks.pointee.auth_pubkey_function = { _, _, key, state, userdata in
+            SSHConnection.from(userdata).authenticate(key: key, state: Int32(state))
+        }
+        serverCallbacks.pointee.channel_open_request_session_function = { _, userdata in
+            SSHConnection.from(userdata).openChannel()
+        }
+        ssh_set_server_callbacks(session, serverCallbacks)
+    }
+
+    /// Public key authentication. libssh has already checked the signature when
+    /// `state` is VALID; a NONE probe only asks whether the key would be accepted.
+    private func authenticate(key: ssh_key?, state: Int32) -> Int32 {
+        authAttempts += 1
+        if authAttempts > server.options.maxAuthAttempts {
+            disconnectRequested = true
+            return Int32(SSH_AUTH_DENIED.rawValue)
+        }
+        guard let key, let base64 = Self.base64(of: key), let user = try? server.core.users.owner(ofKeyBase64: base64) else {
+            return Int32(SSH_AUTH_DENIED.rawValue)
+        }
+        switch state {
+        case Int32(SSH_PUBLICKEY_STATE_NONE.rawValue):
+            return Int32(SSH_AUTH_SUCCESS.rawValue)
+        case Int32(SSH_PUBLICKEY_STATE_VALID.rawValue):
+            // Bind the session to the key of *this* call, never an earlier probe's.
+            let fingerprint = (try? PublicKey(line: "\(String(cString: ssh_key_type_to_char(ssh_key_type(key)))) \(base64)").fingerprint)
+            principal = Principal(identity: .user(user), channel: "ssh", keyFingerprint: fingerprint)
+            return Int32(SSH_AUTH_SUCCESS.rawValue)
+        default:
+            return Int32(SSH_AUTH_DENIED.rawValue)
+        }
+    }
+
+    private static func base64(of key: ssh_key) -> String? {
+        var b64: UnsafeMutablePointer<CChar>?
+        guard ssh_pki_export_pubkey_base64(key, &b64) == SSH_OK, let b64 else { return nil }
+        defer { ssh_string_free_char(b64) }
+        return String(cString: b64)
+    }
+
+    /// One session channel per connection, with its callbacks installed before
+    /// it is returned, so no request can arrive ahead of its handler.
+    private func openChannel() -> ssh_channel? {
+        guard principal != nil, channel == nil, let new = ssh_channel_new(session) else { return nil }
+        let cb = channelCallbacks
+        cb.pointee.size = MemoryLayout<ssh_channel_callbacks_struct>.size
+        cb.pointee.userdata = unmanagedSelf
+        cb.pointee.channel_data_function = { _, _, data, length, _, userdata in
+            SSHConnection.from(userdata).receive(data, Int(length))
+        }
+        cb.pointee.channel_eof_function = { _, _, userdata in SSHConnection.from(userdata).clientEOF = true }
+        cb.pointee.channel_close_function = { _, _, userdata in SSHConnection.from(userdata).clientClosed = true }
+        cb.pointee.channel_exec_request_function = { _, _, command, userdata in
+            SSHConnection.from(userdata).start(command: command.map { String(cString: $0) })
+        }
+        cb.pointee.channel_shell_request_function = { _, _, userdata in
+            SSHConnection.from(userdata).start(command: nil)
+        }
+        cb.pointee.channel_env_request_function = { _, _, name, value, userdata in
+            SSHConnection.from(userdata).setEnvironment(name.map { String(cString: $0) }, value.map { String(cString: $0) })
+        }
+        // pty, subsystem (sftp), x11 and agent forwarding: no handler, so libssh refuses them.
+        ssh_set_channel_callbacks(new, cb)
+        channel = new
+        return new
+    }
+
+    /// Consumes as much client data as the buffer has room for; the rest stays in
+    /// libssh's channel buffer and is drained by `pump()`.
+    private func receive(_ data: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
+        guard let data else { return 0 }
+        let take = min(length, max(0, Self.inboundCapacity - inbound.count))
+        inbound.append(contentsOf: UnsafeRawBufferPointer(start: data, count: take))
+        bytesIn += take
+        if take > 0 { lastActivity = Date() }
+        return Int32(take)
+    }
+
+    /// Only `GIT_PROTOCOL` (git protocol v2) is accepted, with a plain value.
+    private func setEnvironment(_ name: String?, _ value: String?) -> Int32 {
+        guard name == "GIT_PROTOCOL", let value, (1...64).contains(value.utf8.count),
+              value.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || "0123456789=:.,-".unicodeScalars.contains($0)) }) else {
+            return -1
+        }
+        gitProtocol = value
+        return 0
+    }
+
+    /// exec (command != nil) or shell (nil): starts the channel's one job.
+    private func start(command: String?) -> Int32 {
+        guard job == nil, let principal else { return -1 }
+        commandLine = command ?? "(shell)"
+        lastActivity = Date()
+        do {
+            job = try makeJob(command: command, principal: principal)
+        } catch {
+            job = try? errorJob(UserFacingError.invalid("cannot start the command: \(error)"))
+        }
+        return job == nil ? -1 : 0
+    }
+
+    // MARK: Jobs
+
+    private func makeJob(command: String?, principal: Principal) throws -> ChannelJob {
+        if overCapacity {
+            return try errorJob(.conflict("the server is at its limit of \(server.options.maxSessions) concurrent sessions; try again in a moment"))
+        }
+        let words: [String]
+        do {
+            words = try command.map(ShellWords.split) ?? []
+        } catch let error as UserFacingError {
+            return try errorJob(error)
+        }
+        if let git = GitRequest(words) {
+            return try gitJob(git, principal: principal)
+        }
+        let runner = server.runner
+        if words.isEmpty {
+            // `ssh host`: who you are and what you may run.
+            return try ChannelJob.worker { _, out, err in
+                out.write("Hi \(principal.name)! You are logged in to Slipway\(principal.isAdmin ? " as an admin" : "").\n\n")
+                return runner.run(["help"], as: principal, stdout: out, stderr: err, stdin: EmptyInput())
+            }
+        }
+        return try ChannelJob.worker { input, out, err in
+            runner.run(words, as: principal, stdout: out, stderr: err, stdin: input)
+        }
+    }
+
+    /// A job that only prints `error: ...` and exits with the error's status.
+    private func errorJob(_ error: UserFacingError) throws -> ChannelJob {
+        try ChannelJob.worker { _, _, err in
+            err.write("\(error)\n")
+            return error.exitCode
+        }
+    }
+
+    /// `git-receive-pack` / `git-upload-pack` on the app's bare repo, through the
+    /// same gate as every command. A push to an unknown app creates it, with the
+    /// pusher as owner, when the pusher may create apps; if that first push then
+    /// fails, the app is removed again.
+    private func gitJob(_ request: GitRequest, principal: Principal) throws -> ChannelJob {
+        let core = server.core
+        let caller = Caller(principal: principal, command: request.isPush ? "git push" : "git fetch")
+        var createdApp = false
+        let app: AppName
+        do {
+            app = try AppName(request.appName)
+            do {
+                try core.authorizer.require(.app(request.appName, request.isPush ? .write : .read), for: principal)
+            } catch let error as UserFacingError where error.kind == .notFound && request.isPush {
+                // Missing (not hidden: a hidden app's name is taken and creation fails below).
+                guard try core.apps.find(app) == nil else { throw error }
+                _ = try core.apps.create(app, by: caller)
+                createdApp = true
+            }
+        } catch let error as UserFacingError {
+            if request.isPush && error.kind != .invalidInput {
+                try? core.events.recordFailure(caller, app: request.appName, message: error.message)
+            }
+            return try errorJob(error)
+        }
+        let repository = try core.git.ensureRepository(app)
+        let job = try ChannelJob.spawn([GitService.gitExecutable, request.isPush ? "receive-pack" : "upload-pack", repository],
+                                       environment: core.git.environment(gitProtocol: gitProtocol))
+        if request.isPush {
+            let logger = self.logger
+            onEnd = { status in
+                do {
+                    if status == 0 {
+                        try core.git.recordPush(to: app, by: caller)
+                    } else if createdApp {
+                        _ = try core.apps.destroy(app, purgeStorage: false, by: caller)
+                    }
+                } catch {
+                    logger.error("after git push", metadata: ["app": "\(app)", "error": "\(error)"])
+                }
+            }
+        }
+        return job
+    }
+
+    // MARK: Pumping bytes (after each poll)
+
+    private func pump() {
+        guard let channel, let job else { return }
+        drainChannel(channel)
+        feedStdin(job)
+        if ssh_channel_is_eof(channel) != 0 { clientEOF = true }
+        pumpOutput(job, channel, stderr: false)
+        pumpOutput(job, channel, stderr: true)
+
+        job.reap()
+        if let status = job.exitStatus, exitSentAt == nil {
+            jobEndedAt = jobEndedAt ?? Date()
+            // A grandchild may hold the pipes open after the job ended: give it 2 s.
+            if job.stdoutFD >= 0 || job.stderrFD >= 0, Date().timeIntervalSince(jobEndedAt!) > 2 {
+                job.closeOutput(stderr: false)
+                job.closeOutput(stderr: true)
+            }
+            if job.stdoutFD < 0 && job.stderrFD < 0 { finish(channel, status: status) }
+        }
+        updateRegistrations(job, channel)
+    }
+
+    /// Bytes libssh kept because the data callback's buffer was full are re-delivered
+    /// only with the next packet; if the client's window is used up none comes. So
+    /// read them here while there is room (which also re-opens the window).
+    private func drainChannel(_ channel: ssh_channel) {
+        while inbound.count < Self.inboundCapacity, ssh_channel_is_open(channel) != 0 {
+            let room = min(scratch.count, Self.inboundCapacity - inbound.count)
+            let n = scratch.withUnsafeMutableBytes { ssh_channel_read_nonblocking(channel, $0.baseAddress, UInt32(room), 0) }
+            guard n > 0 else { break }
+            inbound.append(contentsOf: scratch[0..<Int(n)])
+            bytesIn += Int(n)
+            lastActivity = Date()
+        }
+    }
+
+    private func feedStdin(_ job: ChannelJob) {
+        guard job.stdinFD >= 0 else { inbound.removeAll(); return }
+        while !inbound.isEmpty {
+            let n = inbound.withUnsafeBytes { write(job.stdinFD, $0.baseAddress, $0.count) }
+            if n > 0 { inbound.removeFirst(n); continue }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
+            inbound.removeAll()  // the job stopped reading (EPIPE)
+            job.closeStdin()
+            return
+        }
+        if clientEOF { job.closeStdin() }
+    }
+
+    /// Moves job output to the channel, never more than the client's window allows:
+    /// libssh 0.10 has no window-adjust callback, so a full window means "stop
+    /// polling this fd" until a later poll shows the window open again.
+    private func pumpOutput(_ job: ChannelJob, _ channel: ssh_channel, stderr: Bool) {
+        for _ in 0..<16 {
+            let fd = stderr ? job.stderrFD : job.stdoutFD
+            guard fd >= 0 else { return }
+            let window = Int(ssh_channel_window_size(channel))
+            guard window > 0 else { return }
+            let n = scratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, min(window, $0.count)) }
+            if n == 0 { job.closeOutput(stderr: stderr); return }
+            if n < 0 {
+                if errno != EAGAIN && errno != EINTR { job.closeOutput(stderr: stderr) }
+                return
+            }
+            var offset = 0
+            while offset < n {
+                let written = scratch[offset..<n].withUnsafeBytes { bytes in
+                    stderr ? ssh_channel_write_stderr(channel, bytes.baseAddress, UInt32(bytes.count))
+                           : ssh_channel_write(channel, bytes.baseAddress, UInt32(bytes.count))
+                }
+                if written <= 0 { disconnectRequested = true; return }
+                offset += Int(written)
+            }
+            bytesOut += n
+            lastActivity = Date()
+        }
+    }
+
+    /// Close order: job reaped and drained, then exit-status, EOF, close.
+    private func finish(_ channel: ssh_channel, status: Int32) {
+        onEnd?(status)
+        onEnd = nil
+        exitStatus = status
+        ssh_channel_request_send_exit_status(channel, Int32(status))
+        ssh_channel_send_eof(channel)
+        ssh_channel_close(channel)
+        exitSentAt = Date()
+    }
+
+    /// Polls exactly the fds that can make progress now.
+    private func updateRegistrations(_ job: ChannelJob, _ channel: ssh_channel) {
+        guard let event else { return }
+        let windowOpen = ssh_channel_window_size(channel) > 0
+        var wanted: [Int32: Int16] = [:]
+        if windowOpen {
+            if job.stdoutFD >= 0 { wanted[job.stdoutFD] = Int16(POLLIN) }
+            if job.stderrFD >= 0 { wanted[job.stderrFD] = Int16(POLLIN) }
+        }
+        if job.completionFD >= 0 { wanted[job.completionFD] = Int16(POLLIN) }
+        if job.stdinFD >= 0 && !inbound.isEmpty { wanted[job.stdinFD] = Int16(POLLOUT) }
+        for (fd, events) in registered where wanted[fd] != events {
+            ssh_event_remove_fd(event, fd)
+            registered[fd] = nil
+        }
+        for (fd, events) in wanted where registered[fd] == nil {
+            ssh_event_add_fd(event, fd, events, { _, _, _ in 0 }, nil)
+            registered[fd] = events
+        }
+    }
+}
+
+/// What git sends as the exec command for `ssh://host:2222/web`, `.../web.git`
+/// and `host:web` remotes: `git-receive-pack '/web.git'` and friends.
+struct GitRequest {
+    let isPush: Bool
+    /// The repository path reduced to the app's name (validated by the caller).
+    let appName: String
+
+    init?(_ words: [String]) {
+        let verb: String, path: String
+        switch words.count {
+        case 2 where words[0].hasPrefix("git-"): (verb, path) = (String(words[0].dropFirst(4)), words[1])
+        case 3 where words[0] == "git": (verb, path) = (words[1], words[2])
+        default: return nil
+        }
+        guard verb == "receive-pack" || verb == "upload-pack" else { return nil }
+        isPush = verb == "receive-pack"
+        var name = Substring(path)
+        if name.hasPrefix("~/") { name = name.dropFirst(2) }
+        if name.hasPrefix("/") { name = name.dropFirst() }
+        if name.hasSuffix("/") { name = name.dropLast() }
+        if name.hasSuffix(".git") { name = name.dropLast(4) }
+        appName = String(name)
+    }
+}
+
+/// No standard input (the `ssh host` banner).
+struct EmptyInput: InputSource {
+    var isInteractive: Bool { false }
+    func readAll(limit: Int) throws -> Data? { Data() }
+    func readLine(limit: Int) throws -> Data? { Data() }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import SlipwayCore
+import SlipwaySSH
+
+/// `slipway serve`: the SSH front, until SIGTERM/SIGINT. Local only: it is not
+/// part of the command tree that SSH users reach.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the SSH server.")
+
+    @Option(help: "HOST:PORT to listen on (default: listen from the config file, 0.0.0.0:2222). Port 0 picks a free port.")
+    var listen: String?
+
+    func start(core: Core, logger: Logger) async throws {
+        signal(SIGPIPE, SIG_IGN)
+        try registerInitialAdmin(core: core, logger: logger)
+        var options = try SSHServer.Options.parse(listen: listen ?? core.settings.listen)
+        options.maxSessions = core.settings.maxSessions
+        options.idleTimeout = TimeInterval(core.settings.idleTimeout)
+        let server = try SSHServer(core: core, options: options, logger: logger)
+        let service = SSHService(server: server, grace: TimeInterval(core.settings.shutdownGrace), logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+
+    /// On first start with no users, `initial_admin_keys` become the user `admin`.
+    private func registerInitialAdmin(core: Core, logger: Logger) throws {
+        guard !core.settings.initialAdminKeys.isEmpty, try core.users.isEmpty() else { return }
+        let caller = Caller(principal: .localAdmin, command: "serve (initial_admin_keys)")
+        let admin = try UserName("admin")
+        _ = try core.users.add(admin, admin: true, by: caller)
+        for line in core.settings.initialAdminKeys {
+            _ = try core.users.addKey(try PublicKey(line: line), to: admin, named: nil, by: caller)
+        }
+        logger.info("registered initial_admin_keys as user admin", metadata: ["keys": "\(core.settings.initialAdminKeys.count)"])
+    }
+}
+
+/// The SSH server as a lifecycle service: accept until graceful shutdown, then let
+/// running sessions finish for up to `grace` seconds.
+struct SSHService: Service {
+    let server: SSHServer
+    let grace: TimeInterval
+    let logger: Logger
+
+    func run() async throws {
+        server.start()
+        // Tests and scripts wait for this exact line.
+        FileHandle.standardOutput.write(Data("listening on \(server.boundAddress)\n".utf8))
+        logger.info("listening", metadata: ["address": "\(server.boundAddress)"])
+        try? await gracefulShutdown()
+        logger.info("shutting down: no new sessions; waiting for running ones", metadata: ["grace_s": "\(Int(grace))"])
+        let server = self.server, grace = self.grace
+        let left = await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: server.stop(grace: grace)) }
+        }
+        if left > 0 { logger.warning("exiting with sessions still running", metadata: ["sessions": "\(left)"]) }
+    }
+}
+
+/// `slipway host-key`: the public host key line (for known_hosts) and its fingerprint.
+struct HostKeyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "host-key", abstract: "Print the SSH host key and its fingerprint.")
+
+    func print(core: Core) throws -> String {
+        let key = try HostKey(paths: core.paths)
+        return "\(try key.publicKeyLine())\n256 \(try key.fingerprint()) (ED25519)\n"
+    }
+}
