@@ -52,6 +52,10 @@ func run(_ path: String, _ args: [String], stdin: Data? = nil, environment: [Str
     process.standardError = err
     process.standardInput = input
     try process.run()
+    // The parent's copies of the child's ends must go, or EOF never comes.
+    try? out.fileHandleForWriting.close()
+    try? err.fileHandleForWriting.close()
+    try? input.fileHandleForReading.close()
     // Read both pipes concurrently so a chatty child never blocks on a full pipe.
     let outData = ReadAll(out.fileHandleForReading), errData = ReadAll(err.fileHandleForReading)
     if let stdin { try? input.fileHandleForWriting.write(contentsOf: stdin) }
@@ -60,15 +64,16 @@ func run(_ path: String, _ args: [String], stdin: Data? = nil, environment: [Str
     return .init(status: process.terminationStatus, out: outData.text(), err: errData.text())
 }
 
-/// Drains a pipe on a background thread.
+/// Drains a pipe on a background thread; `text()` waits for EOF (once) and may be called again.
 final class ReadAll: @unchecked Sendable {
     private var data = Data()
-    private let done = DispatchSemaphore(value: 0)
+    private let done = DispatchGroup()
 
     init(_ handle: FileHandle) {
+        done.enter()
         Thread.detachNewThread { [self] in
             data = handle.readDataToEndOfFile()
-            done.signal()
+            done.leave()
         }
     }
 

@@ -1,0 +1,237 @@
+import Foundation
+import Testing
+
+/// The SSH front, end to end: the real binary serving the real OpenSSH client and git.
+@Suite("SSH front end to end", .serialized)
+struct SSHFrontTests {
+    @Test func keysOfEveryAcceptedTypeLogInAndRemovedKeysStop() throws {
+        let server = try TestServer()
+        let ed = try TestUser.register("alice", admin: true, on: server.slipway)
+        let ecdsa = try TestUser.register("bob", type: "ecdsa", bits: 256, on: server.slipway)
+        let rsa = try TestUser.register("carol", type: "rsa", bits: 3072, on: server.slipway)
+        for user in [ed, ecdsa, rsa] {
+            let who = try server.ssh(user.key, "whoami", "--format", "json")
+            #expect(who.status == 0, "\(user.name): \(who.err)")
+            #expect(who.out.contains("\"name\" : \"\(user.name)\""))
+        }
+        let stranger = try generateKey()
+        let denied = try server.ssh(stranger.privatePath, "apps:list")
+        #expect(denied.status == 255 && denied.err.contains("Permission denied (publickey)"))
+
+        // A key removed over SSH stops working on the next connection, without a restart.
+        #expect(try server.ssh(ed.key, "ssh-keys:remove", "bob", "bob@test").status == 0)
+        #expect(try server.ssh(ecdsa.key, "whoami").err.contains("Permission denied (publickey)"))
+        // And a key added over SSH starts working on the next one.
+        let fresh = try generateKey("ed25519", comment: "bob@new")
+        let added = try server.ssh(ed.key, "ssh-keys:add", "bob", "new", stdin: fresh.publicLine)
+        #expect(added.status == 0 && added.out.contains("SHA256:"))
+        #expect(try server.ssh(fresh.privatePath, "whoami").out.hasPrefix("bob"))
+    }
+
+    @Test func commandsStatusAndStderrReachTheClientExactly() throws {
+        let server = try TestServer()
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        #expect(try server.ssh(alice.key, "apps:create", "web").status == 0)
+        let list = try server.ssh(alice.key, "apps:list", "--format", "json")
+        let apps = try JSONSerialization.jsonObject(with: Data(list.out.utf8)) as? [[String: Any]]
+        #expect(apps?.map { $0["name"] as? String } == ["web"])
+        let missing = try server.ssh(alice.key, "config:get", "web", "MISSING")
+        #expect(missing.status == 1 && missing.out.isEmpty)
+        let bad = try server.ssh(alice.key, "apps:create", "Bad_Name")
+        #expect(bad.status == 1)
+        #expect(bad.err == "error: invalid app name \"Bad_Name\": use 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit\n")
+        let unknown = try server.ssh(alice.key, "apps:explode")
+        #expect(unknown.status == 2 && unknown.err.hasPrefix("error: unknown command \"apps:explode\""))
+        // Words are split as a shell would, and no shell runs them.
+        #expect(try server.ssh(alice.key, ["config:set web 'A=two words' \"B=it's\" C=\\$HOME\\;id $'D=line\\nbreak'"]).status == 0)
+        #expect(try server.ssh(alice.key, "config:get", "web", "A").out == "two words\n")
+        #expect(try server.ssh(alice.key, "config:get", "web", "B").out == "it's\n")
+        #expect(try server.ssh(alice.key, "config:get", "web", "C").out == "$HOME;id\n")
+        #expect(try server.ssh(alice.key, "config:get", "web", "D").out == "line\nbreak\n")
+        // `ssh host`: who you are and what you may run.
+        let banner = try server.ssh(alice.key, [])
+        #expect(banner.status == 0 && banner.out.contains("Hi alice!") && banner.out.contains("users:add"))
+    }
+
+    @Test func tenantsSeeOnlyTheirOwnApps() throws {
+        let server = try TestServer()
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        // The admin adds a user and their key over SSH.
+        let bobKey = try generateKey(comment: "bob@laptop")
+        #expect(try server.ssh(alice.key, "users:add", "bob").status == 0)
+        #expect(try server.ssh(alice.key, "ssh-keys:add", "bob", "laptop", stdin: bobKey.publicLine).status == 0)
+        let bob = bobKey.privatePath
+        let carol = try TestUser.register("carol", on: server.slipway)
+
+        #expect(try server.ssh(bob, "apps:create", "bobs").status == 0)
+        #expect(try server.ssh(carol.key, "apps:create", "carols").status == 0)
+        let repo = try makeRepository(["README": Data("carol\n".utf8)])
+        #expect(try server.git(carol.key, ["push", "-q", server.url("carols"), "main"], in: repo).status == 0)
+
+        #expect(try server.ssh(bob, "apps:list").out.contains("bobs"))
+        #expect(!(try server.ssh(bob, "apps:list").out.contains("carols")))
+        let notFound = "error: app \"carols\" not found; apps:list shows the apps you can use\n"
+        for command in [["apps:report", "carols"], ["config:get", "carols", "X"], ["config:set", "carols", "X=1"],
+                        ["apps:destroy", "carols", "--force"], ["acl:add", "carols", "bob"], ["storage:list", "carols"]] {
+            let result = try server.ssh(bob, command)
+            #expect(result.status == 1 && result.err == notFound, "\(command): \(result.err)")
+        }
+        let clone = try server.git(bob, ["clone", "-q", server.url("carols"), try temporaryDirectory("clone") + "/x"])
+        #expect(clone.status != 0 && clone.err.contains(notFound.dropLast()))
+        let push = try server.git(bob, ["push", "-q", server.url("carols"), "main"], in: repo)
+        #expect(push.status != 0 && push.err.contains(notFound.dropLast()))
+        // ... and the hidden app was not touched.
+        #expect(try server.git(carol.key, ["ls-remote", server.url("carols")]).out.contains("refs/heads/main"))
+    }
+
+    @Test func pushAndCloneRoundTripInEveryRemoteForm() throws {
+        let server = try TestServer()
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        let repo = try makeRepository(["app.py": Data("print('hi')\n".utf8), "sub/dir/file.txt": Data("nested\n".utf8)])
+        // Pushing to an unknown app creates it, with the pusher as owner.
+        let push = try server.git(alice.key, ["push", server.url("web"), "main"], in: repo)
+        #expect(push.status == 0, "\(push.err)")
+        let head = try run("/usr/bin/git", ["-C", repo, "rev-parse", "HEAD"]).out.trimmingCharacters(in: .newlines)
+        let report = try server.ssh(alice.key, "apps:report", "web", "--format", "json").out
+        #expect(report.contains("\"deployedRevision\" : \"\(head)\"") && report.contains("\"deployBranch\" : \"main\""))
+
+        // ssh://host:port/web.git and host:web (scp-like, through an ssh config alias).
+        let first = try temporaryDirectory("clone") + "/a"
+        #expect(try server.git(alice.key, ["clone", "-q", server.url("web.git"), first]).status == 0)
+        let config = try temporaryDirectory("sshcfg") + "/config"
+        try """
+            Host slipway-test
+              HostName 127.0.0.1
+              Port \(server.port)
+              IdentityFile \(alice.key)
+              IdentitiesOnly yes
+              BatchMode yes
+              UserKnownHostsFile \(server.knownHosts)
+              LogLevel ERROR
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let second = try temporaryDirectory("clone") + "/b"
+        let scpLike = try run("/usr/bin/git", ["clone", "-q", "slipway-test:web", second], environment: ["GIT_SSH_COMMAND": "ssh -F \(config)"])
+        #expect(scpLike.status == 0, "\(scpLike.err)")
+        for clone in [first, second] {
+            let diff = try run("/usr/bin/diff", ["-r", "-x", ".git", repo, clone])
+            #expect(diff.status == 0, "\(diff.out)")
+            #expect(try run("/usr/bin/git", ["-C", clone, "rev-parse", "HEAD"]).out.trimmingCharacters(in: .newlines) == head)
+        }
+
+        // A first push on master (no main) makes master the deploy branch.
+        let masterRepo = try makeRepository(["x": Data("x".utf8)], branch: "master")
+        #expect(try server.git(alice.key, ["push", "-q", server.url("legacy"), "master"], in: masterRepo).status == 0)
+        #expect(try server.ssh(alice.key, "apps:report", "legacy", "--format", "json").out.contains("\"deployBranch\" : \"master\""))
+    }
+
+    @Test func aFiftyMegabytePushArrivesIntactAndAKilledPushHarmsNothing() throws {
+        let server = try TestServer()
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        var files: [String: Data] = [:]
+        for i in 0..<5 { files["blob\(i).bin"] = randomData(10 * 1024 * 1024) }
+        let repo = try makeRepository(files)
+        let push = try server.git(alice.key, ["push", "-q", server.url("big"), "main"], in: repo)
+        #expect(push.status == 0, "\(push.err)")
+        let bare = server.slipway.dataDir + "/repos/big.git"
+        #expect(try run("/usr/bin/git", ["--git-dir", bare, "fsck", "--full"]).status == 0)
+        let clone = try temporaryDirectory("clone") + "/big"
+        #expect(try server.git(alice.key, ["clone", "-q", server.url("big"), clone]).status == 0)
+        #expect(try run("/usr/bin/diff", ["-r", "-x", ".git", repo, clone]).status == 0)
+
+        // Kill the client in the middle of a second large push.
+        var more = files
+        for i in 0..<5 { more["more\(i).bin"] = randomData(10 * 1024 * 1024) }
+        let bigger = try makeRepository(more)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        process.arguments = ["-C", bigger, "push", "-q", "-f", server.url("big"), "main"]
+        process.environment = ProcessInfo.processInfo.environment.merging(server.gitEnvironment(key: alice.key)) { $1 }
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        usleep(700_000)
+        kill(-process.processIdentifier, SIGKILL)
+        process.interrupt()
+        _ = try run("/usr/bin/pkill", ["-9", "-f", "ssh.*\(server.port)"])
+        process.waitUntilExit()
+
+        #expect(server.isRunning)
+        #expect(try run("/usr/bin/git", ["--git-dir", bare, "fsck", "--full"]).status == 0)
+        let head = try run("/usr/bin/git", ["-C", repo, "rev-parse", "HEAD"]).out
+        #expect(try server.git(alice.key, ["ls-remote", server.url("big"), "main"]).out.hasPrefix(head.trimmingCharacters(in: .newlines)))
+        #expect(try server.ssh(alice.key, "apps:list").status == 0)
+    }
+
+    @Test func aHundredParallelSessionsAllSucceed() throws {
+        let server = try TestServer()
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        #expect(try server.ssh(alice.key, "apps:create", "web").status == 0)
+        let failures = Failures()
+        let group = DispatchGroup()
+        for i in 0..<100 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                do {
+                    let result = try server.ssh(alice.key, "apps:list")
+                    if result.status != 0 || !result.out.contains("web") { failures.add("\(i): \(result.status) \(result.err)") }
+                } catch { failures.add("\(i): \(error)") }
+            }
+        }
+        group.wait()
+        #expect(failures.all.isEmpty, "\(failures.all)")
+    }
+
+    @Test func hostileInputChangesNothingAndTheServerKeepsServing() throws {
+        let server = try TestServer()
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        #expect(try server.ssh(alice.key, "apps:create", "web").status == 0)
+        let before = try server.slipway("events", "-n", "100000").out
+        let hostile: [[String]] = [
+            ["git-receive-pack '../../etc'"], ["git-receive-pack 'web;id'"], ["git-upload-pack '-uhelp'"],
+            ["git-upload-pack '/etc/passwd'"], ["git-receive-pack '/../../../tmp/x.git'"], ["git-upload-pack"],
+            ["apps:list\nid"], ["apps:list 'unterminated"], ["rm -rf /"], ["sh -c id"], ["git-upload-archive 'web'"],
+            // Far past the 64 KiB limit (an argv string cannot exceed 128 KiB, so this is what OpenSSH can send).
+            [String(repeating: "a", count: 120_000)],
+        ]
+        for command in hostile {
+            let result = try server.ssh(alice.key, command)
+            #expect(result.status != 0, "\(command.first!.prefix(60))")
+            #expect(!result.out.contains("uid="), "a shell ran")
+        }
+        // Password auth, pty/shell, sftp and port forwarding are refused.
+        let password = try run("/usr/bin/ssh", server.sshOptions(key: alice.key) + ["-o", "PreferredAuthentications=password,keyboard-interactive", "127.0.0.1", "whoami"])
+        #expect(password.status == 255 && password.err.contains("Permission denied"))
+        let pty = try server.ssh(alice.key, ["whoami"], options: ["-tt"])
+        #expect(pty.out.contains("alice") || pty.err.contains("PTY allocation request failed"))
+        let sftp = try server.ssh(alice.key, ["sftp"], options: ["-s"])
+        #expect(sftp.status != 0)
+        let forward = try server.ssh(alice.key, ["whoami"], options: ["-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9"])
+        #expect(forward.status != 0)
+        let local = try server.ssh(alice.key, ["-W", "127.0.0.1:\(server.port)"], options: [])
+        #expect(local.status != 0)
+
+        #expect(server.isRunning)
+        #expect(try server.ssh(alice.key, "apps:list").out.contains("web"))
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/x.git"))
+        let apps = try server.ssh(alice.key, "apps:list", "--format", "json").out
+        #expect((try JSONSerialization.jsonObject(with: Data(apps.utf8)) as? [Any])?.count == 1)
+        #expect(try server.slipway("events", "-n", "100000").out == before)
+    }
+
+    @Test func sigtermExitsCleanlyAndTheHostKeyIsReused() throws {
+        let server = try TestServer()
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        #expect(try server.ssh(alice.key, "whoami").status == 0)
+        let keyFile = server.slipway.dataDir + "/ssh/host_ed25519_key"
+        let attributes = try FileManager.default.attributesOfItem(atPath: keyFile)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        #expect(server.stop() == 0)
+        #expect(server.log.contains("command=whoami") && server.log.contains("status=0") && server.log.contains("user=alice"))
+        // A restart reuses the key: the old known_hosts entry still verifies.
+        let again = try TestServer(slipway: server.slipway)
+        try String(contentsOfFile: server.knownHosts, encoding: .utf8)
+            .replacingOccurrences(of: "]:\(server.port) ", with: "]:\(again.port) ")
+            .write(toFile: again.knownHosts, atomically: true, encoding: .utf8)
+        #expect(try again.ssh(alice.key, "whoami").status == 0)
+    }
+}
