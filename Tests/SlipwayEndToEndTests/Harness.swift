@@ -98,3 +98,25 @@ func generateKey(_ type: String = "ed25519", bits: Int? = nil, comment: String =
     precondition(result.status == 0, "ssh-keygen: \(result.err)")
     return (try String(contentsOfFile: path + ".pub", encoding: .utf8), path)
 }
+
+/// Runs `body(0..<count)` at the same time on as many threads; returns the failures
+/// (`body` returns a message, or throws) as "index: message".
+func concurrently(_ count: Int, _ body: @escaping @Sendable (Int) throws -> String?) -> [String] {
+    final class Collected: @unchecked Sendable {
+        let lock = NSLock()
+        var items: [String] = []
+    }
+    let failures = Collected()
+    let group = DispatchGroup()
+    for index in 0..<count {
+        group.enter()
+        Thread.detachNewThread {
+            defer { group.leave() }
+            let failure: String?
+            do { failure = try body(index) } catch { failure = "\(error)" }
+            if let failure { failures.lock.withLock { failures.items.append("\(index): \(failure)") } }
+        }
+    }
+    group.wait()
+    return failures.lock.withLock { failures.items }
+}

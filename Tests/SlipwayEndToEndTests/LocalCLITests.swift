@@ -55,20 +55,11 @@ struct LocalCLITests {
     @Test func fiftyConcurrentWritersLoseNothing() throws {
         let slipway = try Slipway()
         try slipway("apps:create", "web")
-        let group = DispatchGroup()
-        let failures = Failures()
-        for index in 0..<50 {
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
-                do {
-                    let result = try slipway("config:set", "web", "KEY_\(index)=value \(index)")
-                    if result.status != 0 { failures.add("\(index): \(result.err)") }
-                } catch { failures.add("\(index): \(error)") }
-            }
+        let failures = concurrently(50) { index in
+            let result = try slipway("config:set", "web", "KEY_\(index)=value \(index)")
+            return result.status == 0 ? nil : result.err
         }
-        group.wait()
-        #expect(failures.all.isEmpty, "\(failures.all)")
+        #expect(failures.isEmpty, "\(failures)")
         let keys = try slipway("config:keys", "web").out.split(separator: "\n")
         #expect(keys.count == 50)
         #expect(try slipway("config:get", "web", "KEY_17").out == "value 17\n")
@@ -118,11 +109,4 @@ struct LocalCLITests {
         precondition(result.status == 0, result.err)
         return result.out
     }
-}
-
-final class Failures: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [String] = []
-    func add(_ item: String) { lock.withLock { items.append(item) } }
-    var all: [String] { lock.withLock { items } }
 }

@@ -165,20 +165,11 @@ struct SSHFrontTests {
         let server = try TestServer()
         let alice = try TestUser.register("alice", admin: true, on: server.slipway)
         #expect(try server.ssh(alice.key, "apps:create", "web").status == 0)
-        let failures = Failures()
-        let group = DispatchGroup()
-        for i in 0..<100 {
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
-                do {
-                    let result = try server.ssh(alice.key, "apps:list")
-                    if result.status != 0 || !result.out.contains("web") { failures.add("\(i): \(result.status) \(result.err)") }
-                } catch { failures.add("\(i): \(error)") }
-            }
+        let failures = concurrently(100) { _ in
+            let result = try server.ssh(alice.key, "apps:list")
+            return result.status == 0 && result.out.contains("web") ? nil : "\(result.status) \(result.err)"
         }
-        group.wait()
-        #expect(failures.all.isEmpty, "\(failures.all)")
+        #expect(failures.isEmpty, "\(failures)")
     }
 
     @Test func hostileInputChangesNothingAndTheServerKeepsServing() throws {
@@ -233,5 +224,56 @@ struct SSHFrontTests {
             .replacingOccurrences(of: "]:\(server.port) ", with: "]:\(again.port) ")
             .write(toFile: again.knownHosts, atomically: true, encoding: .utf8)
         #expect(try again.ssh(alice.key, "whoami").status == 0)
+    }
+
+    @Test func configuredLimitsAndTheInitialAdmin() throws {
+        let key = try generateKey(comment: "first@admin")
+        let slipway = try Slipway()
+        let config = slipway.dataDir + "/slipway.toml"
+        try """
+            initial_admin_keys = ["\(key.publicLine.trimmingCharacters(in: .newlines))"]
+            max_sessions = 1
+            idle_timeout = 2
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let server = try TestServer(slipway: slipway, config: config)
+        let who = try server.ssh(key.privatePath, "whoami")
+        #expect(who.out.hasPrefix("admin (admin)"), "\(who.err)")
+
+        // Hold the only session open: a command waiting for its stdin.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
+        holder.arguments = server.sshOptions(key: key.privatePath) + ["127.0.0.1", "ssh-keys:add", "admin", "held"]
+        let stdin = Pipe()
+        holder.standardInput = stdin
+        holder.standardOutput = FileHandle.nullDevice
+        holder.standardError = FileHandle.nullDevice
+        try holder.run()
+        usleep(500_000)
+        let refused = try server.ssh(key.privatePath, "whoami")
+        #expect(refused.status == 1 && refused.err.contains("limit of 1 concurrent sessions"), "\(refused.err)")
+
+        // The idle timeout (2 s here) drops the silent session.
+        let started = Date()
+        holder.waitUntilExit()
+        #expect(holder.terminationStatus != 0)
+        #expect(Date().timeIntervalSince(started) < 10)
+        try? stdin.fileHandleForWriting.close()
+        #expect(try server.ssh(key.privatePath, "whoami").status == 0)
+    }
+
+    @Test func sha1RSASignaturesAreRefusedAndGitSpeaksProtocolV2() throws {
+        let server = try TestServer()
+        let rsa = try TestUser.register("alice", admin: true, type: "rsa", bits: 2048, on: server.slipway)
+        let sha1 = try server.ssh(rsa.key, ["whoami"], options: ["-o", "PubkeyAcceptedAlgorithms=ssh-rsa"])
+        #expect(sha1.status == 255 && sha1.err.contains("Permission denied"))
+        #expect(try server.ssh(rsa.key, ["whoami"], options: ["-o", "PubkeyAcceptedAlgorithms=rsa-sha2-512"]).status == 0)
+
+        let repo = try makeRepository(["f": Data("v2".utf8)])
+        #expect(try server.git(rsa.key, ["push", "-q", server.url("web"), "main"], in: repo).status == 0)
+        var env = server.gitEnvironment(key: rsa.key)
+        env["GIT_TRACE_PACKET"] = "1"
+        let listing = try run("/usr/bin/git", ["-c", "protocol.version=2", "ls-remote", server.url("web")], environment: env)
+        #expect(listing.status == 0 && listing.out.contains("refs/heads/main"))
+        #expect(listing.err.contains("version 2"), "GIT_PROTOCOL did not reach git")
     }
 }

@@ -10,11 +10,11 @@ final class TestServer: @unchecked Sendable {
     private let stderrLog: ReadAll
 
     /// Starts the server and waits for its `listening on` line (no sleeps).
-    init(slipway: Slipway? = nil, extraArgs: [String] = []) throws {
+    init(slipway: Slipway? = nil, config: String? = nil) throws {
         self.slipway = try slipway ?? Slipway()
         process = Process()
         process.executableURL = URL(fileURLWithPath: Slipway.binary)
-        process.arguments = ["--data-dir", self.slipway.dataDir, "serve", "--listen", "127.0.0.1:0"] + extraArgs
+        process.arguments = ["--data-dir", self.slipway.dataDir] + (config.map { ["--config", $0] } ?? []) + ["serve", "--listen", "127.0.0.1:0"]
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
