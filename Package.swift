@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         /// Debian's libssh (libssh-dev) as a Swift module. Only SlipwayCore's key
@@ -40,6 +41,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        /// The container engine, spoken to only through the Docker Engine REST API
+        /// over a unix socket (podman's compatible service or Docker).
+        .target(
+            name: "SlipwayEngine",
+            dependencies: [
+                "SlipwayCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         /// The embedded SSH server: the only code that talks to libssh's server API.
         .target(
             name: "SlipwaySSH",
@@ -51,18 +62,18 @@ let package = Package(
         .executableTarget(
             name: "slipway",
             dependencies: [
-                "SlipwayCommands", "SlipwayCore", "SlipwaySSH",
+                "SlipwayCommands", "SlipwayCore", "SlipwayEngine", "SlipwaySSH",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
             name: "SlipwayCoreTests",
-            dependencies: ["SlipwayCore", "SlipwayCommands", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["SlipwayCore", "SlipwayCommands", "SlipwayEngine", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SlipwayEndToEndTests",
-            dependencies: ["SlipwayCore"]
+            dependencies: ["SlipwayCore", "SlipwayEngine"]
         ),
     ],
     swiftLanguageModes: [.v6]

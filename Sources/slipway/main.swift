@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SlipwayCommands
 import SlipwayCore
+import SlipwayEngine
 import SlipwaySSH
 
 /// `slipway [--data-dir DIR] [--config FILE] [--as USER] <command> [args...]`
@@ -64,7 +65,7 @@ do {
         guard dir.hasPrefix("/") || !dir.isEmpty else { fail(.invalid("the data directory must not be empty")) }
         settings.dataDir = URL(fileURLWithPath: dir).standardizedFileURL.path
     }
-    core = try Core(settings: settings)
+    core = try Core(settings: settings, engine: DockerEngine.locate(configured: settings.engineSocket))
 } catch let error as UserFacingError {
     fail(error)
 } catch {

@@ -44,6 +44,8 @@ struct CommandTableTests {
         "storage:list": (.app(.read), ["storage:list", "web"], .app("web", .read)),
         "storage:report": (.app(.read), ["storage:report", "web"], .app("web", .read)),
         "storage:destroy": (.user, ["storage:destroy", "data"], .storageOwner("data", allowMissing: false)),
+        "builder:bootstrap": (.admin, ["builder:bootstrap"], .admin),
+        "builder:report": (.user, ["builder:report"], .user),
         "events": (.user, ["events"], .user),
         "help": (.user, ["help"], .user),
         "version": (.user, ["version"], .user),

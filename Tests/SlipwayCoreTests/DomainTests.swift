@@ -1,3 +1,5 @@
+import Foundation
+import SlipwayEngine
 import Testing
 @testable import SlipwayCore
 
@@ -72,5 +74,28 @@ struct DomainTests {
     @Test func shellQuotingSurvivesAShell() throws {
         #expect(ShellQuoting.singleQuoted("it's") == #"'it'\''s'"#)
         #expect(ShellQuoting.doubleQuotedEscaped("a\"$b\\\nc") == #""a\"\$b\\\nc""#)
+    }
+}
+
+@Suite("The engine's multiplexed stream")
+struct FrameDecoderTests {
+    @Test func framesSplitAcrossReadsComeOutWhole() {
+        func frame(_ stream: UInt8, _ text: String) -> Data {
+            let payload = Data(text.utf8)
+            var header = Data([stream, 0, 0, 0])
+            withUnsafeBytes(of: UInt32(payload.count).bigEndian) { header.append(contentsOf: $0) }
+            return header + payload
+        }
+        let stream = frame(1, "hello ") + frame(2, "oops\n") + frame(1, "world\n") + frame(1, "")
+        var decoder = FrameDecoder()
+        var chunks: [OutputChunk] = []
+        // Feed it in awkward pieces: 3 bytes at a time.
+        var offset = 0
+        while offset < stream.count {
+            chunks += decoder.feed(stream.subdata(in: offset..<min(offset + 3, stream.count)))
+            offset += 3
+        }
+        #expect(chunks.map(\.stream) == [.stdout, .stderr, .stdout, .stdout])
+        #expect(chunks.map { String(decoding: $0.data, as: UTF8.self) } == ["hello ", "oops\n", "world\n", ""])
     }
 }

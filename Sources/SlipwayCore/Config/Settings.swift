@@ -21,6 +21,12 @@ public struct Settings: Sendable, Equatable {
     public var idleTimeout: Int = 600
     /// Seconds `serve` waits for running sessions after SIGTERM before exiting.
     public var shutdownGrace: Int = 30
+    /// The container engine's unix socket; nil: the first of podman's and Docker's usual ones.
+    public var engineSocket: String?
+    /// The image Procfile apps (no Dockerfile) are built on; `builder:bootstrap` makes it locally.
+    public var builderImage: String = "slipway/builder:bookworm"
+    /// The Debian mirror `builder:bootstrap` installs from.
+    public var builderMirror: String = "http://deb.debian.org/debian"
 
     public init() {}
 
@@ -59,6 +65,15 @@ public struct Settings: Sendable, Equatable {
             case "users_can_create_apps":
                 guard let b = value.bool else { throw wrongType("true or false") }
                 settings.usersCanCreateApps = b
+            case "engine_socket":
+                guard let path = value.string, path.hasPrefix("/") else { throw wrongType("an absolute socket path") }
+                settings.engineSocket = path
+            case "builder_image":
+                guard let image = value.string, !image.isEmpty, !image.contains(where: { $0.isWhitespace }) else { throw wrongType("an image reference such as slipway/builder:bookworm") }
+                settings.builderImage = image
+            case "builder_mirror":
+                guard let mirror = value.string, mirror.hasPrefix("http://") || mirror.hasPrefix("https://") else { throw wrongType("an http(s) URL") }
+                settings.builderMirror = mirror
             case "max_sessions", "idle_timeout", "shutdown_grace":
                 guard let n = value.int, n > 0 else { throw wrongType("a positive whole number") }
                 switch key {
@@ -86,6 +101,8 @@ public struct DataPaths: Sendable {
     public var database: String { root + "/slipway.db" }
     public var repositories: String { root + "/repos" }
     public var storageRoot: String { root + "/storage" }
+    /// Scratch space for builds; safe to delete.
+    public var builds: String { root + "/builds" }
 
     public func repository(_ app: AppName) -> String { "\(repositories)/\(app).git" }
     public func storage(_ name: StorageName) -> String { "\(storageRoot)/\(name)" }
@@ -95,7 +112,7 @@ public struct DataPaths: Sendable {
         let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            for dir in [repositories, storageRoot] {
+            for dir in [repositories, storageRoot, builds] {
                 try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
             }
         } catch {

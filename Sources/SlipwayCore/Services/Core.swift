@@ -13,9 +13,13 @@ public final class Core: Sendable {
     public let storage: StorageService
     public let events: EventLog
     public let git: GitService
+    public let engine: ContainerEngine
+    public let builder: BuilderService
 
-    /// Prepares the data directory and opens (migrating) the database.
-    public init(settings: Settings) throws {
+    /// Prepares the data directory and opens (migrating) the database. The engine is
+    /// only contacted when a command needs it.
+    public init(settings: Settings, engine: ContainerEngine) throws {
+        self.engine = engine
         self.settings = settings
         paths = DataPaths(root: settings.dataDir)
         try paths.prepare()
@@ -27,5 +31,6 @@ public final class Core: Sendable {
         storage = StorageService(store: store, paths: paths)
         events = EventLog(store: store, authorizer: authorizer)
         git = GitService(store: store, paths: paths, apps: apps)
+        builder = BuilderService(store: store, paths: paths, settings: settings, engine: engine)
     }
 }

@@ -18,6 +18,8 @@ public struct UserFacingError: Error, CustomStringConvertible, Sendable, Equatab
         case conflict
         /// The command ran and reports a negative answer (`config:get` of an unset key).
         case negative
+        /// Something the command needs is down (the container engine).
+        case unavailable
     }
 
     public let kind: Kind

@@ -44,7 +44,7 @@ struct TestWorld {
         var s = Settings()
         s.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-test-\(UUID().uuidString)").path
         settings(&s)
-        core = try Core(settings: s)
+        core = try Core(settings: s, engine: RecordingEngine())
         runner = CommandRunner(core: core, logger: Logger(label: "test"))
     }
 
@@ -102,4 +102,27 @@ func makeKey(_ type: String, bits: Int? = nil, comment: String = "test@host") th
     let result = try runTool("/usr/bin/ssh-keygen", args)
     precondition(result.status == 0, "ssh-keygen failed")
     return (try String(contentsOfFile: path + ".pub", encoding: .utf8), path + ".pub")
+}
+
+/// A container engine that records what it is asked and answers from fixed state,
+/// for core tests without sockets.
+final class RecordingEngine: ContainerEngine, @unchecked Sendable {
+    let endpoint = "recording-engine"
+    private let lock = NSLock()
+    private(set) var calls: [String] = []
+    var images: [String: ImageInfo] = [:]
+
+    private func record(_ call: String) { lock.withLock { calls.append(call) } }
+
+    func ping() async throws { record("ping") }
+    func version() async throws -> EngineVersion { record("version"); return EngineVersion(version: "0", apiVersion: "1.41", kind: "recording") }
+    func importImage(fromTarFile path: String, reference: String, labels: [String: String]) async throws { record("import \(reference)") }
+    func inspectImage(_ reference: String) async throws -> ImageInfo? { record("inspect \(reference)"); return lock.withLock { images[reference] } }
+    func createContainer(_ spec: ContainerSpec) async throws -> String { record("create \(spec.image)"); return "c1" }
+    func startContainer(_ id: String) async throws { record("start \(id)") }
+    func waitContainer(_ id: String) async throws -> Int32 { record("wait \(id)"); return 0 }
+    func streamLogs(_ id: String, follow: Bool, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws { record("logs \(id)") }
+    func changes(_ id: String) async throws -> [FileChange] { record("changes \(id)"); return [] }
+    func removeContainer(_ id: String, force: Bool) async throws { record("remove \(id)") }
+    func listContainers(labels: [String: String]) async throws -> [ContainerSummary] { record("list"); return [] }
 }

@@ -1,0 +1,136 @@
+import Foundation
+
+/// The container engine as the core sees it: the operations Slipway needs, in
+/// Docker Engine API terms. `SlipwayEngine.DockerEngine` speaks it over a unix
+/// socket to podman or Docker; unit tests can record calls instead.
+public protocol ContainerEngine: Sendable {
+    /// Where the engine is reached, for messages (`/run/podman/podman.sock`).
+    var endpoint: String { get }
+    func ping() async throws
+    func version() async throws -> EngineVersion
+    /// Imports a root filesystem tarball as `reference` (`name:tag`).
+    func importImage(fromTarFile path: String, reference: String, labels: [String: String]) async throws
+    /// nil when the image does not exist.
+    func inspectImage(_ reference: String) async throws -> ImageInfo?
+    func createContainer(_ spec: ContainerSpec) async throws -> String
+    func startContainer(_ id: String) async throws
+    /// Waits for the container to stop; returns its exit code.
+    func waitContainer(_ id: String) async throws -> Int32
+    /// Streams the container's output (stdout and stderr demultiplexed) until it ends.
+    func streamLogs(_ id: String, follow: Bool, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws
+    /// Paths the container changed in its own filesystem (`/containers/{id}/changes`).
+    func changes(_ id: String) async throws -> [FileChange]
+    func removeContainer(_ id: String, force: Bool) async throws
+    /// Containers (running or not) carrying every one of `labels`.
+    func listContainers(labels: [String: String]) async throws -> [ContainerSummary]
+}
+
+public struct EngineVersion: Sendable, Codable, Equatable {
+    public let version: String
+    public let apiVersion: String
+    /// "podman" or "docker".
+    public let kind: String
+
+    public init(version: String, apiVersion: String, kind: String) {
+        self.version = version
+        self.apiVersion = apiVersion
+        self.kind = kind
+    }
+}
+
+public struct ImageInfo: Sendable, Codable, Equatable {
+    public let id: String
+    public let created: String?
+    public let size: Int64
+    /// The image's configured user (`USER`), empty for root.
+    public let user: String
+    public let labels: [String: String]
+
+    public init(id: String, created: String?, size: Int64, user: String, labels: [String: String]) {
+        self.id = id
+        self.created = created
+        self.size = size
+        self.user = user
+        self.labels = labels
+    }
+}
+
+/// What a new container gets. Built by Slipway from validated state only: no
+/// tenant ever passes raw engine options.
+public struct ContainerSpec: Sendable, Equatable {
+    public var name: String?
+    public var image: String
+    public var command: [String]?
+    public var environment: [String: String] = [:]
+    public var labels: [String: String] = [:]
+    /// `host:container[:ro]`, from managed storage or admin host paths.
+    public var binds: [String] = []
+    public var workingDirectory: String?
+    public var user: String?
+    public var openStdin = false
+    public var tty = false
+    /// A PID 1 that forwards signals and reaps zombies.
+    public var initProcess = true
+    public var memoryBytes: Int64?
+    public var networkDisabled = false
+
+    public init(image: String, command: [String]? = nil) {
+        self.image = image
+        self.command = command
+    }
+}
+
+/// One piece of a container's output.
+public struct OutputChunk: Sendable, Equatable {
+    public enum Stream: Sendable { case stdout, stderr }
+    public let stream: Stream
+    public let data: Data
+
+    public init(stream: Stream, data: Data) {
+        self.stream = stream
+        self.data = data
+    }
+}
+
+public struct FileChange: Sendable, Equatable, Codable {
+    public enum Kind: Int, Sendable, Codable { case modified = 0, added = 1, deleted = 2 }
+    public let path: String
+    public let kind: Kind
+
+    public init(path: String, kind: Kind) {
+        self.path = path
+        self.kind = kind
+    }
+}
+
+public struct ContainerSummary: Sendable, Equatable {
+    public let id: String
+    public let names: [String]
+    public let state: String
+    public let labels: [String: String]
+
+    public init(id: String, names: [String], state: String, labels: [String: String]) {
+        self.id = id
+        self.names = names
+        self.state = state
+        self.labels = labels
+    }
+}
+
+/// Runs async engine work from a plain thread (a CLI command or an SSH worker,
+/// never the cooperative pool) and waits for it.
+public func waitFor<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) throws -> T {
+    let box = ResultBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do { box.result = .success(try await operation()) } catch { box.result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try box.result!.get()
+}
+
+/// The result handed from the task back to the waiting thread (the semaphore orders the accesses).
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, Error>?
+}

@@ -1,0 +1,84 @@
+import Foundation
+
+/// The builder image Procfile apps are built on. Hosts without a registry (like
+/// these) make it locally: debootstrap a minimal Debian with python3, import it.
+public struct BuilderService: Sendable {
+    let store: Store
+    let paths: DataPaths
+    let settings: Settings
+    let engine: ContainerEngine
+
+    /// The unprivileged user apps run as in images built on the builder.
+    public static let appUser = (name: "app", uid: 1000)
+
+    /// What `builder:report` shows.
+    public struct Report: Sendable, Codable {
+        public let image: String
+        public let present: Bool
+        public let id: String?
+        public let sizeBytes: Int64?
+        public let created: String?
+        public let engine: String
+    }
+
+    public func report() throws -> Report {
+        let image = settings.builderImage
+        let info = try waitFor { [engine] in try await engine.inspectImage(image) }
+        return Report(image: image, present: info != nil, id: info?.id, sizeBytes: info?.size, created: info?.created, engine: engine.endpoint)
+    }
+
+    /// debootstrap (Debian bookworm, minbase, python3) into a scratch folder, add the
+    /// `app` user, import as the configured builder image. `progress` gets headline lines.
+    public func bootstrap(by caller: Caller, progress: @escaping @Sendable (String) -> Void) throws -> Report {
+        let image = settings.builderImage
+        try waitFor { [engine] in try await engine.ping() }
+        guard let debootstrap = ["/usr/sbin/debootstrap", "/usr/bin/debootstrap"].first(where: FileManager.default.isExecutableFile) else {
+            throw UserFacingError(.unavailable, "debootstrap is not installed on the server; install it (apt-get install debootstrap) and try again")
+        }
+        let scratch = paths.builds + "/bootstrap-\(UUID().uuidString)"
+        let rootfs = scratch + "/rootfs", tarball = scratch + "/rootfs.tar"
+        try FileManager.default.createDirectory(atPath: rootfs, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+
+        progress("-----> Bootstrapping Debian bookworm with python3 from \(settings.builderMirror) (a minute or two)")
+        let strap = try ProcessRunner.run(debootstrap, ["--variant=minbase", "--include=python3,ca-certificates", "bookworm", rootfs, settings.builderMirror])
+        guard strap.status == 0 else {
+            throw UserFacingError(.unavailable, "debootstrap failed: \(strap.stderr.split(separator: "\n").suffix(3).joined(separator: " / ")); check that \(settings.builderMirror) is reachable")
+        }
+        try finishRootfs(rootfs)
+
+        progress("-----> Importing it as \(image)")
+        let tar = try ProcessRunner.run("/bin/tar", ["--numeric-owner", "-C", rootfs, "-cf", tarball, "."])
+        guard tar.status == 0 else { throw UserFacingError(.unavailable, "packing the root filesystem failed: \(tar.stderr)") }
+        try waitFor { [engine] in
+            try await engine.importImage(fromTarFile: tarball, reference: image, labels: ["org.slipway.builder": "debian-bookworm"])
+        }
+        try store.write { db in try db.audit(caller, app: nil, detail: "bootstrapped builder image \(image)") }
+        let report = try report()
+        progress("=====> Builder image \(image) ready (\(report.sizeBytes.map { "\($0 / 1_000_000) MB" } ?? "size unknown"))")
+        return report
+    }
+
+    /// Drops apt's caches and adds the unprivileged `app` user (uid 1000) with home /app.
+    private func finishRootfs(_ rootfs: String) throws {
+        for cache in ["/var/cache/apt/archives", "/var/lib/apt/lists"] {
+            let dir = rootfs + cache
+            for item in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where item.hasSuffix(".deb") || cache.hasSuffix("lists") {
+                try? FileManager.default.removeItem(atPath: dir + "/" + item)
+            }
+        }
+        let (name, uid) = Self.appUser
+        try append("\(name):x:\(uid):\(uid):Slipway app:/app:/bin/sh\n", to: rootfs + "/etc/passwd")
+        try append("\(name):x:\(uid):\n", to: rootfs + "/etc/group")
+        try append("\(name):*:19000:0:99999:7:::\n", to: rootfs + "/etc/shadow")
+        try FileManager.default.createDirectory(atPath: rootfs + "/app", withIntermediateDirectories: true)
+        guard chown(rootfs + "/app", uid_t(uid), gid_t(uid)) == 0 else { throw UserFacingError(.unavailable, "cannot prepare /app in the builder image") }
+    }
+
+    private func append(_ line: String, to path: String) throws {
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw UserFacingError(.unavailable, "cannot edit \(path)") }
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(line.utf8))
+    }
+}

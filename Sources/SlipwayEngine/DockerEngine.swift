@@ -1,0 +1,250 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SlipwayCore
+
+/// The container engine through the Docker Engine REST API (v1.41) over a unix
+/// socket: podman's compatible service or Docker, with the same code.
+public final class DockerEngine: ContainerEngine {
+    public let endpoint: String
+    private let client = HTTPClient.shared
+    private static let apiPrefix = "/v1.41"
+
+    /// The sockets tried, in order, when the config names none.
+    public static let usualSockets = ["/run/podman/podman.sock", "/var/run/docker.sock", "/run/docker.sock"]
+
+    public init(socketPath: String) {
+        endpoint = socketPath
+    }
+
+    /// The configured socket, else the first usual one that exists (no network
+    /// round trip: most commands never talk to the engine).
+    public static func locate(configured: String?) -> DockerEngine {
+        DockerEngine(socketPath: configured ?? usualSockets.first(where: FileManager.default.fileExists) ?? usualSockets[0])
+    }
+
+    /// The configured socket, else the first usual one that answers `/_ping`,
+    /// else the first usual one (so errors name a real place to look).
+    public static func discover(configured: String?) async -> DockerEngine {
+        if let configured { return DockerEngine(socketPath: configured) }
+        for socket in usualSockets where FileManager.default.fileExists(atPath: socket) {
+            let engine = DockerEngine(socketPath: socket)
+            if (try? await engine.ping()) != nil { return engine }
+        }
+        return DockerEngine(socketPath: usualSockets[0])
+    }
+
+    // MARK: Requests
+
+    private func url(_ path: String, _ query: [String: String] = [:]) -> String {
+        var components = URLComponents()
+        components.path = Self.apiPrefix + path
+        if !query.isEmpty { components.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) } }
+        // '+' in a query value must stay a literal plus for the engine's form decoding.
+        let uri = (components.string ?? path).replacingOccurrences(of: "+", with: "%2B")
+        return URL(httpURLWithSocketPath: endpoint, uri: uri)!.absoluteString
+    }
+
+    private func send(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], json: Encodable? = nil,
+                      body: HTTPClientRequest.Body? = nil, contentType: String? = nil,
+                      timeout: TimeAmount = .seconds(60)) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: url(path, query))
+        request.method = method
+        // AsyncHTTPClient sends no Host for unix sockets, and podman then answers 400.
+        request.headers.add(name: "Host", value: "engine")
+        if let json {
+            request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(AnyEncodable(json))))
+            request.headers.add(name: "Content-Type", value: "application/json")
+        } else if let body {
+            request.body = body
+            if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
+        }
+        do {
+            return try await client.execute(request, timeout: timeout)
+        } catch {
+            throw unreachable
+        }
+    }
+
+    /// The body as JSON, or a user-facing error built from the engine's message.
+    private func decode<T: Decodable>(_ type: T.Type, _ response: HTTPClientResponse, limit: Int = 16 << 20) async throws -> T {
+        let body = try await response.body.collect(upTo: limit)
+        try check(response, body)
+        return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
+    }
+
+    private func expectSuccess(_ response: HTTPClientResponse, allowing: Set<UInt> = []) async throws {
+        let body = try await response.body.collect(upTo: 1 << 20)
+        if allowing.contains(response.status.code) { return }
+        try check(response, body)
+    }
+
+    private func check(_ response: HTTPClientResponse, _ body: ByteBuffer) throws {
+        guard (200..<300).contains(response.status.code) else {
+            struct Message: Decodable { let message: String? }
+            let message = (try? JSONDecoder().decode(Message.self, from: Data(body.readableBytesView)))?.message ?? String(buffer: body)
+            throw UserFacingError(.unavailable, "the container engine at \(endpoint) refused (\(response.status.code)): \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    // MARK: ContainerEngine
+
+    public func ping() async throws {
+        var request = HTTPClientRequest(url: URL(httpURLWithSocketPath: endpoint, uri: "/_ping")!.absoluteString)
+        request.headers.add(name: "Host", value: "engine")
+        do {
+            let response = try await client.execute(request, timeout: .seconds(3))
+            _ = try await response.body.collect(upTo: 1024)
+            guard response.status == .ok else { throw unreachable }
+        } catch {
+            throw unreachable
+        }
+    }
+
+    private var unreachable: UserFacingError {
+        UserFacingError(.unavailable, "the container engine at \(endpoint) is not answering; start it (scripts/engine.sh starts podman's API service) or set engine_socket in the config")
+    }
+
+    public func version() async throws -> EngineVersion {
+        struct Reply: Decodable {
+            struct Component: Decodable { let Name: String }
+            let Version: String
+            let ApiVersion: String
+            let Components: [Component]?
+        }
+        let reply = try await decode(Reply.self, try await send(.GET, "/version"))
+        let isPodman = reply.Components?.contains { $0.Name.lowercased().contains("podman") } ?? false
+        return EngineVersion(version: reply.Version, apiVersion: reply.ApiVersion, kind: isPodman ? "podman" : "docker")
+    }
+
+    public func importImage(fromTarFile path: String, reference: String, labels: [String: String]) async throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw UserFacingError.invalid("cannot read the image tarball \(path)") }
+        let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
+        let chunks = AsyncStream<ByteBuffer> { continuation in
+            Thread.detachNewThread {
+                defer { try? handle.close(); continuation.finish() }
+                while let data = try? handle.read(upToCount: 1 << 20), !data.isEmpty {
+                    continuation.yield(ByteBuffer(bytes: data))
+                }
+            }
+        }
+        // `repo` carries the tag: podman 4.3 ignores a separate `tag`, Docker takes either.
+        var query = ["fromSrc": "-", "repo": reference]
+        if !labels.isEmpty {
+            query["changes"] = labels.sorted { $0.key < $1.key }.map { "LABEL \($0.key)=\($0.value)" }.joined(separator: "\n")
+        }
+        let response = try await send(.POST, "/images/create", query: query, body: .stream(chunks, length: .known(Int64(size))),
+                                      contentType: "application/x-tar", timeout: .minutes(10))
+        // Progress arrives as JSON lines; a failure is a line with "error" even under 200.
+        let body = try await response.body.collect(upTo: 16 << 20)
+        try check(response, body)
+        for line in String(buffer: body).split(separator: "\n") where line.contains("\"error\"") {
+            throw UserFacingError(.unavailable, "the container engine at \(endpoint) could not import \(reference): \(line)")
+        }
+    }
+
+    public func inspectImage(_ reference: String) async throws -> ImageInfo? {
+        struct Reply: Decodable {
+            struct Config: Decodable { let User: String?; let Labels: [String: String]? }
+            let Id: String
+            let Created: String?
+            let Size: Int64?
+            let Config: Config?
+        }
+        let response = try await send(.GET, "/images/\(Self.escape(reference))/json")
+        if response.status == .notFound { _ = try await response.body.collect(upTo: 1 << 20); return nil }
+        let reply = try await decode(Reply.self, response)
+        return ImageInfo(id: reply.Id, created: reply.Created, size: reply.Size ?? 0, user: reply.Config?.User ?? "",
+                         labels: reply.Config?.Labels ?? [:])
+    }
+
+    public func createContainer(_ spec: ContainerSpec) async throws -> String {
+        struct Body: Encodable {
+            struct Host: Encodable {
+                let Binds: [String]
+                let Init: Bool
+                let Memory: Int64?
+                let NetworkMode: String?
+            }
+            let Image: String
+            let Cmd: [String]?
+            let Env: [String]
+            let Labels: [String: String]
+            let WorkingDir: String?
+            let User: String?
+            let OpenStdin: Bool
+            let StdinOnce: Bool
+            let AttachStdin: Bool
+            let AttachStdout: Bool
+            let AttachStderr: Bool
+            let Tty: Bool
+            let HostConfig: Host
+        }
+        struct Reply: Decodable { let Id: String }
+        let body = Body(Image: spec.image, Cmd: spec.command, Env: spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
+                        Labels: spec.labels, WorkingDir: spec.workingDirectory, User: spec.user,
+                        OpenStdin: spec.openStdin, StdinOnce: spec.openStdin, AttachStdin: spec.openStdin,
+                        AttachStdout: true, AttachStderr: true, Tty: spec.tty,
+                        HostConfig: .init(Binds: spec.binds, Init: spec.initProcess, Memory: spec.memoryBytes,
+                                          NetworkMode: spec.networkDisabled ? "none" : nil))
+        let query = spec.name.map { ["name": $0] } ?? [:]
+        return try await decode(Reply.self, try await send(.POST, "/containers/create", query: query, json: body)).Id
+    }
+
+    public func startContainer(_ id: String) async throws {
+        try await expectSuccess(try await send(.POST, "/containers/\(Self.escape(id))/start"), allowing: [304])
+    }
+
+    public func waitContainer(_ id: String) async throws -> Int32 {
+        struct Reply: Decodable { let StatusCode: Int32 }
+        return try await decode(Reply.self, try await send(.POST, "/containers/\(Self.escape(id))/wait", timeout: .hours(24 * 365))).StatusCode
+    }
+
+    public func streamLogs(_ id: String, follow: Bool, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws {
+        let response = try await send(.GET, "/containers/\(Self.escape(id))/logs",
+                                      query: ["stdout": "1", "stderr": "1", "follow": follow ? "1" : "0"],
+                                      timeout: .hours(24 * 365))
+        guard response.status == .ok else { try await expectSuccess(response); return }
+        var decoder = FrameDecoder()
+        for try await buffer in response.body {
+            for chunk in decoder.feed(Data(buffer.readableBytesView)) { sink(chunk) }
+        }
+    }
+
+    public func changes(_ id: String) async throws -> [FileChange] {
+        struct Change: Decodable { let Path: String; let Kind: Int }
+        let changes = try await decode([Change]?.self, try await send(.GET, "/containers/\(Self.escape(id))/changes")) ?? []
+        return changes.compactMap { change in FileChange.Kind(rawValue: change.Kind).map { FileChange(path: change.Path, kind: $0) } }
+    }
+
+    public func removeContainer(_ id: String, force: Bool) async throws {
+        try await expectSuccess(try await send(.DELETE, "/containers/\(Self.escape(id))", query: ["force": force ? "1" : "0", "v": "1"]),
+                                allowing: [404])
+    }
+
+    public func listContainers(labels: [String: String]) async throws -> [ContainerSummary] {
+        struct Item: Decodable {
+            let Id: String
+            let Names: [String]?
+            let State: String?
+            let Labels: [String: String]?
+        }
+        let filters = try JSONEncoder().encode(["label": labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }])
+        let items = try await decode([Item].self, try await send(.GET, "/containers/json", query: ["all": "1", "filters": String(decoding: filters, as: UTF8.self)]))
+        return items.map { ContainerSummary(id: $0.Id, names: $0.Names ?? [], state: $0.State ?? "", labels: $0.Labels ?? [:]) }
+    }
+
+    // MARK: Helpers
+
+    private static func escape(_ component: String) -> String {
+        // '/' stays: image references contain it and the engines route on the raw path.
+        component.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~:/@"))) ?? component
+    }
+}
+
+private struct AnyEncodable: Encodable {
+    let value: Encodable
+    init(_ value: Encodable) { self.value = value }
+    func encode(to encoder: Encoder) throws { try value.encode(to: encoder) }
+}

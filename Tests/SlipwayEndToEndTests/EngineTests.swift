@@ -1,0 +1,90 @@
+import Foundation
+import SlipwayCore
+import SlipwayEngine
+import Testing
+
+/// The builder image, made once per test run with the real `builder:bootstrap`.
+enum BuilderImage {
+    static let reference = "slipway/builder:bookworm"
+    /// The bootstrap's output, for the test that checks it.
+    static let bootstrap: Result<Slipway.Result, Error> = Result {
+        let slipway = try Slipway()
+        return try slipway("builder:bootstrap")
+    }
+}
+
+/// The engine client against the real container engine (podman's API here).
+@Suite("Container engine end to end", .serialized)
+struct EngineTests {
+    let engine = DockerEngine.locate(configured: nil)
+
+    @Test func builderBootstrapImportsAUsableImage() throws {
+        let result = try BuilderImage.bootstrap.get()
+        #expect(result.status == 0, "\(result.err)")
+        #expect(result.out.contains("Builder image \(BuilderImage.reference) ready"))
+        let slipway = try Slipway()
+        let report = try JSONSerialization.jsonObject(with: Data(try slipway("builder:report", "--format", "json").out.utf8)) as? [String: Any]
+        #expect(report?["present"] as? Bool == true)
+        #expect(report?["image"] as? String == BuilderImage.reference)
+        let info = try waitFor { [engine] in try await engine.inspectImage(BuilderImage.reference) }
+        #expect(info?.labels["org.slipway.builder"] == "debian-bookworm")
+    }
+
+    @Test func aContainersWholeLife() throws {
+        _ = try BuilderImage.bootstrap.get()
+        let version = try waitFor { [engine] in try await engine.version() }
+        #expect(version.apiVersion.hasPrefix("1.") || version.kind == "podman")
+        let storage = try temporaryDirectory("slipway-bind")
+        let label = UUID().uuidString
+        var spec = ContainerSpec(image: BuilderImage.reference, command: ["/bin/sh", "-c", "echo out; echo err >&2; echo \"$GREETING\" > /data/f; touch /scratch.txt; python3 -c 'print(6*7)'; exit 7"])
+        spec.environment = ["GREETING": "hello 'quoted' world"]
+        spec.labels = ["org.slipway.test": label]
+        spec.binds = ["\(storage):/data"]
+        spec.networkDisabled = true
+        let id = try waitFor { [engine, spec] in try await engine.createContainer(spec) }
+        defer { _ = try? waitFor { [engine] in try await engine.removeContainer(id, force: true) } }
+        try waitFor { [engine] in try await engine.startContainer(id) }
+        let status = try waitFor { [engine] in try await engine.waitContainer(id) }
+        #expect(status == 7)
+
+        let collected = Collected()
+        try waitFor { [engine] in try await engine.streamLogs(id, follow: false) { collected.add($0) } }
+        #expect(collected.text(.stdout) == "out\n42\n")
+        #expect(collected.text(.stderr) == "err\n")
+        #expect(try String(contentsOfFile: storage + "/f", encoding: .utf8) == "hello 'quoted' world\n")
+
+        let changes = try waitFor { [engine] in try await engine.changes(id) }
+        #expect(changes.contains(FileChange(path: "/scratch.txt", kind: .added)))
+        // The mount point itself may show as added; nothing written under it does.
+        #expect(!changes.contains { $0.path.hasPrefix("/data/") })
+
+        let listed = try waitFor { [engine] in try await engine.listContainers(labels: ["org.slipway.test": label]) }
+        #expect(listed.map(\.id) == [id])
+        try waitFor { [engine] in try await engine.removeContainer(id, force: false) }
+        let afterRemoval = try waitFor { [engine] in try await engine.listContainers(labels: ["org.slipway.test": label]) }
+        #expect(afterRemoval.isEmpty)
+        let missing = try waitFor { [engine] in try await engine.inspectImage("slipway/no-such-image:\(label.lowercased())") }
+        #expect(missing == nil)
+    }
+
+    @Test func aStoppedEngineGivesAClearMessageAndOtherCommandsWork() throws {
+        let slipway = try Slipway()
+        let config = slipway.dataDir + "/slipway.toml"
+        try "engine_socket = \"/run/slipway-test-no-engine.sock\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let report = try slipway(["--config", config, "builder:report"])
+        #expect(report.status == 1)
+        #expect(report.err == "error: the container engine at /run/slipway-test-no-engine.sock is not answering; start it (scripts/engine.sh starts podman's API service) or set engine_socket in the config\n")
+        #expect(try slipway(["--config", config, "apps:create", "web"]).status == 0)
+        #expect(try slipway(["--config", config, "apps:list"]).out.contains("web"))
+    }
+}
+
+/// Output chunks gathered from a stream, by stream.
+final class Collected: @unchecked Sendable {
+    private let lock = NSLock()
+    private var chunks: [OutputChunk] = []
+    func add(_ chunk: OutputChunk) { lock.withLock { chunks.append(chunk) } }
+    func text(_ stream: OutputChunk.Stream) -> String {
+        lock.withLock { String(decoding: chunks.filter { $0.stream == stream }.flatMap(\.data), as: UTF8.self) }
+    }
+}

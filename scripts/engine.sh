@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs and starts the container engine Slipway talks to: podman (with runc) and
+# its Docker-compatible REST API on /run/podman/podman.sock. Idempotent.
+# Facts behind each step: shared/design/container-engine.md.
+set -euo pipefail
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+sock=${SLIPWAY_ENGINE_SOCKET:-/run/podman/podman.sock}
+
+ping() { curl -fsS --max-time 2 --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; }
+if ping; then echo "engine: answering on $sock"; exit 0; fi
+
+# iptables: port publishing fails without it; catatonit: Init (PID 1 that forwards signals).
+packages=(podman runc netavark aardvark-dns catatonit iptables curl debootstrap)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "engine: installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Without this: crun refuses hybrid cgroups and setrlimit(NOFILE) fails past the hard limit.
+conf=/etc/containers/containers.conf
+if ! grep -q "slipway" "$conf" 2>/dev/null; then
+  nofile=$(ulimit -Hn); [ "$nofile" = unlimited ] && nofile=1048576
+  as_root mkdir -p /etc/containers
+  as_root tee "$conf" >/dev/null <<CONF
+# Written by slipway scripts/engine.sh
+[containers]
+default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+[network]
+network_backend = "netavark"
+CONF
+fi
+
+as_root mkdir -p "$(dirname "$sock")"
+echo "engine: starting podman system service on $sock"
+as_root sh -c "nohup podman system service --time=0 unix://$sock >/var/log/podman-service.log 2>&1 &"
+for _ in $(seq 100); do ping && { echo "engine: answering on $sock"; exit 0; }; sleep 0.1; done
+echo "engine: podman's API did not answer on $sock; see /var/log/podman-service.log" >&2
+exit 1
