@@ -119,22 +119,12 @@ public final class DockerEngine: ContainerEngine {
     }
 
     public func importImage(fromTarFile path: String, reference: String, labels: [String: String]) async throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw UserFacingError.invalid("cannot read the image tarball \(path)") }
-        let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
-        let chunks = AsyncStream<ByteBuffer> { continuation in
-            Thread.detachNewThread {
-                defer { try? handle.close(); continuation.finish() }
-                while let data = try? handle.read(upToCount: 1 << 20), !data.isEmpty {
-                    continuation.yield(ByteBuffer(bytes: data))
-                }
-            }
-        }
         // `repo` carries the tag: podman 4.3 ignores a separate `tag`, Docker takes either.
         var query = ["fromSrc": "-", "repo": reference]
         if !labels.isEmpty {
             query["changes"] = labels.sorted { $0.key < $1.key }.map { "LABEL \($0.key)=\($0.value)" }.joined(separator: "\n")
         }
-        let response = try await send(.POST, "/images/create", query: query, body: .stream(chunks, length: .known(Int64(size))),
+        let response = try await send(.POST, "/images/create", query: query, body: try tarBody(path),
                                       contentType: "application/x-tar", timeout: .minutes(10))
         // Progress arrives as JSON lines; a failure is a line with "error" even under 200.
         let body = try await response.body.collect(upTo: 16 << 20)
@@ -157,6 +147,49 @@ public final class DockerEngine: ContainerEngine {
         let reply = try await decode(Reply.self, response)
         return ImageInfo(id: reply.Id, created: reply.Created, size: reply.Size ?? 0, user: reply.Config?.User ?? "",
                          labels: reply.Config?.Labels ?? [:])
+    }
+
+    public func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws {
+        func json(_ value: [String: String]) throws -> String { String(decoding: try JSONEncoder().encode(value), as: UTF8.self) }
+        let query = ["t": request.tag, "dockerfile": request.dockerfile, "forcerm": "1", "rm": "1",
+                     "labels": try json(request.labels), "buildargs": try json(request.buildArgs)]
+        let response = try await send(.POST, "/build", query: query, body: try tarBody(request.contextTarFile),
+                                      contentType: "application/x-tar", timeout: .hours(2))
+        guard (200..<300).contains(response.status.code) else { try await expectSuccess(response); return }
+        // Progress is one JSON object per line; a failed build still answers 200 and
+        // ends with a line carrying "error".
+        struct Line: Decodable { let stream: String?; let error: String? }
+        var pending = Data()
+        var failure: String?
+        func consume(_ line: Data) {
+            guard let decoded = try? JSONDecoder().decode(Line.self, from: line) else { return }
+            if let error = decoded.error { failure = error }
+            if let text = decoded.stream, !text.isEmpty { output(text) }
+        }
+        for try await buffer in response.body {
+            pending.append(contentsOf: buffer.readableBytesView)
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                consume(pending[pending.startIndex..<newline])
+                pending.removeSubrange(pending.startIndex...newline)
+            }
+        }
+        if !pending.isEmpty { consume(pending) }
+        if let failure { throw UserFacingError(.conflict, "the build failed: \(failure.trimmingCharacters(in: .whitespacesAndNewlines))") }
+    }
+
+    /// A tar file streamed as a request body, a megabyte at a time.
+    private func tarBody(_ path: String) throws -> HTTPClientRequest.Body {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw UserFacingError.invalid("cannot read the tarball \(path)") }
+        let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
+        let chunks = AsyncStream<ByteBuffer> { continuation in
+            Thread.detachNewThread {
+                defer { try? handle.close(); continuation.finish() }
+                while let data = try? handle.read(upToCount: 1 << 20), !data.isEmpty {
+                    continuation.yield(ByteBuffer(bytes: data))
+                }
+            }
+        }
+        return .stream(chunks, length: .known(size))
     }
 
     public func createContainer(_ spec: ContainerSpec) async throws -> String {

@@ -297,16 +297,18 @@ final class SSHConnection: @unchecked Sendable {
             }
             return try errorJob(error)
         }
-        let repository = try core.git.ensureRepository(app)
+        let repository = try core.git.ensureRepository(app, hookCommand: request.isPush ? server.options.hookCommand : nil)
+        // The hook learns the app and the pusher from these; git passes them through.
+        let hookEnvironment = request.isPush ? ["SLIPWAY_APP": app.rawValue, "SLIPWAY_PUSHER": principal.name] : [:]
         let job = try ChannelJob.spawn([GitService.gitExecutable, request.isPush ? "receive-pack" : "upload-pack", repository],
-                                       environment: core.git.environment(gitProtocol: gitProtocol))
+                                       environment: core.git.environment(gitProtocol: gitProtocol, extra: hookEnvironment))
         if request.isPush {
             let logger = self.logger
             onEnd = { status in
                 do {
-                    if status == 0 {
-                        try core.git.recordPush(to: app, by: caller)
-                    } else if createdApp {
+                    if status == 0 { try core.git.recordPush(to: app, by: caller) }
+                    // A first push that left nothing (failed, killed, or rejected by the build) leaves no app.
+                    if createdApp, try !core.git.hasBranches(app) {
                         _ = try core.apps.destroy(app, purgeStorage: false, by: caller)
                     }
                 } catch {

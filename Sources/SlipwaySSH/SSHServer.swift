@@ -20,6 +20,9 @@ public final class SSHServer: @unchecked Sendable {
         public var idleTimeout: TimeInterval = 600
         /// Public key tries per connection.
         public var maxAuthAttempts = 10
+        /// The command git's pre-receive hook runs (this binary's `hook:pre-receive`);
+        /// nil: pushes are stored without building.
+        public var hookCommand: [String]?
 
         public init(host: String, port: UInt16) {
             self.host = host

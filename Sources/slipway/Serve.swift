@@ -13,12 +13,15 @@ struct Serve: ParsableCommand {
     @Option(help: "HOST:PORT to listen on (default: listen from the config file, 0.0.0.0:2222). Port 0 picks a free port.")
     var listen: String?
 
-    func start(core: Core, logger: Logger) async throws {
+    func start(core: Core, configPath: String?, logger: Logger) async throws {
         signal(SIGPIPE, SIG_IGN)
         try registerInitialAdmin(core: core, logger: logger)
         var options = try SSHServer.Options.parse(listen: listen ?? core.settings.listen)
         options.maxSessions = core.settings.maxSessions
         options.idleTimeout = TimeInterval(core.settings.idleTimeout)
+        // git's pre-receive hook calls back into this very binary, with the same state.
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        options.hookCommand = [executable, "--data-dir", core.paths.root] + (configPath.map { ["--config", $0] } ?? []) + ["hook:pre-receive"]
         let server = try SSHServer(core: core, options: options, logger: logger)
         let service = SSHService(server: server, grace: TimeInterval(core.settings.shutdownGrace), logger: logger)
         let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -67,5 +70,32 @@ struct HostKeyCommand: ParsableCommand {
     func print(core: Core) throws -> String {
         let key = try HostKey(paths: core.paths)
         return "\(try key.publicKeyLine())\n256 \(try key.fingerprint()) (ED25519)\n"
+    }
+}
+
+/// `slipway hook:pre-receive`: run by git inside a push (see `PushService`). Its
+/// output reaches the pusher as `remote:` lines; a non-zero exit rejects the push.
+enum PreReceiveHook {
+    static func run(core: Core, stdout: FileOutput, stderr: FileOutput) -> Int32 {
+        let env = ProcessInfo.processInfo.environment
+        do {
+            let appName = try AppName(env["SLIPWAY_APP"] ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath).deletingPathExtension().lastPathComponent)
+            var principal = Principal.localAdmin
+            if let pusher = env["SLIPWAY_PUSHER"], let user = try core.users.find(UserName(pusher)) {
+                principal = Principal(identity: .user(user), channel: "ssh")
+            }
+            var updates: [PushService.RefUpdate] = []
+            while let line = readLine() { if let update = PushService.RefUpdate(line: line) { updates.append(update) } }
+            try core.pushes.preReceive(app: appName, updates: updates, pusher: Caller(principal: principal, command: "git push")) { line in
+                stdout.write(line.hasSuffix("\n") ? line : line + "\n")
+            }
+            return 0
+        } catch let error as UserFacingError {
+            stderr.write("\(error)\n")
+            return 1
+        } catch {
+            stderr.write("error: internal error during the push: \(error)\n")
+            return 1
+        }
     }
 }

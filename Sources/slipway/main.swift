@@ -77,7 +77,7 @@ switch options.rest.first {
 case "serve":
     do {
         let serve = try Serve.parse(Array(options.rest.dropFirst()))
-        try await serve.start(core: core, logger: logger)
+        try await serve.start(core: core, configPath: options.config, logger: logger)
         exit(0)
     } catch let error as UserFacingError {
         fail(error)
@@ -87,6 +87,8 @@ case "serve":
         stderr.write(Serve.fullMessage(for: error) + "\n")
         exit(Serve.exitCode(for: error).rawValue == 0 ? 0 : 2)
     }
+case "hook:pre-receive":
+    exit(PreReceiveHook.run(core: core, stdout: stdout, stderr: stderr))
 case "host-key":
     do {
         stdout.write(try HostKeyCommand().print(core: core))

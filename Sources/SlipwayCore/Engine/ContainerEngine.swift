@@ -12,6 +12,10 @@ public protocol ContainerEngine: Sendable {
     func importImage(fromTarFile path: String, reference: String, labels: [String: String]) async throws
     /// nil when the image does not exist.
     func inspectImage(_ reference: String) async throws -> ImageInfo?
+    /// Builds `tag` from a tar build context, passing each line of the engine's
+    /// progress to `output` as it arrives. Throws (with the build's error) when the
+    /// build fails; intermediate containers are always removed.
+    func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws
     func createContainer(_ spec: ContainerSpec) async throws -> String
     func startContainer(_ id: String) async throws
     /// Waits for the container to stop; returns its exit code.
@@ -52,6 +56,21 @@ public struct ImageInfo: Sendable, Codable, Equatable {
         self.size = size
         self.user = user
         self.labels = labels
+    }
+}
+
+/// One image build.
+public struct BuildRequest: Sendable, Equatable {
+    public var contextTarFile: String
+    public var tag: String
+    /// The Dockerfile's path inside the context.
+    public var dockerfile = "Dockerfile"
+    public var labels: [String: String] = [:]
+    public var buildArgs: [String: String] = [:]
+
+    public init(contextTarFile: String, tag: String) {
+        self.contextTarFile = contextTarFile
+        self.tag = tag
     }
 }
 

@@ -15,6 +15,8 @@ public final class Core: Sendable {
     public let git: GitService
     public let engine: ContainerEngine
     public let builder: BuilderService
+    public let builds: BuildService
+    public let pushes: PushService
 
     /// Prepares the data directory and opens (migrating) the database. The engine is
     /// only contacted when a command needs it.
@@ -32,5 +34,7 @@ public final class Core: Sendable {
         events = EventLog(store: store, authorizer: authorizer)
         git = GitService(store: store, paths: paths, apps: apps)
         builder = BuilderService(store: store, paths: paths, settings: settings, engine: engine)
+        builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git)
+        pushes = PushService(apps: apps, git: git, builds: builds)
     }
 }

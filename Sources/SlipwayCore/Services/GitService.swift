@@ -18,14 +18,50 @@ public struct GitService: Sendable {
 
     /// The environment git runs with: nothing from the server's own environment
     /// except what git needs, plus the client's `GIT_PROTOCOL` when given.
-    public func environment(gitProtocol: String?) -> [String: String] {
+    public func environment(gitProtocol: String?, extra: [String: String] = [:]) -> [String: String] {
         var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": paths.root, "GIT_CONFIG_NOSYSTEM": "1", "LANG": "C.UTF-8"]
         if let gitProtocol { env["GIT_PROTOCOL"] = gitProtocol }
-        return env
+        return env.merging(extra) { $1 }
     }
 
-    /// The app's bare repository, created (empty, default branch `main`) if missing.
-    public func ensureRepository(_ app: AppName) throws -> String {
+    /// The branch a push deploys: the recorded one, else `main` when it is among the
+    /// updates (or exists), else `master`.
+    public func deployBranch(of app: App, updatedRefs: [String]) -> String? {
+        if let branch = app.deployBranch { return branch }
+        if updatedRefs.contains("refs/heads/main") { return "main" }
+        let hasMain = (try? ProcessRunner.run(Self.gitExecutable, ["--git-dir", paths.repository(app.name), "rev-parse", "--verify", "-q", "refs/heads/main"],
+                                              environment: environment(gitProtocol: nil)))?.status == 0
+        if hasMain { return "main" }
+        return updatedRefs.contains("refs/heads/master") ? "master" : nil
+    }
+
+    /// The app's bare repository, created (empty, default branch `main`) if missing,
+    /// with Slipway's pre-receive hook (`hookCommand`) installed when given.
+    public func ensureRepository(_ app: AppName, hookCommand: [String]? = nil) throws -> String {
+        let path = try ensureBareRepository(app)
+        if let hookCommand { try installHook(in: path, command: hookCommand) }
+        return path
+    }
+
+    /// The pre-receive hook: it builds the pushed revision of the deploy branch, and a
+    /// failed build makes git refuse the push (the branch is not updated).
+    private func installHook(in repository: String, command: [String]) throws {
+        let script = """
+            #!/bin/sh
+            # Written by slipway on every push: builds the deploy branch's new revision.
+            exec \(command.map(ShellQuoting.singleQuoted).joined(separator: " "))
+
+            """
+        let hook = repository + "/hooks/pre-receive"
+        if (try? String(contentsOfFile: hook, encoding: .utf8)) == script { return }
+        try FileManager.default.createDirectory(atPath: repository + "/hooks", withIntermediateDirectories: true)
+        let staging = hook + ".new"
+        try script.write(toFile: staging, atomically: false, encoding: .utf8)
+        chmod(staging, 0o755)
+        guard rename(staging, hook) == 0 else { throw GitError.failed("cannot install \(hook)") }
+    }
+
+    private func ensureBareRepository(_ app: AppName) throws -> String {
         let path = paths.repository(app)
         if FileManager.default.fileExists(atPath: path + "/HEAD") { return path }
         // Built beside and moved into place, so a crash never leaves half a repo under the real name.
@@ -42,6 +78,13 @@ public struct GitService: Sendable {
             if !FileManager.default.fileExists(atPath: path + "/HEAD") { throw error }  // lost a race: fine if the other won
         }
         return path
+    }
+
+    /// Whether the app's repository has any branch yet.
+    public func hasBranches(_ app: AppName) throws -> Bool {
+        let listing = try ProcessRunner.run(Self.gitExecutable, ["--git-dir", paths.repository(app), "for-each-ref", "--count=1", "refs/heads/"],
+                                            environment: environment(gitProtocol: nil))
+        return listing.status == 0 && !listing.stdout.isEmpty
     }
 
     /// After a successful push: chooses the deploy branch on the first push (`main`,

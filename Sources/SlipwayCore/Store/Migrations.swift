@@ -87,6 +87,23 @@ enum Migrations {
                     BEGIN SELECT RAISE(ABORT, 'the events log is append-only'); END;
                 """)
         }
+        migrator.registerMigration("v2: builds") { db in
+            try db.execute(sql: """
+                CREATE TABLE builds (
+                    id INTEGER PRIMARY KEY,
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    revision TEXT NOT NULL,
+                    image TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('building', 'succeeded', 'failed')),
+                    started_by TEXT NOT NULL,
+                    started_at DATETIME NOT NULL,
+                    finished_at DATETIME,
+                    error TEXT
+                );
+                CREATE INDEX builds_by_app ON builds(app_id, id);
+                """)
+        }
         return migrator
     }
 }

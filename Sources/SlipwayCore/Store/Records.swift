@@ -117,3 +117,21 @@ public struct Event: SlipwayRecord, HasRowID, Equatable {
     /// What changed (never secret values), or the error message.
     public var detail: String
 }
+
+/// One image build of an app's revision.
+public struct Build: SlipwayRecord, HasRowID, Equatable {
+    public static let databaseTableName = "builds"
+    public var id: Int64?
+    public var appId: Int64
+    public var revision: String
+    /// The image tag, `slipway/<app>:<revision-prefix>`.
+    public var image: String
+    /// "dockerfile" or "procfile".
+    public var kind: String
+    /// "building", "succeeded" or "failed".
+    public var status: String
+    public var startedBy: String
+    public var startedAt: Date
+    public var finishedAt: Date?
+    public var error: String?
+}

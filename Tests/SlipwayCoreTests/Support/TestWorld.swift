@@ -118,6 +118,7 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
     func version() async throws -> EngineVersion { record("version"); return EngineVersion(version: "0", apiVersion: "1.41", kind: "recording") }
     func importImage(fromTarFile path: String, reference: String, labels: [String: String]) async throws { record("import \(reference)") }
     func inspectImage(_ reference: String) async throws -> ImageInfo? { record("inspect \(reference)"); return lock.withLock { images[reference] } }
+    func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws { record("build \(request.tag)") }
     func createContainer(_ spec: ContainerSpec) async throws -> String { record("create \(spec.image)"); return "c1" }
     func startContainer(_ id: String) async throws { record("start \(id)") }
     func waitContainer(_ id: String) async throws -> Int32 { record("wait \(id)"); return 0 }

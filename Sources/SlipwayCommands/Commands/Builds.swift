@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import SlipwayCore
+
+/// `builds:*`: the images built from an app's pushes.
+enum Builds {
+    struct List: QueryCommand {
+        static let configuration = CommandConfiguration(commandName: "builds:list", abstract: "List an app's builds, newest first.")
+        static let rule = AccessRule.app(.read)
+        @Argument var app: String
+        @OptionGroup var output: FormatOption
+        var requirement: Requirement { .app(app, .read) }
+
+        func execute(in context: CommandContext) throws {
+            let builds = try context.core.builds.builds(of: try AppName(app)).map(BuildView.init)
+            if output.isJSON { return try context.printJSON(builds) }
+            context.print(Text.table(["ID", "REVISION", "KIND", "STATUS", "BY", "STARTED", "IMAGE"], builds.map {
+                ["\($0.id)", String($0.revision.prefix(12)), $0.kind, $0.status, $0.startedBy, Text.date($0.startedAt), $0.image]
+            }))
+        }
+    }
+
+    struct Report: QueryCommand {
+        static let configuration = CommandConfiguration(commandName: "builds:report", abstract: "Show an app's last successful build and its latest attempt.")
+        static let rule = AccessRule.app(.read)
+        @Argument var app: String
+        @OptionGroup var output: FormatOption
+        var requirement: Requirement { .app(app, .read) }
+
+        struct View: Codable {
+            let latestSuccessful: BuildView?
+            let latestAttempt: BuildView?
+        }
+
+        func execute(in context: CommandContext) throws {
+            let name = try AppName(app)
+            let view = View(latestSuccessful: try context.core.builds.latestSuccessful(of: name).map(BuildView.init),
+                            latestAttempt: try context.core.builds.builds(of: name, limit: 1).first.map(BuildView.init))
+            if output.isJSON { return try context.printJSON(view) }
+            context.print(Text.heading("\(name) build information"))
+            context.print("       Latest image:      \(view.latestSuccessful?.image ?? "(no successful build yet; git push builds)")")
+            context.print("       Built from:        \(view.latestSuccessful.map { "\($0.revision) (\($0.kind))" } ?? "-")")
+            if let attempt = view.latestAttempt {
+                context.print("       Latest attempt:    \(attempt.status) at \(Text.date(attempt.startedAt)) by \(attempt.startedBy)")
+                if let error = attempt.error { context.print("       Latest error:      \(error)") }
+            }
+        }
+    }
+}
+
+/// A build as `builds:list/report --format json` show it.
+struct BuildView: Codable {
+    let id: Int64
+    let revision: String
+    let image: String
+    let kind: String
+    let status: String
+    let startedBy: String
+    let startedAt: Date
+    let finishedAt: Date?
+    let error: String?
+
+    init(_ build: Build) {
+        id = build.id ?? 0
+        revision = build.revision
+        image = build.image
+        kind = build.kind
+        status = build.status
+        startedBy = build.startedBy
+        startedAt = build.startedAt
+        finishedAt = build.finishedAt
+        error = build.error
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import GRDB
+
+/// Builds an app's image from exactly one pushed revision: `git archive` of that
+/// commit is the build context (no checkout is left behind). A `Dockerfile` is
+/// built as is; without one, a `Procfile` app is built on the builder image with
+/// its code under /app, running as the unprivileged `app` user.
+public struct BuildService: Sendable {
+    let store: Store
+    let paths: DataPaths
+    let settings: Settings
+    let engine: ContainerEngine
+    let config: ConfigService
+    let git: GitService
+
+    /// The image name of an app's revision.
+    public static func imageTag(app: AppName, revision: String) -> String {
+        "slipway/\(app):\(revision.prefix(12))"
+    }
+
+    /// Builds `revision` of `app`, streaming progress lines to `output`.
+    /// The build is recorded (`builds:list`) whatever its outcome.
+    @discardableResult
+    public func build(_ app: AppName, revision: String, by caller: Caller,
+                      output: @escaping @Sendable (String) -> Void) throws -> Build {
+        let repo = paths.repository(app)
+        let env = git.environment(gitProtocol: nil).merging(Self.quarantineEnvironment()) { $1 }
+        func gitOutput(_ args: [String]) throws -> ProcessRunner.Result {
+            try ProcessRunner.run(GitService.gitExecutable, ["--git-dir", repo] + args, environment: env)
+        }
+        let dockerfile = try gitOutput(["show", "\(revision):Dockerfile"])
+        let hasProcfile = try gitOutput(["cat-file", "-e", "\(revision):Procfile"]).status == 0
+        guard dockerfile.status == 0 || hasProcfile else {
+            throw UserFacingError.invalid("\(revision.prefix(12)) has neither a Dockerfile nor a Procfile at its top level; add one (a Procfile line such as: web: python3 -m http.server $PORT)")
+        }
+        let kind = dockerfile.status == 0 ? "dockerfile" : "procfile"
+        let tag = Self.imageTag(app: app, revision: revision)
+        var record = try store.write { db -> Build in
+            guard let appID = try Int64.fetchOne(db, sql: "SELECT id FROM apps WHERE name = ?", arguments: [app]) else {
+                throw UserFacingError.appNotFound(app.rawValue)
+            }
+            var build = Build(appId: appID, revision: revision, image: tag, kind: kind, status: "building",
+                              startedBy: caller.principal.name, startedAt: Date())
+            try build.insert(db)
+            return build
+        }
+
+        let scratch = paths.builds + "/\(app)-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        do {
+            try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+            var request = BuildRequest(contextTarFile: scratch + "/context.tar", tag: tag)
+            request.labels = ["org.slipway.app": app.rawValue, "org.slipway.revision": revision]
+            var archive = ["archive", "--format=tar", "--output=\(request.contextTarFile)"]
+            if kind == "dockerfile" {
+                // Config reaches the build only where the Dockerfile asks for it.
+                let declared = Set(Self.declaredArguments(dockerfile.stdout))
+                request.buildArgs = Dictionary(uniqueKeysWithValues: try config.environment(of: app)
+                    .filter { declared.contains($0.key.rawValue) }.map { ($0.key.rawValue, $0.value) })
+                output("-----> Building \(app) from \(revision.prefix(12)) with its Dockerfile")
+            } else {
+                let builder = settings.builderImage
+                guard try waitFor({ [engine] in try await engine.inspectImage(builder) }) != nil else {
+                    throw UserFacingError(.unavailable, "the builder image \(builder) is missing; an admin can make it with builder:bootstrap")
+                }
+                let generated = scratch + "/Dockerfile.slipway"
+                try Self.procfileDockerfile(builder: builder).write(toFile: generated, atomically: true, encoding: .utf8)
+                archive.append("--add-file=\(generated)")
+                request.dockerfile = "Dockerfile.slipway"
+                output("-----> Building \(app) from \(revision.prefix(12)) on \(builder) (Procfile app)")
+            }
+            let archived = try gitOutput(archive + [revision])
+            guard archived.status == 0 else { throw UserFacingError.invalid("git archive of \(revision.prefix(12)) failed: \(archived.stderr)") }
+            try waitFor { [engine, request] in try await engine.buildImage(request, output: output) }
+            record.status = "succeeded"
+            output("=====> Built \(tag)")
+        } catch {
+            record.status = "failed"
+            record.error = (error as? UserFacingError)?.message ?? "\(error)"
+        }
+        record.finishedAt = Date()
+        try store.write { [record] db in
+            try record.update(db)
+            try db.audit(caller, app: app.rawValue, detail: "build \(record.status) for \(revision.prefix(12))\(record.error.map { ": \($0)" } ?? "")")
+        }
+        if let message = record.error { throw UserFacingError(.conflict, message) }
+        return record
+    }
+
+    /// Builds of the app, newest first.
+    public func builds(of app: AppName, limit: Int = 50) throws -> [Build] {
+        try store.read { db in
+            try Build.fetchAll(db, sql: """
+                SELECT builds.* FROM builds JOIN apps ON apps.id = builds.app_id
+                WHERE apps.name = ? ORDER BY builds.id DESC LIMIT ?
+                """, arguments: [app, limit])
+        }
+    }
+
+    /// The app's last successful build, which `run` and deploys use.
+    public func latestSuccessful(of app: AppName) throws -> Build? {
+        try store.read { db in
+            try Build.fetchOne(db, sql: """
+                SELECT builds.* FROM builds JOIN apps ON apps.id = builds.app_id
+                WHERE apps.name = ? AND builds.status = 'succeeded' ORDER BY builds.id DESC LIMIT 1
+                """, arguments: [app])
+        }
+    }
+
+    /// `ARG NAME` / `ARG NAME=default` lines of a Dockerfile.
+    static func declaredArguments(_ dockerfile: String) -> [String] {
+        dockerfile.split(whereSeparator: \.isNewline).compactMap { line in
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard words.count >= 2, words[0].uppercased() == "ARG" else { return nil }
+            return String(words[1].split(separator: "=", maxSplits: 1)[0])
+        }
+    }
+
+    /// The Dockerfile for a Procfile app: its code under /app, owned by and run as `app`.
+    static func procfileDockerfile(builder: String) -> String {
+        let (user, uid) = BuilderService.appUser
+        return """
+            FROM \(builder)
+            COPY --chown=\(uid):\(uid) . /app
+            RUN rm -f /app/Dockerfile.slipway
+            WORKDIR /app
+            USER \(user)
+            ENV PORT=5000
+            """ + "\n"
+    }
+
+    /// Inside a pre-receive hook the pushed objects live in git's quarantine; git
+    /// tells the hook where, and the git we run must be told too.
+    static func quarantineEnvironment() -> [String: String] {
+        let env = ProcessInfo.processInfo.environment
+        return env.filter { ["GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH"].contains($0.key) }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import SlipwayCore
+import SlipwayEngine
+import Testing
+
+/// Builds on push, end to end: real ssh, real git, the real engine.
+@Suite("Builds on push end to end", .serialized)
+struct BuildTests {
+    let engine = DockerEngine.locate(configured: nil)
+
+    func files(_ pairs: [String: String]) -> [String: Data] { pairs.mapValues { Data($0.utf8) } }
+
+    func head(_ repo: String) throws -> String {
+        try run("/usr/bin/git", ["-C", repo, "rev-parse", "HEAD"]).out.trimmingCharacters(in: .newlines)
+    }
+
+    func commit(_ repo: String, _ name: String, _ content: String) throws {
+        try content.write(toFile: repo + "/" + name, atomically: true, encoding: .utf8)
+        let env = ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"]
+        _ = try run("/usr/bin/git", ["-C", repo, "add", "."])
+        _ = try run("/usr/bin/git", ["-C", repo, "commit", "-q", "-m", "change \(name)"], environment: env)
+    }
+
+    @Test func aDockerfileAppBuildsLiveAndAFailedBuildRejectsThePush() throws {
+        _ = try BuilderImage.bootstrap.get()
+        let server = try TestServer()
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        #expect(try server.ssh(alice.key, "apps:create", "web").status == 0)
+        #expect(try server.ssh(alice.key, "config:set", "web", "GREETING=bonjour", "SECRET=do-not-leak").status == 0)
+        let repo = try makeRepository(files([
+            "Dockerfile": "FROM \(BuilderImage.reference)\nARG GREETING=none\nARG UNSET_ARG=default\nRUN echo \"greeting is $GREETING, secret is [$SECRET], unset is $UNSET_ARG\"\n",
+        ]))
+        let push = try server.git(alice.key, ["push", server.url("web"), "main"], in: repo)
+        #expect(push.status == 0, "\(push.err)")
+        #expect(push.err.contains("remote: -----> Building web from"))
+        #expect(push.err.contains("remote: greeting is bonjour, secret is [], unset is default"))
+        let first = try head(repo)
+        let tag = "slipway/web:\(first.prefix(12))"
+        let image = try waitFor { [engine] in try await engine.inspectImage(tag) }
+        #expect(image?.labels["org.slipway.app"] == "web")
+        #expect(image?.labels["org.slipway.revision"] == first)
+
+        // A Dockerfile that fails: the push is rejected and nothing moves.
+        try commit(repo, "Dockerfile", "FROM \(BuilderImage.reference)\nRUN echo about to fail && exit 3\n")
+        let failed = try server.git(alice.key, ["push", server.url("web"), "main"], in: repo)
+        #expect(failed.status != 0)
+        #expect(failed.err.contains("remote: about to fail"))
+        #expect(failed.err.contains("remote: error: the build failed"))
+        #expect(failed.err.contains("pre-receive hook declined"))
+        #expect(try server.git(alice.key, ["ls-remote", server.url("web"), "main"]).out.hasPrefix(first))
+        let report = try JSONSerialization.jsonObject(with: Data(try server.ssh(alice.key, "builds:report", "web", "--format", "json").out.utf8)) as? [String: Any]
+        #expect((report?["latestSuccessful"] as? [String: Any])?["revision"] as? String == first)
+        #expect((report?["latestAttempt"] as? [String: Any])?["status"] as? String == "failed")
+        let list = try server.ssh(alice.key, "builds:list", "web")
+        #expect(list.out.contains("succeeded") && list.out.contains("failed"))
+
+        // A locked app refuses pushes to its deploy branch.
+        #expect(try server.ssh(alice.key, "apps:lock", "web").status == 0)
+        try commit(repo, "Dockerfile", "FROM \(BuilderImage.reference)\n")
+        let locked = try server.git(alice.key, ["push", server.url("web"), "main"], in: repo)
+        #expect(locked.status != 0 && locked.err.contains("web is locked"))
+    }
+
+    @Test func aProcfileAppIsBuiltOnTheBuilderAndRunsAsANonRootUser() throws {
+        _ = try BuilderImage.bootstrap.get()
+        let server = try TestServer()
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        let repo = try makeRepository(files(["Procfile": "web: python3 -m http.server $PORT\n", "app.py": "print('hello')\n"]))
+        let push = try server.git(alice.key, ["push", server.url("py"), "main"], in: repo)
+        #expect(push.status == 0, "\(push.err)")
+        #expect(push.err.contains("(Procfile app)"))
+        let tag = "slipway/py:\(try head(repo).prefix(12))"
+        let image = try waitFor { [engine] in try await engine.inspectImage(tag) }
+        #expect(image?.user == "app")
+        let spec = ContainerSpec(image: tag, command: ["/bin/sh", "-c", "id -un; pwd; cat Procfile; python3 app.py; ls /app"])
+        let id = try waitFor { [engine, spec] in try await engine.createContainer(spec) }
+        defer { _ = try? waitFor { [engine] in try await engine.removeContainer(id, force: true) } }
+        try waitFor { [engine] in try await engine.startContainer(id) }
+        let status = try waitFor { [engine] in try await engine.waitContainer(id) }
+        #expect(status == 0)
+        let output = Collected()
+        try waitFor { [engine] in try await engine.streamLogs(id, follow: false) { output.add($0) } }
+        #expect(output.text(.stdout) == "app\n/app\nweb: python3 -m http.server $PORT\nhello\nProcfile\napp.py\n")
+    }
+
+    @Test func aFirstPushThatCannotBuildLeavesNoApp() throws {
+        _ = try BuilderImage.bootstrap.get()
+        let server = try TestServer()
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        let repo = try makeRepository(files(["README.md": "no Dockerfile, no Procfile\n"]))
+        let push = try server.git(alice.key, ["push", server.url("nothing"), "main"], in: repo)
+        #expect(push.status != 0)
+        #expect(push.err.contains("has neither a Dockerfile nor a Procfile"))
+        #expect(!(try server.ssh(alice.key, "apps:list").out.contains("nothing")))
+    }
+}
