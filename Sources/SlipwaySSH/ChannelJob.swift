@@ -9,7 +9,7 @@ import SlipwayCommands
 final class ChannelJob {
     private enum Kind {
         case process(pid: pid_t)
-        case worker
+        case worker(Cancellation)
     }
 
     private let kind: Kind
@@ -81,14 +81,15 @@ final class ChannelJob {
 
     /// Runs `body` on its own thread (never Swift's cooperative pool) with pipe-backed
     /// stdin/stdout/stderr; its return value is the exit status.
-    static func worker(_ body: @escaping @Sendable (InputSource, TextOutput, TextOutput) -> Int32) throws -> ChannelJob {
+    static func worker(_ body: @escaping @Sendable (InputSource, TextOutput, TextOutput, Cancellation) -> Int32) throws -> ChannelJob {
+        let cancellation = Cancellation()
         let (inRead, inWrite) = try pipe()
         let (outRead, outWrite) = try pipe()
         let (errRead, errWrite) = try pipe()
         let (doneRead, doneWrite) = try pipe()
         for fd in [inRead, outWrite, errWrite, doneWrite] { setBlocking(fd) }
         Thread.detachNewThread {
-            let status = body(PipeInput(fd: inRead), PipeOutput(fd: outWrite), PipeOutput(fd: errWrite))
+            let status = body(PipeInput(fd: inRead), PipeOutput(fd: outWrite), PipeOutput(fd: errWrite), cancellation)
             // Output first, then the status: the connection sees every byte before the end.
             close(outWrite)
             close(errWrite)
@@ -97,7 +98,7 @@ final class ChannelJob {
             _ = withUnsafeBytes(of: &value) { write(doneWrite, $0.baseAddress, 4) }
             close(doneWrite)
         }
-        return ChannelJob(kind: .worker, stdin: inWrite, stdout: outRead, stderr: errRead, completion: doneRead)
+        return ChannelJob(kind: .worker(cancellation), stdin: inWrite, stdout: outRead, stderr: errRead, completion: doneRead)
     }
 
     // MARK: Running
@@ -136,6 +137,7 @@ final class ChannelJob {
         closeStdin()
         closeOutput(stderr: false)
         closeOutput(stderr: true)
+        if case .worker(let cancellation) = kind { cancellation.cancel() }
         guard case .process(let pid) = kind, exitStatus == nil else { return }
         killpg(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(grace)
@@ -176,13 +178,16 @@ struct SpawnError: Error, CustomStringConvertible {
 /// Writes after the client left fail with EPIPE and are dropped.
 struct PipeOutput: TextOutput {
     let fd: Int32
-    func write(_ text: String) {
-        var bytes = Array(text.utf8)[...]
+    func write(_ text: String) { _ = write(bytes: Data(text.utf8)) }
+
+    func write(bytes data: Data) -> Bool {
+        var bytes = data[...]
         while !bytes.isEmpty {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; return }
+            if n < 0 { if errno == EINTR { continue }; return false }
             bytes = bytes.dropFirst(n)
         }
+        return true
     }
 }
 
@@ -202,6 +207,15 @@ struct PipeInput: InputSource {
             if data.count > limit { return nil }
         }
         return data
+    }
+
+    func readChunk(max: Int) throws -> Data {
+        var buffer = [UInt8](repeating: 0, count: max)
+        while true {
+            let n = read(fd, &buffer, max)
+            if n >= 0 { return Data(buffer[0..<n]) }
+            if errno != EINTR { return Data() }
+        }
     }
 
     func readLine(limit: Int) throws -> Data? {

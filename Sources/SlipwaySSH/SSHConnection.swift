@@ -254,19 +254,19 @@ final class SSHConnection: @unchecked Sendable {
         let runner = server.runner
         if words.isEmpty {
             // `ssh host`: who you are and what you may run.
-            return try ChannelJob.worker { _, out, err in
+            return try ChannelJob.worker { _, out, err, _ in
                 out.write("Hi \(principal.name)! You are logged in to Slipway\(principal.isAdmin ? " as an admin" : "").\n\n")
                 return runner.run(["help"], as: principal, stdout: out, stderr: err, stdin: EmptyInput())
             }
         }
-        return try ChannelJob.worker { input, out, err in
-            runner.run(words, as: principal, stdout: out, stderr: err, stdin: input)
+        return try ChannelJob.worker { input, out, err, cancellation in
+            runner.run(words, as: principal, stdout: out, stderr: err, stdin: input, cancellation: cancellation)
         }
     }
 
     /// A job that only prints `error: ...` and exits with the error's status.
     private func errorJob(_ error: UserFacingError) throws -> ChannelJob {
-        try ChannelJob.worker { _, _, err in
+        try ChannelJob.worker { _, _, err, _ in
             err.write("\(error)\n")
             return error.exitCode
         }
@@ -461,4 +461,5 @@ struct EmptyInput: InputSource {
     var isInteractive: Bool { false }
     func readAll(limit: Int) throws -> Data? { Data() }
     func readLine(limit: Int) throws -> Data? { Data() }
+    func readChunk(max: Int) throws -> Data { Data() }
 }

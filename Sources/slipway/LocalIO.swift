@@ -4,7 +4,8 @@ import SlipwayCommands
 /// The process's stdout or stderr.
 struct FileOutput: TextOutput {
     let handle: FileHandle
-    func write(_ text: String) { handle.write(Data(text.utf8)) }
+    func write(_ text: String) { _ = write(bytes: Data(text.utf8)) }
+    func write(bytes: Data) -> Bool { (try? handle.write(contentsOf: bytes)) != nil }
 }
 
 /// The process's stdin.
@@ -18,6 +19,15 @@ struct StandardInput: InputSource {
             if data.count > limit { return nil }
         }
         return data
+    }
+
+    func readChunk(max: Int) throws -> Data {
+        var buffer = [UInt8](repeating: 0, count: max)
+        while true {
+            let n = read(0, &buffer, max)
+            if n >= 0 { return Data(buffer[0..<n]) }
+            if errno != EINTR { return Data() }
+        }
     }
 
     func readLine(limit: Int) throws -> Data? {

@@ -44,6 +44,7 @@ struct CommandTableTests {
         "storage:list": (.app(.read), ["storage:list", "web"], .app("web", .read)),
         "storage:report": (.app(.read), ["storage:report", "web"], .app("web", .read)),
         "storage:destroy": (.user, ["storage:destroy", "data"], .storageOwner("data", allowMissing: false)),
+        "run": (.app(.write), ["run", "web", "sh", "-c", "exit 7"], .app("web", .write)),
         "builds:list": (.app(.read), ["builds:list", "web"], .app("web", .read)),
         "builds:report": (.app(.read), ["builds:report", "web"], .app("web", .read)),
         "builder:bootstrap": (.admin, ["builder:bootstrap"], .admin),

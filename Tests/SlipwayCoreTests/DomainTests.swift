@@ -1,5 +1,5 @@
 import Foundation
-import SlipwayEngine
+import SlipwayCore
 import Testing
 @testable import SlipwayCore
 
@@ -97,5 +97,30 @@ struct FrameDecoderTests {
         }
         #expect(chunks.map(\.stream) == [.stdout, .stderr, .stdout, .stdout])
         #expect(chunks.map { String(decoding: $0.data, as: UTF8.self) } == ["hello ", "oops\n", "world\n", ""])
+    }
+}
+
+@Suite("Discarded paths: what an ephemeral container lost")
+struct DiscardedPathsTests {
+    @Test func onlyRealWritesOutsideMountsAreReported() throws {
+        let changes: [FileChange] = [
+            .init(path: "/app", kind: .modified), .init(path: "/app/scratch.txt", kind: .added),
+            .init(path: "/app/data", kind: .added), .init(path: "/app/data/kept.txt", kind: .added),
+            .init(path: "/etc", kind: .modified), .init(path: "/etc/hosts", kind: .modified),
+            .init(path: "/run", kind: .modified), .init(path: "/run/.containerenv", kind: .added),
+            .init(path: "/tmp/x", kind: .added), .init(path: "/var", kind: .modified), .init(path: "/var/log", kind: .modified),
+            .init(path: "/var/log/app.log", kind: .added), .init(path: "/usr/bin/gone", kind: .deleted),
+        ]
+        #expect(DiscardedPaths.discarded(changes, mountPoints: ["/app/data"]) == ["/app/scratch.txt", "/var/log/app.log"])
+        #expect(DiscardedPaths.discarded([.init(path: "/etc/hosts", kind: .modified)], mountPoints: []).isEmpty)
+    }
+
+    @Test func theNoticeNamesTenPathsAndTheFix() throws {
+        let paths = (1...13).map { "/app/f\($0)" }
+        let notice = try #require(DiscardedPaths.notice(app: try AppName("web"), discarded: paths))
+        #expect(notice.contains("/app/f10") && !notice.contains("/app/f11"))
+        #expect(notice.contains("... and 3 more"))
+        #expect(notice.contains("storage:mount web"))
+        #expect(DiscardedPaths.notice(app: try AppName("web"), discarded: []) == nil)
     }
 }

@@ -5,6 +5,16 @@ import SlipwayCore
 /// channel's streams remotely, a buffer in tests.
 public protocol TextOutput: Sendable {
     func write(_ text: String)
+    /// Writes raw bytes (a container's output may be binary); false once the
+    /// reader is gone (the SSH client disconnected).
+    func write(bytes: Data) -> Bool
+}
+
+extension TextOutput {
+    public func write(bytes: Data) -> Bool {
+        write(String(decoding: bytes, as: UTF8.self))
+        return true
+    }
 }
 
 /// Where a command reads its standard input from.
@@ -16,10 +26,25 @@ public protocol InputSource: Sendable {
     func readAll(limit: Int) throws -> Data?
     /// Reads one line (without its newline), or nil as soon as more than `limit` bytes arrive.
     func readLine(limit: Int) throws -> Data?
+    /// Reads what is available, up to `max` bytes, waiting for at least one; empty at end of input.
+    func readChunk(max: Int) throws -> Data
 }
 
-/// Everything a running command may use.
-public final class CommandContext: Sendable {
+/// Set when the caller went away (the SSH client disconnected): long-running
+/// commands check it and stop what they started.
+public final class Cancellation: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cancelled = false
+
+    public init() {}
+
+    public func cancel() { lock.withLock { cancelled = true } }
+    public var isCancelled: Bool { lock.withLock { cancelled } }
+}
+
+/// Everything a running command may use. One command runs on one thread, so the
+/// one mutable field (`exitStatus`) is never shared.
+public final class CommandContext: @unchecked Sendable {
     public let core: Core
     public let principal: Principal
     public let stdout: TextOutput
@@ -27,9 +52,11 @@ public final class CommandContext: Sendable {
     public let stdin: InputSource
     /// The command name as typed, for audit records.
     public let commandName: String
+    public let cancellation: Cancellation
 
     public init(core: Core, principal: Principal, stdout: TextOutput, stderr: TextOutput,
-                stdin: InputSource, commandName: String) {
+                stdin: InputSource, commandName: String, cancellation: Cancellation = Cancellation()) {
+        self.cancellation = cancellation
         self.core = core
         self.principal = principal
         self.stdout = stdout
@@ -37,6 +64,9 @@ public final class CommandContext: Sendable {
         self.stdin = stdin
         self.commandName = commandName
     }
+
+    /// The status a successful command exits with; `run` passes its container's on.
+    public var exitStatus: Int32 = 0
 
     /// The caller, for service calls that audit.
     public var caller: Caller { Caller(principal: principal, command: commandName) }

@@ -17,7 +17,8 @@ public struct CommandRunner: Sendable {
     /// Runs `argv` (without the program name) and returns the exit status.
     /// `--as <user>` may lead the argv when the principal is an admin.
     public func run(_ argv: [String], as principal: Principal,
-                    stdout: TextOutput, stderr: TextOutput, stdin: InputSource) -> Int32 {
+                    stdout: TextOutput, stderr: TextOutput, stdin: InputSource,
+                    cancellation: Cancellation = Cancellation()) -> Int32 {
         var argv = argv
         var principal = principal
         var commandName = argv.first ?? "help"
@@ -36,10 +37,10 @@ public struct CommandRunner: Sendable {
             let command = try parse(argv, type)
             appName = command.requirement.appName
             let context = CommandContext(core: core, principal: principal, stdout: stdout, stderr: stderr,
-                                         stdin: stdin, commandName: commandName)
+                                         stdin: stdin, commandName: commandName, cancellation: cancellation)
             try core.authorizer.require(command.requirement, for: principal)
             try command.execute(in: context)
-            return 0
+            return context.exitStatus
         } catch let error as UserFacingError {
             if error.kind == .negative {
                 if !error.message.isEmpty { stderr.write(error.message + "\n") }

@@ -17,6 +17,9 @@ public protocol ContainerEngine: Sendable {
     /// build fails; intermediate containers are always removed.
     func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws
     func createContainer(_ spec: ContainerSpec) async throws -> String
+    /// Attaches to a created (not yet started) container's stdin and output streams.
+    /// Blocking: call from the command's own thread.
+    func attach(_ id: String) throws -> ContainerAttachment
     func startContainer(_ id: String) async throws
     /// Waits for the container to stop; returns its exit code.
     func waitContainer(_ id: String) async throws -> Int32
@@ -57,6 +60,15 @@ public struct ImageInfo: Sendable, Codable, Equatable {
         self.user = user
         self.labels = labels
     }
+}
+
+/// A container's attached streams: stdin in, multiplexed output frames out.
+public protocol ContainerAttachment: AnyObject, Sendable {
+    func write(_ data: Data) throws
+    /// Ends the container's stdin.
+    func closeWrite()
+    /// Output bytes (frames, see `FrameDecoder`); nil on timeout, empty at the end.
+    func read(timeoutMilliseconds: Int32) throws -> Data?
 }
 
 /// One image build.

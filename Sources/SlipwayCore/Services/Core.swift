@@ -17,6 +17,7 @@ public final class Core: Sendable {
     public let builder: BuilderService
     public let builds: BuildService
     public let pushes: PushService
+    public let runs: RunService
 
     /// Prepares the data directory and opens (migrating) the database. The engine is
     /// only contacted when a command needs it.
@@ -36,5 +37,6 @@ public final class Core: Sendable {
         builder = BuilderService(store: store, paths: paths, settings: settings, engine: engine)
         builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git)
         pushes = PushService(apps: apps, git: git, builds: builds)
+        runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds)
     }
 }

@@ -20,6 +20,7 @@ struct FixedInput: InputSource {
         guard let data else { return Data() }
         return data.count > limit ? nil : data
     }
+    func readChunk(max: Int) throws -> Data { Data() }
     func readLine(limit: Int) throws -> Data? {
         guard let data else { return Data() }
         let line = data.prefix { $0 != UInt8(ascii: "\n") }
@@ -121,6 +122,7 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
     func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws { record("build \(request.tag)") }
     func createContainer(_ spec: ContainerSpec) async throws -> String { record("create \(spec.image)"); return "c1" }
     func startContainer(_ id: String) async throws { record("start \(id)") }
+    func attach(_ id: String) throws -> ContainerAttachment { throw UserFacingError(.unavailable, "the recording engine cannot attach") }
     func waitContainer(_ id: String) async throws -> Int32 { record("wait \(id)"); return 0 }
     func streamLogs(_ id: String, follow: Bool, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws { record("logs \(id)") }
     func changes(_ id: String) async throws -> [FileChange] { record("changes \(id)"); return [] }

@@ -1,5 +1,5 @@
 import Foundation
-import SlipwayCore
+
 
 /// Splits the engine's multiplexed (non-tty) stream into stdout/stderr chunks.
 /// Frame: `[stream u8][0 0 0][size u32 big-endian][payload]`; 1 = stdout, 2 = stderr.

@@ -1,0 +1,142 @@
+import Foundation
+
+/// `run`: one command in a fresh container from the app's latest image, with the
+/// app's config and its run-phase storage, removed when it ends (also when the
+/// caller goes away). Whatever it wrote outside storage is gone, and the caller
+/// is told which paths.
+public struct RunService: Sendable {
+    let settings: Settings
+    let paths: DataPaths
+    let engine: ContainerEngine
+    let config: ConfigService
+    let storage: StorageService
+    let builds: BuildService
+
+    /// How the container's streams meet the caller's.
+    public struct IO: Sendable {
+        /// Reads up to the given count of the caller's stdin; empty at its end.
+        public var readStdin: @Sendable (Int) throws -> Data
+        /// Deliver output; false once the caller is gone.
+        public var stdout: @Sendable (Data) -> Bool
+        public var stderr: @Sendable (Data) -> Bool
+        /// A line for the caller's stderr (the discarded-paths notice).
+        public var notice: @Sendable (String) -> Void
+        public var isCancelled: @Sendable () -> Bool
+
+        public init(readStdin: @escaping @Sendable (Int) throws -> Data, stdout: @escaping @Sendable (Data) -> Bool,
+                    stderr: @escaping @Sendable (Data) -> Bool, notice: @escaping @Sendable (String) -> Void,
+                    isCancelled: @escaping @Sendable () -> Bool) {
+            self.readStdin = readStdin
+            self.stdout = stdout
+            self.stderr = stderr
+            self.notice = notice
+            self.isCancelled = isCancelled
+        }
+    }
+
+    /// Runs `command` (the image's own command when empty); returns its exit status.
+    public func run(_ app: AppName, command: [String], by caller: Caller, io: IO) throws -> Int32 {
+        guard let build = try builds.latestSuccessful(of: app) else {
+            throw UserFacingError.notFound("\(app) has no build yet; git push it first")
+        }
+        let engine = self.engine
+        guard let image = try waitFor({ [engine] in try await engine.inspectImage(build.image) }) else {
+            throw UserFacingError.notFound("the image \(build.image) of \(app) is gone from the engine; push again to rebuild it")
+        }
+        let mounts = try storage.mounts(of: app).filter { $0.phases.contains(.run) }
+        var spec = ContainerSpec(image: build.image, command: command.isEmpty ? nil : command)
+        spec.name = "\(app).run.\(UUID().uuidString.prefix(8).lowercased())"
+        spec.environment = Dictionary(uniqueKeysWithValues: try config.environment(of: app).map { ($0.key.rawValue, $0.value) })
+        spec.labels = ["org.slipway.app": app.rawValue, "org.slipway.kind": "run", "org.slipway.by": caller.principal.name]
+        spec.binds = try binds(for: mounts, image: build.image, imageUser: image.user)
+        spec.openStdin = true
+
+        let id = try waitFor { [engine, spec] in try await engine.createContainer(spec) }
+        // Whatever happens from here, the container goes.
+        defer { _ = try? waitFor { [engine] in try await engine.removeContainer(id, force: true) } }
+        let attachment = try engine.attach(id)
+        try waitFor { [engine] in try await engine.startContainer(id) }
+
+        Thread.detachNewThread {
+            do {
+                while true {
+                    let chunk = try io.readStdin(64 * 1024)
+                    if chunk.isEmpty { break }
+                    try attachment.write(chunk)
+                }
+            } catch {}
+            attachment.closeWrite()
+        }
+
+        var decoder = FrameDecoder()
+        pumping: while true {
+            if io.isCancelled() { return 130 }
+            guard let bytes = try attachment.read(timeoutMilliseconds: 250) else { continue }
+            if bytes.isEmpty { break }
+            for chunk in decoder.feed(bytes) {
+                let delivered = chunk.stream == .stdout ? io.stdout(chunk.data) : io.stderr(chunk.data)
+                if !delivered { break pumping }  // the caller left; the deferred removal stops the container
+            }
+        }
+        if io.isCancelled() { return 130 }
+        let status = try waitFor { [engine] in try await engine.waitContainer(id) }
+        let changes = try waitFor { [engine] in try await engine.changes(id) }
+        let lost = DiscardedPaths.discarded(changes, mountPoints: mounts.map(\.containerPath))
+        if let notice = DiscardedPaths.notice(app: app, discarded: lost) { io.notice(notice) }
+        return status
+    }
+
+    /// Bind strings for the mounts; managed storage is created if needed and owned
+    /// by the image's user, so a non-root app can write to it.
+    func binds(for mounts: [StorageService.MountInfo], image: String, imageUser: String) throws -> [String] {
+        var owner: (uid: uid_t, gid: gid_t)?
+        return try mounts.map { mount in
+            if case .storage = mount.source {
+                try FileManager.default.createDirectory(atPath: mount.hostDirectory, withIntermediateDirectories: true)
+                if owner == nil { owner = try resolveUser(imageUser, image: image) }
+                chown(mount.hostDirectory, owner!.uid, owner!.gid)
+            }
+            return "\(mount.hostDirectory):\(mount.containerPath)\(mount.readonly ? ":ro" : "")"
+        }
+    }
+
+    /// The numeric owner for the image's configured user: "" is root, "1000" or
+    /// "1000:1000" are numbers, a name is looked up inside the image.
+    func resolveUser(_ user: String, image: String) throws -> (uid: uid_t, gid: gid_t) {
+        if user.isEmpty || user == "root" { return (0, 0) }
+        let parts = user.split(separator: ":").map(String.init)
+        if let uid = UInt32(parts[0]) { return (uid, parts.count > 1 ? UInt32(parts[1]) ?? uid : uid) }
+        var spec = ContainerSpec(image: image, command: ["/bin/sh", "-c", "id -u \"$0\"; id -g \"$0\"", parts[0]])
+        spec.user = "0"
+        spec.networkDisabled = true
+        spec.labels = ["org.slipway.kind": "helper"]
+        let engine = self.engine
+        let output = try waitFor { [engine, spec] () -> String in
+            let id = try await engine.createContainer(spec)
+            do {
+                try await engine.startContainer(id)
+                _ = try await engine.waitContainer(id)
+                let text = TextCollector()
+                try await engine.streamLogs(id, follow: false) { if $0.stream == .stdout { text.append($0.data) } }
+                try await engine.removeContainer(id, force: true)
+                return text.value
+            } catch {
+                try? await engine.removeContainer(id, force: true)
+                throw error
+            }
+        }
+        let numbers = output.split(separator: "\n").compactMap { UInt32($0) }
+        guard numbers.count == 2 else {
+            throw UserFacingError.invalid("the image \(image) runs as user \(quoted(user)), which does not exist inside it")
+        }
+        return (numbers[0], numbers[1])
+    }
+}
+
+/// Collects text from concurrent callbacks.
+final class TextCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func append(_ more: Data) { lock.withLock { data.append(more) } }
+    var value: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+}

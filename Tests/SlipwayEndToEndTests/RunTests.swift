@@ -1,0 +1,96 @@
+import Foundation
+import SlipwayCore
+import SlipwayEngine
+import Testing
+
+/// `run` end to end: real ssh, git, and engine.
+@Suite("Ephemeral run end to end", .serialized)
+struct RunTests {
+    let engine = DockerEngine.locate(configured: nil)
+
+    /// A server with alice (admin) and a pushed Procfile app `web`.
+    func deployedApp() throws -> (TestServer, TestUser) {
+        _ = try BuilderImage.bootstrap.get()
+        let server = try TestServer()
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        let repo = try makeRepository(["Procfile": Data("web: python3 -m http.server $PORT\n".utf8)])
+        let push = try server.git(alice.key, ["push", "-q", server.url("web"), "main"], in: repo)
+        precondition(push.status == 0, push.err)
+        return (server, alice)
+    }
+
+    func leftovers() throws -> [ContainerSummary] {
+        try waitFor { [engine] in try await engine.listContainers(labels: ["org.slipway.kind": "run"]) }
+    }
+
+    @Test func exitStatusStdinAndConfigReachTheCommand() throws {
+        let (server, alice) = try deployedApp()
+        #expect(try server.ssh(alice.key, ["run", "web", "sh", "-c", "'exit 7'"]).status == 7)
+        let echoed = try server.ssh(alice.key, ["run", "web", "cat"], stdin: "hi\n")
+        #expect(echoed.status == 0 && echoed.out == "hi\n")
+        #expect(try server.ssh(alice.key, ["config:set", "web", "'GREETING=hello world'"]).status == 0)
+        let env = try server.ssh(alice.key, "run", "web", "env")
+        #expect(env.out.split(separator: "\n").contains("GREETING=hello world"))
+        let split = try server.ssh(alice.key, ["run", "web", "sh", "-c", "'echo out; echo err >&2'"])
+        #expect(split.out == "out\n" && split.err == "err\n")
+        #expect(try server.ssh(alice.key, "run", "web", "id", "-un").out == "app\n")
+    }
+
+    @Test func storagePersistsAndEverythingElseIsDiscardedWithANotice() throws {
+        let (server, alice) = try deployedApp()
+        #expect(try server.ssh(alice.key, "storage:mount", "web", "data:/app/data").status == 0)
+        let write = try server.ssh(alice.key, ["run", "web", "sh", "-c", "'echo kept > /app/data/file; echo lost > /app/scratch.txt'"])
+        #expect(write.status == 0, "\(write.err)")
+        #expect(write.err.contains("-----> Discarded"))
+        #expect(write.err.contains("       /app/scratch.txt"))
+        #expect(!write.err.contains("/app/data"))
+        #expect(write.err.contains("storage:mount web"))
+        // The app's non-root user wrote to managed storage; the next run reads it, the scratch file is gone.
+        let read = try server.ssh(alice.key, ["run", "web", "sh", "-c", "'cat /app/data/file; ls /app/scratch.txt'"])
+        #expect(read.out == "kept\n")
+        #expect(read.status != 0 && !read.err.contains("Discarded"))
+        // A new push keeps the storage.
+        let repo = try makeRepository(["Procfile": Data("web: python3 -m http.server $PORT\nworker: sleep 1\n".utf8)])
+        #expect(try server.git(alice.key, ["push", "-q", "-f", server.url("web"), "main"], in: repo).status == 0)
+        #expect(try server.ssh(alice.key, "run", "web", "cat", "/app/data/file").out == "kept\n")
+        // A readonly mount refuses writes.
+        #expect(try server.ssh(alice.key, "storage:mount", "web", "data:/ro", "--readonly").status == 0)
+        let refused = try server.ssh(alice.key, ["run", "web", "sh", "-c", "'echo x > /ro/y'"])
+        #expect(refused.status != 0 && refused.err.contains("Read-only file system"))
+    }
+
+    @Test func noContainerIsLeftBehindEvenWhenTheClientIsKilled() throws {
+        let (server, alice) = try deployedApp()
+        for _ in 0..<16 { #expect(try server.ssh(alice.key, "run", "web", "true").status == 0) }
+        // Four clients killed while their command runs.
+        for _ in 0..<4 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
+            process.arguments = server.sshOptions(key: alice.key) + ["127.0.0.1", "run", "web", "sleep", "600"]
+            process.standardInput = Pipe()
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            usleep(1_500_000)
+            process.interrupt()
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        var remaining = try leftovers().filter { $0.labels["org.slipway.app"] == "web" }
+        for _ in 0..<40 where !remaining.isEmpty {
+            usleep(250_000)
+            remaining = try leftovers().filter { $0.labels["org.slipway.app"] == "web" }
+        }
+        #expect(remaining.isEmpty, "\(remaining.map(\.names))")
+    }
+
+    @Test func tenantsCannotRunOthersAppsAndNeedABuild() throws {
+        let (server, alice) = try deployedApp()
+        let bob = try TestUser.register("bob", on: server.slipway)
+        let hidden = try server.ssh(bob.key, "run", "web", "id")
+        #expect(hidden.status == 1 && hidden.err.contains("app \"web\" not found"))
+        #expect(try server.ssh(alice.key, "apps:create", "empty").status == 0)
+        let unbuilt = try server.ssh(alice.key, "run", "empty", "true")
+        #expect(unbuilt.status == 1 && unbuilt.err.contains("has no build yet"))
+    }
+}
