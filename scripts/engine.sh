@@ -3,7 +3,7 @@
 # its Docker-compatible REST API on /run/podman/podman.sock. Idempotent.
 # Facts behind each step: shared/design/container-engine.md.
 set -euo pipefail
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+. "$(dirname "$0")/lib.sh"
 sock=${SLIPWAY_ENGINE_SOCKET:-/run/podman/podman.sock}
 
 ping() { curl -fsS --max-time 2 --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; }
@@ -11,15 +11,7 @@ if ping; then echo "engine: answering on $sock"; exit 0; fi
 
 # iptables: port publishing fails without it; catatonit: Init (PID 1 that forwards signals).
 packages=(podman runc netavark aardvark-dns catatonit iptables curl debootstrap)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "engine: installing ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_missing engine "${packages[@]}"
 
 # Without this: crun refuses hybrid cgroups and setrlimit(NOFILE) fails past the hard limit.
 conf=/etc/containers/containers.conf
