@@ -193,5 +193,9 @@ struct StateTests {
         #expect(throws: UserFacingError.self) { try Settings.parse("data_dirr = \"/x\"", source: "t") }
         #expect(throws: UserFacingError.self) { try Settings.parse("listen = 5", source: "t") }
         #expect(throws: UserFacingError.self) { try Settings.parse("= broken", source: "t") }
+        // The documented copy shipped in etc/ is valid and says the defaults.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let shipped = try Settings.load(path: root.appendingPathComponent("etc/slipway.toml").path, required: true)
+        #expect(shipped == Settings())
     }
 }
