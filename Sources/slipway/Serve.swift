@@ -16,6 +16,12 @@ struct Serve: ParsableCommand {
     func start(core: Core, configPath: String?, logger: Logger) async throws {
         signal(SIGPIPE, SIG_IGN)
         try registerInitialAdmin(core: core, logger: logger)
+        do {
+            let removed = try core.runs.removeOrphans()
+            if removed > 0 { logger.info("removed run containers left by an earlier server", metadata: ["count": "\(removed)"]) }
+        } catch {
+            logger.warning("could not look for leftover run containers", metadata: ["error": "\(error)"])
+        }
         var options = try SSHServer.Options.parse(listen: listen ?? core.settings.listen)
         options.maxSessions = core.settings.maxSessions
         options.idleTimeout = TimeInterval(core.settings.idleTimeout)

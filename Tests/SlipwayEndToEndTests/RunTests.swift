@@ -93,4 +93,22 @@ struct RunTests {
         let unbuilt = try server.ssh(alice.key, "run", "empty", "true")
         #expect(unbuilt.status == 1 && unbuilt.err.contains("has no build yet"))
     }
+
+    @Test func runContainersLostByACrashedServerGoOnTheNextStart() throws {
+        let (server, _) = try deployedApp()
+        var orphan = ContainerSpec(image: BuilderImage.reference, command: ["sleep", "600"])
+        orphan.labels = ["org.slipway.app": "web", "org.slipway.kind": "run", "org.slipway.origin": "ssh"]
+        var local = orphan
+        local.labels["org.slipway.origin"] = "local"
+        let orphanID = try waitFor { [engine, orphan] in try await engine.createContainer(orphan) }
+        let localID = try waitFor { [engine, local] in try await engine.createContainer(local) }
+        defer { _ = try? waitFor { [engine] in try await engine.removeContainer(localID, force: true) } }
+        try waitFor { [engine] in try await engine.startContainer(orphanID) }
+        #expect(server.stop() == 0)
+        let restarted = try TestServer(slipway: server.slipway)
+        _ = restarted.port
+        let remaining = Set(try leftovers().map(\.id))
+        #expect(!remaining.contains(orphanID))
+        #expect(remaining.contains(localID))
+    }
 }

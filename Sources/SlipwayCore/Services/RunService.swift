@@ -47,7 +47,8 @@ public struct RunService: Sendable {
         var spec = ContainerSpec(image: build.image, command: command.isEmpty ? nil : command)
         spec.name = "\(app).run.\(UUID().uuidString.prefix(8).lowercased())"
         spec.environment = Dictionary(uniqueKeysWithValues: try config.environment(of: app).map { ($0.key.rawValue, $0.value) })
-        spec.labels = ["org.slipway.app": app.rawValue, "org.slipway.kind": "run", "org.slipway.by": caller.principal.name]
+        spec.labels = ["org.slipway.app": app.rawValue, "org.slipway.kind": "run", "org.slipway.by": caller.principal.name,
+                       "org.slipway.origin": caller.principal.channel]
         spec.binds = try binds(for: mounts, image: build.image, imageUser: image.user)
         spec.openStdin = true
 
@@ -84,6 +85,18 @@ public struct RunService: Sendable {
         let lost = DiscardedPaths.discarded(changes, mountPoints: mounts.map(\.containerPath))
         if let notice = DiscardedPaths.notice(app: app, discarded: lost) { io.notice(notice) }
         return status
+    }
+
+    /// Removes `run` containers started over SSH that no session owns any more (the
+    /// server died while they ran). Called as `serve` starts, before any session
+    /// exists; containers of local CLI runs are left alone. Returns how many went.
+    public func removeOrphans() throws -> Int {
+        let engine = self.engine
+        return try waitFor { [engine] in
+            let orphans = try await engine.listContainers(labels: ["org.slipway.kind": "run", "org.slipway.origin": "ssh"])
+            for orphan in orphans { try await engine.removeContainer(orphan.id, force: true) }
+            return orphans.count
+        }
     }
 
     /// Bind strings for the mounts; managed storage is created if needed and owned
