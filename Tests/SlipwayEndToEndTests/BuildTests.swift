@@ -21,7 +21,7 @@ struct BuildTests {
         _ = try run("/usr/bin/git", ["-C", repo, "commit", "-q", "-m", "change \(name)"], environment: env)
     }
 
-    @Test func aDockerfileAppBuildsLiveAndAFailedBuildRejectsThePush() throws {
+    @Test func aDockerfileAppBuildsLiveAndAFailedBuildRejectsThePush() async throws {
         _ = try BuilderImage.bootstrap.get()
         let server = try TestServer()
         let alice = try TestUser.register("alice", admin: true, on: server.slipway)
@@ -36,7 +36,7 @@ struct BuildTests {
         #expect(push.err.contains("remote: greeting is bonjour, secret is [], unset is default"))
         let first = try head(repo)
         let tag = "slipway/web:\(first.prefix(12))"
-        let image = try waitFor { [engine] in try await engine.inspectImage(tag) }
+        let image = try await engine.inspectImage(tag)
         #expect(image?.labels["org.slipway.app"] == "web")
         #expect(image?.labels["org.slipway.revision"] == first)
 
@@ -61,7 +61,7 @@ struct BuildTests {
         #expect(locked.status != 0 && locked.err.contains("web is locked"))
     }
 
-    @Test func aProcfileAppIsBuiltOnTheBuilderAndRunsAsANonRootUser() throws {
+    @Test func aProcfileAppIsBuiltOnTheBuilderAndRunsAsANonRootUser() async throws {
         _ = try BuilderImage.bootstrap.get()
         let server = try TestServer()
         let alice = try TestUser.register("alice", admin: true, on: server.slipway)
@@ -70,20 +70,20 @@ struct BuildTests {
         #expect(push.status == 0, "\(push.err)")
         #expect(push.err.contains("(Procfile app)"))
         let tag = "slipway/py:\(try head(repo).prefix(12))"
-        let image = try waitFor { [engine] in try await engine.inspectImage(tag) }
+        let image = try await engine.inspectImage(tag)
         #expect(image?.user == "app")
         let spec = ContainerSpec(image: tag, command: ["/bin/sh", "-c", "id -un; pwd; cat Procfile; python3 app.py; ls /app"])
-        let id = try waitFor { [engine, spec] in try await engine.createContainer(spec) }
-        defer { _ = try? waitFor { [engine] in try await engine.removeContainer(id, force: true) } }
-        try waitFor { [engine] in try await engine.startContainer(id) }
-        let status = try waitFor { [engine] in try await engine.waitContainer(id) }
+        let id = try await engine.createContainer(spec)
+        try await engine.startContainer(id)
+        let status = try await engine.waitContainer(id)
         #expect(status == 0)
         let output = Collected()
-        try waitFor { [engine] in try await engine.streamLogs(id, follow: false) { output.add($0) } }
+        try await engine.streamLogs(id, follow: false) { output.add($0) }
         #expect(output.text(.stdout) == "app\n/app\nweb: python3 -m http.server $PORT\nhello\nProcfile\napp.py\n")
+        try await engine.removeContainer(id, force: true)
     }
 
-    @Test func aFirstPushThatCannotBuildLeavesNoApp() throws {
+    @Test func aFirstPushThatCannotBuildLeavesNoApp() async throws {
         _ = try BuilderImage.bootstrap.get()
         let server = try TestServer()
         let alice = try TestUser.register("alice", admin: true, on: server.slipway)

@@ -18,7 +18,7 @@ enum BuilderImage {
 struct EngineTests {
     let engine = DockerEngine.locate(configured: nil)
 
-    @Test func builderBootstrapImportsAUsableImage() throws {
+    @Test func builderBootstrapImportsAUsableImage() async throws {
         let result = try BuilderImage.bootstrap.get()
         #expect(result.status == 0, "\(result.err)")
         #expect(result.out.contains("Builder image \(BuilderImage.reference) ready"))
@@ -26,13 +26,13 @@ struct EngineTests {
         let report = try JSONSerialization.jsonObject(with: Data(try slipway("builder:report", "--format", "json").out.utf8)) as? [String: Any]
         #expect(report?["present"] as? Bool == true)
         #expect(report?["image"] as? String == BuilderImage.reference)
-        let info = try waitFor { [engine] in try await engine.inspectImage(BuilderImage.reference) }
+        let info = try await engine.inspectImage(BuilderImage.reference)
         #expect(info?.labels["org.slipway.builder"] == "debian-bookworm")
     }
 
-    @Test func aContainersWholeLife() throws {
+    @Test func aContainersWholeLife() async throws {
         _ = try BuilderImage.bootstrap.get()
-        let version = try waitFor { [engine] in try await engine.version() }
+        let version = try await engine.version()
         #expect(version.apiVersion.hasPrefix("1.") || version.kind == "podman")
         let storage = try temporaryDirectory("slipway-bind")
         let label = UUID().uuidString
@@ -41,33 +41,32 @@ struct EngineTests {
         spec.labels = ["org.slipway.test": label]
         spec.binds = ["\(storage):/data"]
         spec.networkDisabled = true
-        let id = try waitFor { [engine, spec] in try await engine.createContainer(spec) }
-        defer { _ = try? waitFor { [engine] in try await engine.removeContainer(id, force: true) } }
-        try waitFor { [engine] in try await engine.startContainer(id) }
-        let status = try waitFor { [engine] in try await engine.waitContainer(id) }
+        let id = try await engine.createContainer(spec)
+        try await engine.startContainer(id)
+        let status = try await engine.waitContainer(id)
         #expect(status == 7)
 
         let collected = Collected()
-        try waitFor { [engine] in try await engine.streamLogs(id, follow: false) { collected.add($0) } }
+        try await engine.streamLogs(id, follow: false) { collected.add($0) }
         #expect(collected.text(.stdout) == "out\n42\n")
         #expect(collected.text(.stderr) == "err\n")
         #expect(try String(contentsOfFile: storage + "/f", encoding: .utf8) == "hello 'quoted' world\n")
 
-        let changes = try waitFor { [engine] in try await engine.changes(id) }
+        let changes = try await engine.changes(id)
         #expect(changes.contains(FileChange(path: "/scratch.txt", kind: .added)))
         // The mount point itself may show as added; nothing written under it does.
         #expect(!changes.contains { $0.path.hasPrefix("/data/") })
 
-        let listed = try waitFor { [engine] in try await engine.listContainers(labels: ["org.slipway.test": label]) }
+        let listed = try await engine.listContainers(labels: ["org.slipway.test": label])
         #expect(listed.map(\.id) == [id])
-        try waitFor { [engine] in try await engine.removeContainer(id, force: false) }
-        let afterRemoval = try waitFor { [engine] in try await engine.listContainers(labels: ["org.slipway.test": label]) }
+        try await engine.removeContainer(id, force: false)
+        let afterRemoval = try await engine.listContainers(labels: ["org.slipway.test": label])
         #expect(afterRemoval.isEmpty)
-        let missing = try waitFor { [engine] in try await engine.inspectImage("slipway/no-such-image:\(label.lowercased())") }
+        let missing = try await engine.inspectImage("slipway/no-such-image:\(label.lowercased())")
         #expect(missing == nil)
     }
 
-    @Test func aStoppedEngineGivesAClearMessageAndOtherCommandsWork() throws {
+    @Test func aStoppedEngineGivesAClearMessageAndOtherCommandsWork() async throws {
         let slipway = try Slipway()
         let config = slipway.dataDir + "/slipway.toml"
         try "engine_socket = \"/run/slipway-test-no-engine.sock\"\n".write(toFile: config, atomically: true, encoding: .utf8)

@@ -19,11 +19,11 @@ struct RunTests {
         return (server, alice)
     }
 
-    func leftovers() throws -> [ContainerSummary] {
-        try waitFor { [engine] in try await engine.listContainers(labels: ["org.slipway.kind": "run"]) }
+    func leftovers() async throws -> [ContainerSummary] {
+        try await engine.listContainers(labels: ["org.slipway.kind": "run"])
     }
 
-    @Test func exitStatusStdinAndConfigReachTheCommand() throws {
+    @Test func exitStatusStdinAndConfigReachTheCommand() async throws {
         let (server, alice) = try deployedApp()
         #expect(try server.ssh(alice.key, ["run", "web", "sh", "-c", "'exit 7'"]).status == 7)
         let echoed = try server.ssh(alice.key, ["run", "web", "cat"], stdin: "hi\n")
@@ -36,7 +36,7 @@ struct RunTests {
         #expect(try server.ssh(alice.key, "run", "web", "id", "-un").out == "app\n")
     }
 
-    @Test func storagePersistsAndEverythingElseIsDiscardedWithANotice() throws {
+    @Test func storagePersistsAndEverythingElseIsDiscardedWithANotice() async throws {
         let (server, alice) = try deployedApp()
         #expect(try server.ssh(alice.key, "storage:mount", "web", "data:/app/data").status == 0)
         let write = try server.ssh(alice.key, ["run", "web", "sh", "-c", "'echo kept > /app/data/file; echo lost > /app/scratch.txt'"])
@@ -59,7 +59,7 @@ struct RunTests {
         #expect(refused.status != 0 && refused.err.contains("Read-only file system"))
     }
 
-    @Test func noContainerIsLeftBehindEvenWhenTheClientIsKilled() throws {
+    @Test func noContainerIsLeftBehindEvenWhenTheClientIsKilled() async throws {
         let (server, alice) = try deployedApp()
         for _ in 0..<16 { #expect(try server.ssh(alice.key, "run", "web", "true").status == 0) }
         // Four clients killed while their command runs.
@@ -76,15 +76,15 @@ struct RunTests {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
-        var remaining = try leftovers().filter { $0.labels["org.slipway.app"] == "web" }
+        var remaining = try await leftovers().filter { $0.labels["org.slipway.app"] == "web" }
         for _ in 0..<40 where !remaining.isEmpty {
             usleep(250_000)
-            remaining = try leftovers().filter { $0.labels["org.slipway.app"] == "web" }
+            remaining = try await leftovers().filter { $0.labels["org.slipway.app"] == "web" }
         }
         #expect(remaining.isEmpty, "\(remaining.map(\.names))")
     }
 
-    @Test func tenantsCannotRunOthersAppsAndNeedABuild() throws {
+    @Test func tenantsCannotRunOthersAppsAndNeedABuild() async throws {
         let (server, alice) = try deployedApp()
         let bob = try TestUser.register("bob", on: server.slipway)
         let hidden = try server.ssh(bob.key, "run", "web", "id")
@@ -94,21 +94,21 @@ struct RunTests {
         #expect(unbuilt.status == 1 && unbuilt.err.contains("has no build yet"))
     }
 
-    @Test func runContainersLostByACrashedServerGoOnTheNextStart() throws {
+    @Test func runContainersLostByACrashedServerGoOnTheNextStart() async throws {
         let (server, _) = try deployedApp()
         var orphan = ContainerSpec(image: BuilderImage.reference, command: ["sleep", "600"])
         orphan.labels = ["org.slipway.app": "web", "org.slipway.kind": "run", "org.slipway.origin": "ssh"]
         var local = orphan
         local.labels["org.slipway.origin"] = "local"
-        let orphanID = try waitFor { [engine, orphan] in try await engine.createContainer(orphan) }
-        let localID = try waitFor { [engine, local] in try await engine.createContainer(local) }
-        defer { _ = try? waitFor { [engine] in try await engine.removeContainer(localID, force: true) } }
-        try waitFor { [engine] in try await engine.startContainer(orphanID) }
+        let orphanID = try await engine.createContainer(orphan)
+        let localID = try await engine.createContainer(local)
+        try await engine.startContainer(orphanID)
         #expect(server.stop() == 0)
         let restarted = try TestServer(slipway: server.slipway)
         _ = restarted.port
-        let remaining = Set(try leftovers().map(\.id))
+        let remaining = Set(try await leftovers().map(\.id))
         #expect(!remaining.contains(orphanID))
         #expect(remaining.contains(localID))
+        try await engine.removeContainer(localID, force: true)
     }
 }
