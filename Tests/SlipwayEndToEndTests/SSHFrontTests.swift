@@ -65,7 +65,8 @@ struct SSHFrontTests {
 
         #expect(try server.ssh(bob, "apps:create", "bobs").status == 0)
         #expect(try server.ssh(carol.key, "apps:create", "carols").status == 0)
-        let repo = try makeRepository(["README": Data("carol\n".utf8)])
+        _ = try BuilderImage.bootstrap.get()  // the push builds (a Procfile app)
+        let repo = try makeRepository(["Procfile": Data("web: python3 -m http.server $PORT\n".utf8)])
         #expect(try server.git(carol.key, ["push", "-q", server.url("carols"), "main"], in: repo).status == 0)
 
         #expect(try server.ssh(bob, "apps:list").out.contains("bobs"))
@@ -87,7 +88,9 @@ struct SSHFrontTests {
     @Test func pushAndCloneRoundTripInEveryRemoteForm() throws {
         let server = try TestServer()
         let alice = try TestUser.register("alice", admin: true, on: server.slipway)
-        let repo = try makeRepository(["app.py": Data("print('hi')\n".utf8), "sub/dir/file.txt": Data("nested\n".utf8)])
+        _ = try BuilderImage.bootstrap.get()  // pushes to the deploy branch build (Procfile apps)
+        let procfile = Data("web: python3 -m http.server $PORT\n".utf8)
+        let repo = try makeRepository(["Procfile": procfile, "app.py": Data("print('hi')\n".utf8), "sub/dir/file.txt": Data("nested\n".utf8)])
         // Pushing to an unknown app creates it, with the pusher as owner.
         let push = try server.git(alice.key, ["push", server.url("web"), "main"], in: repo)
         #expect(push.status == 0, "\(push.err)")
@@ -119,7 +122,7 @@ struct SSHFrontTests {
         }
 
         // A first push on master (no main) makes master the deploy branch.
-        let masterRepo = try makeRepository(["x": Data("x".utf8)], branch: "master")
+        let masterRepo = try makeRepository(["Procfile": procfile], branch: "master")
         #expect(try server.git(alice.key, ["push", "-q", server.url("legacy"), "master"], in: masterRepo).status == 0)
         #expect(try server.ssh(alice.key, "apps:report", "legacy", "--format", "json").out.contains("\"deployBranch\" : \"master\""))
     }
@@ -130,12 +133,13 @@ struct SSHFrontTests {
         var files: [String: Data] = [:]
         for i in 0..<5 { files["blob\(i).bin"] = randomData(10 * 1024 * 1024) }
         let repo = try makeRepository(files)
-        let push = try server.git(alice.key, ["push", "-q", server.url("big"), "main"], in: repo)
+        // A branch that is not the deploy branch: this is about transport, not builds.
+        let push = try server.git(alice.key, ["push", "-q", server.url("big"), "main:blobs"], in: repo)
         #expect(push.status == 0, "\(push.err)")
         let bare = server.slipway.dataDir + "/repos/big.git"
         #expect(try run("/usr/bin/git", ["--git-dir", bare, "fsck", "--full"]).status == 0)
         let clone = try temporaryDirectory("clone") + "/big"
-        #expect(try server.git(alice.key, ["clone", "-q", server.url("big"), clone]).status == 0)
+        #expect(try server.git(alice.key, ["clone", "-q", "-b", "blobs", server.url("big"), clone]).status == 0)
         #expect(try run("/usr/bin/diff", ["-r", "-x", ".git", repo, clone]).status == 0)
 
         // Kill the client in the middle of a second large push.
@@ -144,7 +148,7 @@ struct SSHFrontTests {
         let bigger = try makeRepository(more)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-        process.arguments = ["-C", bigger, "push", "-q", "-f", server.url("big"), "main"]
+        process.arguments = ["-C", bigger, "push", "-q", "-f", server.url("big"), "main:blobs"]
         process.environment = ProcessInfo.processInfo.environment.merging(server.gitEnvironment(key: alice.key)) { $1 }
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -157,7 +161,7 @@ struct SSHFrontTests {
         #expect(server.isRunning)
         #expect(try run("/usr/bin/git", ["--git-dir", bare, "fsck", "--full"]).status == 0)
         let head = try run("/usr/bin/git", ["-C", repo, "rev-parse", "HEAD"]).out
-        #expect(try server.git(alice.key, ["ls-remote", server.url("big"), "main"]).out.hasPrefix(head.trimmingCharacters(in: .newlines)))
+        #expect(try server.git(alice.key, ["ls-remote", server.url("big"), "blobs"]).out.hasPrefix(head.trimmingCharacters(in: .newlines)))
         #expect(try server.ssh(alice.key, "apps:list").status == 0)
     }
 
@@ -269,11 +273,11 @@ struct SSHFrontTests {
         #expect(try server.ssh(rsa.key, ["whoami"], options: ["-o", "PubkeyAcceptedAlgorithms=rsa-sha2-512"]).status == 0)
 
         let repo = try makeRepository(["f": Data("v2".utf8)])
-        #expect(try server.git(rsa.key, ["push", "-q", server.url("web"), "main"], in: repo).status == 0)
+        #expect(try server.git(rsa.key, ["push", "-q", server.url("web"), "main:transport"], in: repo).status == 0)
         var env = server.gitEnvironment(key: rsa.key)
         env["GIT_TRACE_PACKET"] = "1"
         let listing = try run("/usr/bin/git", ["-c", "protocol.version=2", "ls-remote", server.url("web")], environment: env)
-        #expect(listing.status == 0 && listing.out.contains("refs/heads/main"))
+        #expect(listing.status == 0 && listing.out.contains("refs/heads/transport"))
         #expect(listing.err.contains("version 2"), "GIT_PROTOCOL did not reach git")
     }
 }
