@@ -76,10 +76,12 @@ struct RunTests {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
-        var remaining = try await leftovers().filter { $0.labels["org.slipway.app"] == "web" }
+        // Only this server's kind: runs over SSH (stale ones from elsewhere go when a server starts).
+        func mine(_ c: ContainerSummary) -> Bool { c.labels["org.slipway.app"] == "web" && c.labels["org.slipway.origin"] == "ssh" }
+        var remaining = try await leftovers().filter(mine)
         for _ in 0..<40 where !remaining.isEmpty {
             usleep(250_000)
-            remaining = try await leftovers().filter { $0.labels["org.slipway.app"] == "web" }
+            remaining = try await leftovers().filter(mine)
         }
         #expect(remaining.isEmpty, "\(remaining.map(\.names))")
     }
@@ -100,6 +102,7 @@ struct RunTests {
         orphan.labels = ["org.slipway.app": "web", "org.slipway.kind": "run", "org.slipway.origin": "ssh"]
         var local = orphan
         local.labels["org.slipway.origin"] = "local"
+        local.labels["org.slipway.app"] = "local-\(UUID().uuidString.prefix(8).lowercased())"
         let orphanID = try await engine.createContainer(orphan)
         let localID = try await engine.createContainer(local)
         try await engine.startContainer(orphanID)
