@@ -323,9 +323,12 @@ final class SSHConnection: @unchecked Sendable {
 
     private func pump() {
         guard let channel, let job else { return }
-        drainChannel(channel)
-        feedStdin(job)
         if ssh_channel_is_eof(channel) != 0 { clientEOF = true }
+        // Drain, feed, and drain again: feeding made room for what libssh still holds.
+        drainChannel(channel)
+        feedStdin(job, channel)
+        drainChannel(channel)
+        feedStdin(job, channel)
         pumpOutput(job, channel, stderr: false)
         pumpOutput(job, channel, stderr: true)
 
@@ -356,7 +359,7 @@ final class SSHConnection: @unchecked Sendable {
         }
     }
 
-    private func feedStdin(_ job: ChannelJob) {
+    private func feedStdin(_ job: ChannelJob, _ channel: ssh_channel) {
         guard job.stdinFD >= 0 else { inbound.removeAll(); return }
         while !inbound.isEmpty {
             let n = inbound.withUnsafeBytes { write(job.stdinFD, $0.baseAddress, $0.count) }
@@ -366,7 +369,9 @@ final class SSHConnection: @unchecked Sendable {
             job.closeStdin()
             return
         }
-        if clientEOF { job.closeStdin() }
+        // The client's EOF can arrive while its last bytes still sit in libssh's channel
+        // buffer (ours was full): close the job's stdin only once those are delivered too.
+        if clientEOF && ssh_channel_poll(channel, 0) <= 0 { job.closeStdin() }
     }
 
     /// Moves job output to the channel, never more than the client's window allows:
