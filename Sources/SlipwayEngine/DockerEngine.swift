@@ -24,17 +24,6 @@ public final class DockerEngine: ContainerEngine {
         DockerEngine(socketPath: configured ?? usualSockets.first(where: FileManager.default.fileExists) ?? usualSockets[0])
     }
 
-    /// The configured socket, else the first usual one that answers `/_ping`,
-    /// else the first usual one (so errors name a real place to look).
-    public static func discover(configured: String?) async -> DockerEngine {
-        if let configured { return DockerEngine(socketPath: configured) }
-        for socket in usualSockets where FileManager.default.fileExists(atPath: socket) {
-            let engine = DockerEngine(socketPath: socket)
-            if (try? await engine.ping()) != nil { return engine }
-        }
-        return DockerEngine(socketPath: usualSockets[0])
-    }
-
     // MARK: Requests
 
     private func url(_ path: String, _ query: [String: String] = [:]) -> String {

@@ -54,6 +54,11 @@ struct BuildTests {
         let list = try server.ssh(alice.key, "builds:list", "web")
         #expect(list.out.contains("succeeded") && list.out.contains("failed"))
 
+        // The deploy branch cannot be deleted.
+        let deletion = try server.git(alice.key, ["push", server.url("web"), ":main"], in: repo)
+        #expect(deletion.status != 0 && deletion.err.contains("main is the deploy branch of web and cannot be deleted"))
+        #expect(try server.git(alice.key, ["ls-remote", server.url("web"), "main"]).out.hasPrefix(first))
+
         // A locked app refuses pushes to its deploy branch.
         #expect(try server.ssh(alice.key, "apps:lock", "web").status == 0)
         try commit(repo, "Dockerfile", "FROM \(BuilderImage.reference)\n")

@@ -27,7 +27,6 @@ extension Database {
 /// Reads and appends to the audit log.
 public struct EventLog: Sendable {
     let store: Store
-    let authorizer: Authorizer
 
     /// Records a failed command (successes are recorded by the service that made the change).
     public func recordFailure(_ caller: Caller, app: String?, message: String) throws {

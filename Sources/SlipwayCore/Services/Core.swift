@@ -32,7 +32,7 @@ public final class Core: Sendable {
         apps = AppService(store: store, authorizer: authorizer, settings: settings, paths: paths)
         config = ConfigService(store: store)
         storage = StorageService(store: store, paths: paths)
-        events = EventLog(store: store, authorizer: authorizer)
+        events = EventLog(store: store)
         git = GitService(store: store, paths: paths, apps: apps)
         builder = BuilderService(store: store, paths: paths, settings: settings, engine: engine)
         builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git)

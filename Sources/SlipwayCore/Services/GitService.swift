@@ -103,8 +103,7 @@ public struct GitService: Sendable {
         }
         return try store.write { db in
             var record = try apps.existing(app, db)
-            let branch = record.deployBranch ?? (heads["main"] != nil ? "main" : heads["master"] != nil ? "master" : nil)
-            guard let branch, let revision = heads[branch], revision != record.deployedRevision || record.deployBranch == nil else {
+            guard let branch = deployBranch(of: record, updatedRefs: heads.keys.map { "refs/heads/\($0)" }), let revision = heads[branch], revision != record.deployedRevision || record.deployBranch == nil else {
                 return nil
             }
             record.deployBranch = branch

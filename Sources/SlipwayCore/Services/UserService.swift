@@ -78,9 +78,7 @@ public struct UserService: Sendable {
 
     /// The user whose key has this canonical base64 blob (as libssh exports it).
     public func owner(ofKeyBase64 base64: String) throws -> User? {
-        try store.read { db in
-            try User.fetchOne(db, sql: "SELECT users.* FROM users JOIN ssh_keys k ON k.user_id = users.id WHERE k.base64 = ?", arguments: [base64])
-        }
+        try store.read { db in try holder(ofKeyBase64: base64, db) }
     }
 
     /// Whether any user exists (the first start registers `initial_admin_keys` when none does).
@@ -100,7 +98,7 @@ public struct UserService: Sendable {
     public func addKey(_ key: PublicKey, to userName: UserName, named keyName: KeyName?,
                        by caller: Caller) throws -> (user: User, key: SSHKeyRecord, createdUser: Bool) {
         try store.write { db in
-            if let holder = try User.fetchOne(db, sql: "SELECT users.* FROM users JOIN ssh_keys k ON k.user_id = users.id WHERE k.base64 = ?", arguments: [key.base64]) {
+            if let holder = try holder(ofKeyBase64: key.base64, db) {
                 throw UserFacingError.conflict("this key (\(key.fingerprint)) is already registered to \(holder.name); a key belongs to one user")
             }
             var user = try fetch(userName, db)
@@ -174,6 +172,10 @@ public struct UserService: Sendable {
 
     private func fetch(_ name: UserName, _ db: Database) throws -> User? {
         try User.filter(Column("name") == name.rawValue).fetchOne(db)
+    }
+
+    private func holder(ofKeyBase64 base64: String, _ db: Database) throws -> User? {
+        try User.fetchOne(db, sql: "SELECT users.* FROM users JOIN ssh_keys k ON k.user_id = users.id WHERE k.base64 = ?", arguments: [base64])
     }
 
     private func existing(_ name: UserName, _ db: Database) throws -> User {
