@@ -184,11 +184,17 @@ public final class DockerEngine: ContainerEngine {
     public func createContainer(_ spec: ContainerSpec) async throws -> String {
         struct Body: Encodable {
             struct Host: Encodable {
+                struct Restart: Encodable { let Name: String }
+                struct Binding: Encodable { let HostIp: String; let HostPort: String }
                 let Binds: [String]
                 let Init: Bool
                 let Memory: Int64?
                 let NetworkMode: String?
+                let RestartPolicy: Restart
+                let AutoRemove: Bool
+                let PortBindings: [String: [Binding]]?
             }
+            struct Empty: Encodable {}
             let Image: String
             let Cmd: [String]?
             let Env: [String]
@@ -201,15 +207,21 @@ public final class DockerEngine: ContainerEngine {
             let AttachStdout: Bool
             let AttachStderr: Bool
             let Tty: Bool
+            let ExposedPorts: [String: Empty]?
             let HostConfig: Host
         }
+        // Published ports go to loopback only, on a port the engine picks: the proxy reaches them, the network does not.
+        let port = spec.publishedPort.map { "\($0)/tcp" }
         struct Reply: Decodable { let Id: String }
         let body = Body(Image: spec.image, Cmd: spec.command, Env: spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
                         Labels: spec.labels, WorkingDir: spec.workingDirectory, User: spec.user,
                         OpenStdin: spec.openStdin, StdinOnce: spec.openStdin, AttachStdin: spec.openStdin,
                         AttachStdout: true, AttachStderr: true, Tty: spec.tty,
+                        ExposedPorts: port.map { [$0: Body.Empty()] },
                         HostConfig: .init(Binds: spec.binds, Init: spec.initProcess, Memory: spec.memoryBytes,
-                                          NetworkMode: spec.networkDisabled ? "none" : nil))
+                                          NetworkMode: spec.networkDisabled ? "none" : nil,
+                                          RestartPolicy: .init(Name: spec.restartPolicy.rawValue), AutoRemove: spec.autoRemove,
+                                          PortBindings: port.map { [$0: [.init(HostIp: "127.0.0.1", HostPort: "")]] }))
         let query = spec.name.map { ["name": $0] } ?? [:]
         return try await decode(Reply.self, try await send(.POST, "/containers/create", query: query, json: body)).Id
     }
@@ -223,15 +235,60 @@ public final class DockerEngine: ContainerEngine {
         return try await decode(Reply.self, try await send(.POST, "/containers/\(Self.escape(id))/wait", timeout: .hours(24 * 365))).StatusCode
     }
 
-    public func streamLogs(_ id: String, follow: Bool, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws {
-        let response = try await send(.GET, "/containers/\(Self.escape(id))/logs",
-                                      query: ["stdout": "1", "stderr": "1", "follow": follow ? "1" : "0"],
-                                      timeout: .hours(24 * 365))
+    public func streamLogs(_ id: String, follow: Bool, tail: Int?, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws {
+        var query = ["stdout": "1", "stderr": "1", "follow": follow ? "1" : "0"]
+        if let tail { query["tail"] = String(tail) }
+        let response = try await send(.GET, "/containers/\(Self.escape(id))/logs", query: query, timeout: .hours(24 * 365))
         guard response.status == .ok else { try await expectSuccess(response); return }
         var decoder = FrameDecoder()
         for try await buffer in response.body {
             for chunk in decoder.feed(Data(buffer.readableBytesView)) { sink(chunk) }
         }
+    }
+
+    public func resizeContainer(_ id: String, columns: Int, rows: Int) async throws {
+        try await expectSuccess(try await send(.POST, "/containers/\(Self.escape(id))/resize", query: ["w": String(columns), "h": String(rows)]))
+    }
+
+    public func stopContainer(_ id: String, timeoutSeconds: Int) async throws {
+        try await expectSuccess(try await send(.POST, "/containers/\(Self.escape(id))/stop", query: ["t": String(timeoutSeconds)],
+                                               timeout: .seconds(Int64(timeoutSeconds) + 30)), allowing: [304, 404])
+    }
+
+    public func inspectContainer(_ id: String) async throws -> ContainerDetails? {
+        struct Reply: Decodable {
+            struct State: Decodable { let Status: String?; let Running: Bool?; let ExitCode: Int32?; let StartedAt: String? }
+            struct Config: Decodable { let Image: String?; let Labels: [String: String]? }
+            struct Network: Decodable {
+                struct Binding: Decodable { let HostPort: String? }
+                let Ports: [String: [Binding]?]?
+            }
+            let Id: String
+            let Name: String?
+            let State: State?
+            let Config: Config?
+            let RestartCount: Int?
+            let NetworkSettings: Network?
+        }
+        let response = try await send(.GET, "/containers/\(Self.escape(id))/json")
+        if response.status == .notFound { _ = try await response.body.collect(upTo: 1 << 20); return nil }
+        let reply = try await decode(Reply.self, response)
+        var ports: [Int: Int] = [:]
+        for (key, bindings) in reply.NetworkSettings?.Ports ?? [:] {
+            guard let container = Int(key.split(separator: "/").first ?? ""),
+                  let host = bindings?.compactMap({ $0.HostPort.flatMap(Int.init) }).first else { continue }
+            ports[container] = host
+        }
+        let started = reply.State?.StartedAt.flatMap { try? Date($0.replacingOccurrences(of: #"\.\d+"#, with: "", options: .regularExpression), strategy: .iso8601) }
+        return ContainerDetails(id: reply.Id, name: (reply.Name ?? "").hasPrefix("/") ? String(reply.Name!.dropFirst()) : reply.Name ?? "",
+                                image: reply.Config?.Image ?? "", running: reply.State?.Running ?? false,
+                                status: reply.State?.Status ?? "", exitCode: reply.State?.ExitCode ?? 0,
+                                restartCount: reply.RestartCount ?? 0, startedAt: started,
+                                labels: reply.Config?.Labels ?? [:], hostPorts: ports)
+    }
+
+    public func removeImage(_ reference: String) async throws {
+        try await expectSuccess(try await send(.DELETE, "/images/\(Self.escape(reference))"), allowing: [404, 409])
     }
 
     public func changes(_ id: String) async throws -> [FileChange] {
@@ -251,10 +308,16 @@ public final class DockerEngine: ContainerEngine {
             let Names: [String]?
             let State: String?
             let Labels: [String: String]?
+            let Image: String?
+            let Command: String?
+            let Created: Int64?
         }
         let filters = try JSONEncoder().encode(["label": labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }])
         let items = try await decode([Item].self, try await send(.GET, "/containers/json", query: ["all": "1", "filters": String(decoding: filters, as: UTF8.self)]))
-        return items.map { ContainerSummary(id: $0.Id, names: $0.Names ?? [], state: $0.State ?? "", labels: $0.Labels ?? [:]) }
+        return items.map {
+            ContainerSummary(id: $0.Id, names: $0.Names ?? [], state: $0.State ?? "", labels: $0.Labels ?? [:], image: $0.Image ?? "",
+                             command: $0.Command ?? "", created: Date(timeIntervalSince1970: TimeInterval($0.Created ?? 0)))
+        }
     }
 
     // MARK: Helpers

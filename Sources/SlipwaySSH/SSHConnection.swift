@@ -25,6 +25,8 @@ final class SSHConnection: @unchecked Sendable {
     private var disconnectRequested = false
     private var channel: ssh_channel?
     private var gitProtocol: String?
+    /// Set when the client asked for a pty (`ssh -t`, or an interactive `ssh host`).
+    private var terminal: Terminal?
     private var commandLine = "-"
 
     // Job state.
@@ -196,7 +198,14 @@ final class SSHConnection: @unchecked Sendable {
         cb.pointee.channel_env_request_function = { _, _, name, value, userdata in
             SSHConnection.from(userdata).setEnvironment(name.map { String(cString: $0) }, value.map { String(cString: $0) })
         }
-        // pty, subsystem (sftp), x11 and agent forwarding: no handler, so libssh refuses them.
+        cb.pointee.channel_pty_request_function = { _, _, term, width, height, _, _, userdata in
+            SSHConnection.from(userdata).requestTerminal(term.map { String(cString: $0) }, Int(width), Int(height))
+        }
+        cb.pointee.channel_pty_window_change_function = { _, _, width, height, _, _, userdata in
+            SSHConnection.from(userdata).terminal?.resize(columns: Int(width), rows: Int(height))
+            return 0
+        }
+        // Subsystems (sftp), x11 and agent forwarding: no handler, so libssh refuses them.
         ssh_set_channel_callbacks(new, cb)
         channel = new
         return new
@@ -211,6 +220,15 @@ final class SSHConnection: @unchecked Sendable {
         bytesIn += take
         if take > 0 { lastActivity = Date() }
         return Int32(take)
+    }
+
+    /// No real pty is made: `run` hands the terminal to its container, and the
+    /// other commands' output gets CR LF line ends for the client's raw-mode terminal.
+    private func requestTerminal(_ type: String?, _ columns: Int, _ rows: Int) -> Int32 {
+        guard job == nil, terminal == nil else { return -1 }
+        let type = type.flatMap { $0.isEmpty || $0.utf8.count > 64 || !$0.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._+".contains($0)) }) ? nil : $0 }
+        terminal = Terminal(type: type ?? "xterm", columns: columns, rows: rows)
+        return 0
     }
 
     /// Only `GIT_PROTOCOL` (git protocol v2) is accepted, with a plain value.
@@ -252,15 +270,25 @@ final class SSHConnection: @unchecked Sendable {
             return try gitJob(git, principal: principal)
         }
         let runner = server.runner
+        let terminal = self.terminal
         if words.isEmpty {
             // `ssh host`: who you are and what you may run.
             return try ChannelJob.worker { _, out, err, _ in
+                let (out, err) = (RawModeOutput.wrap(out, for: terminal), RawModeOutput.wrap(err, for: terminal))
                 out.write("Hi \(principal.name)! You are logged in to Slipway\(principal.isAdmin ? " as an admin" : "").\n\n")
                 return runner.run(["help"], as: principal, stdout: out, stderr: err, stdin: EmptyInput())
             }
         }
+        // Only `run` has a use for the terminal; everything else writes lines.
+        let commandWords = words.first == "--as" ? words.dropFirst(2) : words.first?.hasPrefix("--as=") == true ? words.dropFirst() : words[...]
+        if let terminal, commandWords.first == "run" {
+            return try ChannelJob.worker { input, out, err, cancellation in
+                runner.run(words, as: principal, stdout: out, stderr: err, stdin: input, cancellation: cancellation, terminal: terminal)
+            }
+        }
         return try ChannelJob.worker { input, out, err, cancellation in
-            runner.run(words, as: principal, stdout: out, stderr: err, stdin: input, cancellation: cancellation)
+            runner.run(words, as: principal, stdout: RawModeOutput.wrap(out, for: terminal), stderr: RawModeOutput.wrap(err, for: terminal),
+                       stdin: input, cancellation: cancellation)
         }
     }
 
@@ -458,6 +486,27 @@ struct GitRequest {
         if name.hasSuffix("/") { name = name.dropLast() }
         if name.hasSuffix(".git") { name = name.dropLast(4) }
         appName = String(name)
+    }
+}
+
+/// Output for a client whose terminal is in raw mode (it asked for a pty that
+/// only `run` uses): LF becomes CR LF, as a pty's line discipline would do.
+struct RawModeOutput: TextOutput {
+    let base: TextOutput
+
+    static func wrap(_ output: TextOutput, for terminal: Terminal?) -> TextOutput {
+        terminal == nil ? output : RawModeOutput(base: output)
+    }
+
+    func write(_ text: String) { base.write(text.replacingOccurrences(of: "\n", with: "\r\n")) }
+
+    func write(bytes: Data) -> Bool {
+        var converted = Data(capacity: bytes.count + bytes.count / 16)
+        for byte in bytes {
+            if byte == UInt8(ascii: "\n") { converted.append(UInt8(ascii: "\r")) }
+            converted.append(byte)
+        }
+        return base.write(bytes: converted)
     }
 }
 

@@ -83,7 +83,7 @@ struct BuildTests {
         let status = try await engine.waitContainer(id)
         #expect(status == 0)
         let output = Collected()
-        try await engine.streamLogs(id, follow: false) { output.add($0) }
+        try await engine.streamLogs(id, follow: false, tail: nil) { output.add($0) }
         #expect(output.text(.stdout) == "app\n/app\nweb: python3 -m http.server $PORT\nhello\nProcfile\napp.py\n")
         try await engine.removeContainer(id, force: true)
     }

@@ -47,7 +47,7 @@ struct EngineTests {
         #expect(status == 7)
 
         let collected = Collected()
-        try await engine.streamLogs(id, follow: false) { collected.add($0) }
+        try await engine.streamLogs(id, follow: false, tail: nil) { collected.add($0) }
         #expect(collected.text(.stdout) == "out\n42\n")
         #expect(collected.text(.stderr) == "err\n")
         #expect(try String(contentsOfFile: storage + "/f", encoding: .utf8) == "hello 'quoted' world\n")

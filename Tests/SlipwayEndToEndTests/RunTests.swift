@@ -86,6 +86,53 @@ struct RunTests {
         #expect(remaining.isEmpty, "\(remaining.map(\.names))")
     }
 
+    @Test func withATerminalTheCommandGetsATtyOfTheClientsSize() async throws {
+        let (server, alice) = try deployedApp()
+        // script(1) gives ssh a real terminal of a known size, as an interactive user has.
+        func throughATerminal(_ command: [String]) throws -> Slipway.Result {
+            let line = (["/usr/bin/ssh", "-tt"] + server.sshOptions(key: alice.key) + ["127.0.0.1"] + command)
+                .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+            return try run("/usr/bin/script", ["-qec", "stty cols 123 rows 45; " + line, "/dev/null"])
+        }
+        let result = try throughATerminal(["run", "web", "sh", "-c", "'tty; stty size; echo TERM=$TERM; exit 3'"])
+        #expect(result.status == 3, "\(result.out)")
+        #expect(result.out.contains("/dev/pts/"))
+        #expect(result.out.contains("45 123\r\n"))
+        #expect(result.out.contains("TERM=xterm") || result.out.contains("TERM=screen") || result.out.contains("TERM=dumb"))
+        // Other commands write CR LF line ends that the client's raw-mode terminal shows properly.
+        let listed = try throughATerminal(["apps:list"])
+        #expect(listed.status == 0 && listed.out.contains("web\r\n"), "\(listed.out)")
+        // Without -t there is no tty.
+        #expect(try server.ssh(alice.key, "run", "web", "tty").status != 0)
+    }
+
+    @Test func detachedRunsAreListedStoppedAndGoWhenTheyEnd() async throws {
+        let (server, alice) = try deployedApp()
+        let started = try server.ssh(alice.key, "run:detached", "web", "sleep", "600")
+        #expect(started.status == 0, "\(started.err)")
+        let name = started.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(name.hasPrefix("web.detached."))
+        let listed = try server.ssh(alice.key, "run:list", "web")
+        #expect(listed.status == 0 && listed.out.contains(name) && listed.out.contains("sleep 600") && listed.out.contains("alice"), "\(listed.out)")
+        let bob = try TestUser.register("bob", on: server.slipway)
+        #expect(try server.ssh(bob.key, "run:list", "web").status == 1)
+        #expect(try server.ssh(bob.key, "run:stop", "web", name).status == 1)
+        let unknown = try server.ssh(alice.key, "run:stop", "web", "web.detached.nothere")
+        #expect(unknown.status == 1 && unknown.err.contains("run:list web"))
+
+        #expect(try server.ssh(alice.key, "run:stop", "web", name).status == 0)
+        #expect(try await engine.listContainers(labels: ["org.slipway.app": "web"]).allSatisfy { !$0.names.contains { $0.hasSuffix(name) } })
+        #expect(try server.ssh(alice.key, "run:list", "web").err.contains("no running one-off containers"))
+        // One that ends by itself is removed by the engine.
+        let brief = try server.ssh(alice.key, "run:detached", "web", "true").out.trimmingCharacters(in: .whitespacesAndNewlines)
+        var present = true
+        for _ in 0..<40 where present {
+            usleep(250_000)
+            present = try await engine.listContainers(labels: ["org.slipway.app": "web"]).contains { $0.names.contains { $0.hasSuffix(brief) } }
+        }
+        #expect(!present)
+    }
+
     @Test func tenantsCannotRunOthersAppsAndNeedABuild() async throws {
         let (server, alice) = try deployedApp()
         let bob = try TestUser.register("bob", on: server.slipway)

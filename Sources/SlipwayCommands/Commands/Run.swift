@@ -2,17 +2,22 @@ import ArgumentParser
 import Foundation
 import SlipwayCore
 
+/// What `run` and `run:detached` take: the app, then the command as typed.
+struct RunTarget: ParsableArguments {
+    @Argument var app: String
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (default: the image's command).")
+    var command: [String] = []
+}
+
 /// `run <app> <cmd...>`: an ephemeral container from the app's latest image.
 struct Run: MutatingCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a command in a fresh container of an app; it is removed when the command ends.",
-        discussion: "The container gets the app's config and its run-phase storage; stdin is forwarded and the command's exit status is returned. Anything written outside storage is discarded, and you are told which paths.")
+        discussion: "The container gets the app's config and its run-phase storage; stdin is forwarded and the command's exit status is returned. With ssh -t it gets a terminal. Anything written outside storage is discarded, and you are told which paths.")
     static let rule = AccessRule.app(.write)
-    @Argument var app: String
-    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (default: the image's command).")
-    var command: [String] = []
-    var requirement: Requirement { .app(app, .write) }
+    @OptionGroup var target: RunTarget
+    var requirement: Requirement { .app(target.app, .write) }
 
     func execute(in context: CommandContext) throws {
         let stdin = context.stdin, stdout = context.stdout, stderr = context.stderr, cancellation = context.cancellation
@@ -21,7 +26,60 @@ struct Run: MutatingCommand {
             stdout: { stdout.write(bytes: $0) },
             stderr: { stderr.write(bytes: $0) },
             notice: { stderr.write($0 + "\n") },
-            isCancelled: { cancellation.isCancelled })
-        context.exitStatus = try context.core.runs.run(try AppName(app), command: command, by: context.caller, io: io)
+            isCancelled: { cancellation.isCancelled },
+            terminal: context.terminal)
+        context.exitStatus = try context.core.runs.run(try AppName(target.app), command: target.command, by: context.caller, io: io)
+    }
+}
+
+/// `run:detached <app> <cmd...>`: the same container in the background.
+struct RunDetached: MutatingCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run:detached",
+        abstract: "Start a command in a fresh container of an app in the background and print its name.",
+        discussion: "The container is removed when the command ends; run:list shows the running ones and run:stop ends one early.")
+    static let rule = AccessRule.app(.write)
+    @OptionGroup var target: RunTarget
+    var requirement: Requirement { .app(target.app, .write) }
+
+    func execute(in context: CommandContext) throws {
+        context.print(try context.core.runs.runDetached(try AppName(target.app), command: target.command, by: context.caller))
+    }
+}
+
+/// `run:list <app>`: the app's running one-off containers.
+struct RunList: QueryCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run:list",
+        abstract: "List the running run and run:detached containers of an app.")
+    static let rule = AccessRule.app(.write)
+    @Argument var app: String
+    var requirement: Requirement { .app(app, .write) }
+
+    func execute(in context: CommandContext) throws {
+        let runs = try context.core.runs.list(try AppName(app))
+        guard !runs.isEmpty else {
+            context.note("\(app) has no running one-off containers")
+            return
+        }
+        context.print(Text.table(["NAME", "STATE", "STARTED", "BY", "COMMAND"], runs.map {
+            [$0.name, $0.state, Text.date($0.created), $0.labels["org.slipway.by"] ?? "-", $0.command]
+        }))
+    }
+}
+
+/// `run:stop <app> <name>`: ends one of them.
+struct RunStop: MutatingCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run:stop",
+        abstract: "Stop and remove one of an app's run containers (a name from run:list).")
+    static let rule = AccessRule.app(.write)
+    @Argument var app: String
+    @Argument(help: "The container's name (or id) as run:list shows it.") var container: String
+    var requirement: Requirement { .app(app, .write) }
+
+    func execute(in context: CommandContext) throws {
+        try context.core.runs.stop(try AppName(app), container: container, by: context.caller)
+        context.note("-----> Stopped \(container)")
     }
 }

@@ -53,10 +53,14 @@ public final class CommandContext: @unchecked Sendable {
     /// The command name as typed, for audit records.
     public let commandName: String
     public let cancellation: Cancellation
+    /// The caller's terminal when the SSH client asked for one (`ssh -t`).
+    public let terminal: Terminal?
 
     public init(core: Core, principal: Principal, stdout: TextOutput, stderr: TextOutput,
-                stdin: InputSource, commandName: String, cancellation: Cancellation = Cancellation()) {
+                stdin: InputSource, commandName: String, cancellation: Cancellation = Cancellation(),
+                terminal: Terminal? = nil) {
         self.cancellation = cancellation
+        self.terminal = terminal
         self.core = core
         self.principal = principal
         self.stdout = stdout

@@ -18,7 +18,7 @@ public struct CommandRunner: Sendable {
     /// `--as <user>` may lead the argv when the principal is an admin.
     public func run(_ argv: [String], as principal: Principal,
                     stdout: TextOutput, stderr: TextOutput, stdin: InputSource,
-                    cancellation: Cancellation = Cancellation()) -> Int32 {
+                    cancellation: Cancellation = Cancellation(), terminal: Terminal? = nil) -> Int32 {
         var argv = argv
         var principal = principal
         var commandName = argv.first ?? "help"
@@ -37,7 +37,8 @@ public struct CommandRunner: Sendable {
             let command = try parse(argv, type)
             appName = command.requirement.appName
             let context = CommandContext(core: core, principal: principal, stdout: stdout, stderr: stderr,
-                                         stdin: stdin, commandName: commandName, cancellation: cancellation)
+                                         stdin: stdin, commandName: commandName, cancellation: cancellation,
+                                         terminal: terminal)
             try core.authorizer.require(command.requirement, for: principal)
             try command.execute(in: context)
             return context.exitStatus

@@ -13,7 +13,7 @@ public enum CommandTree {
         StorageCommands.List.self, StorageCommands.Report.self, StorageCommands.Destroy.self,
         Users.Add.self, Users.Remove.self, Users.List.self, Users.Report.self, Users.SetAdmin.self,
         SSHKeys.Add.self, SSHKeys.Remove.self, SSHKeys.List.self, WhoAmI.self,
-        Run.self,
+        Run.self, RunDetached.self, RunList.self, RunStop.self,
         Builds.List.self, Builds.Report.self, Builder.Bootstrap.self, Builder.Report.self,
         Events.self, Help.self, Version.self,
     ]

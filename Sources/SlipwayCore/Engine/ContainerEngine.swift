@@ -23,8 +23,17 @@ public protocol ContainerEngine: Sendable {
     func startContainer(_ id: String) async throws
     /// Waits for the container to stop; returns its exit code.
     func waitContainer(_ id: String) async throws -> Int32
-    /// Streams the container's output (stdout and stderr demultiplexed) until it ends.
-    func streamLogs(_ id: String, follow: Bool, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws
+    /// Streams the container's output (stdout and stderr demultiplexed) until it ends,
+    /// or only its last `tail` lines first when `tail` is set.
+    func streamLogs(_ id: String, follow: Bool, tail: Int?, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws
+    /// Sets the size of a running container's tty.
+    func resizeContainer(_ id: String, columns: Int, rows: Int) async throws
+    /// Asks the container to stop (SIGTERM), killing it after `timeoutSeconds`. Stopped already is fine.
+    func stopContainer(_ id: String, timeoutSeconds: Int) async throws
+    /// nil when the container does not exist.
+    func inspectContainer(_ id: String) async throws -> ContainerDetails?
+    /// Removes an image; one that is gone or still used by a container is left as is.
+    func removeImage(_ reference: String) async throws
     /// Paths the container changed in its own filesystem (`/containers/{id}/changes`).
     func changes(_ id: String) async throws -> [FileChange]
     func removeContainer(_ id: String, force: Bool) async throws
@@ -104,10 +113,53 @@ public struct ContainerSpec: Sendable, Equatable {
     public var initProcess = true
     public var memoryBytes: Int64?
     public var networkDisabled = false
+    /// What the engine does when the main process exits.
+    public var restartPolicy: RestartPolicy = .never
+    /// Removed by the engine as soon as it stops (detached runs).
+    public var autoRemove = false
+    /// A container port published on a free loopback port of the host.
+    public var publishedPort: Int?
 
     public init(image: String, command: [String]? = nil) {
         self.image = image
         self.command = command
+    }
+}
+
+/// The engine's restart policy for a container.
+public enum RestartPolicy: String, Sendable, Equatable {
+    case never = "no"
+    case onFailure = "on-failure"
+    case unlessStopped = "unless-stopped"
+}
+
+/// One container as `inspect` sees it.
+public struct ContainerDetails: Sendable, Equatable {
+    public let id: String
+    public let name: String
+    public let image: String
+    public let running: Bool
+    /// "created", "running", "exited", ...
+    public let status: String
+    public let exitCode: Int32
+    public let restartCount: Int
+    public let startedAt: Date?
+    public let labels: [String: String]
+    /// Host ports by container port (`5000/tcp` -> 127.0.0.1:41234).
+    public let hostPorts: [Int: Int]
+
+    public init(id: String, name: String, image: String, running: Bool, status: String, exitCode: Int32,
+                restartCount: Int, startedAt: Date?, labels: [String: String], hostPorts: [Int: Int]) {
+        self.id = id
+        self.name = name
+        self.image = image
+        self.running = running
+        self.status = status
+        self.exitCode = exitCode
+        self.restartCount = restartCount
+        self.startedAt = startedAt
+        self.labels = labels
+        self.hostPorts = hostPorts
     }
 }
 
@@ -139,13 +191,23 @@ public struct ContainerSummary: Sendable, Equatable {
     public let names: [String]
     public let state: String
     public let labels: [String: String]
+    public let image: String
+    public let command: String
+    public let created: Date
 
-    public init(id: String, names: [String], state: String, labels: [String: String]) {
+    public init(id: String, names: [String], state: String, labels: [String: String],
+                image: String = "", command: String = "", created: Date = Date(timeIntervalSince1970: 0)) {
         self.id = id
         self.names = names
         self.state = state
         self.labels = labels
+        self.image = image
+        self.command = command
+        self.created = created
     }
+
+    /// The name without the leading slash Docker puts there.
+    public var name: String { names.first.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 } ?? String(id.prefix(12)) }
 }
 
 /// Runs async engine work from a plain thread (a CLI command or an SSH worker,

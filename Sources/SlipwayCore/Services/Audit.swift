@@ -28,6 +28,11 @@ extension Database {
 public struct EventLog: Sendable {
     let store: Store
 
+    /// Records a successful action that changed nothing in the store (a container started or stopped).
+    public func record(_ caller: Caller, app: String?, detail: String) throws {
+        try store.write { db in try db.audit(caller, app: app, detail: detail) }
+    }
+
     /// Records a failed command (successes are recorded by the service that made the change).
     public func recordFailure(_ caller: Caller, app: String?, message: String) throws {
         try store.write { db in try db.audit(caller, app: app, outcome: "failed", detail: message) }

@@ -37,6 +37,6 @@ public final class Core: Sendable {
         builder = BuilderService(store: store, paths: paths, settings: settings, engine: engine)
         builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git)
         pushes = PushService(apps: apps, git: git, builds: builds)
-        runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds)
+        runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds, events: events)
     }
 }

@@ -11,6 +11,7 @@ public struct RunService: Sendable {
     let config: ConfigService
     let storage: StorageService
     let builds: BuildService
+    let events: EventLog
 
     /// How the container's streams meet the caller's.
     public struct IO: Sendable {
@@ -22,10 +23,13 @@ public struct RunService: Sendable {
         /// A line for the caller's stderr (the discarded-paths notice).
         public var notice: @Sendable (String) -> Void
         public var isCancelled: @Sendable () -> Bool
+        /// The caller's terminal (`ssh -t`): the container gets a tty of its size.
+        public var terminal: Terminal?
 
         public init(readStdin: @escaping @Sendable (Int) throws -> Data, stdout: @escaping @Sendable (Data) -> Bool,
                     stderr: @escaping @Sendable (Data) -> Bool, notice: @escaping @Sendable (String) -> Void,
-                    isCancelled: @escaping @Sendable () -> Bool) {
+                    isCancelled: @escaping @Sendable () -> Bool, terminal: Terminal? = nil) {
+            self.terminal = terminal
             self.readStdin = readStdin
             self.stdout = stdout
             self.stderr = stderr
@@ -36,27 +40,28 @@ public struct RunService: Sendable {
 
     /// Runs `command` (the image's own command when empty); returns its exit status.
     public func run(_ app: AppName, command: [String], by caller: Caller, io: IO) throws -> Int32 {
-        guard let build = try builds.latestSuccessful(of: app) else {
-            throw UserFacingError.notFound("\(app) has no build yet; git push it first")
+        var (spec, mounts) = try containerSpec(app, command: command, kind: "run", by: caller)
+        spec.openStdin = true
+        if let terminal = io.terminal {
+            spec.tty = true
+            spec.environment["TERM"] = terminal.type
         }
         let engine = self.engine
-        guard let image = try waitFor({ [engine] in try await engine.inspectImage(build.image) }) else {
-            throw UserFacingError.notFound("the image \(build.image) of \(app) is gone from the engine; push again to rebuild it")
-        }
-        let mounts = try storage.mounts(of: app).filter { $0.phases.contains(.run) }
-        var spec = ContainerSpec(image: build.image, command: command.isEmpty ? nil : command)
-        spec.name = "\(app).run.\(UUID().uuidString.prefix(8).lowercased())"
-        spec.environment = Dictionary(uniqueKeysWithValues: try config.environment(of: app).map { ($0.key.rawValue, $0.value) })
-        spec.labels = ["org.slipway.app": app.rawValue, "org.slipway.kind": "run", "org.slipway.by": caller.principal.name,
-                       "org.slipway.origin": caller.principal.channel]
-        spec.binds = try binds(for: mounts, image: build.image, imageUser: image.user)
-        spec.openStdin = true
-
         let id = try waitFor { [engine, spec] in try await engine.createContainer(spec) }
         // Whatever happens from here, the container goes.
         defer { _ = try? waitFor { [engine] in try await engine.removeContainer(id, force: true) } }
         let attachment = try engine.attach(id)
         try waitFor { [engine] in try await engine.startContainer(id) }
+        if let terminal = io.terminal {
+            let resize: @Sendable (Int, Int) -> Void = { columns, rows in
+                // A client without a local terminal (ssh -tt < file) reports 0x0: keep the engine's default.
+                guard columns > 0, rows > 0 else { return }
+                Task { try? await engine.resizeContainer(id, columns: columns, rows: rows) }
+            }
+            terminal.onResize(resize)
+            resize(terminal.size.columns, terminal.size.rows)
+        }
+        defer { io.terminal?.onResize(nil) }
 
         Thread.detachNewThread {
             do {
@@ -69,12 +74,14 @@ public struct RunService: Sendable {
             attachment.closeWrite()
         }
 
+        // With a tty the engine sends the terminal's bytes as they are; without, stdout/stderr frames.
         var decoder = FrameDecoder()
         pumping: while true {
             if io.isCancelled() { return 130 }
             guard let bytes = try attachment.read(timeoutMilliseconds: 250) else { continue }
             if bytes.isEmpty { break }
-            for chunk in decoder.feed(bytes) {
+            let chunks = spec.tty ? [OutputChunk(stream: .stdout, data: bytes)] : decoder.feed(bytes)
+            for chunk in chunks {
                 let delivered = chunk.stream == .stdout ? io.stdout(chunk.data) : io.stderr(chunk.data)
                 if !delivered { break pumping }  // the caller left; the deferred removal stops the container
             }
@@ -83,8 +90,71 @@ public struct RunService: Sendable {
         let status = try waitFor { [engine] in try await engine.waitContainer(id) }
         let changes = try waitFor { [engine] in try await engine.changes(id) }
         let lost = DiscardedPaths.discarded(changes, mountPoints: mounts.map(\.containerPath))
-        if let notice = DiscardedPaths.notice(app: app, discarded: lost) { io.notice(notice) }
+        if let notice = DiscardedPaths.notice(app: app, discarded: lost) {
+            io.notice(spec.tty ? notice.replacingOccurrences(of: "\n", with: "\r\n") : notice)
+        }
         return status
+    }
+
+    /// `run:detached`: starts `command` in the background and returns the container's
+    /// name. The engine removes it when it ends; `run:stop` ends it early.
+    public func runDetached(_ app: AppName, command: [String], by caller: Caller) throws -> String {
+        var (spec, _) = try containerSpec(app, command: command, kind: "detached", by: caller)
+        spec.autoRemove = true
+        let engine = self.engine
+        try waitFor { [engine, spec] in
+            let id = try await engine.createContainer(spec)
+            do { try await engine.startContainer(id) } catch {
+                try? await engine.removeContainer(id, force: true)
+                throw error
+            }
+        }
+        try events.record(caller, app: app.rawValue, detail: "started \(spec.name!)")
+        return spec.name!
+    }
+
+    /// The app's running `run` and `run:detached` containers, oldest first.
+    public func list(_ app: AppName) throws -> [ContainerSummary] {
+        let engine = self.engine
+        return try waitFor { [engine] in
+            try await engine.listContainers(labels: ["org.slipway.app": app.rawValue])
+                .filter { ["run", "detached"].contains($0.labels["org.slipway.kind"]) }
+                .sorted { $0.created < $1.created }
+        }
+    }
+
+    /// `run:stop`: stops (and removes) one of the app's runs, named as `run:list` shows it.
+    public func stop(_ app: AppName, container name: String, by caller: Caller) throws {
+        guard let target = try list(app).first(where: { $0.name == name || (name.count >= 6 && $0.id.hasPrefix(name)) }) else {
+            throw UserFacingError.notFound("\(app) has no running container \(quoted(name)); run:list \(app) shows them")
+        }
+        let engine = self.engine
+        try waitFor { [engine] in
+            try await engine.stopContainer(target.id, timeoutSeconds: 10)
+            try await engine.removeContainer(target.id, force: true)
+        }
+        try events.record(caller, app: app.rawValue, detail: "stopped \(target.name)")
+    }
+
+    /// A run container for the app's latest build: its config, its run-phase storage,
+    /// labels that let `run:list` and the orphan sweep find it.
+    private func containerSpec(_ app: AppName, command: [String], kind: String,
+                               by caller: Caller) throws -> (ContainerSpec, [StorageService.MountInfo]) {
+        guard let build = try builds.latestSuccessful(of: app) else {
+            throw UserFacingError.notFound("\(app) has no build yet; git push it first")
+        }
+        let engine = self.engine
+        guard let image = try waitFor({ [engine] in try await engine.inspectImage(build.image) }) else {
+            throw UserFacingError.notFound("the image \(build.image) of \(app) is gone from the engine; push again to rebuild it")
+        }
+        let mounts = try storage.mounts(of: app).filter { $0.phases.contains(.run) }
+        var spec = ContainerSpec(image: build.image, command: command.isEmpty ? nil : command)
+        spec.name = "\(app).\(kind == "run" ? "run" : "detached").\(UUID().uuidString.prefix(8).lowercased())"
+        spec.environment = Dictionary(uniqueKeysWithValues: try config.environment(of: app).map { ($0.key.rawValue, $0.value) })
+        spec.labels = ["org.slipway.app": app.rawValue, "org.slipway.kind": kind, "org.slipway.by": caller.principal.name,
+                       "org.slipway.origin": caller.principal.channel]
+        spec.binds = try binds(for: mounts, image: build.image, imageUser: image.user)
+        return (spec, mounts)
     }
 
     /// Removes `run` containers started over SSH that no session owns any more (the
@@ -130,7 +200,7 @@ public struct RunService: Sendable {
                 try await engine.startContainer(id)
                 _ = try await engine.waitContainer(id)
                 let text = TextCollector()
-                try await engine.streamLogs(id, follow: false) { if $0.stream == .stdout { text.append($0.data) } }
+                try await engine.streamLogs(id, follow: false, tail: nil) { if $0.stream == .stdout { text.append($0.data) } }
                 try await engine.removeContainer(id, force: true)
                 return text.value
             } catch {

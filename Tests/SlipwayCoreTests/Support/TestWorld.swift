@@ -124,7 +124,11 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
     func startContainer(_ id: String) async throws { record("start \(id)") }
     func attach(_ id: String) throws -> ContainerAttachment { throw UserFacingError(.unavailable, "the recording engine cannot attach") }
     func waitContainer(_ id: String) async throws -> Int32 { record("wait \(id)"); return 0 }
-    func streamLogs(_ id: String, follow: Bool, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws { record("logs \(id)") }
+    func streamLogs(_ id: String, follow: Bool, tail: Int?, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws { record("logs \(id)") }
+    func resizeContainer(_ id: String, columns: Int, rows: Int) async throws { record("resize \(id)") }
+    func stopContainer(_ id: String, timeoutSeconds: Int) async throws { record("stop \(id)") }
+    func inspectContainer(_ id: String) async throws -> ContainerDetails? { record("inspect container \(id)"); return nil }
+    func removeImage(_ reference: String) async throws { record("remove image \(reference)") }
     func changes(_ id: String) async throws -> [FileChange] { record("changes \(id)"); return [] }
     func removeContainer(_ id: String, force: Bool) async throws { record("remove \(id)") }
     func listContainers(labels: [String: String]) async throws -> [ContainerSummary] { record("list"); return [] }
