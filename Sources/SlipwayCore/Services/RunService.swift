@@ -87,8 +87,7 @@ public struct RunService: Sendable {
             }
         }
         if io.isCancelled() { return 130 }
-        let status = try waitFor { [engine] in try await engine.waitContainer(id) }
-        let changes = try waitFor { [engine] in try await engine.changes(id) }
+        let (status, changes) = try waitFor { [engine] in (try await engine.exitCode(ofEnded: id), try await engine.changes(id)) }
         let lost = DiscardedPaths.discarded(changes, mountPoints: mounts.map(\.containerPath))
         if let notice = DiscardedPaths.notice(app: app, discarded: lost) {
             io.notice(spec.tty ? notice.replacingOccurrences(of: "\n", with: "\r\n") : notice)
@@ -198,7 +197,7 @@ public struct RunService: Sendable {
             let id = try await engine.createContainer(spec)
             do {
                 try await engine.startContainer(id)
-                _ = try await engine.waitContainer(id)
+                _ = try await engine.exitCode(ofEnded: id)
                 let text = TextCollector()
                 try await engine.streamLogs(id, follow: false, tail: nil) { if $0.stream == .stdout { text.append($0.data) } }
                 try await engine.removeContainer(id, force: true)
