@@ -150,10 +150,16 @@ public final class DockerEngine: ContainerEngine {
         struct Line: Decodable { let stream: String?; let error: String? }
         var pending = Data()
         var failure: String?
+        // Docker sends "Step 1/8 : ..." and its newline as separate objects: pass on whole lines only.
+        var text = ""
         func consume(_ line: Data) {
             guard let decoded = try? JSONDecoder().decode(Line.self, from: line) else { return }
             if let error = decoded.error { failure = error }
-            if let text = decoded.stream, !text.isEmpty { output(text) }
+            text += decoded.stream ?? ""
+            while let newline = text.firstIndex(of: "\n") {
+                output(String(text[..<newline]))
+                text = String(text[text.index(after: newline)...])
+            }
         }
         for try await buffer in response.body {
             pending.append(contentsOf: buffer.readableBytesView)
@@ -163,6 +169,7 @@ public final class DockerEngine: ContainerEngine {
             }
         }
         if !pending.isEmpty { consume(pending) }
+        if !text.isEmpty { output(text) }
         if let failure { throw UserFacingError(.conflict, "the build failed: \(failure.trimmingCharacters(in: .whitespacesAndNewlines))") }
     }
 
@@ -287,6 +294,10 @@ public final class DockerEngine: ContainerEngine {
                                 labels: reply.Config?.Labels ?? [:], hostPorts: ports)
     }
 
+    public func renameContainer(_ id: String, to name: String) async throws {
+        try await expectSuccess(try await send(.POST, "/containers/\(Self.escape(id))/rename", query: ["name": name]))
+    }
+
     public func removeImage(_ reference: String) async throws {
         try await expectSuccess(try await send(.DELETE, "/images/\(Self.escape(reference))"), allowing: [404, 409])
     }
@@ -298,8 +309,11 @@ public final class DockerEngine: ContainerEngine {
     }
 
     public func removeContainer(_ id: String, force: Bool) async throws {
-        try await expectSuccess(try await send(.DELETE, "/containers/\(Self.escape(id))", query: ["force": force ? "1" : "0", "v": "1"]),
-                                allowing: [404])
+        let response = try await send(.DELETE, "/containers/\(Self.escape(id))", query: ["force": force ? "1" : "0", "v": "1"])
+        let body = try await response.body.collect(upTo: 1 << 20)
+        // Gone already, or (Docker, AutoRemove) being removed by the engine itself: either way it goes.
+        if response.status == .notFound || (response.status == .conflict && String(buffer: body).contains("already in progress")) { return }
+        try check(response, body)
     }
 
     public func listContainers(labels: [String: String]) async throws -> [ContainerSummary] {

@@ -22,6 +22,9 @@ struct Serve: ParsableCommand {
         } catch {
             logger.warning("could not look for leftover run containers", metadata: ["error": "\(error)"])
         }
+        // Deploys the previous server left half done end before any new one can start.
+        for repair in try core.deploys.endInterruptedDeploys() { logger.warning("recovery", metadata: ["repair": "\(repair)"]) }
+        startProxyAndRecovery(core: core, logger: logger)
         var options = try SSHServer.Options.parse(listen: listen ?? core.settings.listen)
         options.maxSessions = core.settings.maxSessions
         options.idleTimeout = TimeInterval(core.settings.idleTimeout)
@@ -32,6 +35,33 @@ struct Serve: ParsableCommand {
         let service = SSHService(server: server, grace: TimeInterval(core.settings.shutdownGrace), logger: logger)
         let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    /// The managed nginx is started (or found running from an earlier server), then
+    /// every app is brought back to its state, and nginx is watched: if it dies, it
+    /// is started again within two seconds. All on a thread of its own, so SSH
+    /// sessions are served meanwhile.
+    private func startProxyAndRecovery(core: Core, logger: Logger) {
+        Thread.detachNewThread {
+            do {
+                if try core.router.ensureRunning() { logger.info("started nginx", metadata: ["port": "\(core.settings.proxyPort)"]) }
+            } catch {
+                logger.error("the proxy did not start", metadata: ["error": "\(error)"])
+            }
+            do {
+                try core.deploys.reconcile { logger.warning("recovery", metadata: ["repair": "\($0)"]) }
+            } catch {
+                logger.error("could not bring every app back to its state", metadata: ["error": "\(error)"])
+            }
+            while true {
+                Thread.sleep(forTimeInterval: 2)
+                do {
+                    if try core.router.ensureRunning() { logger.warning("nginx was not running; started it again") }
+                } catch {
+                    logger.error("the proxy is down and did not start", metadata: ["error": "\(error)"])
+                }
+            }
+        }
     }
 
     /// On first start with no users, `initial_admin_keys` become the user `admin`.

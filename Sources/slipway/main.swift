@@ -65,7 +65,7 @@ do {
         guard dir.hasPrefix("/") || !dir.isEmpty else { fail(.invalid("the data directory must not be empty")) }
         settings.dataDir = URL(fileURLWithPath: dir).standardizedFileURL.path
     }
-    core = try Core(settings: settings, engine: DockerEngine.locate(configured: settings.engineSocket))
+    core = try Core(settings: settings, engine: DockerEngine.locate(configured: settings.engineSocket), probe: AsyncHTTPProbe())
 } catch let error as UserFacingError {
     fail(error)
 } catch {

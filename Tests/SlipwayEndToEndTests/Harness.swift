@@ -17,10 +17,30 @@ struct Slipway {
     }()
 
     let dataDir: String
+    /// Every call and server of this instance reads this config: its own proxy port,
+    /// and deploy timings short enough for tests.
+    let configPath: String
+    let proxyPort: Int
+    /// Shared by every copy: when the last one goes, so do this instance's nginx and containers.
+    private let leftovers: Leftovers
 
-    init() throws {
+    init(extraConfig: String = "") throws {
         dataDir = try temporaryDirectory("slipway-e2e")
+        configPath = dataDir + ".toml"
+        proxyPort = try freePort()
+        try """
+            proxy_port = \(proxyPort)
+            wait_to_retire = 1
+            check_timeout = 20
+            \(extraConfig)
+            """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        leftovers = Leftovers(dataDir: dataDir)
     }
+
+    /// The URL of an app through this instance's nginx.
+    func url(_ app: String) -> String { "http://\(app).localhost:\(proxyPort)/" }
+
+    func cleanUp() { leftovers.cleanUp() }
 
     struct Result {
         let status: Int32
@@ -31,7 +51,7 @@ struct Slipway {
     /// `slipway --data-dir <dir> <args>`.
     @discardableResult
     func callAsFunction(_ args: [String], stdin: Data? = nil, environment: [String: String] = [:]) throws -> Result {
-        try run(Self.binary, ["--data-dir", dataDir] + args, stdin: stdin, environment: environment)
+        try run(Self.binary, ["--data-dir", dataDir, "--config", configPath] + args, stdin: stdin, environment: environment)
     }
 
     @discardableResult
@@ -81,6 +101,42 @@ final class ReadAll: @unchecked Sendable {
         done.wait()
         return String(decoding: data, as: UTF8.self)
     }
+}
+
+/// Stops an instance's nginx and removes its containers (they outlive servers by design).
+final class Leftovers: Sendable {
+    let dataDir: String
+    init(dataDir: String) { self.dataDir = dataDir }
+    deinit { cleanUp() }
+
+    func cleanUp() {
+        if let pid = try? String(contentsOfFile: dataDir + "/nginx/nginx.pid", encoding: .utf8), let number = Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            kill(number, SIGQUIT)
+        }
+        guard let instance = try? String(contentsOfFile: dataDir + "/instance-id", encoding: .utf8) else { return }
+        let filter = "{\"label\":[\"org.slipway.instance=\(instance.trimmingCharacters(in: .whitespacesAndNewlines))\"]}"
+        _ = try? run("/bin/sh", ["-c", """
+            for id in $(curl -s --unix-socket /run/podman/podman.sock -G 'http://d/v1.41/containers/json' --data-urlencode all=1 --data-urlencode "filters=$0" | python3 -c 'import json,sys; print(" ".join(c["Id"] for c in json.load(sys.stdin)))'); do
+              curl -s --unix-socket /run/podman/podman.sock -X DELETE "http://d/v1.41/containers/$id?force=1" >/dev/null
+            done
+            """, filter])
+    }
+}
+
+/// A TCP port nothing listens on right now.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw HarnessError("cannot find a free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 func temporaryDirectory(_ prefix: String) throws -> String {

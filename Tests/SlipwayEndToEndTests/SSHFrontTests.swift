@@ -232,14 +232,12 @@ struct SSHFrontTests {
 
     @Test func configuredLimitsAndTheInitialAdmin() throws {
         let key = try generateKey(comment: "first@admin")
-        let slipway = try Slipway()
-        let config = slipway.dataDir + "/slipway.toml"
-        try """
+        let slipway = try Slipway(extraConfig: """
             initial_admin_keys = ["\(key.publicLine.trimmingCharacters(in: .newlines))"]
             max_sessions = 1
             idle_timeout = 2
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        let server = try TestServer(slipway: slipway, config: config)
+            """)
+        let server = try TestServer(slipway: slipway)
         let who = try server.ssh(key.privatePath, "whoami")
         #expect(who.out.hasPrefix("admin (admin)"), "\(who.err)")
 

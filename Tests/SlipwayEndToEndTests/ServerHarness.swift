@@ -14,7 +14,7 @@ final class TestServer: @unchecked Sendable {
         self.slipway = try slipway ?? Slipway()
         process = Process()
         process.executableURL = URL(fileURLWithPath: Slipway.binary)
-        process.arguments = ["--data-dir", self.slipway.dataDir] + (config.map { ["--config", $0] } ?? []) + ["serve", "--listen", "127.0.0.1:0"]
+        process.arguments = ["--data-dir", self.slipway.dataDir, "--config", config ?? self.slipway.configPath, "serve", "--listen", "127.0.0.1:0"]
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -24,6 +24,21 @@ struct ConfigTarget: ParsableArguments {
 }
 
 enum Config {
+    /// A deployed app restarts with a new release carrying the new config, unless
+    /// --no-restart (then the next deploy or ps:restart picks it up). Global vars
+    /// reach each app at its next deploy.
+    static func redeploy(_ scope: ConfigScope, noRestart: Bool, _ context: CommandContext) throws {
+        guard case .app(let app) = scope else {
+            context.print("       (each app gets global vars at its next deploy or ps:restart)")
+            return
+        }
+        if noRestart {
+            context.print("       (not restarted: ps:restart \(app) applies the change)")
+            return
+        }
+        try context.core.deploys.deploy(app, trigger: .config, by: context.caller, output: context.progress)
+    }
+
     struct Set: MutatingCommand {
         static let configuration = CommandConfiguration(
             commandName: "config:set",
@@ -47,6 +62,7 @@ enum Config {
             try context.core.config.set(pairs, in: scope, by: context.caller)
             context.print("-----> Setting config vars")
             for (key, _) in pairs { context.print("       \(key)") }
+            try Config.redeploy(scope, noRestart: noRestart, context)
         }
 
         private func decodeValue(_ raw: String, key: EnvKey) throws -> String {
@@ -77,6 +93,7 @@ enum Config {
             try context.core.config.unset(keys, in: scope, by: context.caller)
             context.print("-----> Unsetting config vars")
             for key in keys { context.print("       \(key)") }
+            try Config.redeploy(scope, noRestart: noRestart, context)
         }
     }
 
@@ -91,6 +108,7 @@ enum Config {
             let (scope, _) = try target.scope(minimum: 0, usage: "config:clear [--no-restart] <app>")
             try context.core.config.clear(scope, by: context.caller)
             context.print("-----> Clearing config vars")
+            try Config.redeploy(scope, noRestart: noRestart, context)
         }
     }
 

@@ -14,6 +14,8 @@ public enum CommandTree {
         Users.Add.self, Users.Remove.self, Users.List.self, Users.Report.self, Users.SetAdmin.self,
         SSHKeys.Add.self, SSHKeys.Remove.self, SSHKeys.List.self, WhoAmI.self,
         Run.self, RunDetached.self, RunList.self, RunStop.self,
+        Ps.Report.self, Ps.Scale.self, Ps.Restart.self, Ps.Start.self, Ps.Stop.self, Ps.Rebuild.self,
+        Releases.List.self, Releases.Rollback.self, Logs.self, DeployLockCommands.Status.self, DeployLockCommands.Unlock.self,
         Builds.List.self, Builds.Report.self, Builder.Bootstrap.self, Builder.Report.self,
         Events.self, Help.self, Version.self,
     ]

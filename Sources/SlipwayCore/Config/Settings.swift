@@ -28,6 +28,17 @@ public struct Settings: Sendable, Equatable {
     /// The Debian mirror `builder:bootstrap` installs from.
     public var builderMirror: String = "http://deb.debian.org/debian"
 
+    /// Images of this many latest successful releases are kept; older ones are removed.
+    public var releasesToKeep: Int = 5
+    /// Seconds the old processes keep running after the switch (in-flight requests finish).
+    public var waitToRetire: Int = 5
+    /// Seconds the default check waits for a new web process to answer HTTP.
+    public var checkTimeout: Int = 30
+    /// Apps are served at `<app>.<global_domain>`.
+    public var globalDomain: String = "localhost"
+    /// The port the managed nginx listens on.
+    public var proxyPort: Int = 8080
+
     public init() {}
 
     /// Reads `path`. `required` is false for the default path, which may be absent.
@@ -74,13 +85,24 @@ public struct Settings: Sendable, Equatable {
             case "builder_mirror":
                 guard let mirror = value.string, mirror.hasPrefix("http://") || mirror.hasPrefix("https://") else { throw wrongType("an http(s) URL") }
                 settings.builderMirror = mirror
-            case "max_sessions", "idle_timeout", "shutdown_grace":
+            case "max_sessions", "idle_timeout", "shutdown_grace", "releases_to_keep", "check_timeout", "proxy_port":
                 guard let n = value.int, n > 0 else { throw wrongType("a positive whole number") }
                 switch key {
                 case "max_sessions": settings.maxSessions = n
                 case "idle_timeout": settings.idleTimeout = n
+                case "releases_to_keep": settings.releasesToKeep = n
+                case "check_timeout": settings.checkTimeout = n
+                case "proxy_port":
+                    guard n <= 65535 else { throw wrongType("a port number") }
+                    settings.proxyPort = n
                 default: settings.shutdownGrace = n
                 }
+            case "wait_to_retire":
+                guard let n = value.int, n >= 0 else { throw wrongType("a whole number of seconds") }
+                settings.waitToRetire = n
+            case "global_domain":
+                guard let domain = value.string, DomainName.isValid(domain) else { throw wrongType("a DNS name such as example.com") }
+                settings.globalDomain = domain.lowercased()
             case "initial_admin_keys":
                 guard let array = value.array else { throw wrongType("an array of public key lines") }
                 settings.initialAdminKeys = try array.map { try $0.string ?? { throw wrongType("an array of public key lines") }() }
@@ -103,6 +125,18 @@ public struct DataPaths: Sendable {
     public var storageRoot: String { root + "/storage" }
     /// Scratch space for builds; safe to delete.
     public var builds: String { root + "/builds" }
+
+    /// A random id made on first use, labelling this data dir's containers: servers
+    /// that share an engine never touch each other's.
+    public func instanceID() throws -> String {
+        let file = root + "/instance-id"
+        if let id = try? String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !id.isEmpty {
+            return id
+        }
+        let id = String(UUID().uuidString.lowercased().prefix(12))
+        try id.write(toFile: file, atomically: true, encoding: .utf8)
+        return id
+    }
 
     public func repository(_ app: AppName) -> String { "\(repositories)/\(app).git" }
     public func storage(_ name: StorageName) -> String { "\(storageRoot)/\(name)" }

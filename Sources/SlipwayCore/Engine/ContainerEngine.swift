@@ -32,6 +32,7 @@ public protocol ContainerEngine: Sendable {
     func stopContainer(_ id: String, timeoutSeconds: Int) async throws
     /// nil when the container does not exist.
     func inspectContainer(_ id: String) async throws -> ContainerDetails?
+    func renameContainer(_ id: String, to name: String) async throws
     /// Removes an image; one that is gone or still used by a container is left as is.
     func removeImage(_ reference: String) async throws
     /// Paths the container changed in its own filesystem (`/containers/{id}/changes`).

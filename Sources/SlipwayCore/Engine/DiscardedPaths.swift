@@ -1,9 +1,10 @@
 /// The ephemeral contract made visible: which of a finished container's writes
 /// are now gone, from the engine's filesystem diff.
 public enum DiscardedPaths {
-    /// Files the runtime itself writes into every container (and `/etc` itself,
-    /// which the engine reports as changed in every container because of them).
-    static let runtimeFiles: Set<String> = ["/etc", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/etc/mtab", "/run/.containerenv"]
+    /// Files the runtime itself writes into every container: podman's under /etc and
+    /// /run, Docker's init binary (`Init: true`) at /usr/sbin/docker-init.
+    static let runtimeFiles: Set<String> = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/etc/mtab", "/run/.containerenv",
+                                            "/usr/sbin/docker-init"]
     /// Scratch and virtual trees nobody expects to keep.
     static let scratchTrees = ["/tmp", "/var/tmp", "/run", "/proc", "/sys", "/dev"]
 
@@ -11,7 +12,17 @@ public enum DiscardedPaths {
     /// without directories that only appear because something inside them changed.
     public static func discarded(_ changes: [FileChange], mountPoints: [String]) -> [String] {
         func within(_ path: String, _ root: String) -> Bool { path == root || path.hasPrefix(root + "/") }
-        let candidates = changes.filter { $0.kind != .deleted }.map(\.path).filter { path in
+        // A directory reported as modified only because something inside it changed
+        // (/etc for podman's files, /usr/sbin for Docker's init) says nothing itself.
+        var ancestors = Set<String>()
+        for change in changes {
+            var path = Substring(change.path)
+            while let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+                path = path[..<slash]
+                if !ancestors.insert(String(path)).inserted { break }
+            }
+        }
+        let candidates = changes.filter { $0.kind == .added || ($0.kind == .modified && !ancestors.contains($0.path)) }.map(\.path).filter { path in
             !runtimeFiles.contains(path)
                 && !scratchTrees.contains { within(path, $0) }
                 && !mountPoints.contains { within(path, $0) || within($0, path) }

@@ -24,7 +24,7 @@ public struct BuildService: Sendable {
     public func build(_ app: AppName, revision: String, by caller: Caller,
                       output: @escaping @Sendable (String) -> Void) throws -> Build {
         let repo = paths.repository(app)
-        let env = git.environment(gitProtocol: nil).merging(Self.quarantineEnvironment()) { $1 }
+        let env = Self.gitEnvironment(git)
         func gitOutput(_ args: [String]) throws -> ProcessRunner.Result {
             try ProcessRunner.run(GitService.gitExecutable, ["--git-dir", repo] + args, environment: env)
         }
@@ -127,6 +127,11 @@ public struct BuildService: Sendable {
             USER \(user)
             ENV PORT=5000
             """ + "\n"
+    }
+
+    /// The environment for git plumbing on an app's repo, inside a push too.
+    static func gitEnvironment(_ git: GitService) -> [String: String] {
+        git.environment(gitProtocol: nil).merging(quarantineEnvironment()) { $1 }
     }
 
     /// Inside a pre-receive hook the pushed objects live in git's quarantine; git

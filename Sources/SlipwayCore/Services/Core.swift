@@ -18,10 +18,12 @@ public final class Core: Sendable {
     public let builds: BuildService
     public let pushes: PushService
     public let runs: RunService
+    public let router: NginxRouter
+    public let deploys: DeployService
 
     /// Prepares the data directory and opens (migrating) the database. The engine is
     /// only contacted when a command needs it.
-    public init(settings: Settings, engine: ContainerEngine) throws {
+    public init(settings: Settings, engine: ContainerEngine, probe: HTTPProbe) throws {
         self.engine = engine
         self.settings = settings
         paths = DataPaths(root: settings.dataDir)
@@ -36,7 +38,11 @@ public final class Core: Sendable {
         git = GitService(store: store, paths: paths, apps: apps)
         builder = BuilderService(store: store, paths: paths, settings: settings, engine: engine)
         builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git)
-        pushes = PushService(apps: apps, git: git, builds: builds)
         runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds, events: events)
+        router = NginxRouter(settings: settings, paths: paths)
+        deploys = DeployService(store: store, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
+                                storage: storage, builds: builds, git: git, router: router, locks: DeployLocks(store: store),
+                                instance: try paths.instanceID())
+        pushes = PushService(apps: apps, git: git, deploys: deploys)
     }
 }

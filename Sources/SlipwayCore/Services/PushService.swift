@@ -1,12 +1,12 @@
 import Foundation
 
 /// What happens inside a push, between git receiving the objects and updating
-/// the refs (git's pre-receive hook): the deploy branch's new revision is built,
-/// and a failure rejects the push so the branch keeps its old revision.
+/// the refs (git's pre-receive hook): the deploy branch's new revision is built
+/// and deployed, and a failure rejects the push so the branch keeps its old revision.
 public struct PushService: Sendable {
     let apps: AppService
     let git: GitService
-    let builds: BuildService
+    let deploys: DeployService
 
     /// One line of pre-receive input: `<old> <new> <ref>`.
     public struct RefUpdate: Sendable {
@@ -23,7 +23,7 @@ public struct PushService: Sendable {
         var isDeletion: Bool { new.allSatisfy { $0 == "0" } }
     }
 
-    /// Checks and builds; throws a user-facing error to reject the push.
+    /// Checks, builds and deploys; throws a user-facing error to reject the push.
     public func preReceive(app name: AppName, updates: [RefUpdate], pusher: Caller,
                            output: @escaping @Sendable (String) -> Void) throws {
         guard let app = try apps.find(name) else { throw UserFacingError.appNotFound(name.rawValue) }
@@ -37,6 +37,6 @@ public struct PushService: Sendable {
         guard !app.locked else {
             throw UserFacingError.conflict("\(name) is locked; nothing was deployed (apps:unlock \(name) allows deploys again)")
         }
-        try builds.build(name, revision: update.new, by: pusher, output: output)
+        try deploys.deploy(name, trigger: .push(revision: update.new), by: pusher, output: output)
     }
 }

@@ -90,7 +90,7 @@ public struct RunService: Sendable {
         let (status, changes) = try waitFor { [engine] in (try await engine.exitCode(ofEnded: id), try await engine.changes(id)) }
         let lost = DiscardedPaths.discarded(changes, mountPoints: mounts.map(\.containerPath))
         if let notice = DiscardedPaths.notice(app: app, discarded: lost) {
-            io.notice(spec.tty ? notice.replacingOccurrences(of: "\n", with: "\r\n") : notice)
+            io.notice(spec.tty ? notice.replacingOccurrences(of: "\n", with: "\r\n") + "\r" : notice)
         }
         return status
     }
@@ -175,16 +175,18 @@ public struct RunService: Sendable {
         return try mounts.map { mount in
             if case .storage = mount.source {
                 try FileManager.default.createDirectory(atPath: mount.hostDirectory, withIntermediateDirectories: true)
-                if owner == nil { owner = try resolveUser(imageUser, image: image) }
+                if owner == nil { owner = try ImageUser.resolve(imageUser, image: image, engine: engine) }
                 chown(mount.hostDirectory, owner!.uid, owner!.gid)
             }
             return "\(mount.hostDirectory):\(mount.containerPath)\(mount.readonly ? ":ro" : "")"
         }
     }
+}
 
-    /// The numeric owner for the image's configured user: "" is root, "1000" or
-    /// "1000:1000" are numbers, a name is looked up inside the image.
-    func resolveUser(_ user: String, image: String) throws -> (uid: uid_t, gid: gid_t) {
+/// The numeric owner of an image's configured user, for chowning managed storage.
+enum ImageUser {
+    /// "" is root, "1000" or "1000:1000" are numbers, a name is looked up inside the image.
+    static func resolve(_ user: String, image: String, engine: ContainerEngine) throws -> (uid: uid_t, gid: gid_t) {
         if user.isEmpty || user == "root" { return (0, 0) }
         let parts = user.split(separator: ":").map(String.init)
         if let uid = UInt32(parts[0]) { return (uid, parts.count > 1 ? UInt32(parts[1]) ?? uid : uid) }
@@ -192,7 +194,6 @@ public struct RunService: Sendable {
         spec.user = "0"
         spec.networkDisabled = true
         spec.labels = ["org.slipway.kind": "helper"]
-        let engine = self.engine
         let output = try waitFor { [engine, spec] () -> String in
             let id = try await engine.createContainer(spec)
             do {

@@ -104,6 +104,50 @@ enum Migrations {
                 CREATE INDEX builds_by_app ON builds(app_id, id);
                 """)
         }
+        migrator.registerMigration("v3: releases and processes") { db in
+            try db.execute(sql: """
+                CREATE TABLE releases (
+                    id INTEGER PRIMARY KEY,
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    version INTEGER NOT NULL,
+                    image TEXT NOT NULL,
+                    revision TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    -- JSON snapshot of everything the release runs with (ReleaseSnapshot).
+                    snapshot TEXT NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('deploying', 'succeeded', 'failed')),
+                    error TEXT,
+                    started_by TEXT NOT NULL,
+                    started_at DATETIME NOT NULL,
+                    finished_at DATETIME,
+                    UNIQUE (app_id, version)
+                );
+                ALTER TABLE apps ADD COLUMN current_release_id INTEGER REFERENCES releases(id) ON DELETE SET NULL;
+                CREATE TABLE formations (
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    process_type TEXT NOT NULL,
+                    quantity INTEGER NOT NULL CHECK (quantity >= 0),
+                    PRIMARY KEY (app_id, process_type)
+                );
+                -- ps:stop: the app's processes stay stopped, across server restarts too.
+                ALTER TABLE apps ADD COLUMN processes_stopped BOOLEAN NOT NULL DEFAULT 0;
+                -- The web containers the router sends the app's traffic to.
+                CREATE TABLE endpoints (
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    container_name TEXT NOT NULL,
+                    address TEXT NOT NULL,
+                    PRIMARY KEY (app_id, container_name)
+                );
+                CREATE TABLE deploy_locks (
+                    app_id INTEGER PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+                    holder TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    origin TEXT NOT NULL,
+                    release_version INTEGER,
+                    acquired_at DATETIME NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }

@@ -59,6 +59,62 @@ public struct App: SlipwayRecord, HasRowID, Equatable {
     public var deployBranch: String?
     /// The last revision pushed to the deploy branch.
     public var deployedRevision: String?
+    /// The release now serving (nil before the first deploy).
+    public var currentReleaseId: Int64?
+    /// Set by `ps:stop`: nothing of the app runs until `ps:start`.
+    public var processesStopped: Bool = false
+}
+
+/// One deploy attempt: image + config + mounts + formation, numbered per app.
+public struct Release: SlipwayRecord, HasRowID, Equatable {
+    public static let databaseTableName = "releases"
+    public var id: Int64?
+    public var appId: Int64
+    public var version: Int
+    public var image: String
+    public var revision: String
+    /// Why it was made: "push", "config", "rollback to v2", "rebuild".
+    public var reason: String
+    /// JSON of `ReleaseSnapshot`.
+    public var snapshot: String
+    /// deploying, succeeded or failed.
+    public var status: String
+    public var error: String?
+    public var startedBy: String
+    public var startedAt: Date
+    public var finishedAt: Date?
+
+    public var label: String { "v\(version)" }
+}
+
+/// How many containers of one process type an app runs.
+public struct FormationEntry: SlipwayRecord, Equatable {
+    public static let databaseTableName = "formations"
+    public var appId: Int64
+    public var processType: String
+    public var quantity: Int
+}
+
+/// A web container the router sends the app's traffic to.
+public struct Endpoint: SlipwayRecord, Equatable {
+    public static let databaseTableName = "endpoints"
+    public var appId: Int64
+    public var containerName: String
+    /// `127.0.0.1:41234`.
+    public var address: String
+}
+
+/// Who is deploying an app right now.
+public struct DeployLock: SlipwayRecord, Equatable {
+    public static let databaseTableName = "deploy_locks"
+    public var appId: Int64
+    public var holder: String
+    /// The process deploying (the server, a push's hook, or a local CLI).
+    public var pid: Int32
+    /// "ssh" (the server or its hooks) or "local".
+    public var origin: String
+    public var releaseVersion: Int?
+    public var acquiredAt: Date
 }
 
 /// A user's role on an app. The creator is an owner.

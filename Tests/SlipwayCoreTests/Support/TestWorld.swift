@@ -45,7 +45,7 @@ struct TestWorld {
         var s = Settings()
         s.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-test-\(UUID().uuidString)").path
         settings(&s)
-        core = try Core(settings: s, engine: RecordingEngine())
+        core = try Core(settings: s, engine: RecordingEngine(), probe: RefusingProbe())
         runner = CommandRunner(core: core, logger: Logger(label: "test"))
     }
 
@@ -129,7 +129,15 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
     func stopContainer(_ id: String, timeoutSeconds: Int) async throws { record("stop \(id)") }
     func inspectContainer(_ id: String) async throws -> ContainerDetails? { record("inspect container \(id)"); return nil }
     func removeImage(_ reference: String) async throws { record("remove image \(reference)") }
+    func renameContainer(_ id: String, to name: String) async throws { record("rename \(id) \(name)") }
     func changes(_ id: String) async throws -> [FileChange] { record("changes \(id)"); return [] }
     func removeContainer(_ id: String, force: Bool) async throws { record("remove \(id)") }
     func listContainers(labels: [String: String]) async throws -> [ContainerSummary] { record("list"); return [] }
+}
+
+/// Unit tests start no app: every health check finds nothing listening.
+struct RefusingProbe: HTTPProbe {
+    func get(_ url: String, timeout: TimeInterval) async throws -> (status: Int, body: String) {
+        throw UserFacingError(.unavailable, "nothing listens at \(url) in unit tests")
+    }
 }

@@ -1,0 +1,157 @@
+import Foundation
+
+/// What a revision says about how it runs: its process types (Procfile), its
+/// deploy tasks and health checks (app.json, in Dokku's format).
+public struct DeployPlan: Codable, Sendable, Equatable {
+    /// Process type -> shell command; an empty command runs the image's own CMD.
+    public var processes: [String: String]
+    /// Deploy tasks before the switch: app.json predeploy, then Procfile `release`.
+    public var predeploy: [String]
+    /// After the switch: app.json postdeploy.
+    public var postdeploy: [String]
+    /// Process type -> checks from app.json `healthchecks`.
+    public var healthchecks: [String: [HealthCheck]]
+
+    public init(processes: [String: String], predeploy: [String] = [], postdeploy: [String] = [],
+                healthchecks: [String: [HealthCheck]] = [:]) {
+        self.processes = processes
+        self.predeploy = predeploy
+        self.postdeploy = postdeploy
+        self.healthchecks = healthchecks
+    }
+
+    /// Parses a revision's Procfile and app.json (either may be absent). A Dockerfile
+    /// app without a Procfile runs its image's command as `web`.
+    public static func parse(procfile: String?, appJSON: String?) throws -> DeployPlan {
+        var processes: [String: String] = [:]
+        var release: String?
+        if let procfile {
+            for (number, rawLine) in procfile.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = rawLine.trimmingCharacters(in: .whitespaces)
+                if line.isEmpty || line.hasPrefix("#") { continue }
+                guard let colon = line.firstIndex(of: ":") else {
+                    throw UserFacingError.invalid("Procfile line \(number + 1) is not \"type: command\": \(quoted(line))")
+                }
+                let type = String(line[..<colon]).trimmingCharacters(in: .whitespaces)
+                let command = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+                guard ProcessType.isValid(type) else {
+                    throw UserFacingError.invalid("Procfile line \(number + 1): process type \(quoted(type)) must be lowercase letters, digits and dashes, starting with a letter (at most 30)")
+                }
+                guard !command.isEmpty else { throw UserFacingError.invalid("Procfile line \(number + 1): \(type) has no command") }
+                if type == "release" { release = command } else { processes[type] = command }
+            }
+        }
+        if processes.isEmpty && procfile == nil { processes["web"] = "" }
+        var plan = DeployPlan(processes: processes)
+        if let appJSON { try plan.read(appJSON: appJSON) }
+        if let release { plan.predeploy.append(release) }
+        return plan
+    }
+
+    private mutating func read(appJSON text: String) throws {
+        struct AppJSON: Decodable {
+            struct Scripts: Decodable {
+                struct Dokku: Decodable { let predeploy: String?; let postdeploy: String? }
+                let dokku: Dokku?
+            }
+            let scripts: Scripts?
+            let healthchecks: [String: [HealthCheck]]?
+        }
+        let decoded: AppJSON
+        do {
+            decoded = try JSONDecoder().decode(AppJSON.self, from: Data(text.utf8))
+        } catch {
+            throw UserFacingError.invalid("app.json is not valid: \(Self.describe(error)); see man slipway-commands, DEPLOYS")
+        }
+        if let command = decoded.scripts?.dokku?.predeploy, !command.isEmpty { predeploy.append(command) }
+        if let command = decoded.scripts?.dokku?.postdeploy, !command.isEmpty { postdeploy.append(command) }
+        healthchecks = decoded.healthchecks ?? [:]
+        for (type, checks) in healthchecks {
+            for check in checks { try check.validate(type: type) }
+        }
+    }
+
+    private static func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
+             DecodingError.keyNotFound(_, let context), DecodingError.dataCorrupted(let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? context.debugDescription : "\(path): \(context.debugDescription)"
+        default:
+            return "\(error)"
+        }
+    }
+}
+
+/// Process type names: what `ps:scale` and container names accept.
+public enum ProcessType {
+    public static func isValid(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, ("a"..."z").contains(first), name.count <= 30 else { return false }
+        return name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+    }
+}
+
+/// One check from app.json `healthchecks` (Dokku's fields and defaults).
+public struct HealthCheck: Codable, Sendable, Equatable {
+    public var type: String?
+    public var name: String?
+    /// An HTTP path; without one, the check is "the port accepts connections".
+    public var path: String?
+    /// Text the answer's body must contain.
+    public var content: String?
+    public var port: Int?
+    public var attempts: Int?
+    /// Seconds per attempt.
+    public var timeout: Int?
+    /// Seconds between attempts.
+    public var wait: Int?
+    public var initialDelay: Int?
+
+    public init(path: String? = nil, content: String? = nil, port: Int? = nil, attempts: Int? = nil,
+                timeout: Int? = nil, wait: Int? = nil, initialDelay: Int? = nil) {
+        self.path = path
+        self.content = content
+        self.port = port
+        self.attempts = attempts
+        self.timeout = timeout
+        self.wait = wait
+        self.initialDelay = initialDelay
+    }
+
+    func validate(type: String) throws {
+        if let path, !path.hasPrefix("/") || path.contains(where: { $0.isWhitespace || $0.isNewline }) {
+            throw UserFacingError.invalid("app.json healthchecks.\(type): path \(quoted(path)) must start with / and hold no spaces")
+        }
+        for (field, value, range) in [("attempts", attempts, 1...100), ("timeout", timeout, 1...600), ("wait", wait, 0...600),
+                                      ("initialDelay", initialDelay, 0...600), ("port", port, 1...65535)] {
+            if let value, !range.contains(value) {
+                throw UserFacingError.invalid("app.json healthchecks.\(type): \(field) must be within \(range.lowerBound)...\(range.upperBound)")
+            }
+        }
+    }
+}
+
+/// Everything a release runs with, frozen when it is made, so a rollback or a
+/// restart brings back exactly that.
+public struct ReleaseSnapshot: Codable, Sendable, Equatable {
+    public var plan: DeployPlan
+    public var environment: [String: String]
+    public var mounts: [MountSnapshot]
+    public var formation: [String: Int]
+
+    public init(plan: DeployPlan, environment: [String: String], mounts: [MountSnapshot], formation: [String: Int]) {
+        self.plan = plan
+        self.environment = environment
+        self.mounts = mounts
+        self.formation = formation
+    }
+
+    public struct MountSnapshot: Codable, Sendable, Equatable {
+        public var hostDirectory: String
+        public var containerPath: String
+        public var readonly: Bool
+        public var phases: [String]
+        /// Managed storage is created and chowned to the image's user; host paths are bound as they are.
+        public var managed: Bool
+    }
+}

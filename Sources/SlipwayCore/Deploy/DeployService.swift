@@ -1,0 +1,280 @@
+import Foundation
+import GRDB
+
+/// `git push` ends with the new code serving, or with the old code still serving
+/// and a clear reason. Every deploy (push, config change, rollback, rebuild) goes
+/// through `deploy`: lock, build, release, deploy tasks, start, check, switch,
+/// retire, postdeploy, housekeeping; each step a headline line to the caller.
+public struct DeployService: Sendable {
+    let store: Store
+    let paths: DataPaths
+    let settings: Settings
+    let engine: ContainerEngine
+    let probe: HTTPProbe
+    let config: ConfigService
+    let storage: StorageService
+    let builds: BuildService
+    let git: GitService
+    let router: NginxRouter
+    public let locks: DeployLocks
+    /// Labels this server's containers, so that servers sharing an engine never touch each other's.
+    let instance: String
+
+    public typealias Output = @Sendable (String) -> Void
+
+    /// What starts a deploy.
+    public enum Trigger: Sendable {
+        /// A push to the deploy branch: build this revision, then release it.
+        case push(revision: String)
+        /// Same image, the app's current config (config:set and friends).
+        case config
+        /// An earlier release's image and config, no build.
+        case rollback(version: Int?)
+        /// Build the deployed revision again.
+        case rebuild
+    }
+
+    // MARK: The pipeline
+
+    /// Runs a whole deploy under the app's lock. Returns nil when there was nothing
+    /// to do (a config change on an app that was never deployed). Throws with the
+    /// failed step; the previous release then still serves.
+    @discardableResult
+    public func deploy(_ app: AppName, trigger: Trigger, by caller: Caller, output: @escaping Output) throws -> Release? {
+        let lock = try locks.acquire(app, by: caller)
+        defer { locks.release(lock) }
+        guard let record = try store.read({ db in try App.filter(Column("name") == app).fetchOne(db) }) else {
+            throw UserFacingError.appNotFound(app.rawValue)
+        }
+        let current = try currentRelease(of: record)
+
+        // 1. What to release: image, revision, plan.
+        let image: String, revision: String, plan: DeployPlan, reason: String
+        var environment = Dictionary(uniqueKeysWithValues: try config.environment(of: app).map { ($0.key.rawValue, $0.value) })
+        switch trigger {
+        case .push(let pushed):
+            plan = try readPlan(app, revision: pushed)
+            let build = try builds.build(app, revision: pushed, by: caller, output: output)
+            (image, revision, reason) = (build.image, pushed, "push of \(pushed.prefix(12))")
+        case .rebuild:
+            guard let deployed = current?.release.revision ?? record.deployedRevision else {
+                throw UserFacingError.conflict("\(app) has never been pushed; git push it first")
+            }
+            plan = try readPlan(app, revision: deployed)
+            let build = try builds.build(app, revision: deployed, by: caller, output: output)
+            (image, revision, reason) = (build.image, deployed, "rebuild of \(deployed.prefix(12))")
+        case .config:
+            guard let current else { return nil }
+            (image, revision, plan) = (current.release.image, current.release.revision, current.snapshot.plan)
+            reason = "config change"
+        case .rollback(let version):
+            let target = try rollbackTarget(record, version: version, current: current?.release)
+            let snapshot = try Self.decode(target.snapshot)
+            guard try waitFor({ [engine] in try await engine.inspectImage(target.image) }) != nil else {
+                throw UserFacingError.conflict("the image of \(target.label) is gone (only the last \(settings.releasesToKeep) releases keep theirs); ps:rebuild or push instead")
+            }
+            (image, revision, plan, environment) = (target.image, target.revision, snapshot.plan, snapshot.environment)
+            reason = "rollback to \(target.label)"
+        }
+
+        // 2. The release, numbered, with everything it runs with.
+        let mounts = try storage.mounts(of: app).filter { $0.phases.contains(.deploy) }.map {
+            ReleaseSnapshot.MountSnapshot(hostDirectory: $0.hostDirectory, containerPath: $0.containerPath, readonly: $0.readonly,
+                                          phases: $0.phases.map(\.rawValue).sorted(), managed: { if case .storage = $0.source { return true } else { return false } }($0))
+        }
+        let snapshot = ReleaseSnapshot(plan: plan, environment: environment, mounts: mounts, formation: try formation(of: record.id!, plan: plan))
+        var release = try store.write { db -> Release in
+            let version = (try Int.fetchOne(db, sql: "SELECT MAX(version) FROM releases WHERE app_id = ?", arguments: [record.id]) ?? 0) + 1
+            var release = Release(appId: record.id!, version: version, image: image, revision: revision, reason: reason,
+                                  snapshot: try Self.encode(snapshot), status: "deploying", startedBy: caller.principal.name, startedAt: Date())
+            try release.insert(db)
+            return release
+        }
+        try? locks.setVersion(lock, release.version)
+        output("-----> Releasing \(app) \(release.label) (\(reason))")
+
+        do {
+            // 3. Deploy tasks: ephemeral containers; only storage keeps what they write.
+            for task in plan.predeploy {
+                try runTask(app, release: release, snapshot: snapshot, command: task, phase: "predeploy", output: output)
+            }
+            // 4-6. Start, check, switch, retire.
+            try rollout(app, record: record, release: release, snapshot: snapshot, types: nil, output: output)
+        } catch {
+            let message = (error as? UserFacingError)?.message ?? "\(error)"
+            release.status = "failed"
+            release.error = message
+            release.finishedAt = Date()
+            try store.write { [release] db in
+                try release.update(db)
+                try db.audit(caller, app: app.rawValue, outcome: "failed", detail: "deploy of \(release.label) failed: \(message)")
+            }
+            let serving = current.map { "\(app) still serves \($0.release.label)" } ?? "nothing of \(app) was started"
+            throw UserFacingError(.conflict, "deploy of \(release.label) failed: \(message); \(serving)")
+        }
+        try store.write { [release] db in
+            try db.audit(caller, app: app.rawValue, detail: "deployed \(release.label) (\(reason))")
+        }
+        // 7. After the switch: postdeploy tasks report, but the release stays.
+        for task in plan.postdeploy {
+            do {
+                try runTask(app, release: release, snapshot: snapshot, command: task, phase: "postdeploy", output: output)
+            } catch {
+                output(" !     \((error as? UserFacingError)?.message ?? "\(error)"); \(release.label) stays deployed")
+            }
+        }
+        housekeeping(app, appID: record.id!, output: output)
+        output("=====> Application deployed: \(router.url(for: app))")
+        return release
+    }
+
+    /// The release serving now, with its snapshot.
+    func currentRelease(of app: App) throws -> (release: Release, snapshot: ReleaseSnapshot)? {
+        guard let id = app.currentReleaseId, let release = try store.read({ db in try Release.fetchOne(db, key: id) }) else { return nil }
+        return (release, try Self.decode(release.snapshot))
+    }
+
+    private func rollbackTarget(_ app: App, version: Int?, current: Release?) throws -> Release {
+        try store.read { db in
+            if let version {
+                guard let release = try Release.filter(Column("app_id") == app.id && Column("version") == version).fetchOne(db) else {
+                    throw UserFacingError.notFound("\(app.name) has no release v\(version); releases \(app.name) lists them")
+                }
+                guard release.status == "succeeded" else {
+                    throw UserFacingError.conflict("v\(version) of \(app.name) never deployed successfully; roll back to one that did")
+                }
+                return release
+            }
+            guard let previous = try Release.filter(Column("app_id") == app.id && Column("status") == "succeeded" && Column("id") != current?.id)
+                .order(Column("version").desc).fetchOne(db) else {
+                throw UserFacingError.conflict("\(app.name) has no earlier successful release to roll back to")
+            }
+            return previous
+        }
+    }
+
+    /// Procfile and app.json of a revision (inside a push, from git's quarantine).
+    func readPlan(_ app: AppName, revision: String) throws -> DeployPlan {
+        let env = BuildService.gitEnvironment(git)
+        func show(_ file: String) throws -> String? {
+            let result = try ProcessRunner.run(GitService.gitExecutable, ["--git-dir", paths.repository(app), "show", "\(revision):\(file)"], environment: env)
+            return result.status == 0 ? result.stdout : nil
+        }
+        return try DeployPlan.parse(procfile: try show("Procfile"), appJSON: try show("app.json"))
+    }
+
+    /// The app's scale for the plan's types: what ps:scale set, else web=1 and others 0.
+    func formation(of appID: Int64, plan: DeployPlan) throws -> [String: Int] {
+        let set = try store.read { db in try FormationEntry.filter(Column("app_id") == appID).fetchAll(db) }
+        var result: [String: Int] = [:]
+        for type in plan.processes.keys {
+            result[type] = set.first { $0.processType == type }?.quantity ?? (type == "web" ? 1 : 0)
+        }
+        return result
+    }
+
+    static func encode(_ snapshot: ReleaseSnapshot) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(snapshot), as: UTF8.self)
+    }
+
+    static func decode(_ text: String) throws -> ReleaseSnapshot {
+        try JSONDecoder().decode(ReleaseSnapshot.self, from: Data(text.utf8))
+    }
+
+    // MARK: Deploy tasks
+
+    /// One task in a fresh container from the release image, with the app's env and
+    /// deploy-phase storage; output streams to the caller; a non-zero exit fails the deploy.
+    func runTask(_ app: AppName, release: Release, snapshot: ReleaseSnapshot, command: String, phase: String,
+                 output: @escaping Output) throws {
+        output("-----> Running \(phase) task: \(command)")
+        var spec = ContainerSpec(image: release.image, command: ["/bin/sh", "-c", command])
+        spec.name = "\(app).\(phase).\(UUID().uuidString.prefix(8).lowercased())"
+        spec.environment = environment(snapshot)
+        spec.labels = labels(app, kind: "task", release: release)
+        spec.binds = try binds(snapshot.mounts, image: release.image)
+        let engine = self.engine
+        let lines = LineSplitter(output: { output("       " + $0) })
+        let (status, changes) = try waitFor { [engine, spec] () -> (Int32, [FileChange]) in
+            let id = try await engine.createContainer(spec)
+            do {
+                try await engine.startContainer(id)
+                try await engine.streamLogs(id, follow: true, tail: nil) { lines.feed($0.data) }
+                let status = try await engine.exitCode(ofEnded: id)
+                let changes = try await engine.changes(id)
+                try await engine.removeContainer(id, force: true)
+                return (status, changes)
+            } catch {
+                try? await engine.removeContainer(id, force: true)
+                throw error
+            }
+        }
+        lines.flush()
+        let lost = DiscardedPaths.discarded(changes, mountPoints: snapshot.mounts.map(\.containerPath))
+        if let notice = DiscardedPaths.notice(app: app, discarded: lost) { output(notice) }
+        guard status == 0 else {
+            throw UserFacingError(.conflict, "the \(phase) task \(quoted(command)) exited with status \(status)")
+        }
+    }
+
+    // MARK: Shared container settings
+
+    /// The app's env for a release, with PORT (5000 unless configured).
+    func environment(_ snapshot: ReleaseSnapshot) -> [String: String] {
+        var env = snapshot.environment
+        if env["PORT"] == nil { env["PORT"] = "5000" }
+        return env
+    }
+
+    func port(_ snapshot: ReleaseSnapshot) -> Int { Int(environment(snapshot)["PORT"] ?? "") ?? 5000 }
+
+    func labels(_ app: AppName, kind: String, release: Release) -> [String: String] {
+        ["org.slipway.app": app.rawValue, "org.slipway.kind": kind, "org.slipway.release": String(release.version),
+         "org.slipway.instance": instance]
+    }
+
+    /// Binds for deploy-phase mounts; managed storage is created and owned by the image's user.
+    func binds(_ mounts: [ReleaseSnapshot.MountSnapshot], image: String) throws -> [String] {
+        guard !mounts.isEmpty else { return [] }
+        let engine = self.engine
+        let user = try waitFor { [engine] in try await engine.inspectImage(image) }?.user ?? ""
+        var owner: (uid: uid_t, gid: gid_t)?
+        return try mounts.map { mount in
+            if mount.managed {
+                try FileManager.default.createDirectory(atPath: mount.hostDirectory, withIntermediateDirectories: true)
+                if owner == nil { owner = try ImageUser.resolve(user, image: image, engine: engine) }
+                chown(mount.hostDirectory, owner!.uid, owner!.gid)
+            }
+            return "\(mount.hostDirectory):\(mount.containerPath)\(mount.readonly ? ":ro" : "")"
+        }
+    }
+}
+
+/// Turns output chunks into whole lines (a chunk may end mid-line).
+final class LineSplitter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending = Data()
+    private let output: (String) -> Void
+
+    init(output: @escaping (String) -> Void) { self.output = output }
+
+    func feed(_ data: Data) {
+        let lines: [String] = lock.withLock {
+            pending.append(data)
+            var lines: [String] = []
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                lines.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+                pending.removeSubrange(pending.startIndex...newline)
+            }
+            return lines
+        }
+        lines.forEach(output)
+    }
+
+    func flush() {
+        let rest = lock.withLock { () -> Data in defer { pending = Data() }; return pending }
+        if !rest.isEmpty { output(String(decoding: rest, as: UTF8.self)) }
+    }
+}
