@@ -139,3 +139,71 @@ func randomData(_ count: Int) -> Data {
     }
     return data
 }
+
+extension TestServer {
+    /// A git command left running, its output watched as it arrives.
+    func gitProcess(_ key: String, _ args: [String], in directory: String) throws -> RunningCommand {
+        try RunningCommand("/usr/bin/git", ["-C", directory] + args, environment: gitEnvironment(key: key))
+    }
+}
+
+/// A child process whose combined output can be waited on line by line.
+final class RunningCommand: @unchecked Sendable {
+    let process = Process()
+    private let lock = NSLock()
+    private var collected = Data()
+
+    init(_ path: String, _ args: [String], environment: [String: String]) throws {
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = args
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        try? pipe.fileHandleForWriting.close()
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = pipe.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                lock.withLock { collected.append(chunk) }
+            }
+        }
+    }
+
+    var output: String { lock.withLock { String(decoding: collected, as: UTF8.self) } }
+
+    /// True once `text` has appeared in the output, false after `seconds` without it.
+    func waitFor(_ text: String, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if output.contains(text) { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    func wait() { process.waitUntilExit() }
+}
+
+/// Runs `body(0..<count)` at the same time on as many threads; returns the results in order.
+func inParallel<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) throws -> T) throws -> [T] {
+    let results = ParallelResults<T>()
+    let group = DispatchGroup()
+    for index in 0..<count {
+        group.enter()
+        Thread.detachNewThread {
+            defer { group.leave() }
+            let result = Result { try body(index) }
+            results.lock.withLock { results.items[index] = result }
+        }
+    }
+    group.wait()
+    return try (0..<count).map { index in try results.lock.withLock { results.items[index]! }.get() }
+}
+
+private final class ParallelResults<T>: @unchecked Sendable {
+    let lock = NSLock()
+    var items: [Int: Result<T, Error>] = [:]
+}

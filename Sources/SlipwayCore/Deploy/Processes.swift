@@ -64,9 +64,18 @@ extension DeployService {
         try rollout(app, record: try existing(app), release: current.release, snapshot: current.snapshot, types: changed, output: output)
     }
 
-    /// `ps:restart [type]`: fresh containers of the current release, switched without downtime.
+    /// `ps:restart [type]`: fresh containers of the current release, switched without
+    /// downtime. Config or storage changed since (config:set --no-restart) makes it a
+    /// new release with them instead, as Dokku users expect.
     public func restart(_ app: AppName, type: String?, by caller: Caller, output: @escaping Output) throws {
         let (record, current) = try deployed(app, type: type)
+        let environment = Dictionary(uniqueKeysWithValues: try config.environment(of: app).map { ($0.key.rawValue, $0.value) })
+        let mounts = try storage.mounts(of: app).filter { $0.phases.contains(.deploy) }.map(\.containerPath).sorted()
+        if environment != current.snapshot.environment || mounts != current.snapshot.mounts.map(\.containerPath).sorted() {
+            output("-----> Config or storage changed since \(current.release.label): restarting with a new release")
+            try deploy(app, trigger: .config, by: caller, output: output)
+            return
+        }
         let lock = try locks.acquire(app, by: caller)
         defer { locks.release(lock) }
         output("-----> Restarting \(type.map { "the \($0) processes of " } ?? "")\(app) (\(current.release.label))")
@@ -201,10 +210,26 @@ extension DeployService {
             try store.write { db in try DeployLocks.abandon(lock, db) }
             repairs.append("released the deploy lock of \(lock.holder) (process \(lock.pid))")
         }
+        // Their deploy tasks died with them.
+        let engine = self.engine, instance = self.instance
+        let stillDeploying = try store.read { db in
+            Set(try String.fetchAll(db, sql: "SELECT apps.name FROM deploy_locks JOIN apps ON apps.id = deploy_locks.app_id"))
+        }
+        let tasks = try waitFor { [engine] in
+            let tasks = try await engine.listContainers(labels: ["org.slipway.kind": "task", "org.slipway.instance": instance])
+                .filter { !stillDeploying.contains($0.labels["org.slipway.app"] ?? "") }
+            for task in tasks { try await engine.removeContainer(task.id, force: true) }
+            return tasks.count
+        }
+        if tasks > 0 { repairs.append("removed \(tasks) deploy task container\(tasks == 1 ? "" : "s") of interrupted deploys") }
         try store.write { db in
             try db.execute(sql: """
                 UPDATE releases SET status = 'failed', error = 'interrupted (the server stopped)', finished_at = ?
                 WHERE status = 'deploying' AND app_id NOT IN (SELECT app_id FROM deploy_locks)
+                """, arguments: [Date()])
+            try db.execute(sql: """
+                UPDATE builds SET status = 'failed', error = 'interrupted (the server stopped)', finished_at = ?
+                WHERE status = 'building' AND app_id NOT IN (SELECT app_id FROM deploy_locks)
                 """, arguments: [Date()])
         }
         return repairs

@@ -117,8 +117,21 @@ extension DeployService {
             }
         }
         // The new containers take the plain names now that those are free.
+        // (The engine may take a moment to release a removed container's name.)
         let renames = started.map { ($0.id, Self.processName(app, $0.type, $0.index)) }
-        _ = try? waitFor { [engine] in for (id, name) in renames { try? await engine.renameContainer(id, to: name) } }
+        let failed = (try? waitFor { [engine] () -> [String] in
+            var failed: [String] = []
+            for (id, name) in renames {
+                var lastError: Error?
+                for _ in 0..<10 {
+                    do { try await engine.renameContainer(id, to: name); lastError = nil; break } catch { lastError = error }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                if let lastError { failed.append("\(name): \(lastError)") }
+            }
+            return failed
+        }) ?? []
+        for failure in failed { output(" !     could not rename \(failure) (it runs under its temporary name)") }
     }
 
     func currentEndpoints(_ appID: Int64) throws -> [(name: String, address: String)] {

@@ -34,6 +34,8 @@ public struct NginxRouter: Sendable {
     /// app), validates the whole config with it, makes it live and reloads.
     public func publish(app: AppName, endpoints: [String]) throws {
         try prepare()
+        let lock = try exclusive()
+        defer { close(lock) }
         let rendered = render(app: app, endpoints: endpoints)
         if (try? String(contentsOfFile: configPath(for: app), encoding: .utf8)) == rendered, isRunning { return }
         try validate(replacing: app, with: rendered)
@@ -43,6 +45,8 @@ public struct NginxRouter: Sendable {
 
     /// Drops the app's config (apps:destroy).
     public func remove(app: AppName) throws {
+        let lock = try exclusive()
+        defer { close(lock) }
         try? FileManager.default.removeItem(atPath: configPath(for: app))
         try reload()
     }
@@ -199,14 +203,29 @@ public struct NginxRouter: Sendable {
     public func ensureRunning() throws -> Bool {
         try prepare()
         if isRunning { return false }
+        let lock = try exclusive()
+        defer { close(lock) }
+        if isRunning { return false }
         guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
             throw UserFacingError(.unavailable, "nginx is not installed (\(Self.executable)); scripts/setup.sh installs it")
         }
-        let result = try ProcessRunner.run(Self.executable, ["-p", directory, "-c", mainConfig])
+        let result = try ProcessRunner.runDaemonizing(Self.executable, ["-p", directory, "-c", mainConfig], logFile: directory + "/start.log")
         guard result.status == 0 else {
             throw UserFacingError(.unavailable, "nginx did not start: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
+        // Its pid file appears once the config is read; until then a reload would be lost.
+        for _ in 0..<300 where !isRunning { Thread.sleep(forTimeInterval: 0.01) }
         return true
+    }
+
+    /// Serializes config changes and starts across processes (the server, push hooks,
+    /// the local CLI): a file lock, released when the returned fd is closed.
+    private func exclusive() throws -> Int32 {
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let fd = open(directory + "/lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw UserFacingError(.unavailable, "cannot open \(directory)/lock") }
+        while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+        return fd
     }
 
     /// Stops the managed nginx (tests, and `serve --stop-proxy`).

@@ -9,6 +9,27 @@ public enum ProcessRunner {
         public let stderr: String
     }
 
+    /// Runs a program that leaves a daemon behind (nginx): its output goes to
+    /// `logFile`, not to pipes a daemon would hold open forever. Returns the status
+    /// and what it wrote.
+    public static func runDaemonizing(_ executable: String, _ arguments: [String], logFile: String) throws -> Result {
+        FileManager.default.createFile(atPath: logFile, contents: nil)
+        guard let log = FileHandle(forWritingAtPath: logFile) else { throw UserFacingError.invalid("cannot write \(logFile)") }
+        defer { try? log.close() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = log
+        process.standardError = log
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
+        try process.run()
+        exited.wait()
+        let text = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+        return Result(status: process.terminationStatus, stdout: "", stderr: text)
+    }
+
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                            currentDirectory: String? = nil) throws -> Result {
         let process = Process()
