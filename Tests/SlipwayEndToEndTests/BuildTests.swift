@@ -28,7 +28,7 @@ struct BuildTests {
         #expect(try server.ssh(alice.key, "apps:create", "web").status == 0)
         #expect(try server.ssh(alice.key, "config:set", "web", "GREETING=bonjour", "SECRET=do-not-leak").status == 0)
         let repo = try makeRepository(files([
-            "Dockerfile": "FROM \(BuilderImage.reference)\nARG GREETING=none\nARG UNSET_ARG=default\nRUN echo \"greeting is $GREETING, secret is [$SECRET], unset is $UNSET_ARG\"\n",
+            "Dockerfile": "FROM \(BuilderImage.reference)\nARG GREETING=none\nARG UNSET_ARG=default\nRUN echo \"greeting is $GREETING, secret is [$SECRET], unset is $UNSET_ARG\"\nCMD python3 -m http.server $PORT\n",
         ]))
         let push = try server.git(alice.key, ["push", server.url("web"), "main"], in: repo)
         #expect(push.status == 0, "\(push.err)")

@@ -9,25 +9,30 @@ public enum ProcessRunner {
         public let stderr: String
     }
 
-    /// Runs a program that leaves a daemon behind (nginx): its output goes to
-    /// `logFile`, not to pipes a daemon would hold open forever. Returns the status
-    /// and what it wrote.
+    /// Runs a program that leaves a daemon behind (nginx) and waits for the program
+    /// itself. posix_spawn, not Foundation's Process: Process learns of the exit
+    /// through a descriptor the daemon inherits and keeps, so it never did. The
+    /// output goes to `logFile`; the child gets no other descriptor of ours (the SSH
+    /// listener above all: a daemon holding it would keep the port after we exit).
     public static func runDaemonizing(_ executable: String, _ arguments: [String], logFile: String) throws -> Result {
-        FileManager.default.createFile(atPath: logFile, contents: nil)
-        guard let log = FileHandle(forWritingAtPath: logFile) else { throw UserFacingError.invalid("cannot write \(logFile)") }
-        defer { try? log.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = log
-        process.standardError = log
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-        try process.run()
-        exited.wait()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        _ = addCloseFrom(&actions, 3)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw UserFacingError.invalid("cannot start \(executable): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let text = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
-        return Result(status: process.terminationStatus, stdout: "", stderr: text)
+        // WIFEXITED / WEXITSTATUS by hand: Glibc's macros are not imported.
+        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Result(status: exitStatus, stdout: "", stderr: text)
     }
 
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
@@ -67,3 +72,7 @@ private final class LockedData: @unchecked Sendable {
     func set(_ d: Data) { lock.withLock { data = d } }
     func get() -> Data { lock.withLock { data } }
 }
+
+/// glibc's posix_spawn_file_actions_addclosefrom_np (2.34+), which the Glibc module does not import.
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+private func addCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
