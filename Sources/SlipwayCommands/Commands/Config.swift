@@ -27,6 +27,12 @@ enum Config {
     /// A deployed app restarts with a new release carrying the new config, unless
     /// --no-restart (then the next deploy or ps:restart picks it up). Global vars
     /// reach each app at its next deploy.
+    /// A change that would redeploy fails at once, changing nothing, while a deploy runs.
+    static func refuseWhileDeploying(_ scope: ConfigScope, noRestart: Bool, _ context: CommandContext) throws {
+        guard case .app(let app) = scope, !noRestart, try context.core.deploys.isDeployed(app) else { return }
+        try context.core.deploys.ensureNotDeploying(app)
+    }
+
     static func redeploy(_ scope: ConfigScope, noRestart: Bool, _ context: CommandContext) throws {
         guard case .app(let app) = scope else {
             context.print("       (each app gets global vars at its next deploy or ps:restart)")
@@ -59,6 +65,7 @@ enum Config {
                 let key = try EnvKey(String(word[..<equals]))
                 return (key, try decodeValue(String(word[word.index(after: equals)...]), key: key))
             }
+            try Config.refuseWhileDeploying(scope, noRestart: noRestart, context)
             try context.core.config.set(pairs, in: scope, by: context.caller)
             context.print("-----> Setting config vars")
             for (key, _) in pairs { context.print("       \(key)") }
@@ -90,6 +97,7 @@ enum Config {
         func execute(in context: CommandContext) throws {
             let (scope, words) = try target.scope(minimum: 1, usage: "config:unset [--no-restart] <app> KEY...")
             let keys = try words.map { try EnvKey($0) }
+            try Config.refuseWhileDeploying(scope, noRestart: noRestart, context)
             try context.core.config.unset(keys, in: scope, by: context.caller)
             context.print("-----> Unsetting config vars")
             for key in keys { context.print("       \(key)") }
@@ -106,6 +114,7 @@ enum Config {
 
         func execute(in context: CommandContext) throws {
             let (scope, _) = try target.scope(minimum: 0, usage: "config:clear [--no-restart] <app>")
+            try Config.refuseWhileDeploying(scope, noRestart: noRestart, context)
             try context.core.config.clear(scope, by: context.caller)
             context.print("-----> Clearing config vars")
             try Config.redeploy(scope, noRestart: noRestart, context)

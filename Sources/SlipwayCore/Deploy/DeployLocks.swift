@@ -13,11 +13,7 @@ public struct DeployLocks: Sendable {
                 throw UserFacingError.appNotFound(app.rawValue)
             }
             if let held = try DeployLock.fetchOne(db, key: appID) {
-                if Self.isAlive(held.pid) {
-                    let since = held.acquiredAt.formatted(Date.FormatStyle(date: .omitted, time: .shortened).locale(Locale(identifier: "en_GB")))
-                    let version = held.releaseVersion.map { " (release v\($0))" } ?? ""
-                    throw UserFacingError.conflict("\(app) is being deployed by \(held.holder) since \(since)\(version); try again when it finishes")
-                }
+                if Self.isAlive(held.pid) { throw Self.busy(app, held) }
                 try Self.abandon(held, db)
             }
             var lock = DeployLock(appId: appID, holder: caller.principal.name, pid: getpid(), origin: caller.principal.channel,
@@ -25,6 +21,13 @@ public struct DeployLocks: Sendable {
             try lock.insert(db)
             return lock
         }
+    }
+
+    /// `web is being deployed by alice since 12:01 (release v7); try again when it finishes`.
+    static func busy(_ app: AppName, _ lock: DeployLock) -> UserFacingError {
+        let since = lock.acquiredAt.formatted(Date.FormatStyle(date: .omitted, time: .shortened).locale(Locale(identifier: "en_GB")))
+        let version = lock.releaseVersion.map { " (release v\($0))" } ?? ""
+        return .conflict("\(app) is being deployed by \(lock.holder) since \(since)\(version); try again when it finishes")
     }
 
     func setVersion(_ lock: DeployLock, _ version: Int) throws {

@@ -41,6 +41,7 @@ public struct DeployService: Sendable {
     /// failed step; the previous release then still serves.
     @discardableResult
     public func deploy(_ app: AppName, trigger: Trigger, by caller: Caller, output: @escaping Output) throws -> Release? {
+        if case .config = trigger, try !isDeployed(app) { return nil }
         let lock = try locks.acquire(app, by: caller)
         defer { locks.release(lock) }
         guard let record = try store.read({ db in try App.filter(Column("name") == app).fetchOne(db) }) else {
@@ -126,6 +127,18 @@ public struct DeployService: Sendable {
         housekeeping(app, appID: record.id!, output: output)
         output("=====> Application deployed: \(router.url(for: app))")
         return release
+    }
+
+    /// Whether the app has a current release (config changes then redeploy it).
+    public func isDeployed(_ app: AppName) throws -> Bool {
+        try store.read { db in try App.filter(Column("name") == app).fetchOne(db)?.currentReleaseId != nil }
+    }
+
+    /// Fails, changing nothing, when a deploy of the app is running: a command that
+    /// would redeploy checks this before it writes anything.
+    public func ensureNotDeploying(_ app: AppName) throws {
+        guard let (lock, stale) = try locks.status(app), !stale else { return }
+        throw DeployLocks.busy(app, lock)
     }
 
     /// The release serving now, with its snapshot.

@@ -231,12 +231,25 @@ extension ContainerEngine {
 public func waitFor<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) throws -> T {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
-    Task {
+    // Not on the cooperative pool: a caller blocked here may itself hold one of the
+    // pool's few threads (a sync test), and the pool would have none left for this.
+    Task(executorPreference: BlockingBridgeExecutor.shared) {
         do { box.result = .success(try await operation()) } catch { box.result = .failure(error) }
         done.signal()
     }
     done.wait()
     return try box.result!.get()
+}
+
+/// Runs `waitFor`'s tasks on a queue of their own, whose threads dispatch adds as needed.
+final class BlockingBridgeExecutor: TaskExecutor {
+    static let shared = BlockingBridgeExecutor()
+    private let queue = DispatchQueue(label: "slipway.wait-for", attributes: .concurrent)
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
 }
 
 /// The result handed from the task back to the waiting thread (the semaphore orders the accesses).

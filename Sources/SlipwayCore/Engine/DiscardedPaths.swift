@@ -2,8 +2,9 @@
 /// are now gone, from the engine's filesystem diff.
 public enum DiscardedPaths {
     /// Files the runtime itself writes into every container: podman's under /etc and
-    /// /run, Docker's init binary (`Init: true`) at /usr/sbin/docker-init.
-    static let runtimeFiles: Set<String> = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/etc/mtab", "/run/.containerenv",
+    /// /run (podman 4.3 reports just "/etc" as changed in every container), Docker's
+    /// init binary (`Init: true`) at /usr/sbin/docker-init.
+    static let runtimeFiles: Set<String> = ["/etc", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/etc/mtab", "/run/.containerenv",
                                             "/usr/sbin/docker-init"]
     /// Scratch and virtual trees nobody expects to keep.
     static let scratchTrees = ["/tmp", "/var/tmp", "/run", "/proc", "/sys", "/dev"]
