@@ -94,7 +94,7 @@ struct RunTests {
                 .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
             return try run("/usr/bin/script", ["-qec", "stty cols 123 rows 45; " + line, "/dev/null"])
         }
-        let result = try throughATerminal(["run", "web", "sh", "-c", "'tty; stty size; echo TERM=$TERM; exit 3'"])
+        let result = try throughATerminal(["run", "web", "sh", "-c", "'tty; sleep 0.5; stty size; echo TERM=$TERM; exit 3'"])
         #expect(result.status == 3, "\(result.out)")
         #expect(result.out.contains("/dev/pts/"))
         #expect(result.out.contains("45 123\r\n"))

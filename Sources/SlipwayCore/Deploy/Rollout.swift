@@ -123,7 +123,7 @@ extension DeployService {
             var failed: [String] = []
             for (id, name) in renames {
                 var lastError: Error?
-                for _ in 0..<10 {
+                for _ in 0..<50 {
                     do { try await engine.renameContainer(id, to: name); lastError = nil; break } catch { lastError = error }
                     try await Task.sleep(for: .milliseconds(200))
                 }

@@ -53,13 +53,16 @@ public struct RunService: Sendable {
         let attachment = try engine.attach(id)
         try waitFor { [engine] in try await engine.startContainer(id) }
         if let terminal = io.terminal {
-            let resize: @Sendable (Int, Int) -> Void = { columns, rows in
+            terminal.onResize { columns, rows in
                 // A client without a local terminal (ssh -tt < file) reports 0x0: keep the engine's default.
                 guard columns > 0, rows > 0 else { return }
                 Task { try? await engine.resizeContainer(id, columns: columns, rows: rows) }
             }
-            terminal.onResize(resize)
-            resize(terminal.size.columns, terminal.size.rows)
+            // The first size before any output is read. (podman 4.3 takes no size at
+            // create and refuses a resize before start, so a command that asks at its
+            // very first instant may still see 0x0; interactive programs get SIGWINCH.)
+            let (columns, rows) = terminal.size
+            if columns > 0 && rows > 0 { _ = try? waitFor { [engine] in try await engine.resizeContainer(id, columns: columns, rows: rows) } }
         }
         defer { io.terminal?.onResize(nil) }
 
