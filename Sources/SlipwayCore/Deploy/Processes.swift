@@ -76,21 +76,23 @@ extension DeployService {
             try deploy(app, trigger: .config, by: caller, output: output)
             return
         }
-        let lock = try locks.acquire(app, by: caller)
-        defer { locks.release(lock) }
-        output("-----> Restarting \(type.map { "the \($0) processes of " } ?? "")\(app) (\(current.release.label))")
-        try rollout(app, record: record, release: current.release, snapshot: current.snapshot, types: type.map { [$0] }, output: output)
-        try store.write { db in try db.audit(caller, app: app.rawValue, detail: "restarted \(type ?? "all processes")") }
+        try rolloutCurrent(app, record, current, type: type, verb: ("Restarting", "restarted"), by: caller, output: output)
     }
 
     /// `ps:start [type]`: after ps:stop, the current release runs again.
     public func start(_ app: AppName, type: String?, by caller: Caller, output: @escaping Output) throws {
         let (record, current) = try deployed(app, type: type)
+        try rolloutCurrent(app, record, current, type: type, verb: ("Starting", "started"), by: caller, output: output)
+    }
+
+    /// Fresh containers of the current release (of one type, or all), under the lock, audited.
+    private func rolloutCurrent(_ app: AppName, _ record: App, _ current: (release: Release, snapshot: ReleaseSnapshot), type: String?,
+                                verb: (heading: String, past: String), by caller: Caller, output: @escaping Output) throws {
         let lock = try locks.acquire(app, by: caller)
         defer { locks.release(lock) }
-        output("-----> Starting \(type.map { "the \($0) processes of " } ?? "")\(app) (\(current.release.label))")
+        output("-----> \(verb.heading) \(type.map { "the \($0) processes of " } ?? "")\(app) (\(current.release.label))")
         try rollout(app, record: record, release: current.release, snapshot: current.snapshot, types: type.map { [$0] }, output: output)
-        try store.write { db in try db.audit(caller, app: app.rawValue, detail: "started \(type ?? "all processes")") }
+        try store.write { db in try db.audit(caller, app: app.rawValue, detail: "\(verb.past) \(type ?? "all processes")") }
     }
 
     /// `ps:stop [type]`: stops the containers (they stay stopped across server
