@@ -87,13 +87,17 @@ floor() {  # $1: version (a fresh context), prints ms
   curl -s --unix-socket $sock -X DELETE "http://d/v1.41/containers/$id?force=1" >/dev/null
   ms "$a" "$b"
 }
-push() {  # $1: version, prints ms from push to the first 200 with the new body
-  local a b
+push() {  # $1: version, prints ms from the push to the first 200 with the new body
+  local a b p
   commit "$1"
   a=$(now)
-  git -C "$repo" push -q "ssh://127.0.0.1:$port/web" main 2>/dev/null
+  # The app serves the new code at the switch; the push returns later, after the
+  # old processes are retired, so the first 200 is watched while the push runs.
+  git -C "$repo" push -q "ssh://127.0.0.1:$port/web" main 2>/dev/null &
+  p=$!
   until_200 "http://web.localhost:$proxy/" "hello $1"
   b=$(now)
+  wait $p
   ms "$a" "$b"
 }
 
@@ -108,12 +112,13 @@ echo "  code change:  slipway ${sm} ms (${sl[*]})   floor ${fm} ms (${fl[*]})   
 
 echo "== 2. failed requests during 5 redeploys under a steady request loop"
 rm -f /tmp/slipway-bench-loop-stop
-python3 - "http://web.localhost:$proxy/" > "$work/loop.out" <<'PY' &
+python3 - "http://127.0.0.1:$proxy/" > "$work/loop.out" <<'PY' &
 import sys, time, urllib.request, os
 url = sys.argv[1]; ok = bad = 0; stop = "/tmp/slipway-bench-loop-stop"
 while not os.path.exists(stop):
     try:
-        with urllib.request.urlopen(url, timeout=5) as r:
+        # Python does not resolve *.localhost as curl does: name the app in Host.
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": "web.localhost"}), timeout=5) as r:
             ok += r.status == 200; bad += r.status != 200
     except Exception:
         bad += 1
@@ -121,7 +126,7 @@ while not os.path.exists(stop):
 print(ok, bad)
 PY
 loop=$!
-for i in 1 2 3 4 5; do push "redeploy$i" >/dev/null; done
+for i in 1 2 3 4 5; do commit "redeploy$i"; git -C "$repo" push -q "ssh://127.0.0.1:$port/web" main 2>/dev/null; done
 touch /tmp/slipway-bench-loop-stop; wait $loop; rm -f /tmp/slipway-bench-loop-stop
 read -r ok bad < "$work/loop.out"
 echo "  requests: $((ok + bad)), failed: $bad  (target 0)"

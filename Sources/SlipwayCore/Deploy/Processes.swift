@@ -264,7 +264,7 @@ extension DeployService {
             let formation = try formation(of: record.id!, plan: current.snapshot.plan)
             let kept = containers.filter { !strays.contains($0) }
             let expected = formation.reduce(0) { $0 + $1.value }
-            let healthy = kept.filter { $0.state == "running" && !$0.name.contains(".new-") }
+            let healthy = kept.filter { $0.state == "running" }
             let endpoints = try currentEndpoints(record.id!)
             if healthy.count == expected && kept.count == expected && endpoints.count == (formation["web"] ?? 0) {
                 try router.publish(app: record.name, endpoints: endpoints.map(\.address))

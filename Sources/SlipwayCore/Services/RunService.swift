@@ -153,6 +153,8 @@ public struct RunService: Sendable {
         var spec = ContainerSpec(image: build.image, command: command.isEmpty ? nil : command)
         spec.name = "\(app).\(kind == "run" ? "run" : "detached").\(UUID().uuidString.prefix(8).lowercased())"
         spec.environment = Dictionary(uniqueKeysWithValues: try config.environment(of: app).map { ($0.key.rawValue, $0.value) })
+        // As in the app's processes, so a one-off command sees the same PORT.
+        if spec.environment["PORT"] == nil { spec.environment["PORT"] = "5000" }
         spec.labels = ["org.slipway.app": app.rawValue, "org.slipway.kind": kind, "org.slipway.by": caller.principal.name,
                        "org.slipway.origin": caller.principal.channel]
         spec.binds = try binds(for: mounts, image: build.image, imageUser: image.user)
