@@ -151,15 +151,11 @@ public final class DockerEngine: ContainerEngine {
         var pending = Data()
         var failure: String?
         // Docker sends "Step 1/8 : ..." and its newline as separate objects: pass on whole lines only.
-        var text = ""
+        let lines = LineSplitter(output: output)
         func consume(_ line: Data) {
             guard let decoded = try? JSONDecoder().decode(Line.self, from: line) else { return }
             if let error = decoded.error { failure = error }
-            text += decoded.stream ?? ""
-            while let newline = text.firstIndex(of: "\n") {
-                output(String(text[..<newline]))
-                text = String(text[text.index(after: newline)...])
-            }
+            lines.feed(Data((decoded.stream ?? "").utf8))
         }
         for try await buffer in response.body {
             pending.append(contentsOf: buffer.readableBytesView)
@@ -169,7 +165,7 @@ public final class DockerEngine: ContainerEngine {
             }
         }
         if !pending.isEmpty { consume(pending) }
-        if !text.isEmpty { output(text) }
+        lines.flush()
         if let failure { throw UserFacingError(.conflict, "the build failed: \(failure.trimmingCharacters(in: .whitespacesAndNewlines))") }
     }
 

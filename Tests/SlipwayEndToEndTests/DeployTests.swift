@@ -121,6 +121,14 @@ struct DeployTests {
         #expect(try body(server) == "hello v1\n")
         let releases = try server.ssh(alice.key, "releases", "web")
         #expect(releases.out.contains("v2 ") && releases.out.contains("failed") && releases.out.contains("v1 *"), "\(releases.out)")
+        // Rollback only to a release that once served.
+        let toFailed = try server.ssh(alice.key, "releases:rollback", "web", "v2")
+        #expect(toFailed.status == 1 && toFailed.err.contains("v2 of web never deployed successfully"), "\(toFailed.err)")
+        let toMissing = try server.ssh(alice.key, "releases:rollback", "web", "v99")
+        #expect(toMissing.status == 1 && toMissing.err.contains("web has no release v99; releases web lists them"), "\(toMissing.err)")
+        #expect(try server.ssh(alice.key, "releases:rollback", "web", "latest").err.contains("is not a release such as v3"))
+        let nothingEarlier = try server.ssh(alice.key, "releases:rollback", "web")
+        #expect(nothingEarlier.status == 1 && nothingEarlier.err.contains("no earlier successful release"), "\(nothingEarlier.err)")
         #expect(try await containers(server, "web").count == 1)
 
         // A process that exits at once fails fast, with its last log lines.

@@ -45,19 +45,13 @@ public struct DeployLocks: Sendable {
 
     /// The app's lock, if held.
     public func status(_ app: AppName) throws -> (lock: DeployLock, stale: Bool)? {
-        try store.read { db in
-            try DeployLock.fetchOne(db, sql: """
-                SELECT deploy_locks.* FROM deploy_locks JOIN apps ON apps.id = deploy_locks.app_id WHERE apps.name = ?
-                """, arguments: [app]).map { ($0, !Self.isAlive($0.pid)) }
-        }
+        try store.read { db in try Self.held(app, db).map { ($0, !Self.isAlive($0.pid)) } }
     }
 
     /// `deploy:unlock`: removes a stale lock; a live deploy's lock stays.
     public func unlock(_ app: AppName, by caller: Caller) throws -> Bool {
         try store.write { db in
-            guard let held = try DeployLock.fetchOne(db, sql: """
-                SELECT deploy_locks.* FROM deploy_locks JOIN apps ON apps.id = deploy_locks.app_id WHERE apps.name = ?
-                """, arguments: [app]) else { return false }
+            guard let held = try Self.held(app, db) else { return false }
             if Self.isAlive(held.pid) {
                 throw UserFacingError.conflict("\(app) is being deployed right now by \(held.holder) (process \(held.pid)); wait for it to finish")
             }
@@ -65,6 +59,12 @@ public struct DeployLocks: Sendable {
             try db.audit(caller, app: app.rawValue, detail: "removed the stale deploy lock of \(held.holder)")
             return true
         }
+    }
+
+    private static func held(_ app: AppName, _ db: Database) throws -> DeployLock? {
+        try DeployLock.fetchOne(db, sql: """
+            SELECT deploy_locks.* FROM deploy_locks JOIN apps ON apps.id = deploy_locks.app_id WHERE apps.name = ?
+            """, arguments: [app])
     }
 
     /// Every lock (server start: reconcile).

@@ -7,6 +7,7 @@ import GRDB
 /// retire, postdeploy, housekeeping; each step a headline line to the caller.
 public struct DeployService: Sendable {
     let store: Store
+    let apps: AppService
     let paths: DataPaths
     let settings: Settings
     let engine: ContainerEngine
@@ -44,14 +45,12 @@ public struct DeployService: Sendable {
         if case .config = trigger, try !isDeployed(app) { return nil }
         let lock = try locks.acquire(app, by: caller)
         defer { locks.release(lock) }
-        guard let record = try store.read({ db in try App.filter(Column("name") == app).fetchOne(db) }) else {
-            throw UserFacingError.appNotFound(app.rawValue)
-        }
+        let record = try existing(app)
         let current = try currentRelease(of: record)
 
         // 1. What to release: image, revision, plan.
         let image: String, revision: String, plan: DeployPlan, reason: String
-        var environment = Dictionary(uniqueKeysWithValues: try config.environment(of: app).map { ($0.key.rawValue, $0.value) })
+        var environment = try config.environmentVariables(of: app)
         switch trigger {
         case .push(let pushed):
             plan = try readPlan(app, revision: pushed)
@@ -79,11 +78,7 @@ public struct DeployService: Sendable {
         }
 
         // 2. The release, numbered, with everything it runs with.
-        let mounts = try storage.mounts(of: app).filter { $0.phases.contains(.deploy) }.map {
-            ReleaseSnapshot.MountSnapshot(hostDirectory: $0.hostDirectory, containerPath: $0.containerPath, readonly: $0.readonly,
-                                          phases: $0.phases.map(\.rawValue).sorted(), managed: { if case .storage = $0.source { return true } else { return false } }($0))
-        }
-        let snapshot = ReleaseSnapshot(plan: plan, environment: environment, mounts: mounts, formation: try formation(of: record.id!, plan: plan))
+        let snapshot = ReleaseSnapshot(plan: plan, environment: environment, mounts: try deployMounts(of: app), formation: try formation(of: record.id!, plan: plan))
         var release = try store.write { db -> Release in
             let version = (try Int.fetchOne(db, sql: "SELECT MAX(version) FROM releases WHERE app_id = ?", arguments: [record.id]) ?? 0) + 1
             var release = Release(appId: record.id!, version: version, image: image, revision: revision, reason: reason,
@@ -131,7 +126,7 @@ public struct DeployService: Sendable {
 
     /// Whether the app has a current release (config changes then redeploy it).
     public func isDeployed(_ app: AppName) throws -> Bool {
-        try store.read { db in try App.filter(Column("name") == app).fetchOne(db)?.currentReleaseId != nil }
+        try apps.find(app)?.currentReleaseId != nil
     }
 
     /// Fails, changing nothing, when a deploy of the app is running: a command that
@@ -139,6 +134,11 @@ public struct DeployService: Sendable {
     public func ensureNotDeploying(_ app: AppName) throws {
         guard let (lock, stale) = try locks.status(app), !stale else { return }
         throw DeployLocks.busy(app, lock)
+    }
+
+    /// The app's deploy-phase mounts as a release records them.
+    func deployMounts(of app: AppName) throws -> [ReleaseSnapshot.MountSnapshot] {
+        try storage.mounts(of: app).filter { $0.phases.contains(.deploy) }.map(\.snapshot)
     }
 
     /// The release serving now, with its snapshot.
@@ -253,41 +253,6 @@ public struct DeployService: Sendable {
         guard !mounts.isEmpty else { return [] }
         let engine = self.engine
         let user = try waitFor { [engine] in try await engine.inspectImage(image) }?.user ?? ""
-        var owner: (uid: uid_t, gid: gid_t)?
-        return try mounts.map { mount in
-            if mount.managed {
-                try FileManager.default.createDirectory(atPath: mount.hostDirectory, withIntermediateDirectories: true)
-                if owner == nil { owner = try ImageUser.resolve(user, image: image, engine: engine) }
-                chown(mount.hostDirectory, owner!.uid, owner!.gid)
-            }
-            return "\(mount.hostDirectory):\(mount.containerPath)\(mount.readonly ? ":ro" : "")"
-        }
-    }
-}
-
-/// Turns output chunks into whole lines (a chunk may end mid-line).
-final class LineSplitter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var pending = Data()
-    private let output: (String) -> Void
-
-    init(output: @escaping (String) -> Void) { self.output = output }
-
-    func feed(_ data: Data) {
-        let lines: [String] = lock.withLock {
-            pending.append(data)
-            var lines: [String] = []
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                lines.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-                pending.removeSubrange(pending.startIndex...newline)
-            }
-            return lines
-        }
-        lines.forEach(output)
-    }
-
-    func flush() {
-        let rest = lock.withLock { () -> Data in defer { pending = Data() }; return pending }
-        if !rest.isEmpty { output(String(decoding: rest, as: UTF8.self)) }
+        return try ImageUser.binds(mounts, image: image, imageUser: user, engine: engine)
     }
 }

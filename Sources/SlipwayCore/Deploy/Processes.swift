@@ -69,9 +69,8 @@ extension DeployService {
     /// new release with them instead, as Dokku users expect.
     public func restart(_ app: AppName, type: String?, by caller: Caller, output: @escaping Output) throws {
         let (record, current) = try deployed(app, type: type)
-        let environment = Dictionary(uniqueKeysWithValues: try config.environment(of: app).map { ($0.key.rawValue, $0.value) })
-        let mounts = try storage.mounts(of: app).filter { $0.phases.contains(.deploy) }.map(\.containerPath).sorted()
-        if environment != current.snapshot.environment || mounts != current.snapshot.mounts.map(\.containerPath).sorted() {
+        let environment = try config.environmentVariables(of: app), mounts = try deployMounts(of: app)
+        if environment != current.snapshot.environment || mounts != current.snapshot.mounts {
             output("-----> Config or storage changed since \(current.release.label): restarting with a new release")
             try deploy(app, trigger: .config, by: caller, output: output)
             return
@@ -128,9 +127,7 @@ extension DeployService {
     }
 
     func existing(_ app: AppName) throws -> App {
-        guard let record = try store.read({ db in try App.filter(Column("name") == app).fetchOne(db) }) else {
-            throw UserFacingError.appNotFound(app.rawValue)
-        }
+        guard let record = try apps.find(app) else { throw UserFacingError.appNotFound(app.rawValue) }
         return record
     }
 
@@ -244,8 +241,8 @@ extension DeployService {
     public func reconcile(report: (String) -> Void) throws {
         let engine = self.engine
         let apps = try store.read { db in try App.fetchAll(db) }
+        let caller = Caller(principal: .localAdmin, command: "serve (reconcile)")
         for record in apps {
-            let caller = Caller(principal: .localAdmin, command: "serve (reconcile)")
             guard let lock = try? locks.acquire(record.name, by: caller) else { continue }
             defer { locks.release(lock) }
             let containers = try processContainers(record.name)

@@ -131,7 +131,6 @@ public struct ContainerSpec: Sendable, Equatable {
 public enum RestartPolicy: String, Sendable, Equatable {
     case never = "no"
     case onFailure = "on-failure"
-    case unlessStopped = "unless-stopped"
 }
 
 /// One container as `inspect` sees it.

@@ -227,9 +227,4 @@ public struct NginxRouter: Sendable {
         while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
         return fd
     }
-
-    /// Stops the managed nginx (tests, and `serve --stop-proxy`).
-    public func stop() {
-        if let pid = runningPID { kill(pid, SIGQUIT) }
-    }
 }

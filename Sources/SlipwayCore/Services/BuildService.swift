@@ -56,8 +56,7 @@ public struct BuildService: Sendable {
             if kind == "dockerfile" {
                 // Config reaches the build only where the Dockerfile asks for it.
                 let declared = Set(Self.declaredArguments(dockerfile.stdout))
-                request.buildArgs = Dictionary(uniqueKeysWithValues: try config.environment(of: app)
-                    .filter { declared.contains($0.key.rawValue) }.map { ($0.key.rawValue, $0.value) })
+                request.buildArgs = try config.environmentVariables(of: app).filter { declared.contains($0.key) }
                 output("-----> Building \(app) from \(revision.prefix(12)) with its Dockerfile")
             } else {
                 let builder = settings.builderImage

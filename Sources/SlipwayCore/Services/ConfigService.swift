@@ -71,6 +71,11 @@ public struct ConfigService: Sendable {
     }
 
     /// The environment a container of the app gets: globals, overridden by the app's own.
+    /// The same, as the name -> value map a container's environment is made from.
+    public func environmentVariables(of app: AppName) throws -> [String: String] {
+        Dictionary(uniqueKeysWithValues: try environment(of: app).map { ($0.key.rawValue, $0.value) })
+    }
+
     public func environment(of app: AppName) throws -> [(key: EnvKey, value: String)] {
         var merged: [String: String] = [:]
         for (key, value) in try vars(.global) { merged[key.rawValue] = value }

@@ -40,7 +40,7 @@ public final class Core: Sendable {
         builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git)
         runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds, events: events)
         router = NginxRouter(settings: settings, paths: paths)
-        deploys = DeployService(store: store, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
+        deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
                                 storage: storage, builds: builds, git: git, router: router, locks: DeployLocks(store: store),
                                 instance: try paths.instanceID())
         pushes = PushService(apps: apps, git: git, deploys: deploys)

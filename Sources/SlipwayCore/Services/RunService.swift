@@ -152,12 +152,12 @@ public struct RunService: Sendable {
         let mounts = try storage.mounts(of: app).filter { $0.phases.contains(.run) }
         var spec = ContainerSpec(image: build.image, command: command.isEmpty ? nil : command)
         spec.name = "\(app).\(kind == "run" ? "run" : "detached").\(UUID().uuidString.prefix(8).lowercased())"
-        spec.environment = Dictionary(uniqueKeysWithValues: try config.environment(of: app).map { ($0.key.rawValue, $0.value) })
+        spec.environment = try config.environmentVariables(of: app)
         // As in the app's processes, so a one-off command sees the same PORT.
         if spec.environment["PORT"] == nil { spec.environment["PORT"] = "5000" }
         spec.labels = ["org.slipway.app": app.rawValue, "org.slipway.kind": kind, "org.slipway.by": caller.principal.name,
                        "org.slipway.origin": caller.principal.channel]
-        spec.binds = try binds(for: mounts, image: build.image, imageUser: image.user)
+        spec.binds = try ImageUser.binds(mounts.map(\.snapshot), image: build.image, imageUser: image.user, engine: engine)
         return (spec, mounts)
     }
 
@@ -173,23 +173,26 @@ public struct RunService: Sendable {
         }
     }
 
-    /// Bind strings for the mounts; managed storage is created if needed and owned
-    /// by the image's user, so a non-root app can write to it.
-    func binds(for mounts: [StorageService.MountInfo], image: String, imageUser: String) throws -> [String] {
+}
+
+/// The numeric owner of an image's configured user, for chowning managed storage.
+enum ImageUser {
+    /// Bind strings for the mounts (`run`, deploy tasks, processes alike); managed
+    /// storage is created if needed and owned by the image's user, so a non-root
+    /// app can write to it. Host paths are bound as they are.
+    static func binds(_ mounts: [ReleaseSnapshot.MountSnapshot], image: String, imageUser: String,
+                      engine: ContainerEngine) throws -> [String] {
         var owner: (uid: uid_t, gid: gid_t)?
         return try mounts.map { mount in
-            if case .storage = mount.source {
+            if mount.managed {
                 try FileManager.default.createDirectory(atPath: mount.hostDirectory, withIntermediateDirectories: true)
-                if owner == nil { owner = try ImageUser.resolve(imageUser, image: image, engine: engine) }
+                if owner == nil { owner = try resolve(imageUser, image: image, engine: engine) }
                 chown(mount.hostDirectory, owner!.uid, owner!.gid)
             }
             return "\(mount.hostDirectory):\(mount.containerPath)\(mount.readonly ? ":ro" : "")"
         }
     }
-}
 
-/// The numeric owner of an image's configured user, for chowning managed storage.
-enum ImageUser {
     /// "" is root, "1000" or "1000:1000" are numbers, a name is looked up inside the image.
     static func resolve(_ user: String, image: String, engine: ContainerEngine) throws -> (uid: uid_t, gid: gid_t) {
         if user.isEmpty || user == "root" { return (0, 0) }

@@ -17,6 +17,14 @@ public struct StorageService: Sendable {
         public let hostDirectory: String
         /// The storage's owner; nil for host paths and admin-created storage.
         public let owner: UserName?
+
+        /// As a release (or a run) binds it.
+        public var snapshot: ReleaseSnapshot.MountSnapshot {
+            var managed = false
+            if case .storage = source { managed = true }
+            return ReleaseSnapshot.MountSnapshot(hostDirectory: hostDirectory, containerPath: containerPath, readonly: readonly,
+                                                 phases: phases.map(\.rawValue).sorted(), managed: managed)
+        }
     }
 
     /// A storage with the apps that mount it.

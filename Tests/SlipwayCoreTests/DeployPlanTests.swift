@@ -1,0 +1,76 @@
+import Foundation
+import GRDB
+import Testing
+@testable import SlipwayCore
+
+/// What a revision's Procfile and app.json turn into, and what they may not say.
+@Suite("Deploy plans: Procfile and app.json")
+struct DeployPlanTests {
+    @Test func procfileTypesTasksAndChecks() throws {
+        let plan = try DeployPlan.parse(
+            procfile: "# comment\nweb: python3 server.py\n\nworker: sleep 100\nrelease: ./migrate\n",
+            appJSON: #"{"scripts": {"dokku": {"predeploy": "echo pre", "postdeploy": "echo post"}}, "healthchecks": {"web": [{"path": "/health", "content": "ok", "attempts": 2}]}}"#)
+        #expect(plan.processes == ["web": "python3 server.py", "worker": "sleep 100"])
+        // app.json's predeploy first, then the Procfile's release line.
+        #expect(plan.predeploy == ["echo pre", "./migrate"])
+        #expect(plan.postdeploy == ["echo post"])
+        #expect(plan.healthchecks["web"] == [HealthCheck(path: "/health", content: "ok", attempts: 2)])
+    }
+
+    @Test func withoutAProcfileTheImageCommandIsWeb() throws {
+        #expect(try DeployPlan.parse(procfile: nil, appJSON: nil).processes == ["web": ""])
+    }
+
+    @Test(arguments: [
+        ("web python3 server.py\n", "is not \"type: command\""),
+        ("Web: python3\n", "process type \"Web\""),
+        ("web:\n", "web has no command"),
+        ("we b: x\n", "process type \"we b\""),
+    ])
+    func badProcfilesAreRefusedWithTheLine(procfile: String, message: String) {
+        #expect { try DeployPlan.parse(procfile: procfile, appJSON: nil) } throws: { error in
+            (error as? UserFacingError)?.message.contains(message) == true && (error as? UserFacingError)?.message.contains("line 1") == true
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"scripts": "nope"}"#, "app.json is not valid: scripts"),
+        (#"not json"#, "app.json is not valid"),
+        (#"{"healthchecks": {"web": [{"path": "health"}]}}"#, "must start with /"),
+        (#"{"healthchecks": {"web": [{"path": "/a b"}]}}"#, "must start with / and hold no spaces"),
+        (#"{"healthchecks": {"web": [{"attempts": 0}]}}"#, "attempts must be within 1...100"),
+        (#"{"healthchecks": {"web": [{"timeout": 601}]}}"#, "timeout must be within 1...600"),
+    ])
+    func badAppJSONIsRefused(appJSON: String, message: String) {
+        #expect { try DeployPlan.parse(procfile: "web: x\n", appJSON: appJSON) } throws: { error in
+            (error as? UserFacingError)?.message.contains(message) == true
+        }
+    }
+
+    @Test func aStaleLockIsReportedAndRemovedAndALiveOneIsNot() throws {
+        let w = try TestWorld()
+        #expect(w.run(["apps:create", "web"]).status == 0)
+        #expect(w.run(["deploy:lock-status", "web"]).out == "web is not being deployed\n")
+        #expect(w.run(["deploy:unlock", "web"]).out == "web has no deploy lock\n")
+
+        // A lock whose process is gone (a crashed deploy)...
+        let appID = try #require(try w.core.apps.find(AppName("web"))?.id)
+        try w.core.store.write { db in
+            var lock = DeployLock(appId: appID, holder: "alice", pid: Int32.max - 1, origin: "local", releaseVersion: 3, acquiredAt: Date())
+            try lock.insert(db)
+        }
+        let stale = w.run(["deploy:lock-status", "web"])
+        #expect(stale.out.contains("stale") && stale.out.contains("alice") && stale.out.contains("(release v3)"), "\(stale.out)")
+        #expect(w.run(["deploy:unlock", "web"]).out.contains("Removed the stale deploy lock"))
+        #expect(w.run(["deploy:lock-status", "web"]).out == "web is not being deployed\n")
+
+        // ...but a live one stays, and deploys are refused at once.
+        let held = try w.core.deploys.locks.acquire(AppName("web"), by: Caller(principal: .localAdmin, command: "test"))
+        let refused = w.run(["deploy:unlock", "web"])
+        #expect(refused.status == 1 && refused.err.contains("is being deployed right now"), "\(refused.err)")
+        let busy = w.run(["ps:rebuild", "web"])
+        #expect(busy.status == 1 && busy.err.contains("web is being deployed by root@host since"), "\(busy.err)")
+        w.core.deploys.locks.release(held)
+        #expect(w.run(["deploy:lock-status", "web"]).out == "web is not being deployed\n")
+    }
+}
