@@ -146,19 +146,25 @@ struct RunTests {
     @Test func runContainersLostByACrashedServerGoOnTheNextStart() async throws {
         let (server, _) = try deployedApp()
         var orphan = ContainerSpec(image: BuilderImage.reference, command: ["sleep", "600"])
-        orphan.labels = ["org.slipway.app": "web", "org.slipway.kind": "run", "org.slipway.origin": "ssh"]
+        let instance = try String(contentsOfFile: server.slipway.dataDir + "/instance-id", encoding: .utf8)
+        orphan.labels = ["org.slipway.app": "web", "org.slipway.kind": "run", "org.slipway.origin": "ssh", "org.slipway.instance": instance]
         var local = orphan
         local.labels["org.slipway.origin"] = "local"
         local.labels["org.slipway.app"] = "local-\(UUID().uuidString.prefix(8).lowercased())"
+        // Another server's run over SSH, on the same engine: not this server's to remove.
+        var foreign = orphan
+        foreign.labels["org.slipway.instance"] = "another-server"
         let orphanID = try await engine.createContainer(orphan)
         let localID = try await engine.createContainer(local)
-        // (Not started: a server another suite starts meanwhile may remove it first, which is fine.)
+        let foreignID = try await engine.createContainer(foreign)
         #expect(server.stop() == 0)
         let restarted = try TestServer(slipway: server.slipway)
         _ = restarted.port
         let remaining = Set(try await leftovers().map(\.id))
         #expect(!remaining.contains(orphanID))
         #expect(remaining.contains(localID))
+        #expect(remaining.contains(foreignID))
         try await engine.removeContainer(localID, force: true)
+        try await engine.removeContainer(foreignID, force: true)
     }
 }

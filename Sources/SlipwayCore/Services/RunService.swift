@@ -156,18 +156,21 @@ public struct RunService: Sendable {
         // As in the app's processes, so a one-off command sees the same PORT.
         if spec.environment["PORT"] == nil { spec.environment["PORT"] = "5000" }
         spec.labels = ["org.slipway.app": app.rawValue, "org.slipway.kind": kind, "org.slipway.by": caller.principal.name,
-                       "org.slipway.origin": caller.principal.channel]
+                       "org.slipway.origin": caller.principal.channel, "org.slipway.instance": try paths.instanceID()]
         spec.binds = try ImageUser.binds(mounts.map(\.snapshot), image: build.image, imageUser: image.user, engine: engine)
         return (spec, mounts)
     }
 
     /// Removes `run` containers started over SSH that no session owns any more (the
     /// server died while they ran). Called as `serve` starts, before any session
-    /// exists; containers of local CLI runs are left alone. Returns how many went.
+    /// exists; containers of local CLI runs, and of other servers sharing the
+    /// engine, are left alone. Returns how many went.
     public func removeOrphans() throws -> Int {
         let engine = self.engine
+        let instance = try paths.instanceID()
         return try waitFor { [engine] in
-            let orphans = try await engine.listContainers(labels: ["org.slipway.kind": "run", "org.slipway.origin": "ssh"])
+            let orphans = try await engine.listContainers(labels: ["org.slipway.kind": "run", "org.slipway.origin": "ssh",
+                                                                   "org.slipway.instance": instance])
             for orphan in orphans { try await engine.removeContainer(orphan.id, force: true) }
             return orphans.count
         }
