@@ -107,12 +107,11 @@ public final class DockerEngine: ContainerEngine {
         return EngineVersion(version: reply.Version, apiVersion: reply.ApiVersion, kind: isPodman ? "podman" : "docker")
     }
 
-    public func importImage(fromTarFile path: String, reference: String, labels: [String: String]) async throws {
+    public func importImage(fromTarFile path: String, reference: String, changes: [String]) async throws {
         // `repo` carries the tag: podman 4.3 ignores a separate `tag`, Docker takes either.
+        // Both engines read `changes` as Dockerfile lines, so one newline-joined value serves.
         var query = ["fromSrc": "-", "repo": reference]
-        if !labels.isEmpty {
-            query["changes"] = labels.sorted { $0.key < $1.key }.map { "LABEL \($0.key)=\($0.value)" }.joined(separator: "\n")
-        }
+        if !changes.isEmpty { query["changes"] = changes.joined(separator: "\n") }
         let response = try await send(.POST, "/images/create", query: query, body: try tarBody(path),
                                       contentType: "application/x-tar", timeout: .minutes(10))
         // Progress arrives as JSON lines; a failure is a line with "error" even under 200.
@@ -125,7 +124,9 @@ public final class DockerEngine: ContainerEngine {
 
     public func inspectImage(_ reference: String) async throws -> ImageInfo? {
         struct Reply: Decodable {
-            struct Config: Decodable { let User: String?; let Labels: [String: String]? }
+            struct Config: Decodable {
+                let User: String?, WorkingDir: String?, Cmd: [String]?, Entrypoint: [String]?, Labels: [String: String]?
+            }
             let Id: String
             let Created: String?
             let Size: Int64?
@@ -135,13 +136,15 @@ public final class DockerEngine: ContainerEngine {
         if response.status == .notFound { _ = try await response.body.collect(upTo: 1 << 20); return nil }
         let reply = try await decode(Reply.self, response)
         return ImageInfo(id: reply.Id, created: reply.Created, size: reply.Size ?? 0, user: reply.Config?.User ?? "",
+                         workingDirectory: reply.Config?.WorkingDir ?? "",
+                         hasCommand: !(reply.Config?.Cmd ?? []).isEmpty || !(reply.Config?.Entrypoint ?? []).isEmpty,
                          labels: reply.Config?.Labels ?? [:])
     }
 
     public func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws {
         func json(_ value: [String: String]) throws -> String { String(decoding: try JSONEncoder().encode(value), as: UTF8.self) }
         let query = ["t": request.tag, "dockerfile": request.dockerfile, "forcerm": "1", "rm": "1",
-                     "labels": try json(request.labels), "buildargs": try json(request.buildArgs)]
+                     "buildargs": try json(request.buildArgs)]
         let response = try await send(.POST, "/build", query: query, body: try tarBody(request.contextTarFile),
                                       contentType: "application/x-tar", timeout: .hours(2))
         guard (200..<300).contains(response.status.code) else { try await expectSuccess(response); return }
@@ -292,6 +295,15 @@ public final class DockerEngine: ContainerEngine {
 
     public func renameContainer(_ id: String, to name: String) async throws {
         try await expectSuccess(try await send(.POST, "/containers/\(Self.escape(id))/rename", query: ["name": name]))
+    }
+
+    public func commitContainer(_ id: String, reference: String, changes: [String]) async throws {
+        // Repository and tag apart, as both engines read them; podman wants a JSON body (no config overrides).
+        let colon = reference.lastIndex(of: ":").flatMap { $0 > (reference.lastIndex(of: "/") ?? reference.startIndex) ? $0 : nil }
+        var query = ["container": id, "repo": colon.map { String(reference[..<$0]) } ?? reference,
+                     "tag": colon.map { String(reference[reference.index(after: $0)...]) } ?? "latest"]
+        if !changes.isEmpty { query["changes"] = changes.joined(separator: "\n") }
+        try await expectSuccess(try await send(.POST, "/commit", query: query, body: .bytes(ByteBuffer(string: "{}")), contentType: "application/json"))
     }
 
     public func removeImage(_ reference: String) async throws {

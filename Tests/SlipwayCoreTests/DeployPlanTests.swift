@@ -74,3 +74,18 @@ struct DeployPlanTests {
         #expect(w.run(["deploy:lock-status", "web"]).out == "web is not being deployed\n")
     }
 }
+
+/// Procfile apps build in one step on the builder's app base.
+@Suite("Procfile builds")
+struct ProcfileBuildTests {
+    @Test(arguments: [("slipway/builder:bookworm", "slipway/builder:bookworm-app"),
+                      ("builder", "builder:latest-app"),
+                      ("registry.local:5000/team/builder", "registry.local:5000/team/builder:latest-app")])
+    func theAppBaseIsATagBesideTheBuilder(builder: String, base: String) {
+        #expect(BuilderService.appBase(of: builder) == base)
+    }
+
+    @Test func theGeneratedDockerfileOnlyCopiesTheCode() {
+        #expect(BuildService.procfileDockerfile(base: "b:app") == "FROM b:app\nCOPY --chown=1000:1000 . /app\n")
+    }
+}

@@ -28,6 +28,10 @@ struct EngineTests {
         #expect(report?["image"] as? String == BuilderImage.reference)
         let info = try await engine.inspectImage(BuilderImage.reference)
         #expect(info?.labels["org.slipway.builder"] == "debian-bookworm")
+        #expect(info?.user == "", "Dockerfiles FROM the builder start as root")
+        // Procfile apps build on its app base: the same files, working in /app as app.
+        let base = try await engine.inspectImage(BuilderService.appBase(of: BuilderImage.reference))
+        #expect(base?.user == "app" && base?.workingDirectory == "/app")
     }
 
     @Test func aContainersWholeLife() async throws {

@@ -31,6 +31,10 @@ extension DeployService {
         spec.binds = try binds(snapshot.mounts, image: release.image)
         spec.restartPolicy = .onFailure
         let port = self.port(snapshot)
+        if let commandless = snapshot.plan.processes.filter({ replacing.contains($0.key) && $0.value.isEmpty && (formation[$0.key] ?? 0) > 0 }).keys.first,
+           try waitFor({ [engine] in try await engine.inspectImage(release.image) })?.hasCommand == false {
+            throw UserFacingError.invalid("\(commandless) has no command: the image has no CMD or ENTRYPOINT; add one to the Dockerfile, or a Procfile line such as \(quoted("\(commandless): python3 server.py"))")
+        }
 
         // Start.
         var started: [(type: String, index: Int, id: String, name: String)] = []
@@ -160,7 +164,7 @@ extension DeployService {
                 guard Date() < deadline else {
                     throw failure(id, name: name, "did not answer HTTP on port \(port) within \(settings.checkTimeout) s (is it listening on $PORT?)")
                 }
-                Thread.sleep(forTimeInterval: 0.2)
+                Thread.sleep(forTimeInterval: 0.05)
             }
         } else {
             for check in checks {

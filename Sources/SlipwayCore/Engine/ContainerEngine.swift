@@ -8,8 +8,9 @@ public protocol ContainerEngine: Sendable {
     var endpoint: String { get }
     func ping() async throws
     func version() async throws -> EngineVersion
-    /// Imports a root filesystem tarball as `reference` (`name:tag`).
-    func importImage(fromTarFile path: String, reference: String, labels: [String: String]) async throws
+    /// Imports a root filesystem tarball as `reference` (`name:tag`), its config set
+    /// by Dockerfile instructions (`changes`: `WORKDIR /app`, `LABEL a=b`, ...).
+    func importImage(fromTarFile path: String, reference: String, changes: [String]) async throws
     /// nil when the image does not exist.
     func inspectImage(_ reference: String) async throws -> ImageInfo?
     /// Builds `tag` from a tar build context, passing each line of the engine's
@@ -33,6 +34,9 @@ public protocol ContainerEngine: Sendable {
     /// nil when the container does not exist.
     func inspectContainer(_ id: String) async throws -> ContainerDetails?
     func renameContainer(_ id: String, to name: String) async throws
+    /// Makes image `reference` of a container's filesystem, its config changed by
+    /// Dockerfile instructions (`changes`).
+    func commitContainer(_ id: String, reference: String, changes: [String]) async throws
     /// Removes an image; one that is gone or still used by a container is left as is.
     func removeImage(_ reference: String) async throws
     /// Paths the container changed in its own filesystem (`/containers/{id}/changes`).
@@ -61,13 +65,20 @@ public struct ImageInfo: Sendable, Codable, Equatable {
     public let size: Int64
     /// The image's configured user (`USER`), empty for root.
     public let user: String
+    /// The image's configured working directory (`WORKDIR`), empty when unset.
+    public let workingDirectory: String
+    /// Whether the image says what to run (`CMD` or `ENTRYPOINT`).
+    public let hasCommand: Bool
     public let labels: [String: String]
 
-    public init(id: String, created: String?, size: Int64, user: String, labels: [String: String]) {
+    public init(id: String, created: String?, size: Int64, user: String, workingDirectory: String = "", hasCommand: Bool = true,
+                labels: [String: String]) {
         self.id = id
         self.created = created
         self.size = size
         self.user = user
+        self.workingDirectory = workingDirectory
+        self.hasCommand = hasCommand
         self.labels = labels
     }
 }
@@ -87,7 +98,6 @@ public struct BuildRequest: Sendable, Equatable {
     public var tag: String
     /// The Dockerfile's path inside the context.
     public var dockerfile = "Dockerfile"
-    public var labels: [String: String] = [:]
     public var buildArgs: [String: String] = [:]
 
     public init(contextTarFile: String, tag: String) {

@@ -117,7 +117,7 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
 
     func ping() async throws { record("ping") }
     func version() async throws -> EngineVersion { record("version"); return EngineVersion(version: "0", apiVersion: "1.41", kind: "recording") }
-    func importImage(fromTarFile path: String, reference: String, labels: [String: String]) async throws { record("import \(reference)") }
+    func importImage(fromTarFile path: String, reference: String, changes: [String]) async throws { record("import \(reference)") }
     func inspectImage(_ reference: String) async throws -> ImageInfo? { record("inspect \(reference)"); return lock.withLock { images[reference] } }
     func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws { record("build \(request.tag)") }
     func createContainer(_ spec: ContainerSpec) async throws -> String { record("create \(spec.image)"); return "c1" }
@@ -129,6 +129,7 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
     func stopContainer(_ id: String, timeoutSeconds: Int) async throws { record("stop \(id)") }
     func inspectContainer(_ id: String) async throws -> ContainerDetails? { record("inspect container \(id)"); return nil }
     func removeImage(_ reference: String) async throws { record("remove image \(reference)") }
+    func commitContainer(_ id: String, reference: String, changes: [String]) async throws { record("commit \(id) \(reference)") }
     func renameContainer(_ id: String, to name: String) async throws { record("rename \(id) \(name)") }
     func changes(_ id: String) async throws -> [FileChange] { record("changes \(id)"); return [] }
     func removeContainer(_ id: String, force: Bool) async throws { record("remove \(id)") }
