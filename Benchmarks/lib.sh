@@ -14,8 +14,9 @@ fi
 work=$(mktemp -d)
 pid=
 sock=/run/podman/podman.sock
-proxy=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'proxy_port = %s\nwait_to_retire = 1\n' "$proxy" > "$work/slipway.toml"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+proxy=$(free_port)
+printf 'proxy_port = %s\ntls_port = %s\nwait_to_retire = 1\n' "$proxy" "$(free_port)" > "$work/slipway.toml"
 s() { "$bin" --data-dir "$work/data" --config "$work/slipway.toml" "$@"; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

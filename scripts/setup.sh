@@ -8,7 +8,7 @@ set -euo pipefail
 # Build: libssh (SSH front and key parsing), SQLite (state), zlib and libstdc++ (dependencies).
 # Run and test: git (repos), the OpenSSH client and ssh-keygen (tests, keys), nginx (the
 # proxy in front of the apps), curl (tests).
-packages=(libssh-dev libsqlite3-dev sqlite3 pkg-config zlib1g-dev libstdc++-12-dev git openssh-client ca-certificates nginx curl)
+packages=(libssh-dev libsqlite3-dev sqlite3 pkg-config zlib1g-dev libstdc++-12-dev git openssh-client ca-certificates nginx curl openssl procps)
 
 install_missing setup "${packages[@]}"
 

@@ -21,15 +21,18 @@ struct Slipway {
     /// and deploy timings short enough for tests.
     let configPath: String
     let proxyPort: Int
+    let tlsPort: Int
     /// Shared by every copy: when the last one goes, so do this instance's nginx and containers.
     private let leftovers: Leftovers
 
-    init(extraConfig: String = "") throws {
+    init(extraConfig: String = "", proxyPort: Int? = nil) throws {
         dataDir = try temporaryDirectory("slipway-e2e")
         configPath = dataDir + ".toml"
-        proxyPort = try freePort()
+        self.proxyPort = try proxyPort ?? freePort()
+        tlsPort = try freePort()
         try """
-            proxy_port = \(proxyPort)
+            proxy_port = \(self.proxyPort)
+            tls_port = \(tlsPort)
             wait_to_retire = 1
             check_timeout = 20
             \(extraConfig)

@@ -16,6 +16,8 @@ public enum CommandTree {
         Run.self, RunDetached.self, RunList.self, RunStop.self,
         Ps.Report.self, Ps.Scale.self, Ps.Restart.self, Ps.Start.self, Ps.Stop.self, Ps.Rebuild.self,
         Releases.List.self, Releases.Rollback.self, Logs.self, DeployLockCommands.Status.self, DeployLockCommands.Unlock.self,
+        Domains.Report.self, Domains.Add.self, Domains.Set.self, Domains.Remove.self, Domains.Clear.self, Domains.SetGlobal.self,
+        Certs.Add.self, Certs.Remove.self, Certs.Report.self, ProxyReport.self,
         Builds.List.self, Builds.Report.self, Builder.Bootstrap.self, Builder.Report.self,
         Events.self, Help.self, Version.self,
     ]

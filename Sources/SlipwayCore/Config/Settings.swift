@@ -36,8 +36,23 @@ public struct Settings: Sendable, Equatable {
     public var checkTimeout: Int = 30
     /// Apps are served at `<app>.<global_domain>`.
     public var globalDomain: String = "localhost"
-    /// The port the managed nginx listens on.
+    /// The port nginx serves apps' HTTP on.
     public var proxyPort: Int = 8080
+    /// The port nginx serves HTTPS on, for apps with a certificate (certs:add).
+    public var tlsPort: Int = 8443
+    /// Which nginx serves the apps.
+    public var proxyMode: ProxyMode = .managed
+    /// System mode: the directory Slipway owns, included by the system nginx's http block.
+    public var nginxIncludeDir: String = "/etc/nginx/slipway"
+    /// System mode: the system nginx's main config (for `nginx -t` and reloads).
+    public var nginxConfig: String = "/etc/nginx/nginx.conf"
+
+    public enum ProxyMode: String, Sendable, Equatable {
+        /// `slipway serve` runs and supervises its own nginx, config under `<data-dir>/nginx`.
+        case managed
+        /// The host's nginx includes `nginx_include_dir`; Slipway writes there and reloads it.
+        case system
+    }
 
     public init() {}
 
@@ -85,16 +100,16 @@ public struct Settings: Sendable, Equatable {
             case "builder_mirror":
                 guard let mirror = value.string, mirror.hasPrefix("http://") || mirror.hasPrefix("https://") else { throw wrongType("an http(s) URL") }
                 settings.builderMirror = mirror
-            case "max_sessions", "idle_timeout", "shutdown_grace", "releases_to_keep", "check_timeout", "proxy_port":
+            case "max_sessions", "idle_timeout", "shutdown_grace", "releases_to_keep", "check_timeout", "proxy_port", "tls_port":
                 guard let n = value.int, n > 0 else { throw wrongType("a positive whole number") }
                 switch key {
                 case "max_sessions": settings.maxSessions = n
                 case "idle_timeout": settings.idleTimeout = n
                 case "releases_to_keep": settings.releasesToKeep = n
                 case "check_timeout": settings.checkTimeout = n
-                case "proxy_port":
+                case "proxy_port", "tls_port":
                     guard n <= 65535 else { throw wrongType("a port number") }
-                    settings.proxyPort = n
+                    if key == "proxy_port" { settings.proxyPort = n } else { settings.tlsPort = n }
                 default: settings.shutdownGrace = n
                 }
             case "wait_to_retire":
@@ -103,6 +118,14 @@ public struct Settings: Sendable, Equatable {
             case "global_domain":
                 guard let domain = value.string, DomainName.isValid(domain) else { throw wrongType("a DNS name such as example.com") }
                 settings.globalDomain = domain.lowercased()
+            case "proxy_mode":
+                guard let mode = value.string.flatMap(ProxyMode.init(rawValue:)) else { throw wrongType("\"managed\" or \"system\"") }
+                settings.proxyMode = mode
+            case "nginx_include_dir", "nginx_config":
+                guard let path = value.string, path.hasPrefix("/"), !path.contains(where: { $0.isWhitespace || $0 == ";" }) else {
+                    throw wrongType("an absolute path without spaces")
+                }
+                if key == "nginx_config" { settings.nginxConfig = path } else { settings.nginxIncludeDir = path }
             case "initial_admin_keys":
                 guard let array = value.array else { throw wrongType("an array of public key lines") }
                 settings.initialAdminKeys = try array.map { try $0.string ?? { throw wrongType("an array of public key lines") }() }

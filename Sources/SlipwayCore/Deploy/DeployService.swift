@@ -16,7 +16,7 @@ public struct DeployService: Sendable {
     let storage: StorageService
     let builds: BuildService
     let git: GitService
-    let router: NginxRouter
+    let routing: RoutingService
     public let locks: DeployLocks
     /// Labels this server's containers, so that servers sharing an engine never touch each other's.
     let instance: String
@@ -120,7 +120,7 @@ public struct DeployService: Sendable {
             }
         }
         housekeeping(app, appID: record.id!, output: output)
-        output("=====> Application deployed: \(router.url(for: app))")
+        output("=====> Application deployed: \(try routing.url(for: app))")
         return release
     }
 

@@ -31,7 +31,7 @@ extension DeployService {
         }.sorted { ($0.type, $0.index) < ($1.type, $1.index) }
         let formation = try current.map { try self.formation(of: record.id!, plan: $0.snapshot.plan) } ?? [:]
         return Report(current: current?.release, formation: formation, stopped: record.processesStopped, processes: processes,
-                      endpoints: try currentEndpoints(record.id!).map(\.address), url: router.url(for: app))
+                      endpoints: try currentEndpoints(record.id!).map(\.address), url: try routing.url(for: app))
     }
 
     /// `ps:scale web=2 worker=1`: records the scale and, on a deployed app, starts
@@ -102,7 +102,7 @@ extension DeployService {
         defer { locks.release(lock) }
         let targets = try processContainers(app).filter { type == nil || $0.labels["org.slipway.type"] == type }
         if type == nil || type == "web" {
-            try router.publish(app: app, endpoints: [])
+            try routing.publish(app, endpoints: [])
         }
         try store.write { db in
             if type == nil { try db.execute(sql: "UPDATE apps SET processes_stopped = 1 WHERE id = ?", arguments: [record.id]) }
@@ -187,7 +187,8 @@ extension DeployService {
                 try await engine.removeContainer(container.id, force: true)
             }
         }
-        try router.remove(app: app)
+        try routing.router.remove(app: app)
+        if let id = try apps.find(app)?.id { CertificateFiles.remove(paths: paths, appID: id) }
         let images = try store.read { db in
             try String.fetchAll(db, sql: "SELECT DISTINCT image FROM builds JOIN apps ON apps.id = builds.app_id WHERE apps.name = ?", arguments: [app])
         }
@@ -255,7 +256,7 @@ extension DeployService {
                 report("\(record.name): removed \(strays.count) container\(strays.count == 1 ? "" : "s") of an unfinished deploy")
             }
             guard let current, !record.processesStopped else {
-                try router.publish(app: record.name, endpoints: [])
+                try routing.publish(record.name, endpoints: [])
                 continue
             }
             let formation = try formation(of: record.id!, plan: current.snapshot.plan)
@@ -264,7 +265,7 @@ extension DeployService {
             let healthy = kept.filter { $0.state == "running" }
             let endpoints = try currentEndpoints(record.id!)
             if healthy.count == expected && kept.count == expected && endpoints.count == (formation["web"] ?? 0) {
-                try router.publish(app: record.name, endpoints: endpoints.map(\.address))
+                try routing.publish(record.name, endpoints: endpoints.map(\.address))
                 continue
             }
             // Missing, stopped or half-switched processes: a fresh rollout of the current release.

@@ -83,7 +83,7 @@ extension DeployService {
             let webReplaced = replacing.contains("web")
             let liveEndpoints = webReplaced ? endpoints : try currentEndpoints(record.id!)
             if webReplaced || record.currentReleaseId == nil {
-                try router.publish(app: app, endpoints: liveEndpoints.map(\.address))
+                try routing.publish(app, endpoints: liveEndpoints.map(\.address))
                 output("-----> Switched \(app) to \(release.label)\(webReplaced ? " (\(liveEndpoints.count) web)" : "")")
             }
             var done = release

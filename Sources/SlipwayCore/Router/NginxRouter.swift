@@ -1,16 +1,19 @@
 import Foundation
 
-/// Sends each app's HTTP traffic to its current web containers through nginx.
-/// One config file per app, rendered from state only (validated names and
-/// loopback addresses), checked with `nginx -t` on a staging copy of the whole
-/// config before it replaces the live file, then a graceful reload.
+/// Sends each app's HTTP(S) traffic to its current web containers through nginx.
+/// One config file per app, rendered from a `Site` (validated names, loopback
+/// addresses, paths Slipway chose), checked with `nginx -t` on a staging copy of
+/// the whole config before it replaces the live file, then a graceful reload.
 ///
 /// Managed mode (the default): `slipway serve` runs nginx with its config under
 /// `<data-dir>/nginx`; nginx is a daemon of its own, so apps keep serving while
-/// the Slipway server restarts.
+/// the Slipway server restarts. System mode: the host's nginx includes
+/// `nginx_include_dir`, which Slipway owns; a change is kept only if the system's
+/// whole config still passes `nginx -t`.
 public struct NginxRouter: Sendable {
     public static let executable = "/usr/sbin/nginx"
     let settings: Settings
+    /// Managed: nginx's prefix (main config, pid, logs, temp files). System: only the lock and staging.
     let directory: String
 
     public init(settings: Settings, paths: DataPaths) {
@@ -18,28 +21,34 @@ public struct NginxRouter: Sendable {
         directory = paths.root + "/nginx"
     }
 
-    var appsDirectory: String { directory + "/apps" }
-    var mainConfig: String { directory + "/nginx.conf" }
+    public var isManaged: Bool { settings.proxyMode == .managed }
+    /// Where the per-app files live (the live config).
+    public var appsDirectory: String { isManaged ? directory + "/apps" : settings.nginxIncludeDir }
+    var mainConfig: String { isManaged ? directory + "/nginx.conf" : settings.nginxConfig }
     var pidFile: String { directory + "/nginx.pid" }
-
-    /// The address users reach the app at.
-    public func url(for app: AppName) -> String {
-        "http://\(app).\(settings.globalDomain)\(settings.proxyPort == 80 ? "" : ":\(settings.proxyPort)")"
-    }
 
     /// The app's config file, for `proxy:report`.
     public func configPath(for app: AppName) -> String { "\(appsDirectory)/\(app).conf" }
 
-    /// Renders the app's server block for `endpoints` (none: a 503 page naming the
-    /// app), validates the whole config with it, makes it live and reloads.
-    public func publish(app: AppName, endpoints: [String]) throws {
+    /// Renders the site, validates the whole config with it, makes it live and reloads.
+    public func publish(_ site: Site) throws {
         try prepare()
         let lock = try exclusive()
         defer { close(lock) }
-        let rendered = render(app: app, endpoints: endpoints)
-        if (try? String(contentsOfFile: configPath(for: app), encoding: .utf8)) == rendered, isRunning { return }
-        try validate(replacing: app, with: rendered)
-        try write(rendered, to: configPath(for: app))
+        let rendered = render(site)
+        let path = configPath(for: site.app)
+        let previous = try? String(contentsOfFile: path, encoding: .utf8)
+        if previous == rendered, !isManaged || isRunning { return }
+        try validate(replacing: site.app, with: rendered)
+        try write(rendered, to: path)
+        if !isManaged {
+            // The system's own config may clash with ours (a server_name it serves too): keep ours only if the whole passes.
+            let check = try ProcessRunner.run(Self.executable, ["-t", "-q", "-c", mainConfig])
+            if check.status != 0 {
+                if let previous { try? write(previous, to: path) } else { try? FileManager.default.removeItem(atPath: path) }
+                throw UserFacingError(.conflict, "the system nginx rejected the config for \(site.app), so the previous one was kept: \(check.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+        }
         try reload()
     }
 
@@ -53,42 +62,45 @@ public struct NginxRouter: Sendable {
 
     // MARK: Rendering
 
-    func render(app: AppName, endpoints: [String]) -> String {
-        let upstream = "slipway-\(app)"
-        let serverName = "\(app).\(settings.globalDomain)"
-        var text = "# Written by Slipway from its state; edits are overwritten at the next deploy.\n"
-        if endpoints.isEmpty {
-            text += """
-                server {
-                    listen \(settings.proxyPort);
-                    server_name \(serverName);
+    func render(_ site: Site) -> String {
+        let upstream = "slipway-\(site.app)"
+        var text = "# Written by Slipway from its state; edits are overwritten at the next change.\n"
+        let serve: String
+        if site.endpoints.isEmpty {
+            serve = """
                     default_type text/plain;
-                    return 503 "\(app) has no running web process; ps:start \(app) or git push it\\n";
-                }
-
+                    return 503 "\(site.app) has no running web process; ps:start \(site.app) or git push it\\n";
                 """
-            return text
+        } else {
+            text += "upstream \(upstream) {\n"
+            for endpoint in site.endpoints { text += "    server \(endpoint) max_fails=1 fail_timeout=2s;\n" }
+            text += "    keepalive 32;\n}\n"
+            serve = """
+                    location / {
+                        proxy_pass http://\(upstream);
+                        proxy_http_version 1.1;
+                        proxy_set_header Connection "";
+                        proxy_set_header Host $host;
+                        proxy_set_header X-Real-IP $remote_addr;
+                        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                        proxy_set_header X-Forwarded-Proto $scheme;
+                        proxy_next_upstream error timeout http_502 http_503;
+                    }
+                """
         }
-        text += "upstream \(upstream) {\n"
-        for endpoint in endpoints { text += "    server \(endpoint) max_fails=1 fail_timeout=2s;\n" }
-        text += "    keepalive 16;\n}\n"
-        text += """
-            server {
-                listen \(settings.proxyPort);
-                server_name \(serverName);
-                location / {
-                    proxy_pass http://\(upstream);
-                    proxy_http_version 1.1;
-                    proxy_set_header Connection "";
-                    proxy_set_header Host $host;
-                    proxy_set_header X-Real-IP $remote_addr;
-                    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-                    proxy_set_header X-Forwarded-Proto $scheme;
-                    proxy_next_upstream error timeout http_502 http_503;
-                }
-            }
-
-            """
+        func server(_ listen: String, _ names: [String], _ body: String) -> String {
+            "server {\n    listen \(listen);\n    server_name \(names.joined(separator: " "));\n\(body)\n}\n"
+        }
+        if !site.plainNames.isEmpty { text += server("\(settings.proxyPort)", site.plainNames, serve) }
+        if let tls = site.tls, !tls.names.isEmpty {
+            let port = settings.tlsPort == 443 ? "" : ":\(settings.tlsPort)"
+            text += server("\(settings.proxyPort)", tls.names, "    return 301 https://$host\(port)$request_uri;")
+            text += server("\(settings.tlsPort) ssl", tls.names, """
+                    ssl_certificate \(tls.certificatePath);
+                    ssl_certificate_key \(tls.keyPath);
+                \(serve)
+                """)
+        }
         return text
     }
 
@@ -118,6 +130,14 @@ public struct NginxRouter: Sendable {
                 default_type text/plain;
                 return 404 "no app is served at this address\\n";
             }
+            # HTTPS for a name no app has a certificate for: refused, never another app's certificate.
+            server {
+                listen \(settings.tlsPort) ssl default_server;
+                server_name _;
+                ssl_reject_handshake on;
+            }
+            ssl_protocols TLSv1.2 TLSv1.3;
+            ssl_session_cache shared:slipway:1m;
             include \(includeDirectory)/*.conf;
         }
 
@@ -129,6 +149,7 @@ public struct NginxRouter: Sendable {
     private func prepare() throws {
         let fm = FileManager.default
         for dir in [appsDirectory, directory + "/tmp"] { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        guard isManaged else { return }
         let main = renderMain(includeDirectory: appsDirectory)
         if (try? String(contentsOfFile: mainConfig, encoding: .utf8)) != main { try write(main, to: mainConfig) }
     }
@@ -159,29 +180,51 @@ public struct NginxRouter: Sendable {
     }
 
     /// The pid of the running managed nginx, if any.
-    var runningPID: pid_t? {
-        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0 else { return nil }
-        return pid
-    }
+    var runningPID: pid_t? { Self.livePID(file: pidFile) }
 
     public var isRunning: Bool { runningPID != nil }
 
     /// Graceful reload (SIGHUP: new workers take the new config, old ones finish
     /// their requests). Nothing to do while nginx is not running: `ensureRunning` starts it with the live files.
     public func reload() throws {
-        guard let pid = runningPID else { return }
+        guard let pid = isManaged ? runningPID : Self.livePID(file: systemPIDFile) else {
+            if isManaged { return }
+            throw UserFacingError(.unavailable, "the system nginx is not running (no live pid in \(systemPIDFile)); start it (systemctl start nginx)")
+        }
         let before = Self.children(of: pid)
         kill(pid, SIGHUP)
-        // The reload is done once the master has started workers with the new config
-        // (the old ones then stop accepting): wait for that, so that "deployed" means
-        // the new config answers.
+        // Done once the master runs workers with the new config and has told every
+        // old one to stop accepting (its title then says "shutting down"): from then
+        // on every new connection gets the new config, so "deployed" means it answers.
+        var started = false
         for _ in 0..<500 {
             let now = Self.children(of: pid)
-            if !now.isEmpty && !now.isSubset(of: before) { break }
+            started = started || (!now.isEmpty && !now.isSubset(of: before))
+            if started && before.allSatisfy({ !now.contains($0) || Self.isShuttingDown($0) }) { return }
             Thread.sleep(forTimeInterval: 0.01)
         }
-        Thread.sleep(forTimeInterval: 0.05)
+    }
+
+    /// System mode: the pid file the system nginx's main config names (Debian's default otherwise).
+    var systemPIDFile: String {
+        let text = (try? String(contentsOfFile: mainConfig, encoding: .utf8)) ?? ""
+        for line in text.split(separator: "\n") {
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ";" })
+            if words.count >= 2, words[0] == "pid" { return String(words[1]) }
+        }
+        return "/run/nginx.pid"
+    }
+
+    static func livePID(file: String) -> pid_t? {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8),
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0 else { return nil }
+        return pid
+    }
+
+    /// An old worker told to stop (graceful shutdown) retitles itself.
+    static func isShuttingDown(_ pid: pid_t) -> Bool {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return true }
+        return String(decoding: data, as: UTF8.self).contains("shutting down")
     }
 
     /// The process ids whose parent is `pid`.
@@ -201,6 +244,7 @@ public struct NginxRouter: Sendable {
     /// at start and whenever its supervisor finds nginx gone). Returns true if it started one.
     @discardableResult
     public func ensureRunning() throws -> Bool {
+        guard isManaged else { return false }
         try prepare()
         if isRunning { return false }
         let lock = try exclusive()
@@ -209,6 +253,7 @@ public struct NginxRouter: Sendable {
         guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
             throw UserFacingError(.unavailable, "nginx is not installed (\(Self.executable)); scripts/setup.sh installs it")
         }
+        killOrphanedWorkers()
         let result = try ProcessRunner.runDaemonizing(Self.executable, ["-p", directory, "-c", mainConfig], logFile: directory + "/start.log")
         guard result.status == 0 else {
             throw UserFacingError(.unavailable, "nginx did not start: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
@@ -216,6 +261,22 @@ public struct NginxRouter: Sendable {
         // Its pid file appears once the config is read; until then a reload would be lost.
         for _ in 0..<300 where !isRunning { Thread.sleep(forTimeInterval: 0.01) }
         return true
+    }
+
+    /// Workers of a master that was killed (SIGKILL) keep serving the old config and
+    /// hold the ports, so a new master could not listen: they go first. They are
+    /// told apart from other nginx processes by the error log they hold open.
+    private func killOrphanedWorkers() {
+        let log = directory + "/error.log"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), pid != getpid(),
+                  (try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8))?.hasPrefix("nginx") == true else { continue }
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(entry)/fd")) ?? []
+            if fds.contains(where: { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/fd/\($0)")) == log }) {
+                kill(pid, SIGKILL)
+            }
+        }
+        Thread.sleep(forTimeInterval: 0.05)
     }
 
     /// Serializes config changes and starts across processes (the server, push hooks,

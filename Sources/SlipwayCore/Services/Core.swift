@@ -19,6 +19,8 @@ public final class Core: Sendable {
     public let pushes: PushService
     public let runs: RunService
     public let router: NginxRouter
+    public let routing: RoutingService
+    public let certificates: CertificateService
     public let deploys: DeployService
 
     /// Prepares the data directory and opens (migrating) the database. The engine is
@@ -37,11 +39,13 @@ public final class Core: Sendable {
         events = EventLog(store: store)
         git = GitService(store: store, paths: paths, apps: apps)
         builder = BuilderService(store: store, paths: paths, settings: settings, engine: engine)
-        builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git)
+        builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git, builder: builder)
         runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds, events: events)
         router = NginxRouter(settings: settings, paths: paths)
+        routing = RoutingService(store: store, settings: settings, paths: paths, router: router)
+        certificates = CertificateService(store: store, paths: paths, routing: routing)
         deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
-                                storage: storage, builds: builds, git: git, router: router, locks: DeployLocks(store: store),
+                                storage: storage, builds: builds, git: git, routing: routing, locks: DeployLocks(store: store),
                                 instance: try paths.instanceID())
         pushes = PushService(apps: apps, git: git, deploys: deploys)
     }

@@ -148,6 +148,36 @@ enum Migrations {
                 );
                 """)
         }
+        migrator.registerMigration("v4: domains and certificates") { db in
+            try db.execute(sql: """
+                -- Custom domains; a name belongs to one app only. (<app>.<global domain> is implied.)
+                CREATE TABLE domains (
+                    name TEXT PRIMARY KEY,
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    added_by TEXT NOT NULL,
+                    added_at DATETIME NOT NULL
+                );
+                CREATE INDEX domains_by_app ON domains(app_id, name);
+                -- An app's TLS certificate; the PEM files live under <data>/certs/<app id>/.
+                CREATE TABLE certificates (
+                    app_id INTEGER PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+                    subject TEXT NOT NULL,
+                    issuer TEXT NOT NULL,
+                    -- JSON array of the DNS names it covers.
+                    names TEXT NOT NULL,
+                    not_before DATETIME NOT NULL,
+                    not_after DATETIME NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    added_by TEXT NOT NULL,
+                    added_at DATETIME NOT NULL
+                );
+                -- Server-wide values set over SSH (domains:set-global), over the config file's.
+                CREATE TABLE server_settings (
+                    key TEXT PRIMARY KEY,
+                    value TEXT NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }

@@ -104,6 +104,33 @@ public struct Endpoint: SlipwayRecord, Equatable {
     public var address: String
 }
 
+/// A custom domain of an app.
+public struct Domain: SlipwayRecord, Equatable {
+    public static let databaseTableName = "domains"
+    public var name: String
+    public var appId: Int64
+    public var addedBy: String
+    public var addedAt: Date
+}
+
+/// What Slipway keeps of an app's TLS certificate (the PEM files are on disk).
+public struct CertificateRecord: SlipwayRecord, Equatable {
+    public static let databaseTableName = "certificates"
+    public var appId: Int64
+    public var subject: String
+    public var issuer: String
+    /// JSON array of DNS names.
+    public var names: String
+    public var notBefore: Date
+    public var notAfter: Date
+    /// SHA-256 of the leaf certificate's DER, hex with colons.
+    public var fingerprint: String
+    public var addedBy: String
+    public var addedAt: Date
+
+    public var nameList: [String] { (try? JSONDecoder().decode([String].self, from: Data(names.utf8))) ?? [] }
+}
+
 /// Who is deploying an app right now.
 public struct DeployLock: SlipwayRecord, Equatable {
     public static let databaseTableName = "deploy_locks"

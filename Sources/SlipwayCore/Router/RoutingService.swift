@@ -1,0 +1,245 @@
+import Foundation
+import GRDB
+
+/// Which names reach which app: every app answers at `<app>.<global domain>`, plus
+/// the custom domains its writers add. A name belongs to one app only; names are
+/// DNS names (RFC 1123), so nothing typed here reaches nginx as anything but a name.
+/// Every change is rendered, validated and reloaded inside the transaction that
+/// records it: a change nginx refuses is not recorded either.
+public struct RoutingService: Sendable {
+    let store: Store
+    let settings: Settings
+    let paths: DataPaths
+    public let router: NginxRouter
+
+    /// Custom domains one app may have.
+    public static let maxDomainsPerApp = 50
+
+    // MARK: Names
+
+    /// The global domain: set by `domains:set-global`, else the config file's `global_domain`.
+    public func globalDomain() throws -> String {
+        try store.read { db in try globalDomain(db) }
+    }
+
+    func globalDomain(_ db: Database) throws -> String {
+        try String.fetchOne(db, sql: "SELECT value FROM server_settings WHERE key = 'global_domain'") ?? settings.globalDomain
+    }
+
+    /// The app's names: `<app>.<global>` first, then its custom domains (sorted).
+    func names(of app: App, _ db: Database) throws -> [String] {
+        let custom = try String.fetchAll(db, sql: "SELECT name FROM domains WHERE app_id = ? ORDER BY name", arguments: [app.id])
+        return ["\(app.name).\(try globalDomain(db))"] + custom
+    }
+
+    /// Where users reach the app: its first custom domain if it has one, else the
+    /// default name; https when the certificate covers that name.
+    public func url(for app: AppName) throws -> String {
+        try store.read { db in
+            guard let record = try App.filter(Column("name") == app.rawValue).fetchOne(db) else { return "http://\(app).\(try globalDomain(db))" }
+            let served = try site(of: record, endpoints: [], db)
+            return url(of: served, name: served.names.count > 1 ? served.names[1] : served.names[0])
+        }
+    }
+
+    func url(of site: Site, name: String) -> String {
+        if site.tls?.names.contains(name) == true {
+            return "https://\(name)\(settings.tlsPort == 443 ? "" : ":\(settings.tlsPort)")"
+        }
+        return "http://\(name)\(settings.proxyPort == 80 ? "" : ":\(settings.proxyPort)")"
+    }
+
+    // MARK: Publishing
+
+    /// The app's site from state, with these endpoints.
+    func site(of app: App, endpoints: [String], _ db: Database) throws -> Site {
+        let names = try names(of: app, db)
+        var site = Site(app: app.name, names: names, endpoints: endpoints)
+        if let certificate = try CertificateRecord.fetchOne(db, key: app.id) {
+            let files = CertificateFiles(paths: paths, appID: app.id!)
+            site.tls = .init(certificatePath: files.certificate, keyPath: files.key,
+                             names: names.filter { CertificateService.covers(certificate.nameList, $0) })
+        }
+        return site
+    }
+
+    /// Points the app's names at `endpoints` (nil: the recorded ones, none while
+    /// stopped), validated and reloaded.
+    public func publish(_ app: AppName, endpoints: [String]? = nil) throws {
+        let current = try store.read { db -> Site? in
+            guard let record = try App.filter(Column("name") == app.rawValue).fetchOne(db) else { return nil }
+            return try site(of: record, endpoints: endpoints ?? recordedEndpoints(record, db), db)
+        }
+        if let current { try router.publish(current) }
+    }
+
+    /// Publishes inside a write transaction (the change is kept only if nginx takes it).
+    func republish(_ app: App, _ db: Database) throws {
+        try router.publish(try site(of: app, endpoints: try recordedEndpoints(app, db), db))
+    }
+
+    private func recordedEndpoints(_ app: App, _ db: Database) throws -> [String] {
+        if app.processesStopped { return [] }
+        return try String.fetchAll(db, sql: "SELECT address FROM endpoints WHERE app_id = ? ORDER BY container_name", arguments: [app.id])
+    }
+
+    /// What `proxy:report` shows.
+    public struct ProxyReport: Sendable, Codable {
+        public let app: String
+        public let mode: String
+        public let httpPort: Int
+        public let httpsPort: Int
+        public let domains: [String]
+        public let urls: [String]
+        public let upstreams: [String]
+        public let tlsDomains: [String]
+        public let configPath: String
+        public let configPresent: Bool
+    }
+
+    public func proxyReport(_ app: AppName) throws -> ProxyReport {
+        let served = try store.read { db in
+            let record = try existing(app, db)
+            return try site(of: record, endpoints: try recordedEndpoints(record, db), db)
+        }
+        let path = router.configPath(for: app)
+        return ProxyReport(app: app.rawValue, mode: settings.proxyMode.rawValue, httpPort: settings.proxyPort, httpsPort: settings.tlsPort,
+                           domains: served.names, urls: served.names.map { url(of: served, name: $0) }, upstreams: served.endpoints,
+                           tlsDomains: served.tls?.names ?? [], configPath: path, configPresent: FileManager.default.fileExists(atPath: path))
+    }
+
+    // MARK: Domains
+
+    /// What `domains:report` shows.
+    public struct DomainReport: Sendable, Codable {
+        public let app: String
+        public let defaultDomain: String
+        public let customDomains: [String]
+        public let globalDomain: String
+        public let urls: [String]
+    }
+
+    public func report(_ app: AppName) throws -> DomainReport {
+        try store.read { db in
+            let record = try existing(app, db)
+            let served = try site(of: record, endpoints: [], db)
+            return DomainReport(app: app.rawValue, defaultDomain: served.names[0], customDomains: Array(served.names.dropFirst()),
+                                globalDomain: try globalDomain(db), urls: served.names.map { url(of: served, name: $0) })
+        }
+    }
+
+    /// `domains:add`: names already on the app are left as they are. Returns the ones added.
+    @discardableResult
+    public func add(_ app: AppName, _ domains: [String], by caller: Caller) throws -> [String] {
+        let wanted = try validated(domains)
+        return try store.write { db in
+            let record = try existing(app, db)
+            let current = Set(try names(of: record, db))
+            let new = wanted.filter { !current.contains($0) }
+            try claim(new, for: record, by: caller, db)
+            try republish(record, db)
+            if !new.isEmpty { try db.audit(caller, app: app.rawValue, detail: "added domains \(new.joined(separator: " "))") }
+            return new
+        }
+    }
+
+    /// `domains:set`: the app's custom domains become exactly these.
+    public func set(_ app: AppName, _ domains: [String], by caller: Caller) throws {
+        let names = try validated(domains)
+        try store.write { db in
+            let record = try existing(app, db)
+            try db.execute(sql: "DELETE FROM domains WHERE app_id = ?", arguments: [record.id])
+            try claim(names.filter { $0 != "\(app).\(try globalDomain(db))" }, for: record, by: caller, db)
+            try republish(record, db)
+            try db.audit(caller, app: app.rawValue, detail: "set domains to \(names.joined(separator: " "))")
+        }
+    }
+
+    /// `domains:remove`: each name must be one of the app's custom domains.
+    public func remove(_ app: AppName, _ domains: [String], by caller: Caller) throws {
+        let names = try validated(domains)
+        try store.write { db in
+            let record = try existing(app, db)
+            let custom = Set(try String.fetchAll(db, sql: "SELECT name FROM domains WHERE app_id = ?", arguments: [record.id]))
+            for name in names where !custom.contains(name) {
+                if name == "\(app).\(try globalDomain(db))" {
+                    throw UserFacingError.invalid("\(name) is \(app)'s default domain (<app>.<global domain>) and cannot be removed")
+                }
+                throw UserFacingError.notFound("\(app) has no domain \(name); domains:report \(app) lists them")
+            }
+            for name in names { try db.execute(sql: "DELETE FROM domains WHERE name = ?", arguments: [name]) }
+            try republish(record, db)
+            try db.audit(caller, app: app.rawValue, detail: "removed domains \(names.joined(separator: " "))")
+        }
+    }
+
+    /// `domains:clear`: no custom domains (the default one stays).
+    public func clear(_ app: AppName, by caller: Caller) throws {
+        try store.write { db in
+            let record = try existing(app, db)
+            try db.execute(sql: "DELETE FROM domains WHERE app_id = ?", arguments: [record.id])
+            try republish(record, db)
+            try db.audit(caller, app: app.rawValue, detail: "cleared custom domains")
+        }
+    }
+
+    /// `domains:set-global` (admin): every app's default domain moves with it.
+    public func setGlobal(_ domain: String, by caller: Caller) throws {
+        guard let global = try validated([domain]).first else { return }
+        try store.write { db in
+            // A custom domain must not turn into another app's default one.
+            for (name, owner) in try Row.fetchAll(db, sql: "SELECT domains.name, apps.name FROM domains JOIN apps ON apps.id = domains.app_id")
+                .map({ ($0[0] as String, $0[1] as String) }) {
+                let suffix = "." + global
+                if name.hasSuffix(suffix), let label = Optional(String(name.dropLast(suffix.count))), (try? AppName(label)) != nil, label != owner {
+                    throw UserFacingError.conflict("\(owner) has the custom domain \(name), which would become the default domain of an app named \(label); domains:remove it first")
+                }
+            }
+            try db.execute(sql: "INSERT INTO server_settings (key, value) VALUES ('global_domain', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [global])
+            for app in try App.fetchAll(db) { try republish(app, db) }
+            try db.audit(caller, app: nil, detail: "set the global domain to \(global)")
+        }
+    }
+
+    /// Lowercased, deduplicated, each a DNS name (else an error naming the first bad one).
+    func validated(_ domains: [String]) throws -> [String] {
+        guard !domains.isEmpty else { throw UserFacingError(.usage, "give at least one domain, such as www.example.com") }
+        var seen: [String] = []
+        for domain in domains {
+            guard DomainName.isValid(domain) else {
+                throw UserFacingError.invalid("\(quoted(domain)) is not a domain name; use letters, digits, hyphens and dots (at most 253 characters, labels of at most 63), such as www.example.com")
+            }
+            let name = domain.lowercased()
+            if !seen.contains(name) { seen.append(name) }
+        }
+        return seen
+    }
+
+    /// Records `names` as the app's, refusing any that another app has or that is
+    /// reserved for an app's default domain.
+    private func claim(_ names: [String], for app: App, by caller: Caller, _ db: Database) throws {
+        let global = try globalDomain(db)
+        let existing = try String.fetchOne(db, sql: "SELECT COUNT(*) FROM domains WHERE app_id = ?", arguments: [app.id]).flatMap(Int.init) ?? 0
+        guard existing + names.count <= Self.maxDomainsPerApp else {
+            throw UserFacingError.invalid("an app has at most \(Self.maxDomainsPerApp) custom domains; \(app.name) would have \(existing + names.count)")
+        }
+        for name in names {
+            if name.hasSuffix("." + global), let label = Optional(String(name.dropLast(global.count + 1))), (try? AppName(label)) != nil {
+                guard label == app.name.rawValue else {
+                    throw UserFacingError.conflict("\(name) is reserved: names of the form <app>.\(global) belong to the app of that name")
+                }
+                continue
+            }
+            if let owner = try Int64.fetchOne(db, sql: "SELECT app_id FROM domains WHERE name = ?", arguments: [name]), owner != app.id {
+                throw UserFacingError.conflict("\(name) is already a domain of another app; a domain belongs to one app only")
+            }
+            var row = Domain(name: name, appId: app.id!, addedBy: caller.principal.name, addedAt: Date())
+            try row.save(db)
+        }
+    }
+
+    private func existing(_ app: AppName, _ db: Database) throws -> App {
+        guard let record = try App.filter(Column("name") == app.rawValue).fetchOne(db) else { throw UserFacingError.appNotFound(app.rawValue) }
+        return record
+    }
+}

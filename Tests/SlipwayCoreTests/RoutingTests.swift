@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+@testable import SlipwayCore
+
+/// Domain names as the proxy may see them, certificates as users bring them, and
+/// the nginx config rendered from both.
+@Suite("Routing: domain names, certificates, rendered config")
+struct RoutingUnitTests {
+    @Test(arguments: ["example.com", "www.example.com", "a-b.c0.example", "x", String(repeating: "a", count: 63) + ".com"])
+    func dnsNamesAreAccepted(_ name: String) {
+        #expect(DomainName.isValid(name))
+    }
+
+    @Test(arguments: ["a.com;", "a.com{", "a.com}", "a b.com", "a.com\nb", "a.com\r", "*", "*.a.com", "wéb.com", "xn--wb-bja.com\u{0}",
+                      "$host", "a..com", ".a.com", "a.com.", "-a.com", "a-.com", "a_b.com", "a.com#", "a.com'", "a.com\"", "",
+                      String(repeating: "a", count: 64) + ".com", Array(repeating: "abcdefghi", count: 30).joined(separator: ".")])
+    func hostileNamesAreRefused(_ name: String) {
+        #expect(!DomainName.isValid(name))
+    }
+
+    @Test func certificateNamesCoverDomainsAsBrowsersDo() {
+        #expect(CertificateService.covers(["www.example.com"], "www.example.com"))
+        #expect(CertificateService.covers(["*.example.com"], "www.example.com"))
+        #expect(!CertificateService.covers(["*.example.com"], "example.com"))
+        #expect(!CertificateService.covers(["*.example.com"], "a.b.example.com"))
+        #expect(!CertificateService.covers(["example.com"], "www.example.com"))
+    }
+
+    /// openssl makes what users bring: a self-signed certificate and its key.
+    func makeCertificate(_ names: [String], days: Int = 2) throws -> (cert: String, key: String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-cert-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let result = try ProcessRunner.run("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                                                                "-keyout", dir + "/k.pem", "-out", dir + "/c.pem", "-days", "\(days)", "-subj", "/CN=\(names[0])",
+                                                                "-addext", "subjectAltName=" + names.map { "DNS:\($0)" }.joined(separator: ",")])
+        #expect(result.status == 0, "\(result.stderr)")
+        return (try String(contentsOfFile: dir + "/c.pem", encoding: .utf8), try String(contentsOfFile: dir + "/k.pem", encoding: .utf8))
+    }
+
+    @Test func aCertificateIsReadWithItsKeyInEitherOrder() throws {
+        let (cert, key) = try makeCertificate(["www.example.com", "*.api.example.com"])
+        for pem in [cert + key, key + cert] {
+            let parsed = try CertificateService.parse(pem)
+            #expect(parsed.names == ["www.example.com", "*.api.example.com"])
+            #expect(parsed.chainPEM.hasPrefix("-----BEGIN CERTIFICATE-----"))
+            #expect(parsed.keyPEM.contains("PRIVATE KEY-----"))
+            #expect(parsed.fingerprint.count == 95)
+        }
+    }
+
+    @Test func expiredMismatchedAndIncompleteInputIsRefused() throws {
+        let (cert, key) = try makeCertificate(["www.example.com"])
+        let (_, otherKey) = try makeCertificate(["www.example.com"])
+        func message(_ pem: String, now: Date = Date()) -> String {
+            do { _ = try CertificateService.parse(pem, now: now); return "accepted" } catch { return (error as? UserFacingError)?.message ?? "\(error)" }
+        }
+        #expect(message(cert + key, now: Date().addingTimeInterval(3 * 86400)).hasPrefix("the certificate expired on"))
+        #expect(message(cert + otherKey).hasPrefix("the private key does not match the certificate"))
+        #expect(message(cert).hasPrefix("no private key found"))
+        #expect(message(key).hasPrefix("no certificate found"))
+        #expect(message(cert + key + otherKey).hasPrefix("found 2 private keys"))
+        #expect(message("not pem").hasPrefix("no certificate found") || message("not pem").hasPrefix("stdin is not PEM"))
+        let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
+        #expect(message(cert + encrypted).hasPrefix("the private key is encrypted"))
+    }
+
+    @Test func theRenderedConfigServesRedirectsAndRefusesAsTheSiteSays() throws {
+        var settings = Settings()
+        settings.proxyPort = 8080
+        settings.tlsPort = 8443
+        let router = NginxRouter(settings: settings, paths: DataPaths(root: "/data"))
+        let app = try AppName("web")
+        let idle = router.render(Site(app: app, names: ["web.localhost"], endpoints: []))
+        #expect(idle.contains("return 503 \"web has no running web process"))
+        #expect(!idle.contains("upstream"))
+
+        let site = Site(app: app, names: ["web.localhost", "www.example.com"], endpoints: ["127.0.0.1:40001", "127.0.0.1:40002"],
+                        tls: .init(certificatePath: "/data/certs/1/server.crt", keyPath: "/data/certs/1/server.key", names: ["www.example.com"]))
+        let text = router.render(site)
+        #expect(text.contains("server 127.0.0.1:40001 max_fails=1 fail_timeout=2s;\n    server 127.0.0.1:40002"))
+        #expect(text.contains("listen 8080;\n    server_name web.localhost;\n    location / {"))
+        #expect(text.contains("listen 8080;\n    server_name www.example.com;\n    return 301 https://$host:8443$request_uri;"))
+        #expect(text.contains("listen 8443 ssl;\n    server_name www.example.com;\n    ssl_certificate /data/certs/1/server.crt;"))
+    }
+}

@@ -1,0 +1,276 @@
+import Foundation
+import Testing
+
+/// HTTP routing end to end: real nginx, curl with --resolve and --cacert, openssl
+/// for the certificates a user would bring.
+@Suite("Routing end to end", .serialized)
+struct RoutingTests {
+    /// Answers "<version> from <container hostname>", so balancing shows.
+    static func appFiles(_ version: String) -> [String: Data] {
+        [
+            "Procfile": Data("web: python3 server.py\n".utf8),
+            "server.py": Data("""
+                import http.server, os, socket
+                class H(http.server.BaseHTTPRequestHandler):
+                    def do_GET(self):
+                        body = ("%s from %s\\n" % ("\(version)", socket.gethostname())).encode()
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                    def log_message(self, *args): pass
+                http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), H).serve_forever()
+
+                """.utf8),
+        ]
+    }
+
+    func start() throws -> (TestServer, TestUser) {
+        _ = try BuilderImage.bootstrap.get()
+        let server = try TestServer()
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        return (server, alice)
+    }
+
+    func deploy(_ server: TestServer, _ user: TestUser, _ app: String, _ version: String = "v1") throws -> Slipway.Result {
+        let repo = try makeRepository(Self.appFiles(version))
+        // A fresh history each time: forced, as a user replacing the app would.
+        return try server.git(user.key, ["push", "--force", server.url(app), "main"], in: repo)
+    }
+
+    /// curl as a user would: `name` resolved to 127.0.0.1, on this instance's ports.
+    func curl(_ server: TestServer, _ name: String, https: Bool = false, cacert: String? = nil) throws -> (status: Int, body: String, redirect: String) {
+        let port = https ? server.slipway.tlsPort : server.slipway.proxyPort
+        var args = ["-s", "-m", "5", "--resolve", "\(name):\(port):127.0.0.1", "-o", "-", "-w", "\n%{http_code} %{redirect_url}"]
+        if let cacert { args += ["--cacert", cacert] }
+        let result = try run("/usr/bin/curl", args + ["\(https ? "https" : "http")://\(name):\(port)/"])
+        guard let split = result.out.lastIndex(of: "\n") else { return (0, result.out, "") }
+        let tail = result.out[result.out.index(after: split)...].split(separator: " ", maxSplits: 1).map(String.init)
+        return (Int(tail.first ?? "") ?? 0, String(result.out[..<split]), tail.count > 1 ? tail[1] : "")
+    }
+
+    /// A self-signed certificate and key for `names`, made as a user would with openssl.
+    func certificate(_ names: [String], in directory: String, name: String) throws -> (cert: String, key: String) {
+        let cert = "\(directory)/\(name).crt", key = "\(directory)/\(name).key"
+        let made = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                                                "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=\(names[0])",
+                                                "-addext", "subjectAltName=" + names.map { "DNS:\($0)" }.joined(separator: ",")])
+        #expect(made.status == 0, "\(made.err)")
+        return (cert, key)
+    }
+
+    func liveConfig(_ server: TestServer) throws -> [String: String] {
+        let dir = server.slipway.dataDir + "/nginx/apps"
+        var files: [String: String] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) {
+            files[name] = try String(contentsOfFile: dir + "/" + name, encoding: .utf8)
+        }
+        return files
+    }
+
+    @Test func customDomainsBelongToOneAppAndHostileNamesChangeNothing() throws {
+        let (server, alice) = try start()
+        let bob = try TestUser.register("bob", on: server.slipway)
+        let push = try deploy(server, alice, "web")
+        #expect(push.status == 0, "\(push.err)")
+        #expect(try curl(server, "web.localhost").body.hasPrefix("v1 from "))
+
+        // A custom domain answers as soon as it is added.
+        let added = try server.ssh(alice.key, "domains:add", "web", "WWW.Example.test", "api.example.test")
+        #expect(added.status == 0, "\(added.err)")
+        #expect(try curl(server, "www.example.test").body.hasPrefix("v1 from "))
+        #expect(try curl(server, "api.example.test").body.hasPrefix("v1 from "))
+        let report = try JSONSerialization.jsonObject(with: Data(try server.ssh(alice.key, "domains:report", "web", "--format", "json").out.utf8)) as? [String: Any]
+        #expect(report?["customDomains"] as? [String] == ["api.example.test", "www.example.test"])
+        #expect(report?["defaultDomain"] as? String == "web.localhost")
+
+        // Another tenant cannot take it, nor a name reserved for an app, nor touch web's.
+        #expect(try server.ssh(bob.key, "apps:create", "shop").status == 0)
+        let taken = try server.ssh(bob.key, "domains:add", "shop", "www.example.test")
+        #expect(taken.status != 0 && taken.err.contains("error: www.example.test is already a domain of another app"), "\(taken.err)")
+        let reserved = try server.ssh(bob.key, "domains:add", "shop", "web.localhost")
+        #expect(reserved.status != 0 && reserved.err.contains("reserved"), "\(reserved.err)")
+        let foreign = try server.ssh(bob.key, "domains:add", "web", "bob.example.test")
+        #expect(foreign.status != 0, "\(foreign.out)")
+        #expect(try curl(server, "www.example.test").body.hasPrefix("v1 from "))
+
+        // Hostile names: refused with an error, the live config byte for byte the same.
+        let before = try liveConfig(server)
+        for hostile in ["a.com;", "a.com{", "'a b.com'", "$'a.com\\nserver_name evil.test;'", String(repeating: "a", count: 300) + ".com",
+                        "'*'", "'*.example.test'", "wéb.example.test", "a.com}", "'$host'", "-x.com", "a..com", "'a.com #'"] {
+            let refused = try server.ssh(alice.key, "domains:add web " + hostile)
+            #expect(refused.status != 0, "\(hostile) was accepted")
+            #expect(refused.err.hasPrefix("error: "), "\(hostile): \(refused.err)")
+            let set = try server.ssh(alice.key, "domains:set web good.example.test " + hostile)
+            #expect(set.status != 0, "domains:set took \(hostile)")
+        }
+        #expect(try liveConfig(server) == before)
+        #expect(try server.ssh(bob.key, "domains:set-global", "evil.test").status != 0)
+
+        // Remove, set, clear: each takes effect at once.
+        #expect(try server.ssh(alice.key, "domains:remove", "web", "api.example.test").status == 0)
+        #expect(try curl(server, "api.example.test").status == 404)
+        let missing = try server.ssh(alice.key, "domains:remove", "web", "api.example.test")
+        #expect(missing.status != 0 && missing.err.contains("web has no domain api.example.test"))
+        #expect(try server.ssh(alice.key, "domains:set", "web", "new.example.test").status == 0)
+        #expect(try curl(server, "www.example.test").status == 404)
+        #expect(try curl(server, "new.example.test").body.hasPrefix("v1 from "))
+        // Freed by web, the name can go to shop now.
+        #expect(try server.ssh(bob.key, "domains:add", "shop", "www.example.test").status == 0)
+        #expect(try curl(server, "www.example.test").status == 503, "shop has no web process yet")
+        #expect(try curl(server, "www.example.test").body.contains("shop has no running web process"))
+        #expect(try server.ssh(alice.key, "domains:clear", "web").status == 0)
+        #expect(try curl(server, "new.example.test").status == 404)
+        #expect(try curl(server, "web.localhost").body.hasPrefix("v1 from "))
+
+        // The global domain moves every app's default name.
+        #expect(try server.ssh(alice.key, "domains:set-global", "apps.example.test").status == 0)
+        #expect(try curl(server, "web.apps.example.test").body.hasPrefix("v1 from "))
+        #expect(try curl(server, "web.localhost").status == 404)
+        let redeploy = try deploy(server, alice, "web", "v2")
+        #expect(redeploy.err.contains("=====> Application deployed: http://web.apps.example.test:\(server.slipway.proxyPort)"), "\(redeploy.err)")
+        let proxy = try server.ssh(alice.key, "proxy:report", "web")
+        #expect(proxy.out.contains("web.apps.example.test") && proxy.out.contains("127.0.0.1:"), "\(proxy.out)")
+        #expect(proxy.out.contains(server.slipway.dataDir + "/nginx/apps/web.conf"))
+    }
+
+    @Test func certificatesServeHTTPSAndRedirectHTTP() throws {
+        let (server, alice) = try start()
+        #expect(try deploy(server, alice, "web").status == 0)
+        #expect(try server.ssh(alice.key, "domains:add", "web", "secure.example.test").status == 0)
+        let dir = try temporaryDirectory("slipway-certs")
+        let good = try certificate(["secure.example.test"], in: dir, name: "good")
+        let other = try certificate(["secure.example.test"], in: dir, name: "other")
+        let elsewhere = try certificate(["elsewhere.example.test"], in: dir, name: "elsewhere")
+        func pem(_ cert: String, _ key: String) throws -> String {
+            try String(contentsOfFile: cert, encoding: .utf8) + String(contentsOfFile: key, encoding: .utf8)
+        }
+        let before = try liveConfig(server)
+
+        // Refused: a key of another certificate, a certificate for other names, no key, garbage.
+        let mismatched = try server.ssh(alice.key, ["certs:add", "web"], stdin: try pem(good.cert, other.key))
+        #expect(mismatched.status != 0 && mismatched.err.contains("error: the private key does not match the certificate"), "\(mismatched.err)")
+        let uncovered = try server.ssh(alice.key, ["certs:add", "web"], stdin: try pem(elsewhere.cert, elsewhere.key))
+        #expect(uncovered.status != 0 && uncovered.err.contains("does not cover secure.example.test"), "\(uncovered.err)")
+        let keyless = try server.ssh(alice.key, ["certs:add", "web"], stdin: try String(contentsOfFile: good.cert, encoding: .utf8))
+        #expect(keyless.status != 0 && keyless.err.contains("no private key"), "\(keyless.err)")
+        #expect(try server.ssh(alice.key, ["certs:add", "web"], stdin: "hello").status != 0)
+        #expect(try liveConfig(server) == before)
+        #expect(try server.ssh(alice.key, "certs:report", "web").out.contains("Enabled:      no"))
+
+        // Accepted: HTTPS with the user's CA, HTTP redirected, the key kept 0600.
+        let added = try server.ssh(alice.key, ["certs:add", "web"], stdin: try pem(good.cert, good.key))
+        #expect(added.status == 0, "\(added.err)")
+        let https = try curl(server, "secure.example.test", https: true, cacert: good.cert)
+        #expect(https.status == 200 && https.body.hasPrefix("v1 from "), "\(https)")
+        let http = try curl(server, "secure.example.test")
+        #expect(http.status == 301 && http.redirect == "https://secure.example.test:\(server.slipway.tlsPort)/", "\(http)")
+        // The default name is not covered: it stays plain HTTP.
+        #expect(try curl(server, "web.localhost").body.hasPrefix("v1 from "))
+        let keys = try FileManager.default.subpathsOfDirectory(atPath: server.slipway.dataDir + "/certs").filter { $0.hasSuffix("server.key") }
+        #expect(keys.count == 1)
+        let mode = try FileManager.default.attributesOfItem(atPath: server.slipway.dataDir + "/certs/" + keys[0])[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let report = try JSONSerialization.jsonObject(with: Data(try server.ssh(alice.key, "certs:report", "web", "--format", "json").out.utf8)) as? [String: Any]
+        #expect(report?["httpsDomains"] as? [String] == ["secure.example.test"])
+        let fingerprint = try run("/usr/bin/openssl", ["x509", "-in", good.cert, "-noout", "-fingerprint", "-sha256"]).out
+        #expect(fingerprint.contains(report?["fingerprint"] as? String ?? "none"), "\(fingerprint)")
+
+        // A bad replacement keeps the good one serving.
+        #expect(try server.ssh(alice.key, ["certs:add", "web"], stdin: try pem(good.cert, other.key)).status != 0)
+        #expect(try curl(server, "secure.example.test", https: true, cacert: good.cert).status == 200)
+        // A redeploy keeps HTTPS, and says where the app is.
+        let push = try deploy(server, alice, "web", "v2")
+        #expect(push.err.contains("=====> Application deployed: https://secure.example.test:\(server.slipway.tlsPort)"), "\(push.err)")
+        #expect(try curl(server, "secure.example.test", https: true, cacert: good.cert).body.hasPrefix("v2 from "))
+        // A name no app has a certificate for gets no certificate at all.
+        #expect(try run("/usr/bin/curl", ["-s", "-k", "-m", "5", "--resolve", "web.localhost:\(server.slipway.tlsPort):127.0.0.1",
+                                          "https://web.localhost:\(server.slipway.tlsPort)/"]).status != 0)
+
+        #expect(try server.ssh(alice.key, "certs:remove", "web").status == 0)
+        #expect(try curl(server, "secure.example.test").body.hasPrefix("v2 from "))
+        #expect(try FileManager.default.subpathsOfDirectory(atPath: server.slipway.dataDir + "/certs").filter { $0.hasSuffix("server.key") }.isEmpty)
+    }
+
+    @Test func scaledWebIsBalancedAndKilledNginxComesBack() throws {
+        let (server, alice) = try start()
+        #expect(try deploy(server, alice, "web").status == 0)
+        let scaled = try server.ssh(alice.key, "ps:scale", "web", "web=3")
+        #expect(scaled.status == 0, "\(scaled.err)")
+        var hosts = Set<String>()
+        for _ in 0..<30 { hosts.insert(String(try curl(server, "web.localhost").body.split(separator: " ").last ?? "")) }
+        #expect(hosts.count == 3, "\(hosts)")
+
+        // Kill the managed nginx outright, master and workers: serve starts it again.
+        let pidFile = server.slipway.dataDir + "/nginx/nginx.pid"
+        let master = pid_t(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))!
+        let workers = try run("/usr/bin/pgrep", ["-P", "\(master)"]).out.split(separator: "\n").compactMap { pid_t($0) }
+        #expect(!workers.isEmpty)
+        kill(master, SIGKILL)
+        for worker in workers { kill(worker, SIGKILL) }
+        var answered = false
+        for _ in 0..<100 {
+            if try curl(server, "web.localhost").body.hasPrefix("v1 from ") { answered = true; break }
+            usleep(100_000)
+        }
+        #expect(answered, "nginx did not come back within 10 s")
+        let newMaster = pid_t(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(newMaster != master)
+
+        // Only the master killed: its orphaned workers hold the port; they go too.
+        kill(newMaster!, SIGKILL)
+        answered = false
+        for _ in 0..<100 {
+            if let now = pid_t((try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""),
+               now != newMaster, kill(now, 0) == 0, try curl(server, "web.localhost").body.hasPrefix("v1 from ") {
+                answered = true
+                break
+            }
+            usleep(100_000)
+        }
+        #expect(answered, "nginx did not come back after its master was killed")
+    }
+
+    @Test func aSystemNginxIncludesSlipwaysDirectory() throws {
+        _ = try BuilderImage.bootstrap.get()
+        // The host's nginx, as an admin would set it up: its own main config including Slipway's directory.
+        let host = try temporaryDirectory("slipway-system-nginx")
+        let include = host + "/slipway"
+        try FileManager.default.createDirectory(atPath: include, withIntermediateDirectories: true)
+        let port = try freePort()
+        try """
+            pid \(host)/nginx.pid;
+            error_log \(host)/error.log;
+            events {}
+            http {
+                access_log off;
+                server { listen \(port) default_server; return 404; }
+                include \(include)/*.conf;
+            }
+            """.write(toFile: host + "/nginx.conf", atomically: true, encoding: .utf8)
+        // In the foreground, as a service manager runs it (a daemonizing child confuses Foundation's Process).
+        let nginx = Process()
+        nginx.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
+        nginx.arguments = ["-p", host, "-c", host + "/nginx.conf", "-g", "daemon off;"]
+        nginx.standardOutput = FileHandle.nullDevice
+        nginx.standardError = FileHandle.nullDevice
+        try nginx.run()
+        defer { nginx.terminate(); nginx.waitUntilExit() }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: host + "/nginx.pid") { usleep(50_000) }
+        #expect(nginx.isRunning)
+        let slipway = try Slipway(extraConfig: """
+            proxy_mode = "system"
+            nginx_include_dir = "\(include)"
+            nginx_config = "\(host)/nginx.conf"
+            """, proxyPort: port)
+        let server = try TestServer(slipway: slipway)
+        let alice = try TestUser.register("alice", admin: true, on: slipway)
+        let push = try deploy(server, alice, "web")
+        #expect(push.status == 0, "\(push.err)")
+        #expect(FileManager.default.fileExists(atPath: include + "/web.conf"))
+        #expect(try curl(server, "web.localhost").body.hasPrefix("v1 from "))
+        #expect(try server.ssh(alice.key, "domains:add", "web", "www.example.test").status == 0)
+        #expect(try curl(server, "www.example.test").body.hasPrefix("v1 from "))
+        #expect(!FileManager.default.fileExists(atPath: slipway.dataDir + "/nginx/nginx.pid"), "no managed nginx in system mode")
+    }
+}
