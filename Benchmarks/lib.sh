@@ -27,7 +27,8 @@ labelled() {
     --data-urlencode "filters={\"label\":[\"$1\"]}" | python3 -c 'import json,sys; print(" ".join(c["Id"] for c in json.load(sys.stdin)))'
 }
 bench_cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  # The server first (and wait for it), or its supervisor could start nginx again.
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   [ -f "$work/data/nginx/nginx.pid" ] && kill -QUIT "$(cat "$work/data/nginx/nginx.pid")" 2>/dev/null
   local id ids
   ids="$(labelled org.slipway.bench) $([ -f "$work/data/instance-id" ] && labelled "org.slipway.instance=$(cat "$work/data/instance-id")")"

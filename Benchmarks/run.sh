@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 for b in ./*.sh; do
-  [ "$b" = "./run.sh" ] && continue
+  case "$b" in ./run.sh|./lib.sh) continue ;; esac
   echo "== $b"
   "$b"
 done
