@@ -107,6 +107,16 @@ struct RoutingTests {
         #expect(try liveConfig(server) == before)
         #expect(try server.ssh(bob.key, "domains:set-global", "evil.test").status != 0)
 
+        // A live config nginx would refuse (an operator's bad edit of another file):
+        // the change is refused, web's file and its domains stay as they were.
+        let broken = server.slipway.dataDir + "/nginx/apps/zz-broken.conf"
+        try "server { listen oops; }\n".write(toFile: broken, atomically: true, encoding: .utf8)
+        let refused = try server.ssh(alice.key, "domains:add", "web", "late.example.test")
+        #expect(refused.status != 0 && refused.err.contains("did not validate, so the live one was kept"), "\(refused.err)")
+        try FileManager.default.removeItem(atPath: broken)
+        #expect(try liveConfig(server) == before)
+        #expect(!(try server.ssh(alice.key, "domains:report", "web").out.contains("late.example.test")))
+
         // Remove, set, clear: each takes effect at once.
         #expect(try server.ssh(alice.key, "domains:remove", "web", "api.example.test").status == 0)
         #expect(try curl(server, "api.example.test").status == 404)
@@ -272,5 +282,18 @@ struct RoutingTests {
         #expect(try server.ssh(alice.key, "domains:add", "web", "www.example.test").status == 0)
         #expect(try curl(server, "www.example.test").body.hasPrefix("v1 from "))
         #expect(!FileManager.default.fileExists(atPath: slipway.dataDir + "/nginx/nginx.pid"), "no managed nginx in system mode")
+
+        // The system's own config clashes with the new file (the same upstream name):
+        // nginx -t of the whole refuses it, and the previous file is put back.
+        let main = try String(contentsOfFile: host + "/nginx.conf", encoding: .utf8)
+        let live = try String(contentsOfFile: include + "/web.conf", encoding: .utf8)
+        try main.replacingOccurrences(of: "access_log off;", with: "access_log off; upstream slipway-web { server 127.0.0.1:9; }")
+            .write(toFile: host + "/nginx.conf", atomically: true, encoding: .utf8)
+        let clash = try server.ssh(alice.key, "domains:add", "web", "clash.example.test")
+        #expect(clash.status != 0 && clash.err.contains("the system nginx rejected the config for web"), "\(clash.err)")
+        #expect(try String(contentsOfFile: include + "/web.conf", encoding: .utf8) == live)
+        #expect(!(try server.ssh(alice.key, "domains:report", "web").out.contains("clash.example.test")))
+        try main.write(toFile: host + "/nginx.conf", atomically: true, encoding: .utf8)
+        #expect(try curl(server, "www.example.test").body.hasPrefix("v1 from "))
     }
 }
