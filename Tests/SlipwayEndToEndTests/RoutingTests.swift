@@ -129,6 +129,10 @@ struct RoutingTests {
         #expect(try server.ssh(bob.key, "domains:add", "shop", "www.example.test").status == 0)
         #expect(try curl(server, "www.example.test").status == 503, "shop has no web process yet")
         #expect(try curl(server, "www.example.test").body.contains("shop has no running web process"))
+        // Its domains follow a rename.
+        #expect(try server.ssh(bob.key, "apps:rename", "shop", "store").status == 0)
+        #expect(try curl(server, "www.example.test").body.contains("store has no running web process"))
+        #expect(try curl(server, "shop.localhost").status == 404)
         #expect(try server.ssh(alice.key, "domains:clear", "web").status == 0)
         #expect(try curl(server, "new.example.test").status == 404)
         #expect(try curl(server, "web.localhost").body.hasPrefix("v1 from "))

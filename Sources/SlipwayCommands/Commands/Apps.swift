@@ -101,6 +101,9 @@ enum Apps {
                 throw UserFacingError.conflict("\(old) is deployed, and its processes, images and domain carry its name; renaming a deployed app is not supported yet (apps:destroy it and push to the new name)")
             }
             try context.core.apps.rename(try AppName(old), to: newName, by: context.caller)
+            // Its proxy file (a 503 page, custom domains) follows the name.
+            try context.core.routing.router.remove(app: try AppName(old))
+            try context.core.routing.publish(newName)
             context.print("app \(old) renamed to \(newName); update your git remote to ssh://<host>:2222/\(newName)")
         }
     }
