@@ -108,7 +108,10 @@ public struct NginxRouter: Sendable {
 
     /// The main config: everything nginx writes stays under the data dir.
     func renderMain(includeDirectory: String) -> String {
-        """
+        // HTTPS for a name no app has a certificate for: refused, never another app's certificate.
+        let tlsDefaultServer = !Self.rejectsUnknownTLSNames ? ""
+            : "server { listen \(settings.tlsPort) ssl default_server; server_name _; ssl_reject_handshake on; }\n    "
+        return """
         # Written by Slipway (managed nginx).
         worker_processes auto;
         pid \(pidFile);
@@ -132,19 +135,22 @@ public struct NginxRouter: Sendable {
                 default_type text/plain;
                 return 404 "no app is served at this address\\n";
             }
-            # HTTPS for a name no app has a certificate for: refused, never another app's certificate.
-            server {
-                listen \(settings.tlsPort) ssl default_server;
-                server_name _;
-                ssl_reject_handshake on;
-            }
-            ssl_protocols TLSv1.2 TLSv1.3;
+            \(tlsDefaultServer)ssl_protocols TLSv1.2 TLSv1.3;
             ssl_session_cache shared:slipway:1m;
             include \(includeDirectory)/*.conf;
         }
 
         """
     }
+
+    /// `ssl_reject_handshake` needs nginx 1.19.4 (Debian 12 has 1.22; Ubuntu 22.04 has
+    /// 1.18, where an unknown name over HTTPS gets the first app's certificate instead).
+    static let rejectsUnknownTLSNames: Bool = {
+        guard let result = try? ProcessRunner.run(executable, ["-v"]),
+              let version = (result.stderr + result.stdout).split(separator: "/").last?.split(separator: " ").first else { return true }
+        let parts = version.split(separator: ".").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        return parts.lexicographicallyPrecedes([1, 19, 4]) == false
+    }()
 
     // MARK: Validation and reload
 
