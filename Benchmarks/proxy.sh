@@ -4,15 +4,25 @@
 #  through Slipway's managed nginx (Host: <app>.localhost) vs straight to the app
 #  container's published port, with the same client and settings (wrk, 2 threads,
 #  16 connections, 8 s), interleaved direct/nginx 3 times each after a 2 s warm-up
-#  of each; the median of each is reported. Client, nginx and app share this
-#  machine's cores: with an app that answers in microseconds, nginx's share of
-#  them is what the ratio shows.
+#  of each; the median of each is reported. The client stands in for users on other
+#  machines: wrk gets core 0 to itself, and the server side (the app's processes and
+#  nginx) shares the other cores, in both measurements. With an app that answers in
+#  microseconds, nginx's share of those cores is what the ratio shows.
 #  Target: nginx throughput >= 0.8x direct.
 # Usage: Benchmarks/proxy.sh [path/to/slipway]   (default: a release build)
 . "$(dirname "$0")/lib.sh" "$@"
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 
 wrk_opts=(-t2 -c16 --latency)
+cores=$(nproc)
+client_cpus=0 server_cpus=1-$((cores - 1))
+[ "$cores" -ge 2 ] || { echo "needs at least 2 cores (one for the client)" >&2; exit 1; }
+# A process and its descendants onto the server's cores (threads too: -a).
+pin_tree() {
+  local p
+  taskset -a -p -c "$server_cpus" "$1" >/dev/null
+  for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do pin_tree "$p"; done
+}
 runs=3 duration=8s
 
 # Two apps, each measured both ways:
@@ -57,7 +67,7 @@ PY
 # One wrk run; prints "requests/s p99-ms". Errors (non-2xx, socket errors) fail the run.
 bench() {  # $1: url, $2: duration, $3: Host header
   local out
-  out=$(wrk "${wrk_opts[@]}" -H "Host: $3" -d"$2" "$1")
+  out=$(taskset -c "$client_cpus" wrk "${wrk_opts[@]}" -H "Host: $3" -d"$2" "$1")
   python3 - "$out" <<'PY'
 import re, sys
 out = sys.argv[1]
@@ -93,8 +103,10 @@ measure() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"])')
   direct_url="http://127.0.0.1:$hostport/"
   [ "$(curl -s -m 2 "$direct_url")" = hello ] || { echo "no 200 from $app at $direct_url" >&2; exit 1; }
+  pin_tree "$(curl -fsS --unix-socket $sock "http://d/v1.41/containers/$1/json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["State"]["Pid"])')"
+  pin_tree "$(cat "$work/data/nginx/nginx.pid")"
 
-  echo "== $app app: requests/s and p99 latency, through nginx vs direct to the container's port (wrk ${wrk_opts[*]:0:2} -d$duration, median of $runs)"
+  echo "== $app app: requests/s and p99 latency, through nginx vs direct to the container's port (wrk ${wrk_opts[*]:0:2} -d$duration on core $client_cpus, app and nginx on cores $server_cpus, median of $runs)"
   bench "$direct_url" 2s "$host" >/dev/null; bench "$nginx_url" 2s "$host" >/dev/null
   local d_rps=() d_p99=() n_rps=() n_p99=() x r l dr dl nr nl
   for _ in $(seq $runs); do

@@ -181,7 +181,7 @@ struct RoutingTests {
         #expect(http.status == 301 && http.redirect == "https://secure.example.test:\(server.slipway.tlsPort)/", "\(http)")
         // The default name is not covered: it stays plain HTTP.
         #expect(try curl(server, "web.localhost").body.hasPrefix("v1 from "))
-        let keys = try FileManager.default.subpathsOfDirectory(atPath: server.slipway.dataDir + "/certs").filter { $0.hasSuffix("server.key") }
+        let keys = try FileManager.default.subpathsOfDirectory(atPath: server.slipway.dataDir + "/certs").filter { $0.hasSuffix(".key") }
         #expect(keys.count == 1)
         let mode = try FileManager.default.attributesOfItem(atPath: server.slipway.dataDir + "/certs/" + keys[0])[.posixPermissions] as? Int
         #expect(mode == 0o600)
@@ -203,7 +203,7 @@ struct RoutingTests {
 
         #expect(try server.ssh(alice.key, "certs:remove", "web").status == 0)
         #expect(try curl(server, "secure.example.test").body.hasPrefix("v2 from "))
-        #expect(try FileManager.default.subpathsOfDirectory(atPath: server.slipway.dataDir + "/certs").filter { $0.hasSuffix("server.key") }.isEmpty)
+        #expect(try FileManager.default.subpathsOfDirectory(atPath: server.slipway.dataDir + "/certs").filter { $0.hasSuffix(".key") }.isEmpty)
     }
 
     @Test func scaledWebIsBalancedAndKilledNginxComesBack() throws {
@@ -259,6 +259,7 @@ struct RoutingTests {
             http {
                 access_log off;
                 server { listen \(port) default_server; return 404; }
+                server { listen \(port); server_name intranet.example.test; return 200 "the host's own site"; }
                 include \(include)/*.conf;
             }
             """.write(toFile: host + "/nginx.conf", atomically: true, encoding: .utf8)
@@ -286,6 +287,11 @@ struct RoutingTests {
         #expect(try server.ssh(alice.key, "domains:add", "web", "www.example.test").status == 0)
         #expect(try curl(server, "www.example.test").body.hasPrefix("v1 from "))
         #expect(!FileManager.default.fileExists(atPath: slipway.dataDir + "/nginx/nginx.pid"), "no managed nginx in system mode")
+
+        // A name the host's own nginx serves cannot be taken (nginx only warns of it).
+        let taken = try server.ssh(alice.key, "domains:add", "web", "intranet.example.test")
+        #expect(taken.status != 0 && taken.err.contains("conflicting server name"), "\(taken.err)")
+        #expect(try curl(server, "intranet.example.test").body == "the host's own site")
 
         // The system's own config clashes with the new file (the same upstream name):
         // nginx -t of the whole refuses it, and the previous file is put back.

@@ -5,19 +5,47 @@ import SwiftASN1
 import X509
 
 /// Where an app's certificate chain and key live: `<data>/certs/<app id>/` (by id,
-/// so a rename never orphans them), the key 0600, the folder 0700.
+/// so a rename never orphans them), named by the certificate's fingerprint, so a new
+/// pair is written beside the live one and nginx never sees half a change. The key
+/// is 0600, the folder 0700.
 struct CertificateFiles {
     let directory: String
-    var certificate: String { directory + "/server.crt" }
-    var key: String { directory + "/server.key" }
+    let certificate: String
+    let key: String
 
-    init(paths: DataPaths, appID: Int64) {
-        directory = paths.root + "/certs/\(appID)"
+    init(paths: DataPaths, appID: Int64, fingerprint: String) {
+        directory = Self.directory(paths: paths, appID: appID)
+        let stem = fingerprint.replacingOccurrences(of: ":", with: "").prefix(16).lowercased()
+        certificate = directory + "/\(stem).crt"
+        key = directory + "/\(stem).key"
     }
 
-    /// Drops an app's files (apps:destroy; its rows go with the app).
+    static func directory(paths: DataPaths, appID: Int64) -> String { paths.root + "/certs/\(appID)" }
+
+    /// Drops an app's files (apps:destroy, certs:remove; its rows go first).
     static func remove(paths: DataPaths, appID: Int64) {
-        try? FileManager.default.removeItem(atPath: CertificateFiles(paths: paths, appID: appID).directory)
+        try? FileManager.default.removeItem(atPath: directory(paths: paths, appID: appID))
+    }
+
+    /// Drops the app's files other than these (the pair nginx no longer uses).
+    func removeOthers() {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        where directory + "/" + name != certificate && directory + "/" + name != key {
+            try? FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
+    }
+
+    /// Each file written whole under a temporary name, then renamed.
+    func write(chain: String, key keyText: String) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for (path, text, mode) in [(key, keyText, 0o600), (certificate, chain, 0o644)] {
+            let temporary = path + ".tmp"
+            guard fm.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode]),
+                  rename(temporary, path) == 0 else {
+                throw UserFacingError(.unavailable, "cannot write \(path)")
+            }
+        }
     }
 }
 
@@ -62,46 +90,53 @@ public struct CertificateService: Sendable {
     /// any, its default one). Then HTTPS is served and HTTP redirected.
     public func add(_ app: AppName, pem: String, by caller: Caller) throws -> Report {
         let parsed = try Self.parse(pem)
-        try store.write { db in
-            guard let record = try App.filter(Column("name") == app.rawValue).fetchOne(db) else { throw UserFacingError.appNotFound(app.rawValue) }
-            let names = try routing.names(of: record, db)
-            let required = names.count > 1 ? Array(names.dropFirst()) : names
-            let uncovered = required.filter { !Self.covers(parsed.names, $0) }
-            guard uncovered.isEmpty else {
-                throw UserFacingError.invalid("the certificate does not cover \(uncovered.joined(separator: ", ")) (it covers \(parsed.names.joined(separator: ", "))); send one that does, or domains:remove \(app) what it should not serve")
+        try routing.locked(app, by: caller) {
+            guard let appID = try store.read({ db in try App.filter(Column("name") == app.rawValue).fetchOne(db)?.id }) else {
+                throw UserFacingError.appNotFound(app.rawValue)
             }
-            let files = CertificateFiles(paths: paths, appID: record.id!)
-            let previous = Self.read(files)
-            try Self.write(chain: parsed.chainPEM, key: parsed.keyPEM, to: files)
+            let live = try store.read { db in try CertificateRecord.fetchOne(db, key: appID)?.fingerprint }
+            let files = CertificateFiles(paths: paths, appID: appID, fingerprint: parsed.fingerprint)
+            try files.write(chain: parsed.chainPEM, key: parsed.keyPEM)
             do {
-                var row = CertificateRecord(appId: record.id!, subject: parsed.subject, issuer: parsed.issuer,
-                                            names: String(decoding: try JSONEncoder().encode(parsed.names), as: UTF8.self),
-                                            notBefore: parsed.notBefore, notAfter: parsed.notAfter, fingerprint: parsed.fingerprint,
-                                            addedBy: caller.principal.name, addedAt: Date())
-                try row.save(db)
-                try routing.republish(record, db)
-                try db.audit(caller, app: app.rawValue, detail: "added a certificate for \(parsed.names.joined(separator: " ")) (\(parsed.fingerprint.prefix(23))...)")
+                try store.write { db in
+                    guard let record = try App.fetchOne(db, key: appID) else { throw UserFacingError.appNotFound(app.rawValue) }
+                    let names = try routing.names(of: record, db)
+                    let required = names.count > 1 ? Array(names.dropFirst()) : names
+                    let uncovered = required.filter { !Self.covers(parsed.names, $0) }
+                    guard uncovered.isEmpty else {
+                        throw UserFacingError.invalid("the certificate does not cover \(uncovered.joined(separator: ", ")) (it covers \(parsed.names.joined(separator: ", "))); send one that does, or domains:remove \(app) what it should not serve")
+                    }
+                    var row = CertificateRecord(appId: appID, subject: parsed.subject, issuer: parsed.issuer,
+                                                names: String(decoding: try JSONEncoder().encode(parsed.names), as: UTF8.self),
+                                                notBefore: parsed.notBefore, notAfter: parsed.notAfter, fingerprint: parsed.fingerprint,
+                                                addedBy: caller.principal.name, addedAt: Date())
+                    try row.save(db)
+                    try routing.republish(record, db)
+                    try db.audit(caller, app: app.rawValue, detail: "added a certificate for \(parsed.names.joined(separator: " ")) (\(parsed.fingerprint.prefix(23))...)")
+                }
             } catch {
-                // The transaction rolls back; the files go back to what nginx serves now.
-                if let previous { try? Self.write(chain: previous.chain, key: previous.key, to: files) } else { try? FileManager.default.removeItem(atPath: files.directory) }
+                // Nothing points at the new pair (unless it is the live one, sent again).
+                if live != parsed.fingerprint { try? FileManager.default.removeItem(atPath: files.certificate); try? FileManager.default.removeItem(atPath: files.key) }
                 throw error
             }
+            files.removeOthers()
         }
         return try report(app)
     }
 
     /// `certs:remove`: back to plain HTTP.
     public func remove(_ app: AppName, by caller: Caller) throws {
-        try store.write { db in
-            guard let record = try App.filter(Column("name") == app.rawValue).fetchOne(db) else { throw UserFacingError.appNotFound(app.rawValue) }
-            guard try CertificateRecord.deleteOne(db, key: record.id) else {
-                throw UserFacingError.notFound("\(app) has no certificate; certs:add \(app) adds one")
+        try routing.locked(app, by: caller) {
+            let appID = try store.write { db -> Int64 in
+                guard let record = try App.filter(Column("name") == app.rawValue).fetchOne(db) else { throw UserFacingError.appNotFound(app.rawValue) }
+                guard try CertificateRecord.deleteOne(db, key: record.id) else {
+                    throw UserFacingError.notFound("\(app) has no certificate; certs:add \(app) adds one")
+                }
+                try routing.republish(record, db)
+                try db.audit(caller, app: app.rawValue, detail: "removed its certificate")
+                return record.id!
             }
-            try routing.republish(record, db)
-            try db.audit(caller, app: app.rawValue, detail: "removed its certificate")
-        }
-        if let record = try store.read({ db in try App.filter(Column("name") == app.rawValue).fetchOne(db) }) {
-            CertificateFiles.remove(paths: paths, appID: record.id!)
+            CertificateFiles.remove(paths: paths, appID: appID)
         }
     }
 
@@ -158,15 +193,25 @@ public struct CertificateService: Sendable {
         }
         var names: [String] = []
         for name in (try? cert.extensions.subjectAlternativeNames) ?? nil ?? SubjectAlternativeNames() {
-            if case .dnsName(let dns) = name { names.append(dns.lowercased()) }
+            guard case .dnsName(let dns) = name else { continue }
+            // Shown in reports and the audit log: DNS names only (a wildcard's "*." aside).
+            guard DomainName.isValid(dns.hasPrefix("*.") ? String(dns.dropFirst(2)) : dns) else {
+                throw UserFacingError.invalid("the certificate names \(quoted(dns)), which is not a DNS name")
+            }
+            names.append(dns.lowercased())
         }
         guard !names.isEmpty else {
             throw UserFacingError.invalid("the certificate names no DNS names (subjectAltName); make one with -addext subjectAltName=DNS:<domain>")
         }
         let fingerprint = SHA256.hash(data: leaf.document.derBytes).map { String(format: "%02X", $0) }.joined(separator: ":")
         return Parsed(chainPEM: certificates.map { $0.document.pemString }.joined(separator: "\n") + "\n",
-                      keyPEM: keys[0].pemString + "\n", names: names, subject: "\(cert.subject)", issuer: "\(cert.issuer)",
+                      keyPEM: keys[0].pemString + "\n", names: names, subject: printable("\(cert.subject)"), issuer: printable("\(cert.issuer)"),
                       notBefore: cert.notValidBefore, notAfter: cert.notValidAfter, fingerprint: fingerprint)
+    }
+
+    /// Control characters out: subjects and issuers are shown in reports and logs.
+    static func printable(_ text: String) -> String {
+        String(text.unicodeScalars.filter { !$0.properties.isDefaultIgnorableCodePoint && !(0..<0x20).contains($0.value) && $0.value != 0x7F }.map(Character.init))
     }
 
     /// Whether a certificate name (`www.example.com`, `*.example.com`) covers `domain`.
@@ -177,27 +222,6 @@ public struct CertificateService: Sendable {
             // A wildcard covers exactly one label.
             guard let dot = domain.firstIndex(of: ".") else { return false }
             return domain[domain.index(after: dot)...] == name.dropFirst(2)
-        }
-    }
-
-    // MARK: Files
-
-    private static func read(_ files: CertificateFiles) -> (chain: String, key: String)? {
-        guard let chain = try? String(contentsOfFile: files.certificate, encoding: .utf8),
-              let key = try? String(contentsOfFile: files.key, encoding: .utf8) else { return nil }
-        return (chain, key)
-    }
-
-    /// Each file written whole under a temporary name, then renamed: nginx never reads half a file.
-    private static func write(chain: String, key: String, to files: CertificateFiles) throws {
-        let fm = FileManager.default
-        try fm.createDirectory(atPath: files.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        for (path, text, mode) in [(files.key, key, 0o600), (files.certificate, chain, 0o644)] {
-            let temporary = path + ".tmp"
-            guard fm.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode]),
-                  rename(temporary, path) == 0 else {
-                throw UserFacingError(.unavailable, "cannot write \(path)")
-            }
         }
     }
 }

@@ -43,10 +43,10 @@ public struct NginxRouter: Sendable {
         try write(rendered, to: path)
         if !isManaged {
             // The system's own config may clash with ours (a server_name it serves too): keep ours only if the whole passes.
-            let check = try ProcessRunner.run(Self.executable, ["-t", "-q", "-c", mainConfig])
-            if check.status != 0 {
+            let check = try ProcessRunner.run(Self.executable, ["-t", "-c", mainConfig])
+            if let problem = Self.problem(check) {
                 if let previous { try? write(previous, to: path) } else { try? FileManager.default.removeItem(atPath: path) }
-                throw UserFacingError(.conflict, "the system nginx rejected the config for \(site.app), so the previous one was kept: \(check.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+                throw UserFacingError(.conflict, "the system nginx rejected the config for \(site.app), so the previous one was kept: \(problem)")
             }
         }
         try reload()
@@ -128,7 +128,8 @@ public struct NginxRouter: Sendable {
             fastcgi_temp_path \(directory)/tmp/fastcgi;
             uwsgi_temp_path \(directory)/tmp/uwsgi;
             scgi_temp_path \(directory)/tmp/scgi;
-            server_names_hash_bucket_size 128;
+            # Room for the longest DNS names (253 characters).
+            server_names_hash_bucket_size 512;
             server {
                 listen \(settings.proxyPort) default_server;
                 server_name _;
@@ -175,10 +176,20 @@ public struct NginxRouter: Sendable {
         // The staging copy gets its own pid path: `nginx -t` must not touch the live one.
         let main = renderMain(includeDirectory: staging + "/apps").replacingOccurrences(of: "pid \(pidFile);", with: "pid \(staging)/nginx.pid;")
         try write(main, to: staging + "/nginx.conf")
-        let result = try ProcessRunner.run(Self.executable, ["-t", "-q", "-p", directory, "-c", staging + "/nginx.conf"])
-        guard result.status == 0 else {
-            throw UserFacingError(.conflict, "the proxy config for \(app) did not validate, so the live one was kept: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        let result = try ProcessRunner.run(Self.executable, ["-t", "-p", directory, "-c", staging + "/nginx.conf"])
+        if let problem = Self.problem(result) {
+            throw UserFacingError(.conflict, "the proxy config for \(app) did not validate, so the live one was kept: \(problem)")
         }
+    }
+
+    /// What is wrong with a config `nginx -t` checked, if anything. A name two servers
+    /// claim is only a warning to nginx (the first file wins): here it is an error, or
+    /// a tenant could take a name another site serves.
+    static func problem(_ check: ProcessRunner.Result) -> String? {
+        let lines = check.stderr.split(separator: "\n").filter { !$0.contains("syntax is ok") && !$0.contains("test is successful") }
+        if check.status != 0 { return lines.joined(separator: " / ") }
+        let conflicts = lines.filter { $0.contains("conflicting server name") }
+        return conflicts.isEmpty ? nil : conflicts.joined(separator: " / ")
     }
 
     private func write(_ text: String, to path: String) throws {
@@ -211,6 +222,7 @@ public struct NginxRouter: Sendable {
             if started && before.allSatisfy({ !now.contains($0) || Self.isShuttingDown($0) }) { return }
             Thread.sleep(forTimeInterval: 0.01)
         }
+        throw UserFacingError(.unavailable, "nginx did not take the new config within 5 s; see \(isManaged ? directory + "/error.log" : "the system nginx's error log")")
     }
 
     /// System mode: the pid file the system nginx's main config names (Debian's default otherwise).
@@ -223,9 +235,13 @@ public struct NginxRouter: Sendable {
         return "/run/nginx.pid"
     }
 
+    /// The pid in `file` if an nginx master runs under it (a pid file outlives a
+    /// reboot or a SIGKILL, and its number may now be another process's).
     static func livePID(file: String) -> pid_t? {
         guard let text = try? String(contentsOfFile: file, encoding: .utf8),
-              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0 else { return nil }
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0,
+              let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+              String(decoding: cmdline, as: UTF8.self).hasPrefix("nginx: master process") else { return nil }
         return pid
     }
 
@@ -275,7 +291,8 @@ public struct NginxRouter: Sendable {
     /// hold the ports, so a new master could not listen: they go first. They are
     /// told apart from other nginx processes by the error log they hold open.
     private func killOrphanedWorkers() {
-        let log = directory + "/error.log"
+        // As the kernel shows open files: with symlinks in the data dir's path resolved.
+        let log = URL(fileURLWithPath: directory + "/error.log").resolvingSymlinksInPath().path
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = pid_t(entry), pid != getpid(),
                   (try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8))?.hasPrefix("nginx") == true else { continue }

@@ -11,6 +11,16 @@ public struct RoutingService: Sendable {
     let settings: Settings
     let paths: DataPaths
     public let router: NginxRouter
+    /// The apps' deploy locks: a routing change of an app waits for no deploy but is
+    /// refused while one runs (its switch publishes the app's file too).
+    var locks: DeployLocks { DeployLocks(store: store) }
+
+    /// Runs `body` holding the app's deploy lock.
+    func locked<T>(_ app: AppName, by caller: Caller, _ body: () throws -> T) throws -> T {
+        let lock = try locks.acquire(app, by: caller)
+        defer { locks.release(lock) }
+        return try body()
+    }
 
     /// Custom domains one app may have.
     public static let maxDomainsPerApp = 50
@@ -22,14 +32,17 @@ public struct RoutingService: Sendable {
         try store.read { db in try globalDomain(db) }
     }
 
-    func globalDomain(_ db: Database) throws -> String {
+    func globalDomain(_ db: Database) throws -> String { try Self.globalDomain(db, settings: settings) }
+
+    static func globalDomain(_ db: Database, settings: Settings) throws -> String {
         try String.fetchOne(db, sql: "SELECT value FROM server_settings WHERE key = 'global_domain'") ?? settings.globalDomain
     }
 
     /// The app's names: `<app>.<global>` first, then its custom domains (sorted).
     func names(of app: App, _ db: Database) throws -> [String] {
         let custom = try String.fetchAll(db, sql: "SELECT name FROM domains WHERE app_id = ? ORDER BY name", arguments: [app.id])
-        return ["\(app.name).\(try globalDomain(db))"] + custom
+        let main = "\(app.name).\(try globalDomain(db))"
+        return [main] + custom.filter { $0 != main }
     }
 
     /// Where users reach the app: its first custom domain if it has one, else the
@@ -56,7 +69,7 @@ public struct RoutingService: Sendable {
         let names = try names(of: app, db)
         var site = Site(app: app.name, names: names, endpoints: endpoints)
         if let certificate = try CertificateRecord.fetchOne(db, key: app.id) {
-            let files = CertificateFiles(paths: paths, appID: app.id!)
+            let files = CertificateFiles(paths: paths, appID: app.id!, fingerprint: certificate.fingerprint)
             site.tls = .init(certificatePath: files.certificate, keyPath: files.key,
                              names: names.filter { CertificateService.covers(certificate.nameList, $0) })
         }
@@ -132,7 +145,7 @@ public struct RoutingService: Sendable {
     @discardableResult
     public func add(_ app: AppName, _ domains: [String], by caller: Caller) throws -> [String] {
         let wanted = try validated(domains)
-        return try store.write { db in
+        return try locked(app, by: caller) { try store.write { db in
             let record = try existing(app, db)
             let current = Set(try names(of: record, db))
             let new = wanted.filter { !current.contains($0) }
@@ -140,25 +153,25 @@ public struct RoutingService: Sendable {
             try republish(record, db)
             if !new.isEmpty { try db.audit(caller, app: app.rawValue, detail: "added domains \(new.joined(separator: " "))") }
             return new
-        }
+        } }
     }
 
     /// `domains:set`: the app's custom domains become exactly these.
     public func set(_ app: AppName, _ domains: [String], by caller: Caller) throws {
         let names = try validated(domains)
-        try store.write { db in
+        try locked(app, by: caller) { try store.write { db in
             let record = try existing(app, db)
             try db.execute(sql: "DELETE FROM domains WHERE app_id = ?", arguments: [record.id])
             try claim(names.filter { $0 != "\(app).\(try globalDomain(db))" }, for: record, by: caller, db)
             try republish(record, db)
             try db.audit(caller, app: app.rawValue, detail: "set domains to \(names.joined(separator: " "))")
-        }
+        } }
     }
 
     /// `domains:remove`: each name must be one of the app's custom domains.
     public func remove(_ app: AppName, _ domains: [String], by caller: Caller) throws {
         let names = try validated(domains)
-        try store.write { db in
+        try locked(app, by: caller) { try store.write { db in
             let record = try existing(app, db)
             let custom = Set(try String.fetchAll(db, sql: "SELECT name FROM domains WHERE app_id = ?", arguments: [record.id]))
             for name in names where !custom.contains(name) {
@@ -170,23 +183,27 @@ public struct RoutingService: Sendable {
             for name in names { try db.execute(sql: "DELETE FROM domains WHERE name = ?", arguments: [name]) }
             try republish(record, db)
             try db.audit(caller, app: app.rawValue, detail: "removed domains \(names.joined(separator: " "))")
-        }
+        } }
     }
 
     /// `domains:clear`: no custom domains (the default one stays).
     public func clear(_ app: AppName, by caller: Caller) throws {
-        try store.write { db in
+        try locked(app, by: caller) { try store.write { db in
             let record = try existing(app, db)
             try db.execute(sql: "DELETE FROM domains WHERE app_id = ?", arguments: [record.id])
             try republish(record, db)
             try db.audit(caller, app: app.rawValue, detail: "cleared custom domains")
-        }
+        } }
     }
 
     /// `domains:set-global` (admin): every app's default domain moves with it.
     public func setGlobal(_ domain: String, by caller: Caller) throws {
         guard let global = try validated([domain]).first else { return }
-        try store.write { db in
+        // Every app's file changes: no deploy may run meanwhile.
+        var held: [DeployLock] = []
+        defer { held.forEach(locks.release) }
+        for app in try store.read({ db in try App.fetchAll(db) }) { held.append(try locks.acquire(app.name, by: caller)) }
+        do { try store.write { db in
             // A custom domain must not turn into another app's default one.
             for (name, owner) in try Row.fetchAll(db, sql: "SELECT domains.name, apps.name FROM domains JOIN apps ON apps.id = domains.app_id")
                 .map({ ($0[0] as String, $0[1] as String) }) {
@@ -196,8 +213,14 @@ public struct RoutingService: Sendable {
                 }
             }
             try db.execute(sql: "INSERT INTO server_settings (key, value) VALUES ('global_domain', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [global])
+            // A custom domain that becomes its own app's default one is simply that now.
+            try db.execute(sql: "DELETE FROM domains WHERE name = (SELECT apps.name FROM apps WHERE apps.id = domains.app_id) || '.' || ?", arguments: [global])
             for app in try App.fetchAll(db) { try republish(app, db) }
             try db.audit(caller, app: nil, detail: "set the global domain to \(global)")
+        } } catch {
+            // Files already switched go back to the recorded (unchanged) state.
+            for app in (try? store.read({ db in try App.fetchAll(db) })) ?? [] { try? publish(app.name) }
+            throw error
         }
     }
 

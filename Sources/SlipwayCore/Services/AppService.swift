@@ -29,6 +29,7 @@ public struct AppService: Sendable {
             // A hidden app and a visible one answer alike, but the name is still taken.
             throw UserFacingError.conflict("name is already taken: an app named \(quoted(name.rawValue)) exists; choose another name")
         }
+        try ensureDefaultDomainIsFree(name, db)
         var app = App(name: name, createdAt: Date(), createdBy: caller.principal.name, locked: false)
         try app.insert(db)
         if let userID = caller.principal.userID {
@@ -85,12 +86,22 @@ public struct AppService: Sendable {
         return purged
     }
 
+    /// An app's default domain (`<app>.<global>`) must not be another app's custom one
+    /// (possible after the global domain changed in the config file).
+    private func ensureDefaultDomainIsFree(_ name: AppName, _ db: Database) throws {
+        let domain = "\(name).\(try RoutingService.globalDomain(db, settings: settings))"
+        if try String.fetchOne(db, sql: "SELECT name FROM domains WHERE name = ?", arguments: [domain]) != nil {
+            throw UserFacingError.conflict("\(domain), the default domain an app named \(name) would have, is a custom domain of another app; choose another name")
+        }
+    }
+
     public func rename(_ old: AppName, to new: AppName, by caller: Caller) throws {
         try store.write { db in
             var app = try existing(old, db)
             guard try App.filter(Column("name") == new.rawValue).fetchCount(db) == 0 else {
                 throw UserFacingError.conflict("name is already taken: an app named \(quoted(new.rawValue)) exists; choose another name")
             }
+            try ensureDefaultDomainIsFree(new, db)
             let oldRepo = paths.repository(old), newRepo = paths.repository(new)
             if FileManager.default.fileExists(atPath: oldRepo) {
                 // Inside the transaction: if the move fails, the rename is rolled back.
