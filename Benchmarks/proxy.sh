@@ -30,8 +30,10 @@ runs=3 duration=8s
 #          fixed response, so that the proxy shows rather than the app (about 5x
 #          what http.server does);
 #  sample: the sample app of Benchmarks/deploy.sh (http.server's ThreadingHTTPServer),
-#          what a small real app answers; its threads contend for the GIL, so its
-#          figures swing more from run to run.
+#          answering a fixed body; its threads contend for the GIL, so its figures
+#          swing more from run to run;
+#  work:   the same server doing about half a millisecond of Python per request,
+#          as an app rendering a small page would.
 fast_app() {
   cat <<'PY'
 import asyncio, os
@@ -62,6 +64,9 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), H).serve_forever()
 PY
+}
+work_app() {
+  sample_app | sed 's|        body = b"hello\\n"|        sum(i * i for i in range(20000)); body = b"hello\\n"|'
 }
 
 # One wrk run; prints "requests/s p99-ms". Errors (non-2xx, socket errors) fail the run.
@@ -120,3 +125,4 @@ measure() {
 
 measure fast
 measure sample
+measure work
