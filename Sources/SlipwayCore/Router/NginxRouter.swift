@@ -49,7 +49,11 @@ public struct NginxRouter: Sendable {
                 throw UserFacingError(.conflict, "the system nginx rejected the config for \(site.app), so the previous one was kept: \(problem)")
             }
         }
-        try reload()
+        do { try reload() } catch {
+            // The caller records nothing: the file goes back to what the state says.
+            if let previous { try? write(previous, to: path) } else { try? FileManager.default.removeItem(atPath: path) }
+            throw error
+        }
     }
 
     /// Drops the app's config (apps:destroy).
