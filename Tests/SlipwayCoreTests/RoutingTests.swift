@@ -84,3 +84,63 @@ struct RoutingUnitTests {
         #expect(text.contains("listen 8443 ssl;\n    server_name www.example.com;\n    ssl_certificate /data/certs/1/server.crt;"))
     }
 }
+
+/// Routing changes that must be refused, changing nothing, on a temp store (nginx
+/// validates the rendered files; none runs, so nothing reloads).
+@Suite("Routing: refused changes")
+struct RoutingRefusalTests {
+    func domains(_ w: TestWorld, _ app: String) -> String { w.run(["domains:report", app, "--format", "json"]).out }
+
+    @Test func aRoutingChangeWaitsForNoDeploy() throws {
+        let w = try TestWorld()
+        #expect(w.run(["apps:create", "web"]).status == 0)
+        let held = try w.core.deploys.locks.acquire(AppName("web"), by: Caller(principal: .localAdmin, command: "test"))
+        let busy = w.run(["domains:add", "web", "www.example.com"])
+        #expect(busy.status == 1 && busy.err.contains("web is being deployed by"), "\(busy.err)")
+        #expect(w.run(["certs:remove", "web"]).err.contains("web is being deployed by"))
+        w.core.deploys.locks.release(held)
+        #expect(!domains(w, "web").contains("www.example.com"))
+        #expect(w.run(["domains:add", "web", "www.example.com"]).status == 0)
+        #expect(domains(w, "web").contains("www.example.com"))
+    }
+
+    @Test func aDefaultDomainIsNeverAnotherAppsCustomOne() throws {
+        let w = try TestWorld()
+        #expect(w.run(["apps:create", "web"]).status == 0)
+        #expect(w.run(["domains:add", "web", "api.example.com", "web.example.com"]).status == 0)
+        // Moving the global domain would make api.example.com the default of an app "api".
+        let refused = w.run(["domains:set-global", "example.com"])
+        #expect(refused.status == 1 && refused.err.contains("web has the custom domain api.example.com"), "\(refused.err)")
+        #expect(w.run(["domains:report", "web"]).out.contains("Global domain:   localhost"))
+        #expect(w.run(["domains:remove", "web", "api.example.com"]).status == 0)
+        #expect(w.run(["domains:set-global", "example.com"]).status == 0)
+        // web.example.com is web's default now, no longer a custom domain of it.
+        let report = try JSONSerialization.jsonObject(with: Data(domains(w, "web").utf8)) as? [String: Any]
+        #expect(report?["defaultDomain"] as? String == "web.example.com")
+        #expect(report?["customDomains"] as? [String] == [])
+
+        // A global domain changed behind Slipway's back (the config file): create and rename check too.
+        #expect(w.run(["domains:add", "web", "api.example.org"]).status == 0)
+        try w.core.store.write { db in try db.execute(sql: "UPDATE server_settings SET value = 'example.org'") }
+        let create = w.run(["apps:create", "api"])
+        #expect(create.status == 1 && create.err.contains("api.example.org, the default domain an app named api would have"), "\(create.err)")
+        #expect(w.run(["apps:create", "tmp"]).status == 0)
+        #expect(w.run(["apps:rename", "tmp", "api"]).status == 1)
+        #expect(w.run(["apps:report", "tmp"]).status == 0)
+    }
+
+    @Test func limitsAndMissingThingsAreRefused() throws {
+        let w = try TestWorld()
+        #expect(w.run(["apps:create", "web"]).status == 0)
+        let many = (1...RoutingService.maxDomainsPerApp + 1).map { "d\($0).example.com" }
+        let tooMany = w.run(["domains:add", "web"] + many)
+        #expect(tooMany.status == 1 && tooMany.err.contains("at most \(RoutingService.maxDomainsPerApp) custom domains"), "\(tooMany.err)")
+        #expect(!domains(w, "web").contains("d1.example.com"))
+        let defaultName = w.run(["domains:remove", "web", "web.localhost"])
+        #expect(defaultName.status == 1 && defaultName.err.contains("is web's default domain"), "\(defaultName.err)")
+        #expect(w.run(["domains:add", "web"]).status != 0)
+        let noCertificate = w.run(["certs:remove", "web"])
+        #expect(noCertificate.status == 1 && noCertificate.err.contains("web has no certificate"), "\(noCertificate.err)")
+        #expect(w.run(["domains:add", "nope", "a.example.com"]).status == 1)
+    }
+}

@@ -75,7 +75,7 @@ public struct CertificateService: Sendable {
 
     public func report(_ app: AppName) throws -> Report {
         try store.read { db in
-            guard let record = try App.filter(Column("name") == app.rawValue).fetchOne(db) else { throw UserFacingError.appNotFound(app.rawValue) }
+            let record = try routing.apps.existing(app, db)
             let site = try routing.site(of: record, endpoints: [], db)
             let certificate = try CertificateRecord.fetchOne(db, key: record.id)
             return Report(app: app.rawValue, enabled: certificate != nil, subject: certificate?.subject, issuer: certificate?.issuer,
@@ -91,10 +91,10 @@ public struct CertificateService: Sendable {
     public func add(_ app: AppName, pem: String, by caller: Caller) throws -> Report {
         let parsed = try Self.parse(pem)
         try routing.locked(app, by: caller) {
-            guard let appID = try store.read({ db in try App.filter(Column("name") == app.rawValue).fetchOne(db)?.id }) else {
-                throw UserFacingError.appNotFound(app.rawValue)
+            let (appID, live) = try store.read { db in
+                let record = try routing.apps.existing(app, db)
+                return (record.id!, try CertificateRecord.fetchOne(db, key: record.id)?.fingerprint)
             }
-            let live = try store.read { db in try CertificateRecord.fetchOne(db, key: appID)?.fingerprint }
             let files = CertificateFiles(paths: paths, appID: appID, fingerprint: parsed.fingerprint)
             try files.write(chain: parsed.chainPEM, key: parsed.keyPEM)
             do {
@@ -128,7 +128,7 @@ public struct CertificateService: Sendable {
     public func remove(_ app: AppName, by caller: Caller) throws {
         try routing.locked(app, by: caller) {
             let appID = try store.write { db -> Int64 in
-                guard let record = try App.filter(Column("name") == app.rawValue).fetchOne(db) else { throw UserFacingError.appNotFound(app.rawValue) }
+                let record = try routing.apps.existing(app, db)
                 guard try CertificateRecord.deleteOne(db, key: record.id) else {
                     throw UserFacingError.notFound("\(app) has no certificate; certs:add \(app) adds one")
                 }

@@ -8,6 +8,7 @@ import GRDB
 /// records it: a change nginx refuses is not recorded either.
 public struct RoutingService: Sendable {
     let store: Store
+    let apps: AppService
     let settings: Settings
     let paths: DataPaths
     public let router: NginxRouter
@@ -27,13 +28,9 @@ public struct RoutingService: Sendable {
 
     // MARK: Names
 
-    /// The global domain: set by `domains:set-global`, else the config file's `global_domain`.
-    public func globalDomain() throws -> String {
-        try store.read { db in try globalDomain(db) }
-    }
-
     func globalDomain(_ db: Database) throws -> String { try Self.globalDomain(db, settings: settings) }
 
+    /// The global domain: set by `domains:set-global`, else the config file's `global_domain`.
     static func globalDomain(_ db: Database, settings: Settings) throws -> String {
         try String.fetchOne(db, sql: "SELECT value FROM server_settings WHERE key = 'global_domain'") ?? settings.globalDomain
     }
@@ -49,8 +46,7 @@ public struct RoutingService: Sendable {
     /// default name; https when the certificate covers that name.
     public func url(for app: AppName) throws -> String {
         try store.read { db in
-            guard let record = try App.filter(Column("name") == app.rawValue).fetchOne(db) else { return "http://\(app).\(try globalDomain(db))" }
-            let served = try site(of: record, endpoints: [], db)
+            let served = try site(of: try apps.existing(app, db), endpoints: [], db)
             return url(of: served, name: served.names.count > 1 ? served.names[1] : served.names[0])
         }
     }
@@ -79,11 +75,11 @@ public struct RoutingService: Sendable {
     /// Points the app's names at `endpoints` (nil: the recorded ones, none while
     /// stopped), validated and reloaded.
     public func publish(_ app: AppName, endpoints: [String]? = nil) throws {
-        let current = try store.read { db -> Site? in
-            guard let record = try App.filter(Column("name") == app.rawValue).fetchOne(db) else { return nil }
+        let current = try store.read { db in
+            let record = try apps.existing(app, db)
             return try site(of: record, endpoints: endpoints ?? recordedEndpoints(record, db), db)
         }
-        if let current { try router.publish(current) }
+        try router.publish(current)
     }
 
     /// Publishes inside a write transaction (the change is kept only if nginx takes it).
@@ -112,7 +108,7 @@ public struct RoutingService: Sendable {
 
     public func proxyReport(_ app: AppName) throws -> ProxyReport {
         let served = try store.read { db in
-            let record = try existing(app, db)
+            let record = try apps.existing(app, db)
             return try site(of: record, endpoints: try recordedEndpoints(record, db), db)
         }
         let path = router.configPath(for: app)
@@ -134,7 +130,7 @@ public struct RoutingService: Sendable {
 
     public func report(_ app: AppName) throws -> DomainReport {
         try store.read { db in
-            let record = try existing(app, db)
+            let record = try apps.existing(app, db)
             let served = try site(of: record, endpoints: [], db)
             return DomainReport(app: app.rawValue, defaultDomain: served.names[0], customDomains: Array(served.names.dropFirst()),
                                 globalDomain: try globalDomain(db), urls: served.names.map { url(of: served, name: $0) })
@@ -146,7 +142,7 @@ public struct RoutingService: Sendable {
     public func add(_ app: AppName, _ domains: [String], by caller: Caller) throws -> [String] {
         let wanted = try validated(domains)
         return try locked(app, by: caller) { try store.write { db in
-            let record = try existing(app, db)
+            let record = try apps.existing(app, db)
             let current = Set(try names(of: record, db))
             let new = wanted.filter { !current.contains($0) }
             try claim(new, for: record, by: caller, db)
@@ -160,7 +156,7 @@ public struct RoutingService: Sendable {
     public func set(_ app: AppName, _ domains: [String], by caller: Caller) throws {
         let names = try validated(domains)
         try locked(app, by: caller) { try store.write { db in
-            let record = try existing(app, db)
+            let record = try apps.existing(app, db)
             try db.execute(sql: "DELETE FROM domains WHERE app_id = ?", arguments: [record.id])
             try claim(names.filter { $0 != "\(app).\(try globalDomain(db))" }, for: record, by: caller, db)
             try republish(record, db)
@@ -172,7 +168,7 @@ public struct RoutingService: Sendable {
     public func remove(_ app: AppName, _ domains: [String], by caller: Caller) throws {
         let names = try validated(domains)
         try locked(app, by: caller) { try store.write { db in
-            let record = try existing(app, db)
+            let record = try apps.existing(app, db)
             let custom = Set(try String.fetchAll(db, sql: "SELECT name FROM domains WHERE app_id = ?", arguments: [record.id]))
             for name in names where !custom.contains(name) {
                 if name == "\(app).\(try globalDomain(db))" {
@@ -189,7 +185,7 @@ public struct RoutingService: Sendable {
     /// `domains:clear`: no custom domains (the default one stays).
     public func clear(_ app: AppName, by caller: Caller) throws {
         try locked(app, by: caller) { try store.write { db in
-            let record = try existing(app, db)
+            let record = try apps.existing(app, db)
             try db.execute(sql: "DELETE FROM domains WHERE app_id = ?", arguments: [record.id])
             try republish(record, db)
             try db.audit(caller, app: app.rawValue, detail: "cleared custom domains")
@@ -259,10 +255,5 @@ public struct RoutingService: Sendable {
             var row = Domain(name: name, appId: app.id!, addedBy: caller.principal.name, addedAt: Date())
             try row.save(db)
         }
-    }
-
-    private func existing(_ app: AppName, _ db: Database) throws -> App {
-        guard let record = try App.filter(Column("name") == app.rawValue).fetchOne(db) else { throw UserFacingError.appNotFound(app.rawValue) }
-        return record
     }
 }

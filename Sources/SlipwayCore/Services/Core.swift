@@ -42,7 +42,7 @@ public final class Core: Sendable {
         builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git, builder: builder)
         runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds, events: events)
         router = NginxRouter(settings: settings, paths: paths)
-        routing = RoutingService(store: store, settings: settings, paths: paths, router: router)
+        routing = RoutingService(store: store, apps: apps, settings: settings, paths: paths, router: router)
         certificates = CertificateService(store: store, paths: paths, routing: routing)
         deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
                                 storage: storage, builds: builds, git: git, routing: routing, locks: DeployLocks(store: store),
