@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The proxy's cost, nginx beside its floor from the same run:
-#  Requests per second and p99 latency of two small Procfile apps (python3, keep-alive)
+#  Requests per second and p99 latency of three small Procfile apps (python3, keep-alive)
 #  through Slipway's managed nginx (Host: <app>.localhost) vs straight to the app
 #  container's published port, with the same client and settings (wrk, 2 threads,
 #  16 connections, 8 s), interleaved direct/nginx 3 times each after a 2 s warm-up
 #  of each; the median of each is reported. The client stands in for users on other
 #  machines: wrk gets core 0 to itself, and the server side (the app's processes and
-#  nginx) shares the other cores, in both measurements. With an app that answers in
-#  microseconds, nginx's share of those cores is what the ratio shows.
+#  nginx) shares the other cores, in both measurements.
+#  Also the CPU time each request costs the app (direct runs) and nginx's workers
+#  (nginx runs), from /proc: on a shared core the ratio can be no better than
+#  app / (app + nginx), so the app cost at which 0.8x holds is 4x nginx's.
 #  Target: nginx throughput >= 0.8x direct.
 # Usage: Benchmarks/proxy.sh [path/to/slipway]   (default: a release build)
 . "$(dirname "$0")/lib.sh" "$@"
@@ -30,7 +32,7 @@ runs=3 duration=8s
 #          fixed response, so that the proxy shows rather than the app (about 5x
 #          what http.server does);
 #  sample: the sample app of Benchmarks/deploy.sh (http.server's ThreadingHTTPServer),
-#          answering a fixed body; its threads contend for the GIL, so its figures
+#          answering a fixed body, with a listen backlog a production server has; its threads contend for the GIL, so its figures
 #          swing more from run to run;
 #  work:   the same server doing about half a millisecond of Python per request,
 #          as an app rendering a small page would.
@@ -55,6 +57,8 @@ PY
 sample_app() {
   cat <<'PY'
 import http.server, os
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's default of 5 drops the SYNs of nginx's first upstream burst (1 s retries)
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     wbufsize = 65536  # headers and body in one write (no delayed-ACK stall)
@@ -62,27 +66,42 @@ class H(http.server.BaseHTTPRequestHandler):
         body = b"hello\n"
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), H).serve_forever()
+Server(("", int(os.environ["PORT"])), H).serve_forever()
 PY
 }
 work_app() {
   sample_app | sed 's|        body = b"hello\\n"|        sum(i * i for i in range(20000)); body = b"hello\\n"|'
 }
 
-# One wrk run; prints "requests/s p99-ms". Errors (non-2xx, socket errors) fail the run.
-bench() {  # $1: url, $2: duration, $3: Host header
-  local out
+# CPU time (clock ticks, user + system) of processes $@ and all their descendants.
+cpu_ticks() {
+  local p t=0
+  for p in "$@"; do
+    [ -r /proc/"$p"/stat ] || continue
+    t=$((t + $(awk '{print $14 + $15}' /proc/"$p"/stat)))
+    t=$((t + $(cpu_ticks $(cat /proc/"$p"/task/*/children 2>/dev/null))))
+  done
+  echo $t
+}
+
+# One wrk run; prints "requests/s p99-ms cpu-us-per-request", the CPU being that of
+# the processes $4 (and descendants) during the run. Errors (non-2xx, socket errors) fail it.
+bench() {  # $1: url, $2: duration, $3: Host header, $4: pids to account
+  local out before after
+  before=$(cpu_ticks $4)
   out=$(taskset -c "$client_cpus" wrk "${wrk_opts[@]}" -H "Host: $3" -d"$2" "$1")
-  python3 - "$out" <<'PY'
+  after=$(cpu_ticks $4)
+  python3 - "$out" $((after - before)) "$(getconf CLK_TCK)" <<'PY'
 import re, sys
-out = sys.argv[1]
+out, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 sock = re.search(r"Socket errors: (.*)", out)
 if bad or sock:
     sys.exit(f"wrk reported errors:\n{out}")
 rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+requests = int(re.search(r"(\d+) requests in", out).group(1))
 value, unit = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
-print(f"{rps:.0f} {float(value) * {'us': 0.001, 'ms': 1, 's': 1000}[unit]:.2f}")
+print(f"{rps:.0f} {float(value) * {'us': 0.001, 'ms': 1, 's': 1000}[unit]:.2f} {ticks / hz * 1e6 / requests:.1f}")
 PY
 }
 
@@ -108,18 +127,23 @@ measure() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"])')
   direct_url="http://127.0.0.1:$hostport/"
   [ "$(curl -s -m 2 "$direct_url")" = hello ] || { echo "no 200 from $app at $direct_url" >&2; exit 1; }
-  pin_tree "$(curl -fsS --unix-socket $sock "http://d/v1.41/containers/$1/json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["State"]["Pid"])')"
-  pin_tree "$(cat "$work/data/nginx/nginx.pid")"
+  local app_pid nginx_pid
+  app_pid=$(curl -fsS --unix-socket $sock "http://d/v1.41/containers/$1/json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["State"]["Pid"])')
+  nginx_pid=$(cat "$work/data/nginx/nginx.pid")
+  pin_tree "$app_pid"; pin_tree "$nginx_pid"
 
   echo "== $app app: requests/s and p99 latency, through nginx vs direct to the container's port (wrk ${wrk_opts[*]:0:2} -d$duration on core $client_cpus, app and nginx on cores $server_cpus, median of $runs)"
-  bench "$direct_url" 2s "$host" >/dev/null; bench "$nginx_url" 2s "$host" >/dev/null
-  local d_rps=() d_p99=() n_rps=() n_p99=() x r l dr dl nr nl
+  bench "$direct_url" 2s "$host" "" >/dev/null; bench "$nginx_url" 2s "$host" "" >/dev/null
+  local d_rps=() d_p99=() d_cpu=() n_rps=() n_p99=() n_cpu=() x r l c dr dl nr nl
   for _ in $(seq $runs); do
-    x=$(bench "$direct_url" $duration "$host"); read -r r l <<<"$x"; d_rps+=("$r"); d_p99+=("$l")
-    x=$(bench "$nginx_url" $duration "$host"); read -r r l <<<"$x"; n_rps+=("$r"); n_p99+=("$l")
+    # The nginx workers are the master's children (the master itself only supervises).
+    x=$(bench "$direct_url" $duration "$host" "$app_pid"); read -r r l c <<<"$x"; d_rps+=("$r"); d_p99+=("$l"); d_cpu+=("$c")
+    x=$(bench "$nginx_url" $duration "$host" "$(cat /proc/"$nginx_pid"/task/*/children)"); read -r r l c <<<"$x"; n_rps+=("$r"); n_p99+=("$l"); n_cpu+=("$c")
   done
   dr=$(median "${d_rps[@]}"); dl=$(median "${d_p99[@]}"); nr=$(median "${n_rps[@]}"); nl=$(median "${n_p99[@]}")
   printf '  %-8s %8s req/s  p99 %7s ms   (req/s %s; p99 ms %s)\n' direct "$dr" "$dl" "${d_rps[*]}" "${d_p99[*]}" nginx "$nr" "$nl" "${n_rps[*]}" "${n_p99[*]}"
+  printf '  CPU per request: the app %s us direct, nginx %s us proxying  (runs: %s; %s)\n' \
+    "$(median "${d_cpu[@]}")" "$(median "${n_cpu[@]}")" "${d_cpu[*]}" "${n_cpu[*]}"
   echo "  ratio nginx / direct throughput: $(python3 -c "print(f'{$nr/$dr:.2f}')")  (target >= 0.8)"
 }
 

@@ -177,6 +177,9 @@ struct RoutingTests {
         #expect(added.status == 0, "\(added.err)")
         let https = try curl(server, "secure.example.test", https: true, cacert: good.cert)
         #expect(https.status == 200 && https.body.hasPrefix("v1 from "), "\(https)")
+        let http2 = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_version}", "--http2", "--cacert", good.cert, "--resolve",
+                                              "secure.example.test:\(server.slipway.tlsPort):127.0.0.1", "https://secure.example.test:\(server.slipway.tlsPort)/"])
+        #expect(http2.out == "2", "HTTPS should offer HTTP/2: \(http2)")
         let http = try curl(server, "secure.example.test")
         #expect(http.status == 301 && http.redirect == "https://secure.example.test:\(server.slipway.tlsPort)/", "\(http)")
         // The default name is not covered: it stays plain HTTP.
@@ -243,6 +246,85 @@ struct RoutingTests {
             usleep(100_000)
         }
         #expect(answered, "nginx did not come back after its master was killed")
+    }
+
+    /// A WebSocket app: the RFC 6455 handshake, then every text frame echoed back;
+    /// plain GETs answer the forwarding headers the app was given.
+    static let webSocketApp: [String: Data] = [
+        "Procfile": Data("web: python3 server.py\n".utf8),
+        "server.py": Data("""
+            import base64, hashlib, http.server, os
+            class H(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def do_GET(self):
+                    if self.headers.get("Upgrade", "").lower() == "websocket":
+                        key = self.headers["Sec-WebSocket-Key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+                        self.send_response(101)
+                        self.send_header("Upgrade", "websocket")
+                        self.send_header("Connection", "Upgrade")
+                        self.send_header("Sec-WebSocket-Accept", base64.b64encode(hashlib.sha1(key.encode()).digest()).decode())
+                        self.end_headers()
+                        while True:  # short masked text frames in, unmasked ones out
+                            head = self.rfile.read(2)
+                            if len(head) < 2: return
+                            mask = self.rfile.read(4)
+                            text = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(head[1] & 0x7F)))
+                            reply = b"echo: " + text
+                            self.wfile.write(bytes([0x81, len(reply)]) + reply)
+                    names = ["Host", "Connection", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port"]
+                    body = "".join("%s=%s\\n" % (name, self.headers.get(name)) for name in names).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *args): pass
+            http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), H).serve_forever()
+
+            """.utf8),
+    ]
+
+    @Test func webSocketsAndForwardingHeadersPassThrough() throws {
+        let (server, alice) = try start()
+        let push = try server.git(alice.key, ["push", server.url("chat"), "main"], in: try makeRepository(Self.webSocketApp))
+        #expect(push.status == 0, "\(push.err)")
+        let port = server.slipway.proxyPort
+
+        // The RFC 6455 example key: its accept value is known.
+        let connection = try TCPConnection(port: port)
+        connection.send(Data("""
+            GET /socket HTTP/1.1\r
+            Host: chat.localhost:\(port)\r
+            Upgrade: websocket\r
+            Connection: Upgrade\r
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r
+            Sec-WebSocket-Version: 13\r
+            \r
+
+            """.utf8))
+        let handshake = String(decoding: connection.receive { $0.range(of: Data("\r\n\r\n".utf8)) != nil }, as: UTF8.self)
+        #expect(handshake.hasPrefix("HTTP/1.1 101 "), "\(handshake)")
+        #expect(handshake.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "\(handshake)")
+        // Messages both ways on the one connection, each after the last one's answer.
+        for message in ["hello", "second message"] {
+            let mask: [UInt8] = [0x1f, 0x2e, 0x3d, 0x4c]
+            let masked = message.utf8.enumerated().map { $0.element ^ mask[$0.offset % 4] }
+            connection.send(Data([0x81, 0x80 | UInt8(message.utf8.count)] + mask + masked))
+            let reply = "echo: " + message
+            let frame = connection.receive { $0.count >= 2 + reply.utf8.count }
+            #expect(frame == Data([0x81, UInt8(reply.utf8.count)] + Array(reply.utf8)), "\(Array(frame))")
+        }
+
+        // Plain requests keep the pooled upstream connections, and say where they came from.
+        let plain = try curl(server, "chat.localhost")
+        #expect(plain.status == 200, "\(plain)")
+        #expect(plain.body == """
+            Host=chat.localhost:\(port)
+            Connection=None
+            X-Forwarded-For=127.0.0.1
+            X-Forwarded-Proto=http
+            X-Forwarded-Port=\(port)
+
+            """, "\(plain.body)")
     }
 
     @Test func aSystemNginxIncludesSlipwaysDirectory() throws {

@@ -81,15 +81,24 @@ public struct NginxRouter: Sendable {
             // Idle connections kept to the app, each reused for many requests: a new
             // upstream connection per request costs more than the proxying itself.
             text += "    keepalive 64;\n    keepalive_requests 10000;\n}\n"
+            // A WebSocket (any `Upgrade:`) request is passed on as one, and its connection
+            // becomes a tunnel; every other request goes over the pooled keep-alive
+            // connections, which need an empty `Connection:`. `set` inside a server-level
+            // `if` is safe, and unlike a `map` it needs nothing outside this file (system mode).
             serve = """
+                    set $slipway_connection "";
+                    if ($http_upgrade) { set $slipway_connection upgrade; }
                     location / {
                         proxy_pass http://\(upstream);
                         proxy_http_version 1.1;
-                        proxy_set_header Connection "";
-                        proxy_set_header Host $host;
+                        proxy_set_header Upgrade $http_upgrade;
+                        proxy_set_header Connection $slipway_connection;
+                        proxy_set_header Host $http_host;
                         proxy_set_header X-Real-IP $remote_addr;
                         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
                         proxy_set_header X-Forwarded-Proto $scheme;
+                        proxy_set_header X-Forwarded-Port $server_port;
+                        proxy_set_header X-Request-Start "t=${msec}";
                         proxy_next_upstream error timeout http_502 http_503;
                     }
                 """
@@ -101,7 +110,7 @@ public struct NginxRouter: Sendable {
         if let tls = site.tls, !tls.names.isEmpty {
             let port = settings.tlsPort == 443 ? "" : ":\(settings.tlsPort)"
             text += server("\(settings.proxyPort)", tls.names, "    return 301 https://$host\(port)$request_uri;")
-            text += server("\(settings.tlsPort) ssl", tls.names, """
+            text += server("\(settings.tlsPort) ssl http2", tls.names, """
                     ssl_certificate \(tls.certificatePath);
                     ssl_certificate_key \(tls.keyPath);
                 \(serve)
@@ -114,7 +123,7 @@ public struct NginxRouter: Sendable {
     func renderMain(includeDirectory: String) -> String {
         // HTTPS for a name no app has a certificate for: refused, never another app's certificate.
         let tlsDefaultServer = !Self.rejectsUnknownTLSNames ? ""
-            : "server { listen \(settings.tlsPort) ssl default_server; server_name _; ssl_reject_handshake on; }\n    "
+            : "server { listen \(settings.tlsPort) ssl http2 default_server; server_name _; ssl_reject_handshake on; }\n    "
         return """
         # Written by Slipway (managed nginx).
         worker_processes auto;
