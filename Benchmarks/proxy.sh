@@ -84,16 +84,17 @@ cpu_ticks() {
   echo $t
 }
 
-# One wrk run; prints "requests/s p99-ms cpu-us-per-request", the CPU being that of
-# the processes $4 (and descendants) during the run. Errors (non-2xx, socket errors) fail it.
-bench() {  # $1: url, $2: duration, $3: Host header, $4: pids to account
-  local out before after
-  before=$(cpu_ticks $4)
+# One wrk run; prints "requests/s p99-ms app-us nginx-us": the last two are the CPU
+# time per request of the processes $4 and $5 (and their descendants) during the run.
+# Errors (non-2xx, socket errors) fail it.
+bench() {  # $1: url, $2: duration, $3: Host header, $4: the app's pid, $5: nginx's workers
+  local out app0 app1 nginx0 nginx1
+  app0=$(cpu_ticks $4); nginx0=$(cpu_ticks $5)
   out=$(taskset -c "$client_cpus" wrk "${wrk_opts[@]}" -H "Host: $3" -d"$2" "$1")
-  after=$(cpu_ticks $4)
-  python3 - "$out" $((after - before)) "$(getconf CLK_TCK)" <<'PY'
+  app1=$(cpu_ticks $4); nginx1=$(cpu_ticks $5)
+  python3 - "$out" $((app1 - app0)) $((nginx1 - nginx0)) "$(getconf CLK_TCK)" <<'PY'
 import re, sys
-out, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out, app, nginx, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 sock = re.search(r"Socket errors: (.*)", out)
 if bad or sock:
@@ -101,7 +102,8 @@ if bad or sock:
 rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
 requests = int(re.search(r"(\d+) requests in", out).group(1))
 value, unit = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
-print(f"{rps:.0f} {float(value) * {'us': 0.001, 'ms': 1, 's': 1000}[unit]:.2f} {ticks / hz * 1e6 / requests:.1f}")
+per_request = lambda ticks: f"{ticks / hz * 1e6 / requests:.1f}"
+print(f"{rps:.0f} {float(value) * {'us': 0.001, 'ms': 1, 's': 1000}[unit]:.2f} {per_request(app)} {per_request(nginx)}")
 PY
 }
 
@@ -133,17 +135,18 @@ measure() {
   pin_tree "$app_pid"; pin_tree "$nginx_pid"
 
   echo "== $app app: requests/s and p99 latency, through nginx vs direct to the container's port (wrk ${wrk_opts[*]:0:2} -d$duration on core $client_cpus, app and nginx on cores $server_cpus, median of $runs)"
-  bench "$direct_url" 2s "$host" "" >/dev/null; bench "$nginx_url" 2s "$host" "" >/dev/null
-  local d_rps=() d_p99=() d_cpu=() n_rps=() n_p99=() n_cpu=() x r l c dr dl nr nl
+  # The nginx workers are the master's children (the master itself only supervises).
+  local workers; workers=$(cat /proc/"$nginx_pid"/task/*/children)
+  bench "$direct_url" 2s "$host" "$app_pid" "$workers" >/dev/null; bench "$nginx_url" 2s "$host" "$app_pid" "$workers" >/dev/null
+  local d_rps=() d_p99=() d_cpu=() n_rps=() n_p99=() n_app=() n_cpu=() x r l a c dr dl nr nl
   for _ in $(seq $runs); do
-    # The nginx workers are the master's children (the master itself only supervises).
-    x=$(bench "$direct_url" $duration "$host" "$app_pid"); read -r r l c <<<"$x"; d_rps+=("$r"); d_p99+=("$l"); d_cpu+=("$c")
-    x=$(bench "$nginx_url" $duration "$host" "$(cat /proc/"$nginx_pid"/task/*/children)"); read -r r l c <<<"$x"; n_rps+=("$r"); n_p99+=("$l"); n_cpu+=("$c")
+    x=$(bench "$direct_url" $duration "$host" "$app_pid" "$workers"); read -r r l a c <<<"$x"; d_rps+=("$r"); d_p99+=("$l"); d_cpu+=("$a")
+    x=$(bench "$nginx_url" $duration "$host" "$app_pid" "$workers"); read -r r l a c <<<"$x"; n_rps+=("$r"); n_p99+=("$l"); n_app+=("$a"); n_cpu+=("$c")
   done
   dr=$(median "${d_rps[@]}"); dl=$(median "${d_p99[@]}"); nr=$(median "${n_rps[@]}"); nl=$(median "${n_p99[@]}")
   printf '  %-8s %8s req/s  p99 %7s ms   (req/s %s; p99 ms %s)\n' direct "$dr" "$dl" "${d_rps[*]}" "${d_p99[*]}" nginx "$nr" "$nl" "${n_rps[*]}" "${n_p99[*]}"
-  printf '  CPU per request: the app %s us direct, nginx %s us proxying  (runs: %s; %s)\n' \
-    "$(median "${d_cpu[@]}")" "$(median "${n_cpu[@]}")" "${d_cpu[*]}" "${n_cpu[*]}"
+  printf '  CPU per request: direct, the app %s us; through nginx, the app %s us + nginx %s us  (runs: %s; %s; %s)\n' \
+    "$(median "${d_cpu[@]}")" "$(median "${n_app[@]}")" "$(median "${n_cpu[@]}")" "${d_cpu[*]}" "${n_app[*]}" "${n_cpu[*]}"
   echo "  ratio nginx / direct throughput: $(python3 -c "print(f'{$nr/$dr:.2f}')")  (target >= 0.8)"
 }
 
