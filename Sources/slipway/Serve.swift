@@ -41,7 +41,8 @@ struct Serve: ParsableCommand {
     /// The managed nginx is started (or found running from an earlier server), then
     /// every app is brought back to its state, and nginx is watched: if it dies, it
     /// is started again within two seconds (not once the server is stopping: an
-    /// admin stopping both must not see nginx come back). All on a thread of its
+    /// admin stopping both must not see nginx come back); apps' access logs are
+    /// rotated on the same beat. All on a thread of its
     /// own, so SSH sessions are served meanwhile.
     private func startProxyAndRecovery(core: Core, stopping: StopFlag, logger: Logger) {
         Thread.detachNewThread {
@@ -62,6 +63,9 @@ struct Serve: ParsableCommand {
                     if try core.router.ensureRunning() { logger.warning("nginx was not running; started it again") }
                 } catch {
                     logger.error("the proxy is down and did not start", metadata: ["error": "\(error)"])
+                }
+                for app in core.router.rotateAccessLogs(maxBytes: core.settings.accessLogMaxBytes) {
+                    logger.info("rotated the access log", metadata: ["app": "\(app)"])
                 }
             }
         }

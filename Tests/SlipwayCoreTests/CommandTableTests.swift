@@ -66,6 +66,7 @@ struct CommandTableTests {
         "certs:remove": (.app(.owner), ["certs:remove", "web"], .app("web", .owner)),
         "certs:report": (.app(.read), ["certs:report", "web"], .app("web", .read)),
         "proxy:report": (.app(.read), ["proxy:report", "web"], .app("web", .read)),
+        "proxy:logs": (.app(.read), ["proxy:logs", "web", "-t"], .app("web", .read)),
         "logs": (.app(.read), ["logs", "web", "-t", "-n", "5", "-p", "worker"], .app("web", .read)),
         "deploy:lock-status": (.app(.write), ["deploy:lock-status", "web"], .app("web", .write)),
         "deploy:unlock": (.app(.write), ["deploy:unlock", "web"], .app("web", .write)),

@@ -79,10 +79,11 @@ struct RoutingUnitTests {
                         tls: .init(certificatePath: "/data/certs/1/server.crt", keyPath: "/data/certs/1/server.key", names: ["www.example.com"]))
         let text = router.render(site)
         #expect(text.contains("server 127.0.0.1:40001 max_fails=1 fail_timeout=2s;\n    server 127.0.0.1:40002"))
-        #expect(text.contains("listen 8080;\n    server_name web.localhost;\n    set $slipway_connection \"\";"))
+        let log = "    access_log /data/nginx/logs/web.access.log combined buffer=32k flush=1s;\n"
+        #expect(text.contains("listen 8080;\n    server_name web.localhost;\n\(log)    set $slipway_connection \"\";"))
         #expect(text.contains("proxy_set_header Connection $slipway_connection;"))
-        #expect(text.contains("listen 8080;\n    server_name www.example.com;\n    return 301 https://$host:8443$request_uri;"))
-        #expect(text.contains("listen 8443 ssl http2;\n    server_name www.example.com;\n    ssl_certificate /data/certs/1/server.crt;"))
+        #expect(text.contains("listen 8080;\n    server_name www.example.com;\n\(log)    return 301 https://$host:8443$request_uri;"))
+        #expect(text.contains("listen 8443 ssl http2;\n    server_name www.example.com;\n\(log)    ssl_certificate /data/certs/1/server.crt;"))
     }
 }
 

@@ -327,6 +327,65 @@ struct RoutingTests {
             """, "\(plain.body)")
     }
 
+    @Test func accessLogsShowFollowAcrossRotationAndGoWithTheApp() throws {
+        _ = try BuilderImage.bootstrap.get()
+        // A small rotation size, so that a few dozen requests cross it.
+        let server = try TestServer(slipway: try Slipway(extraConfig: "access_log_max_bytes = 4000"))
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        let bob = try TestUser.register("bob", on: server.slipway)
+        #expect(try deploy(server, alice, "web").status == 0)
+        // Over a socket, not curl: no process may start while the follower below runs
+        // (Foundation's Process can then miss a child's exit and hang the test).
+        func request(_ path: String) throws {
+            let connection = try TCPConnection(port: server.slipway.proxyPort)
+            connection.send(Data("GET /\(path) HTTP/1.1\r\nHost: web.localhost\r\nUser-Agent: e2e-agent\r\nConnection: close\r\n\r\n".utf8))
+            let answer = String(decoding: connection.receive { _ in false }, as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.1 200 "), "\(path): \(answer)")
+        }
+
+        // nginx writes its buffer within a second.
+        try request("first")
+        var shown = ""
+        for _ in 0..<40 where !shown.contains("\"GET /first HTTP/1.1\" 200 ") {
+            shown = try server.ssh(alice.key, "proxy:logs", "web", "-n", "5").out
+            usleep(100_000)
+        }
+        #expect(shown.contains("\"GET /first HTTP/1.1\" 200 ") && shown.contains("\"e2e-agent\""), "\(shown)")
+        let refused = try server.ssh(bob.key, "proxy:logs", "web")
+        #expect(refused.status != 0 && refused.err.hasPrefix("error: "), "\(refused)")
+        let tooMany = try server.ssh(alice.key, "proxy:logs", "web", "-n", "20000")
+        #expect(tooMany.status != 0 && tooMany.err.contains("error: -n takes 0 to 10000 lines"), "\(tooMany)")
+
+        // Following: new requests arrive, and keep arriving across a rotation, none lost.
+        let follower = try RunningCommand("/usr/bin/ssh", server.sshOptions(key: alice.key) + ["127.0.0.1", "proxy:logs", "web", "-t"], environment: [:])
+        // SIGKILL: a child of the test process starts with most signals blocked, SIGTERM too.
+        defer { if follower.process.isRunning { kill(follower.process.processIdentifier, SIGKILL) } }
+        #expect(follower.waitFor("GET /first ", seconds: 10), "\(follower.output)")
+        try request("second")
+        #expect(follower.waitFor("GET /second ", seconds: 5), "\(follower.output)")
+        let padding = String(repeating: "x", count: 200)
+        for n in 0..<30 { try request("bulk-\(n)-\(padding)") }
+        let log = server.slipway.dataDir + "/nginx/logs/web.access.log"
+        var rotated = false
+        for _ in 0..<100 where !rotated {
+            usleep(100_000)
+            rotated = FileManager.default.fileExists(atPath: log + ".1")
+        }
+        #expect(rotated, "the log was not rotated within 10 s")
+        try request("after-rotation")
+        #expect(follower.waitFor("GET /after-rotation ", seconds: 5), "\(follower.output.suffix(600))")
+        for n in 0..<30 { #expect(follower.output.contains("GET /bulk-\(n)-x"), "bulk-\(n) was not followed") }
+        let current = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(current.contains("GET /after-rotation ") && !current.contains("GET /first "), "\(current)")
+        #expect((try FileManager.default.attributesOfItem(atPath: log + ".1")[.size] as? Int ?? 0) < 4000 + 30 * 400)
+        kill(follower.process.processIdentifier, SIGKILL)
+        follower.wait()
+
+        // The app's logs go with it.
+        #expect(try server.ssh(alice.key, "apps:destroy", "web", "--force").status == 0)
+        #expect(!FileManager.default.fileExists(atPath: log) && !FileManager.default.fileExists(atPath: log + ".1"))
+    }
+
     @Test func aSystemNginxIncludesSlipwaysDirectory() throws {
         _ = try BuilderImage.bootstrap.get()
         // The host's nginx, as an admin would set it up: its own main config including Slipway's directory.

@@ -182,20 +182,30 @@ enum Releases {
     }
 }
 
+/// `-t` and `-n N`, as every command that shows a log takes them.
+struct TailOptions: ParsableArguments {
+    @Flag(name: [.customShort("t"), .customLong("tail")], help: "Follow new lines until you disconnect.") var follow = false
+    @Option(name: [.customShort("n"), .customLong("num")], help: "Lines to show first (default 100; logs: per container).") var lines = 100
+
+    /// `lines`, refused outside 0...10000.
+    func checkedLines() throws -> Int {
+        guard (0...10_000).contains(lines) else { throw UserFacingError.invalid("-n takes 0 to 10000 lines") }
+        return lines
+    }
+}
+
 /// `logs <app> [-t] [-n N] [-p type]`.
 struct Logs: QueryCommand {
     static let configuration = CommandConfiguration(commandName: "logs", abstract: "Show an app's process output, prefixed app[type.n].")
     static let rule = AccessRule.app(.read)
     @Argument var app: String
-    @Flag(name: [.customShort("t"), .customLong("tail")], help: "Follow new output until you disconnect.") var follow = false
-    @Option(name: [.customShort("n"), .customLong("num")], help: "Lines per container (default 100).") var lines = 100
+    @OptionGroup var tail: TailOptions
     @Option(name: [.customShort("p"), .customLong("ps")], help: "Only this process type.") var type: String?
     var requirement: Requirement { .app(app, .read) }
 
     func execute(in context: CommandContext) throws {
-        guard (0...10_000).contains(lines) else { throw UserFacingError.invalid("-n takes 0 to 10000 lines") }
         let cancellation = context.cancellation
-        try context.core.deploys.logs(try AppName(app), type: type, tail: lines, follow: follow, output: context.progress,
+        try context.core.deploys.logs(try AppName(app), type: type, tail: try tail.checkedLines(), follow: tail.follow, output: context.progress,
                                       isCancelled: { cancellation.isCancelled })
     }
 }

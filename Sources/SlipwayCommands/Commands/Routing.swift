@@ -173,3 +173,20 @@ struct ProxyReport: QueryCommand {
         context.print("       Config file:  \(report.configPath)\(report.configPresent ? "" : " (not written yet)")")
     }
 }
+
+/// `proxy:logs <app> [-t] [-n N]`: the requests nginx served for an app (Dokku's `nginx:access-logs`).
+struct ProxyLogs: QueryCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy:logs", abstract: "Show the requests nginx served for an app (its access log).",
+        discussion: "One line per request in nginx's combined format. With -t, new requests follow (within a second) until you disconnect.")
+    static let rule = AccessRule.app(.read)
+    @Argument var app: String
+    @OptionGroup var tail: TailOptions
+    var requirement: Requirement { .app(app, .read) }
+
+    func execute(in context: CommandContext) throws {
+        let cancellation = context.cancellation
+        try context.core.routing.accessLog(try AppName(app), lines: try tail.checkedLines(), follow: tail.follow, output: context.progress,
+                                           isCancelled: { cancellation.isCancelled })
+    }
+}

@@ -17,7 +17,7 @@ public enum CommandTree {
         Ps.Report.self, Ps.Scale.self, Ps.Restart.self, Ps.Start.self, Ps.Stop.self, Ps.Rebuild.self,
         Releases.List.self, Releases.Rollback.self, Logs.self, DeployLockCommands.Status.self, DeployLockCommands.Unlock.self,
         Domains.Report.self, Domains.Add.self, Domains.Set.self, Domains.Remove.self, Domains.Clear.self, Domains.SetGlobal.self,
-        Certs.Add.self, Certs.Remove.self, Certs.Report.self, ProxyReport.self,
+        Certs.Add.self, Certs.Remove.self, Certs.Report.self, ProxyReport.self, ProxyLogs.self,
         Builds.List.self, Builds.Report.self, Builder.Bootstrap.self, Builder.Report.self,
         Events.self, Help.self, Version.self,
     ]

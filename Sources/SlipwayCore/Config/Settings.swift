@@ -46,6 +46,8 @@ public struct Settings: Sendable, Equatable {
     public var nginxIncludeDir: String = "/etc/nginx/slipway"
     /// System mode: the system nginx's main config (for `nginx -t` and reloads).
     public var nginxConfig: String = "/etc/nginx/nginx.conf"
+    /// An app's access log is rotated past this size (one older generation is kept).
+    public var accessLogMaxBytes: Int = 16 << 20
 
     public enum ProxyMode: String, Sendable, Equatable {
         /// `slipway serve` runs and supervises its own nginx, config under `<data-dir>/nginx`.
@@ -100,13 +102,14 @@ public struct Settings: Sendable, Equatable {
             case "builder_mirror":
                 guard let mirror = value.string, mirror.hasPrefix("http://") || mirror.hasPrefix("https://") else { throw wrongType("an http(s) URL") }
                 settings.builderMirror = mirror
-            case "max_sessions", "idle_timeout", "shutdown_grace", "releases_to_keep", "check_timeout", "proxy_port", "tls_port":
+            case "max_sessions", "idle_timeout", "shutdown_grace", "releases_to_keep", "check_timeout", "proxy_port", "tls_port", "access_log_max_bytes":
                 guard let n = value.int, n > 0 else { throw wrongType("a positive whole number") }
                 switch key {
                 case "max_sessions": settings.maxSessions = n
                 case "idle_timeout": settings.idleTimeout = n
                 case "releases_to_keep": settings.releasesToKeep = n
                 case "check_timeout": settings.checkTimeout = n
+                case "access_log_max_bytes": settings.accessLogMaxBytes = n
                 case "proxy_port", "tls_port":
                     guard n <= 65535 else { throw wrongType("a port number") }
                     if key == "proxy_port" { settings.proxyPort = n } else { settings.tlsPort = n }

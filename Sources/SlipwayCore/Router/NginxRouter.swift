@@ -30,6 +30,11 @@ public struct NginxRouter: Sendable {
     /// The app's config file, for `proxy:report`.
     public func configPath(for app: AppName) -> String { "\(appsDirectory)/\(app).conf" }
 
+    /// Where nginx logs the app's requests (the combined format), in both modes:
+    /// `proxy:logs` reads it, `rotateAccessLogs` keeps it bounded.
+    var accessLogDirectory: String { directory + "/logs" }
+    public func accessLogPath(for app: AppName) -> String { "\(accessLogDirectory)/\(app).access.log" }
+
     /// Renders the site, validates the whole config with it, makes it live and reloads.
     public func publish(_ site: Site) throws {
         try prepare()
@@ -62,6 +67,7 @@ public struct NginxRouter: Sendable {
         defer { close(lock) }
         try? FileManager.default.removeItem(atPath: configPath(for: app))
         try reload()
+        for path in [accessLogPath(for: app), accessLogPath(for: app) + ".1"] { try? FileManager.default.removeItem(atPath: path) }
     }
 
     // MARK: Rendering
@@ -103,8 +109,10 @@ public struct NginxRouter: Sendable {
                     }
                 """
         }
+        // Buffered: a line costs no write of its own; `flush` bounds how late `proxy:logs -t` sees it.
+        let log = "    access_log \(accessLogPath(for: site.app)) combined buffer=32k flush=1s;\n"
         func server(_ listen: String, _ names: [String], _ body: String) -> String {
-            "server {\n    listen \(listen);\n    server_name \(names.joined(separator: " "));\n\(body)\n}\n"
+            "server {\n    listen \(listen);\n    server_name \(names.joined(separator: " "));\n\(log)\(body)\n}\n"
         }
         if !site.plainNames.isEmpty { text += server("\(settings.proxyPort)", site.plainNames, serve) }
         if let tls = site.tls, !tls.names.isEmpty {
@@ -170,7 +178,7 @@ public struct NginxRouter: Sendable {
 
     private func prepare() throws {
         let fm = FileManager.default
-        for dir in [appsDirectory, directory + "/tmp"] { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        for dir in [appsDirectory, directory + "/tmp", accessLogDirectory] { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         guard isManaged else { return }
         let main = renderMain(includeDirectory: appsDirectory)
         if (try? String(contentsOfFile: mainConfig, encoding: .utf8)) != main { try write(main, to: mainConfig) }
@@ -315,6 +323,24 @@ public struct NginxRouter: Sendable {
             }
         }
         Thread.sleep(forTimeInterval: 0.05)
+    }
+
+    /// Moves each access log larger than `maxBytes` to `<log>.1` (the one older
+    /// generation kept) and has nginx reopen its logs (SIGUSR1); until it has, its
+    /// workers go on writing to the moved file, so no line is lost. `slipway serve`
+    /// calls this every few seconds. Returns the apps whose logs were rotated.
+    @discardableResult
+    public func rotateAccessLogs(maxBytes: Int) -> [String] {
+        let fm = FileManager.default
+        var rotated: [String] = []
+        for file in (try? fm.contentsOfDirectory(atPath: accessLogDirectory)) ?? [] where file.hasSuffix(".access.log") {
+            let path = "\(accessLogDirectory)/\(file)"
+            guard let size = (try? fm.attributesOfItem(atPath: path))?[.size] as? Int, size > maxBytes,
+                  rename(path, path + ".1") == 0 else { continue }
+            rotated.append(String(file.dropLast(".access.log".count)))
+        }
+        if !rotated.isEmpty, let pid = isManaged ? runningPID : Self.livePID(file: systemPIDFile) { kill(pid, SIGUSR1) }
+        return rotated
     }
 
     /// Serializes config changes and starts across processes (the server, push hooks,

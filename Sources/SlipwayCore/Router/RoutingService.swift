@@ -117,6 +117,51 @@ public struct RoutingService: Sendable {
                            tlsDomains: served.tls?.names ?? [], configPath: path, configPresent: FileManager.default.fileExists(atPath: path))
     }
 
+    // MARK: Access log
+
+    /// `proxy:logs`: the last `lines` requests nginx logged for the app, then, with
+    /// `follow`, each new one (nginx writes its buffer at least every second) until
+    /// the caller leaves, across rotations.
+    public func accessLog(_ app: AppName, lines: Int, follow: Bool, output: @escaping @Sendable (String) -> Void,
+                          isCancelled: @escaping @Sendable () -> Bool) throws {
+        _ = try store.read { try apps.existing(app, $0) }
+        let path = router.accessLogPath(for: app)
+        var file = FileHandle(forReadingAtPath: path)
+        if let file, lines > 0 {
+            // The tail: at most the last 4 MiB, enough for any sane `-n`.
+            let end = file.seekToEndOfFile(), start = end > 4 << 20 ? end - (4 << 20) : 0
+            file.seek(toFileOffset: start)
+            var text = file.readDataToEndOfFile()
+            if start > 0, let newline = text.firstIndex(of: UInt8(ascii: "\n")) { text = text[text.index(after: newline)...] }  // a partial line
+            String(decoding: text, as: UTF8.self).split(separator: "\n").suffix(lines).forEach { output(String($0)) }
+        } else {
+            file?.seekToEndOfFile()
+        }
+        guard follow else { return }
+        let splitter = LineSplitter(output: output)
+        func inode(path: String? = nil, of handle: FileHandle? = nil) -> UInt64? {
+            var info = stat()
+            let found = path.map { stat($0, &info) == 0 } ?? handle.map { fstat($0.fileDescriptor, &info) == 0 } ?? false
+            return found ? UInt64(info.st_ino) : nil
+        }
+        var reading = inode(of: file)
+        while !isCancelled() {
+            if let file { splitter.feed(file.readDataToEndOfFile()) }
+            // Rotated (a new file at the path), or there at last: nginx may still write its
+            // buffer to the moved file as it reopens, so that is read once more first.
+            if let now = inode(path: path), now != reading {
+                if let file {
+                    Thread.sleep(forTimeInterval: 0.3)
+                    splitter.feed(file.readDataToEndOfFile())
+                }
+                file = FileHandle(forReadingAtPath: path)
+                reading = now
+                continue
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+    }
+
     // MARK: Domains
 
     /// What `domains:report` shows.
