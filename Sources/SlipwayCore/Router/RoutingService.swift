@@ -129,33 +129,30 @@ public struct RoutingService: Sendable {
         var file = FileHandle(forReadingAtPath: path)
         if let file, lines > 0 {
             // The tail: at most the last 4 MiB, enough for any sane `-n`.
-            let end = file.seekToEndOfFile(), start = end > 4 << 20 ? end - (4 << 20) : 0
-            file.seek(toFileOffset: start)
-            var text = file.readDataToEndOfFile()
+            let end = try file.seekToEnd(), start = end > 4 << 20 ? end - (4 << 20) : 0
+            try file.seek(toOffset: start)
+            var text = try file.readToEnd() ?? Data()
             if start > 0, let newline = text.firstIndex(of: UInt8(ascii: "\n")) { text = text[text.index(after: newline)...] }  // a partial line
             String(decoding: text, as: UTF8.self).split(separator: "\n").suffix(lines).forEach { output(String($0)) }
         } else {
-            file?.seekToEndOfFile()
+            _ = try file?.seekToEnd()
         }
         guard follow else { return }
         let splitter = LineSplitter(output: output)
-        func inode(path: String? = nil, of handle: FileHandle? = nil) -> UInt64? {
-            var info = stat()
-            let found = path.map { stat($0, &info) == 0 } ?? handle.map { fstat($0.fileDescriptor, &info) == 0 } ?? false
-            return found ? UInt64(info.st_ino) : nil
-        }
-        var reading = inode(of: file)
+        func drain(_ file: FileHandle?) { if let data = try? file?.readToEnd() { splitter.feed(data) } }
+        var info = stat()
+        var reading = file.flatMap { fstat($0.fileDescriptor, &info) == 0 ? info.st_ino : nil }
         while !isCancelled() {
-            if let file { splitter.feed(file.readDataToEndOfFile()) }
+            drain(file)
             // Rotated (a new file at the path), or there at last: nginx may still write its
             // buffer to the moved file as it reopens, so that is read once more first.
-            if let now = inode(path: path), now != reading {
-                if let file {
+            if stat(path, &info) == 0, info.st_ino != reading {
+                if file != nil {
                     Thread.sleep(forTimeInterval: 0.3)
-                    splitter.feed(file.readDataToEndOfFile())
+                    drain(file)
                 }
                 file = FileHandle(forReadingAtPath: path)
-                reading = now
+                reading = info.st_ino
                 continue
             }
             Thread.sleep(forTimeInterval: 0.2)
