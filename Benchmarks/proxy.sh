@@ -12,12 +12,14 @@
 #  app / (app + nginx), so the app cost at which 0.8x holds is 4x nginx's.
 #  Target: nginx throughput >= 0.8x direct.
 # Usage: Benchmarks/proxy.sh [path/to/slipway]   (default: a release build)
+#   SHARED_CPUS=1 Benchmarks/proxy.sh: no pinning; client, app and nginx share every core.
 . "$(dirname "$0")/lib.sh" "$@"
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 
 wrk_opts=(-t2 -c16 --latency)
 cores=$(nproc)
 client_cpus=0 server_cpus=1-$((cores - 1))
+[ "${SHARED_CPUS:-0}" = 1 ] && client_cpus=0-$((cores - 1)) server_cpus=0-$((cores - 1))
 [ "$cores" -ge 2 ] || { echo "needs at least 2 cores (one for the client)" >&2; exit 1; }
 # A process and its descendants onto the server's cores (threads too: -a).
 pin_tree() {
