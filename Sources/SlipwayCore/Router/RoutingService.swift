@@ -139,18 +139,26 @@ public struct RoutingService: Sendable {
         }
         guard follow else { return }
         let splitter = LineSplitter(output: output)
-        func drain(_ file: FileHandle?) { if let data = try? file?.readToEnd() { splitter.feed(data) } }
+        // After a rotation nginx may still flush a worker's buffer into the moved file
+        // (until every worker has reopened, or its flush timer fires): that file is
+        // read too, with a splitter of its own, until it has been quiet for 3 s.
+        var moved: (file: FileHandle, splitter: LineSplitter, grewAt: Date)?
         var info = stat()
         var reading = file.flatMap { fstat($0.fileDescriptor, &info) == 0 ? info.st_ino : nil }
         while !isCancelled() {
-            drain(file)
-            // Rotated (a new file at the path), or there at last: nginx may still write its
-            // buffer to the moved file as it reopens, so that is read once more first.
-            if stat(path, &info) == 0, info.st_ino != reading {
-                if file != nil {
-                    Thread.sleep(forTimeInterval: 0.3)
-                    drain(file)
+            if let data = try? file?.readToEnd() { splitter.feed(data) }
+            if let old = moved {
+                if let data = try? old.file.readToEnd(), !data.isEmpty {
+                    old.splitter.feed(data)
+                    moved?.grewAt = Date()
+                } else if Date().timeIntervalSince(old.grewAt) > 3 {
+                    old.splitter.flush()
+                    moved = nil
                 }
+            }
+            // Rotated (a new file at the path), or there at last.
+            if stat(path, &info) == 0, info.st_ino != reading {
+                if let file { moved = (file, LineSplitter(output: output), Date()) }
                 file = FileHandle(forReadingAtPath: path)
                 reading = info.st_ino
                 continue
