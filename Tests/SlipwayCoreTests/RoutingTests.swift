@@ -80,10 +80,17 @@ struct RoutingUnitTests {
         let text = router.render(site)
         #expect(text.contains("server 127.0.0.1:40001 max_fails=1 fail_timeout=2s;\n    server 127.0.0.1:40002"))
         let log = "    access_log /data/nginx/logs/web.access.log combined buffer=32k flush=1s;\n"
-        #expect(text.contains("listen 8080;\n    server_name web.localhost;\n\(log)    set $slipway_connection \"\";"))
+        #expect(text.contains("listen 8080;\n    server_name web.localhost;\n\(log)    set $slipway_upgrade \"\";"))
+        #expect(text.contains("if ($http_upgrade ~* ^websocket$) { set $slipway_upgrade $http_upgrade; set $slipway_connection upgrade; }"))
+        #expect(text.contains("proxy_set_header Host $host:8080;") && text.contains("proxy_set_header Host $host:8443;"))
         #expect(text.contains("proxy_set_header Connection $slipway_connection;"))
         #expect(text.contains("listen 8080;\n    server_name www.example.com;\n\(log)    return 301 https://$host:8443$request_uri;"))
         #expect(text.contains("listen 8443 ssl http2;\n    server_name www.example.com;\n\(log)    ssl_certificate /data/certs/1/server.crt;"))
+        // On the schemes' own ports the Host an app gets has no port.
+        settings.proxyPort = 80
+        settings.tlsPort = 443
+        let standard = NginxRouter(settings: settings, paths: DataPaths(root: "/data")).render(site)
+        #expect(standard.components(separatedBy: "proxy_set_header Host $host;").count == 3, "\(standard)")
     }
 }
 

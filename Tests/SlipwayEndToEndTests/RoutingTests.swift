@@ -271,7 +271,7 @@ struct RoutingTests {
                             text = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(head[1] & 0x7F)))
                             reply = b"echo: " + text
                             self.wfile.write(bytes([0x81, len(reply)]) + reply)
-                    names = ["Host", "Connection", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port"]
+                    names = ["Host", "Connection", "Upgrade", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port"]
                     body = "".join("%s=%s\\n" % (name, self.headers.get(name)) for name in names).encode()
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(body)))
@@ -320,17 +320,27 @@ struct RoutingTests {
         #expect(plain.body == """
             Host=chat.localhost:\(port)
             Connection=None
+            Upgrade=None
             X-Forwarded-For=127.0.0.1
             X-Forwarded-Proto=http
             X-Forwarded-Port=\(port)
 
             """, "\(plain.body)")
+        // The app gets the name nginx routed on, not a client's other Host header, and no
+        // upgrade but WebSocket's (h2c would tunnel requests past nginx).
+        let sneaky = try TCPConnection(port: port)
+        sneaky.send(Data("GET http://chat.localhost:\(port)/ HTTP/1.1\r\nHost: evil.example\r\nUpgrade: h2c\r\nConnection: Upgrade, close\r\n\r\n".utf8))
+        let answer = String(decoding: sneaky.receive { _ in false }, as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 200 ") && answer.contains("Host=chat.localhost:\(port)\nConnection=None\nUpgrade=None\n"), "\(answer)")
     }
 
     @Test func accessLogsShowFollowAcrossRotationAndGoWithTheApp() throws {
         _ = try BuilderImage.bootstrap.get()
-        // A small rotation size, so that a few dozen requests cross it.
-        let server = try TestServer(slipway: try Slipway(extraConfig: "access_log_max_bytes = 4000"))
+        // A small rotation size, so that a few dozen requests cross it; the data dir 0700
+        // as in production (nginx's workers, as nobody, cannot reach into it).
+        let slipway = try Slipway(extraConfig: "access_log_max_bytes = 4000")
+        #expect(chmod(slipway.dataDir, 0o700) == 0)
+        let server = try TestServer(slipway: slipway)
         let alice = try TestUser.register("alice", admin: true, on: server.slipway)
         let bob = try TestUser.register("bob", on: server.slipway)
         #expect(try deploy(server, alice, "web").status == 0)
@@ -380,6 +390,14 @@ struct RoutingTests {
         let current = try String(contentsOfFile: log, encoding: .utf8), previous = try String(contentsOfFile: log + ".1", encoding: .utf8)
         #expect(!current.contains("GET /first "), "\(current)")
         #expect((current + previous).contains("GET /after-rotation "))
+        // Once rotated, new requests go to the new file.
+        try request("later")
+        var later = false
+        for _ in 0..<50 where !later {
+            usleep(100_000)
+            later = (try String(contentsOfFile: log, encoding: .utf8)).contains("GET /later ")
+        }
+        #expect(later, "a request after the rotation did not reach the new log")
         #expect((try FileManager.default.attributesOfItem(atPath: log + ".1")[.size] as? Int ?? 0) < 4000 + 30 * 400)
         kill(follower.process.processIdentifier, SIGKILL)
         follower.wait()

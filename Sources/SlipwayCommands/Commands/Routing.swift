@@ -185,8 +185,9 @@ struct ProxyLogs: QueryCommand {
     var requirement: Requirement { .app(app, .read) }
 
     func execute(in context: CommandContext) throws {
-        let cancellation = context.cancellation
-        try context.core.routing.accessLog(try AppName(app), lines: try tail.checkedLines(), follow: tail.follow, output: context.progress,
-                                           isCancelled: { cancellation.isCancelled })
+        let cancellation = context.cancellation, core = context.core, principal = context.principal, requirement = self.requirement
+        try core.routing.accessLog(try AppName(app), lines: try tail.checkedLines(), follow: tail.follow, output: context.progress,
+                                   isCancelled: { cancellation.isCancelled },
+                                   isAllowed: { (try? core.authorizer.require(requirement, for: principal)) != nil })
     }
 }

@@ -65,9 +65,9 @@ public struct NginxRouter: Sendable {
     public func remove(app: AppName) throws {
         let lock = try exclusive()
         defer { close(lock) }
-        try? FileManager.default.removeItem(atPath: configPath(for: app))
+        // The logs first: a name taken again later must not find them, even if the reload fails.
+        for path in [configPath(for: app), accessLogPath(for: app), accessLogPath(for: app) + ".1"] { try? FileManager.default.removeItem(atPath: path) }
         try reload()
-        for path in [accessLogPath(for: app), accessLogPath(for: app) + ".1"] { try? FileManager.default.removeItem(atPath: path) }
     }
 
     // MARK: Rendering
@@ -75,31 +75,36 @@ public struct NginxRouter: Sendable {
     func render(_ site: Site) -> String {
         let upstream = "slipway-\(site.app)"
         var text = "# Written by Slipway from its state; edits are overwritten at the next change.\n"
-        let serve: String
+        /// The server block's body, for a listen port and its scheme's default port.
+        let serve: (_ port: Int, _ standardPort: Int) -> String
         if site.endpoints.isEmpty {
-            serve = """
+            serve = { _, _ in """
                     default_type text/plain;
                     return 503 "\(site.app) has no running web process; ps:start \(site.app) or git push it\\n";
-                """
+                """ }
         } else {
             text += "upstream \(upstream) {\n"
             for endpoint in site.endpoints { text += "    server \(endpoint) max_fails=1 fail_timeout=2s;\n" }
             // Idle connections kept to the app, each reused for many requests: a new
             // upstream connection per request costs more than the proxying itself.
             text += "    keepalive 64;\n    keepalive_requests 10000;\n}\n"
-            // A WebSocket (any `Upgrade:`) request is passed on as one, and its connection
-            // becomes a tunnel; every other request goes over the pooled keep-alive
-            // connections, which need an empty `Connection:`. `set` inside a server-level
-            // `if` is safe, and unlike a `map` it needs nothing outside this file (system mode).
-            serve = """
+            // A WebSocket request is passed on as one, and its connection becomes a tunnel;
+            // every other request goes over the pooled keep-alive connections, which need an
+            // empty `Connection:`. Only WebSocket: an `h2c` upgrade would tunnel requests past
+            // nginx's log and forwarding headers. `set` inside a server-level `if` is safe,
+            // and unlike a `map` it needs nothing outside this file (system mode).
+            // `Host` is the name nginx routed on (never a client's other header), with the
+            // port when it is not the scheme's default, as apps build URLs from it.
+            serve = { port, standardPort in """
+                    set $slipway_upgrade "";
                     set $slipway_connection "";
-                    if ($http_upgrade) { set $slipway_connection upgrade; }
+                    if ($http_upgrade ~* ^websocket$) { set $slipway_upgrade $http_upgrade; set $slipway_connection upgrade; }
                     location / {
                         proxy_pass http://\(upstream);
                         proxy_http_version 1.1;
-                        proxy_set_header Upgrade $http_upgrade;
+                        proxy_set_header Upgrade $slipway_upgrade;
                         proxy_set_header Connection $slipway_connection;
-                        proxy_set_header Host $http_host;
+                        proxy_set_header Host \(port == standardPort ? "$host" : "$host:\(port)");
                         proxy_set_header X-Real-IP $remote_addr;
                         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
                         proxy_set_header X-Forwarded-Proto $scheme;
@@ -107,21 +112,21 @@ public struct NginxRouter: Sendable {
                         proxy_set_header X-Request-Start "t=${msec}";
                         proxy_next_upstream error timeout http_502 http_503;
                     }
-                """
+                """ }
         }
         // Buffered: a line costs no write of its own; `flush` bounds how late `proxy:logs -t` sees it.
         let log = "    access_log \(accessLogPath(for: site.app)) combined buffer=32k flush=1s;\n"
         func server(_ listen: String, _ names: [String], _ body: String) -> String {
             "server {\n    listen \(listen);\n    server_name \(names.joined(separator: " "));\n\(log)\(body)\n}\n"
         }
-        if !site.plainNames.isEmpty { text += server("\(settings.proxyPort)", site.plainNames, serve) }
+        if !site.plainNames.isEmpty { text += server("\(settings.proxyPort)", site.plainNames, serve(settings.proxyPort, 80)) }
         if let tls = site.tls, !tls.names.isEmpty {
             let port = settings.tlsPort == 443 ? "" : ":\(settings.tlsPort)"
             text += server("\(settings.proxyPort)", tls.names, "    return 301 https://$host\(port)$request_uri;")
             text += server("\(settings.tlsPort) ssl http2", tls.names, """
                     ssl_certificate \(tls.certificatePath);
                     ssl_certificate_key \(tls.keyPath);
-                \(serve)
+                \(serve(settings.tlsPort, 443))
                 """)
         }
         return text
@@ -326,11 +331,15 @@ public struct NginxRouter: Sendable {
     }
 
     /// Moves each access log larger than `maxBytes` to `<log>.1` (the one older
-    /// generation kept) and has nginx reopen its logs (SIGUSR1); until it has, its
-    /// workers go on writing to the moved file, so no line is lost. `slipway serve`
-    /// calls this every few seconds. Returns the apps whose logs were rotated.
+    /// generation kept) and reloads nginx: its master, as root, opens new files for the
+    /// new workers. (Not SIGUSR1: then each worker reopens the path itself, and as
+    /// nobody it cannot reach into the 0700 data dir, so it would go on writing to the
+    /// moved file.) Old workers finish in the moved file, so no line is lost. `slipway
+    /// serve` calls this every few seconds. Returns the apps whose logs were rotated.
     @discardableResult
     public func rotateAccessLogs(maxBytes: Int) -> [String] {
+        guard let lock = try? exclusive() else { return [] }
+        defer { close(lock) }
         let fm = FileManager.default
         var rotated: [String] = []
         for file in (try? fm.contentsOfDirectory(atPath: accessLogDirectory)) ?? [] where file.hasSuffix(".access.log") {
@@ -339,7 +348,7 @@ public struct NginxRouter: Sendable {
                   rename(path, path + ".1") == 0 else { continue }
             rotated.append(String(file.dropLast(".access.log".count)))
         }
-        if !rotated.isEmpty, let pid = isManaged ? runningPID : Self.livePID(file: systemPIDFile) { kill(pid, SIGUSR1) }
+        if !rotated.isEmpty { try? reload() }
         return rotated
     }
 

@@ -121,9 +121,11 @@ public struct RoutingService: Sendable {
 
     /// `proxy:logs`: the last `lines` requests nginx logged for the app, then, with
     /// `follow`, each new one (nginx writes its buffer at least every second) until
-    /// the caller leaves, across rotations.
+    /// the caller leaves, across rotations. `isAllowed` is asked again every 2 s and
+    /// before a new file is opened: a follower whose access ends (or whose app is
+    /// destroyed, its name perhaps taken by another tenant's app) stops.
     public func accessLog(_ app: AppName, lines: Int, follow: Bool, output: @escaping @Sendable (String) -> Void,
-                          isCancelled: @escaping @Sendable () -> Bool) throws {
+                          isCancelled: @escaping @Sendable () -> Bool, isAllowed: @escaping @Sendable () -> Bool) throws {
         _ = try store.read { try apps.existing(app, $0) }
         let path = router.accessLogPath(for: app)
         var file = FileHandle(forReadingAtPath: path)
@@ -145,7 +147,12 @@ public struct RoutingService: Sendable {
         var moved: (file: FileHandle, splitter: LineSplitter, grewAt: Date)?
         var info = stat()
         var reading = file.flatMap { fstat($0.fileDescriptor, &info) == 0 ? info.st_ino : nil }
+        var lastAllowed = Date()
         while !isCancelled() {
+            if Date().timeIntervalSince(lastAllowed) >= 2 {
+                guard isAllowed() else { return }
+                lastAllowed = Date()
+            }
             if let data = try? file?.readToEnd() { splitter.feed(data) }
             if let old = moved {
                 if let data = try? old.file.readToEnd(), !data.isEmpty {
@@ -158,6 +165,7 @@ public struct RoutingService: Sendable {
             }
             // Rotated (a new file at the path), or there at last.
             if stat(path, &info) == 0, info.st_ino != reading {
+                guard isAllowed() else { return }
                 if let file { moved = (file, LineSplitter(output: output), Date()) }
                 file = FileHandle(forReadingAtPath: path)
                 reading = info.st_ino
