@@ -153,3 +153,41 @@ struct RoutingRefusalTests {
         #expect(w.run(["domains:add", "nope", "a.example.com"]).status == 1)
     }
 }
+
+/// `proxy:logs -t` on a temp store: the follower reads what nginx appends, and stops
+/// once the caller's access is gone (a destroyed app's name may be another tenant's next).
+@Suite("Routing: following an access log")
+struct AccessLogFollowTests {
+    final class Flags: @unchecked Sendable {
+        private let lock = NSLock()
+        private var allowedValue = true, lines: [String] = []
+        var allowed: Bool { get { lock.withLock { allowedValue } } set { lock.withLock { allowedValue = newValue } } }
+        func add(_ line: String) { lock.withLock { lines.append(line) } }
+        var seen: [String] { lock.withLock { lines } }
+    }
+
+    @Test func aFollowerReadsNewLinesAndStopsWhenAccessEnds() throws {
+        let w = try TestWorld()
+        #expect(w.run(["apps:create", "web"]).status == 0)
+        let app = try AppName("web")
+        let path = w.core.routing.router.accessLogPath(for: app)
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try "old request\n".write(toFile: path, atomically: false, encoding: .utf8)
+        let flags = Flags(), done = DispatchSemaphore(value: 0)
+        let routing = w.core.routing
+        Thread.detachNewThread {
+            try? routing.accessLog(app, lines: 0, follow: true, output: { flags.add($0) },
+                                   isCancelled: { false }, isAllowed: { flags.allowed })
+            done.signal()
+        }
+        usleep(300_000)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("new request\n".utf8))
+        try handle.close()
+        for _ in 0..<30 where flags.seen.isEmpty { usleep(100_000) }
+        #expect(flags.seen == ["new request"])
+        flags.allowed = false
+        #expect(done.wait(timeout: .now() + 5) == .success, "the follower went on after access ended")
+    }
+}
