@@ -195,6 +195,9 @@ public final class DockerEngine: ContainerEngine {
                 let Binds: [String]
                 let Init: Bool
                 let Memory: Int64?
+                let MemoryReservation: Int64?
+                let NanoCpus: Int64?
+                let PidsLimit: Int64?
                 let NetworkMode: String?
                 let RestartPolicy: Restart
                 let AutoRemove: Bool
@@ -224,7 +227,9 @@ public final class DockerEngine: ContainerEngine {
                         OpenStdin: spec.openStdin, StdinOnce: spec.openStdin, AttachStdin: spec.openStdin,
                         AttachStdout: true, AttachStderr: true, Tty: spec.tty,
                         ExposedPorts: port.map { [$0: Body.Empty()] },
-                        HostConfig: .init(Binds: spec.binds, Init: spec.initProcess, Memory: spec.memoryBytes,
+                        HostConfig: .init(Binds: spec.binds, Init: spec.initProcess, Memory: spec.limits.memoryBytes,
+                                          MemoryReservation: spec.limits.memoryReservationBytes, NanoCpus: spec.limits.nanoCPUs,
+                                          PidsLimit: spec.limits.pids,
                                           NetworkMode: spec.networkDisabled ? "none" : nil,
                                           RestartPolicy: .init(Name: spec.restartPolicy.rawValue), AutoRemove: spec.autoRemove,
                                           PortBindings: port.map { [$0: [.init(HostIp: "127.0.0.1", HostPort: "")]] }))

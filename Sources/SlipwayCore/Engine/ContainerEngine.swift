@@ -122,7 +122,8 @@ public struct ContainerSpec: Sendable, Equatable {
     public var tty = false
     /// A PID 1 that forwards signals and reaps zombies.
     public var initProcess = true
-    public var memoryBytes: Int64?
+    /// Memory, CPU and pids caps (nil fields: none). Every tenant container gets them.
+    public var limits = ResourceLimits()
     public var networkDisabled = false
     /// What the engine does when the main process exits.
     public var restartPolicy: RestartPolicy = .never
@@ -134,6 +135,25 @@ public struct ContainerSpec: Sendable, Equatable {
     public init(image: String, command: [String]? = nil) {
         self.image = image
         self.command = command
+    }
+}
+
+/// Caps on one container (or one build): nil means no cap from Slipway.
+public struct ResourceLimits: Sendable, Equatable, Codable {
+    /// Hard memory limit; the kernel's OOM killer ends the container past it.
+    public var memoryBytes: Int64?
+    /// Memory the container is guaranteed (soft limit, `MemoryReservation`).
+    public var memoryReservationBytes: Int64?
+    /// CPU time, in billionths of a CPU (`NanoCpus`: 1.5 CPUs = 1_500_000_000).
+    public var nanoCPUs: Int64?
+    /// The most processes and threads at once (fork bombs stop here).
+    public var pids: Int64?
+
+    public init(memoryBytes: Int64? = nil, memoryReservationBytes: Int64? = nil, nanoCPUs: Int64? = nil, pids: Int64? = nil) {
+        self.memoryBytes = memoryBytes
+        self.memoryReservationBytes = memoryReservationBytes
+        self.nanoCPUs = nanoCPUs
+        self.pids = pids
     }
 }
 
