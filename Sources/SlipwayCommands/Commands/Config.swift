@@ -59,11 +59,13 @@ enum Config {
         func execute(in context: CommandContext) throws {
             let (scope, words) = try target.scope(minimum: 1, usage: "config:set [--encoded] [--no-restart] <app> KEY=VALUE...")
             let pairs = try words.map { word -> (EnvKey, String) in
-                guard let equals = word.firstIndex(of: "=") else {
+                // By scalar: "=" followed by a combining mark is one Character that is not "=".
+                let scalars = word.unicodeScalars
+                guard let equals = scalars.firstIndex(of: "=") else {
                     throw UserFacingError.invalid("\(quoted(word)) is not KEY=VALUE; write e.g. config:set \(scope.label) GREETING=hello")
                 }
-                let key = try EnvKey(String(word[..<equals]))
-                return (key, try decodeValue(String(word[word.index(after: equals)...]), key: key))
+                let key = try EnvKey(String(scalars[..<equals]))
+                return (key, try decodeValue(String(scalars[scalars.index(after: equals)...]), key: key))
             }
             try Config.refuseWhileDeploying(scope, noRestart: noRestart, context)
             try context.core.config.set(pairs, in: scope, by: context.caller)
@@ -80,7 +82,7 @@ enum Config {
                 }
                 value = text
             }
-            guard !value.contains("\0") else {
+            guard !value.unicodeScalars.contains("\0") else {
                 throw UserFacingError.invalid("the value of \(key) contains a NUL byte, which no environment can hold")
             }
             return value

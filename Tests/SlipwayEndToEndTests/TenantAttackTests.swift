@@ -1,0 +1,97 @@
+import Foundation
+import SlipwayCore
+import SlipwayEngine
+import Testing
+
+/// Security regressions written from a hostile tenant's side (ATTACK / EXPECTED):
+/// the real binary, the real OpenSSH client, real shells and the real engine.
+/// Tenants are hostile; admins are trusted.
+@Suite("Tenant attacks end to end", .serialized)
+struct TenantAttackTests {
+    let engine = DockerEngine.locate(configured: nil)
+
+    /// A fresh server with alice (admin) and two tenants, bob and eve.
+    func start() throws -> (server: TestServer, alice: TestUser, bob: TestUser, eve: TestUser) {
+        let server = try TestServer()
+        return (server, try TestUser.register("alice", admin: true, on: server.slipway),
+                try TestUser.register("bob", on: server.slipway), try TestUser.register("eve", on: server.slipway))
+    }
+
+    /// Runs `script` with `shell` (`bash` or `sh`, which is dash here) in `directory`.
+    func shell(_ shell: String, _ script: String, in directory: String, environment: [String: String] = [:]) throws -> Slipway.Result {
+        try run("/bin/" + shell, ["-c", "cd \"$0\" && " + script, directory], environment: environment)
+    }
+
+    // MARK: 3. config:export output is eval'ed or sourced
+
+    /// ATTACK: a writer stores values whose quote (or backtick) carries a combining
+    /// mark (one Swift Character with it), or a CR LF pair, hoping that a reader who
+    /// runs `eval "$(ssh host config:export web)"` or sources the envfile runs the
+    /// command inside. EXPECTED: no command runs in any format and shell, and every
+    /// value comes back exactly.
+    @Test func configExportNeverRunsAValueAndRoundTripsIt() throws {
+        let (server, alice, bob, eve) = try start()
+        defer { server.slipway.cleanUp() }
+        let work = try temporaryDirectory("slipway-export")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let marker = work + "/pwned-\(UUID().uuidString.prefix(8))"
+        let values: [String: String] = [
+            "SINGLE": "a'\u{301}$(touch \(marker)-single)'\u{301}b",
+            "SEMI": "'\u{301};touch \(marker)-semi;'\u{301}",
+            "DOUBLE": "x\"\u{301}$(touch \(marker)-double)\"\u{301}y",
+            "BACKTICK": "`\u{301};touch \(marker)-backtick;`\u{301}",
+            "DOLLAR": "$\u{301}(touch \(marker)-dollar)",
+            "BACKSLASH": "\\\u{301}\"$(touch \(marker)-backslash)\"",
+            "CRLF": "first\r\nINJECTED=1",
+            "PLAIN": "hello world",
+        ]
+        #expect(try server.ssh(alice.key, "apps:create", "web").status == 0)
+        #expect(try server.ssh(alice.key, "acl:add", "web", eve.name, "write").status == 0)
+        #expect(try server.ssh(alice.key, "acl:add", "web", bob.name, "read").status == 0)
+        let encoded = values.sorted { $0.key < $1.key }.map { "\($0.key)=\(Data($0.value.utf8).base64EncodedString())" }
+        let set = try server.ssh(eve.key, ["config:set", "--no-restart", "--encoded", "web"] + encoded)
+        #expect(set.status == 0, "\(set.err)")
+
+        // The reader's exact habit: eval the command substitution, in bash and in sh.
+        let ssh = (["/usr/bin/ssh"] + server.sshOptions(key: bob.key) + ["127.0.0.1"]).map { "'\($0)'" }.joined(separator: " ")
+        let dump = values.keys.sorted().map { "printf '%s' \"$\($0)\" | base64 -w0; echo" }.joined(separator: "; ")
+        func decoded(_ out: String) -> [String] {
+            out.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { String(decoding: Data(base64Encoded: String($0)) ?? Data(), as: UTF8.self) }
+        }
+        let expected = values.keys.sorted().map { values[$0]! }
+        for sh in ["bash", "sh"] {
+            for format in ["exports", "shell"] {
+                let result = try shell(sh, "eval \"$(\(ssh) config:export --format \(format) web)\"; \(dump)", in: work)
+                #expect(decoded(result.out) == expected, "\(sh) eval of \(format): \(result.err)")
+            }
+            // Sourced from a file, as `config:export web > .env; . ./.env` users do.
+            let exports = try server.ssh(bob.key, "config:export", "web")
+            try exports.out.write(toFile: work + "/exports.sh", atomically: true, encoding: .utf8)
+            let sourced = try shell(sh, ". ./exports.sh; \(dump)", in: work)
+            #expect(decoded(sourced.out) == expected, "\(sh) sourcing exports: \(sourced.err)")
+            // The envfile is sourced too (set -a; . ./.env); a newline is \n there, so only the others compare.
+            let envfile = try server.ssh(bob.key, "config:export", "--format", "envfile", "web")
+            try envfile.out.write(toFile: work + "/.env", atomically: true, encoding: .utf8)
+            let env = try shell(sh, "set -a; . ./.env; \(dump)", in: work)
+            let got = decoded(env.out)
+            for (index, key) in values.keys.sorted().enumerated() where key != "CRLF" {
+                #expect(got.count == values.count && got[index] == values[key], "\(sh) sourcing the envfile: \(key): \(env.err)")
+            }
+        }
+        // The envfile is one line per variable: a CR LF in a value never starts another.
+        let envfile = try server.ssh(bob.key, "config:export", "--format", "envfile", "web").out
+        let lines = envfile.unicodeScalars.split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+        #expect(lines.count == values.count, "\(envfile.debugDescription)")
+        #expect(lines.allSatisfy { line in values.keys.contains { String(String.UnicodeScalarView(line)).hasPrefix($0 + "=\"") } })
+        #expect(envfile.contains(#"CRLF="first\r\nINJECTED=1""#))
+        // JSON round-trips too.
+        let json = try JSONSerialization.jsonObject(with: Data(try server.ssh(bob.key, "config:export", "--format", "json", "web").out.utf8)) as? [String: String]
+        #expect(json == values)
+        // A value may start with a combining mark: "=" and the mark are one Character, not the key's end.
+        #expect(try server.ssh(eve.key, "config:set", "--no-restart", "web", "MARK=\u{301}x").status == 0)
+        #expect(try server.ssh(bob.key, "config:get", "web", "MARK").out == "\u{301}x\n")
+        // No command ran.
+        let ran = try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.hasPrefix("pwned") }
+        #expect(ran.isEmpty, "commands ran: \(ran)")
+    }
+}
