@@ -94,4 +94,36 @@ struct TenantAttackTests {
         let ran = try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.hasPrefix("pwned") }
         #expect(ran.isEmpty, "commands ran: \(ran)")
     }
+
+    // MARK: 14. Domain claims under the global domain
+
+    /// ATTACK: eve claims the bare global domain (every app's parent) and names under
+    /// bob's app's default domain (and under the default domain of an app not made yet).
+    /// EXPECTED: each claim is refused with `error:` and a non-zero exit, nothing of
+    /// eve's or bob's domains changes; names under eve's own default domain are hers.
+    @Test func domainsUnderTheGlobalDomainBelongToTheAppTheyName() throws {
+        let (server, _, bob, eve) = try start()
+        defer { server.slipway.cleanUp() }
+        #expect(try server.ssh(bob.key, "apps:create", "shop").status == 0)
+        #expect(try server.ssh(eve.key, "apps:create", "evil").status == 0)
+        func report(_ user: TestUser, _ app: String) throws -> String { try server.ssh(user.key, "domains:report", app, "--format", "json").out }
+        let (bobBefore, eveBefore) = (try report(bob, "shop"), try report(eve, "evil"))
+        for attack in [["domains:add", "evil", "localhost"], ["domains:add", "evil", "LocalHost"],
+                       ["domains:add", "evil", "x.shop.localhost"], ["domains:add", "evil", "a.b.shop.localhost"],
+                       ["domains:add", "evil", "www.later.localhost"], ["domains:set", "evil", "x.shop.localhost"],
+                       ["domains:add", "evil", "ok.example.com", "localhost"]] {
+            let result = try server.ssh(eve.key, attack)
+            #expect(result.status != 0 && result.err.hasPrefix("error: "), "\(attack): \(result.err)")
+        }
+        #expect(try report(bob, "shop") == bobBefore)
+        #expect(try report(eve, "evil") == eveBefore)
+        // Nothing nginx serves names shop's subdomain for evil.
+        let proxy = try JSONSerialization.jsonObject(with: Data(try server.ssh(eve.key, "proxy:report", "evil", "--format", "json").out.utf8)) as? [String: Any]
+        let config = (try? String(contentsOfFile: proxy?["configPath"] as? String ?? "", encoding: .utf8)) ?? ""  // none: nothing served
+        #expect(!config.contains("shop.localhost") && !config.contains(" localhost;"), "\(config)")
+        // Her own namespace stays hers.
+        let own = try server.ssh(eve.key, "domains:add", "evil", "api.evil.localhost")
+        #expect(own.status == 0, "\(own.err)")
+        #expect(try server.ssh(bob.key, "domains:add", "shop", "api.evil.localhost").status != 0)
+    }
 }

@@ -261,9 +261,13 @@ public struct RoutingService: Sendable {
             // A custom domain must not turn into another app's default one.
             for (name, owner) in try Row.fetchAll(db, sql: "SELECT domains.name, apps.name FROM domains JOIN apps ON apps.id = domains.app_id")
                 .map({ ($0[0] as String, $0[1] as String) }) {
-                let suffix = "." + global
-                if name.hasSuffix(suffix), let label = Optional(String(name.dropLast(suffix.count))), (try? AppName(label)) != nil, label != owner {
-                    throw UserFacingError.conflict("\(owner) has the custom domain \(name), which would become the default domain of an app named \(label); domains:remove it first")
+                switch Self.reservation(of: name, global: global) {
+                case .global?:
+                    throw UserFacingError.conflict("\(owner) has the custom domain \(name), which would become the global domain itself; domains:remove it first")
+                case .app(let label)? where label != owner:
+                    throw UserFacingError.conflict("\(owner) has the custom domain \(name), which would fall under the default domain of an app named \(label); domains:remove it first")
+                default:
+                    break
                 }
             }
             try db.execute(sql: "INSERT INTO server_settings (key, value) VALUES ('global_domain', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [global])
@@ -292,8 +296,26 @@ public struct RoutingService: Sendable {
         return seen
     }
 
+    /// Who a name under the global domain is reserved for.
+    enum Reservation: Equatable {
+        /// The global domain itself: nobody's.
+        case global
+        /// `[...].<label>.<global>`: the app named `label` (whether or not it exists yet).
+        case app(String)
+    }
+
+    /// nil for a name outside the global domain. Everything under it belongs to the app
+    /// named by the label right before it, so no tenant can answer for another app's
+    /// subdomains, or for an app's before that app is created.
+    static func reservation(of name: String, global: String) -> Reservation? {
+        if name == global { return .global }
+        guard name.hasSuffix("." + global) else { return nil }
+        let inner = name.dropLast(global.count + 1)
+        return .app(String(inner.split(separator: ".").last ?? inner))
+    }
+
     /// Records `names` as the app's, refusing any that another app has or that is
-    /// reserved for an app's default domain.
+    /// reserved: the global domain, and names under another app's default domain.
     private func claim(_ names: [String], for app: App, by caller: Caller, _ db: Database) throws {
         let global = try globalDomain(db)
         let existing = try String.fetchOne(db, sql: "SELECT COUNT(*) FROM domains WHERE app_id = ?", arguments: [app.id]).flatMap(Int.init) ?? 0
@@ -301,11 +323,15 @@ public struct RoutingService: Sendable {
             throw UserFacingError.invalid("an app has at most \(Self.maxDomainsPerApp) custom domains; \(app.name) would have \(existing + names.count)")
         }
         for name in names {
-            if name.hasSuffix("." + global), let label = Optional(String(name.dropLast(global.count + 1))), (try? AppName(label)) != nil {
-                guard label == app.name.rawValue else {
-                    throw UserFacingError.conflict("\(name) is reserved: names of the form <app>.\(global) belong to the app of that name")
-                }
-                continue
+            switch Self.reservation(of: name, global: global) {
+            case .global?:
+                throw UserFacingError.conflict("\(name) is the global domain itself, under which every app answers; no app may claim it. Add a domain of your own, such as www.example.com")
+            case .app(let label)? where label != app.name.rawValue:
+                throw UserFacingError.conflict("\(name) is reserved: names under <app>.\(global) belong to the app of that name (\(label)); add a domain of your own, or one under \(app.name).\(global)")
+            case .app? where name == "\(app.name).\(global)":
+                continue  // the app's default domain, implied
+            case .app?, nil:
+                break
             }
             if let owner = try Int64.fetchOne(db, sql: "SELECT app_id FROM domains WHERE name = ?", arguments: [name]), owner != app.id {
                 throw UserFacingError.conflict("\(name) is already a domain of another app; a domain belongs to one app only")
