@@ -126,4 +126,35 @@ struct TenantAttackTests {
         #expect(own.status == 0, "\(own.err)")
         #expect(try server.ssh(bob.key, "domains:add", "shop", "api.evil.localhost").status != 0)
     }
+
+    // MARK: 12. Events of a destroyed app that had the same name
+
+    /// ATTACK: eve's app `shop` had config, a collaborator and a domain, then was
+    /// destroyed; bob creates his own `shop` and reads `events` hoping to learn its
+    /// history. EXPECTED: bob sees only what happened to his `shop` and his own
+    /// actions; an admin still sees every event.
+    @Test func aReusedAppNameStartsACleanHistory() throws {
+        let (server, alice, bob, eve) = try start()
+        defer { server.slipway.cleanUp() }
+        let nonce = "K\(UUID().uuidString.prefix(8))"
+        _ = try TestUser.register("mallory", on: server.slipway)
+        for step in [["apps:create", "shop"], ["config:set", "--no-restart", "shop", "\(nonce)_SECRET=x"],
+                     ["acl:add", "shop", "mallory", "read"], ["domains:add", "shop", "\(nonce.lowercased()).example.com"],
+                     ["apps:destroy", "shop", "--force"]] {
+            let result = try server.ssh(eve.key, step)
+            #expect(result.status == 0, "\(step): \(result.err)")
+        }
+        #expect(try server.ssh(bob.key, "apps:create", "shop").status == 0)
+        #expect(try server.ssh(bob.key, "config:set", "--no-restart", "shop", "MINE=1").status == 0)
+        let seen = try server.ssh(bob.key, "events", "-n", "1000")
+        #expect(seen.status == 0, "\(seen.err)")
+        #expect(!seen.out.contains(nonce) && !seen.out.contains(nonce.lowercased()) && !seen.out.contains("mallory") && !seen.out.contains("eve"), "\(seen.out)")
+        #expect(seen.out.contains("created app shop") && seen.out.contains("set MINE"), "\(seen.out)")
+        // The admin's view is whole.
+        let all = try server.ssh(alice.key, "events", "-n", "1000").out
+        #expect(all.contains("\(nonce)_SECRET") && all.contains("gave mallory read access") && all.contains("set MINE"), "\(all)")
+        // A renamed app keeps its history (it is the same app).
+        #expect(try server.ssh(bob.key, "apps:rename", "shop", "store").status == 0)
+        #expect(try server.ssh(bob.key, "events", "-n", "1000").out.contains("set MINE"))
+    }
 }

@@ -30,7 +30,7 @@ public struct AppService: Sendable {
             throw UserFacingError.conflict("name is already taken: an app named \(quoted(name.rawValue)) exists; choose another name")
         }
         try ensureDefaultDomainIsFree(name, db)
-        var app = App(name: name, createdAt: Date(), createdBy: caller.principal.name, locked: false)
+        var app = App(id: try db.freshID("apps"), name: name, createdAt: Date(), createdBy: caller.principal.name, locked: false)
         try app.insert(db)
         if let userID = caller.principal.userID {
             var member = AppMember(appId: app.id!, userId: userID, role: .owner, addedAt: Date())

@@ -18,8 +18,11 @@ extension Database {
     /// Appends one event. Called by services inside the transaction that made the change,
     /// so the change and its record land together or not at all.
     func audit(_ caller: Caller, app: String?, outcome: String = "ok", detail: String) throws {
+        // The app as it is inside this transaction: after a rename its new name finds
+        // it; after its deletion (apps:destroy) nothing does.
+        let appID = try app.flatMap { try Int64.fetchOne(self, sql: "SELECT id FROM apps WHERE name = ?", arguments: [$0]) }
         var event = Event(at: Date(), actor: caller.principal.name, via: caller.principal.via,
-                          command: caller.command, app: app, outcome: outcome, detail: detail)
+                          command: caller.command, app: app, appId: appID, outcome: outcome, detail: detail)
         try event.insert(self)
     }
 }
@@ -39,16 +42,14 @@ public struct EventLog: Sendable {
     }
 
     /// The newest `limit` events the principal may see, oldest first: admins see all;
-    /// users see events on apps they can read and their own actions.
+    /// users see events of the apps they can read (by identity: not those of a destroyed
+    /// app whose name was taken again) and their own actions.
     public func recent(for principal: Principal, limit: Int) throws -> [Event] {
         try store.read { db in
             var request = Event.order(Column("id").desc).limit(limit)
             if !principal.isAdmin {
-                let apps = try String.fetchAll(db, sql: """
-                    SELECT apps.name FROM apps JOIN app_members ON app_members.app_id = apps.id
-                    WHERE app_members.user_id = ?
-                    """, arguments: [principal.userID])
-                request = request.filter(apps.contains(Column("app")) || Column("actor") == principal.name)
+                let apps = try Int64.fetchAll(db, sql: "SELECT app_id FROM app_members WHERE user_id = ?", arguments: [principal.userID])
+                request = request.filter(apps.contains(Column("app_id")) || Column("actor") == principal.name)
             }
             return try request.fetchAll(db).reversed()
         }

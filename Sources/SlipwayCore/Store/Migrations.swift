@@ -178,6 +178,28 @@ enum Migrations {
                 );
                 """)
         }
+        migrator.registerMigration("v5: events by app id") { db in
+            // Events are filtered by the app's identity, not its name, so an app that
+            // takes a destroyed app's name does not inherit its history. No foreign key:
+            // the log outlives the app. An old event belongs to today's app of its name
+            // only if it is not older than that app; older ones belonged to a destroyed one.
+            try db.execute(sql: """
+                ALTER TABLE events ADD COLUMN app_id INTEGER;
+                DROP TRIGGER events_no_update;
+                UPDATE events SET app_id = (SELECT apps.id FROM apps WHERE apps.name = events.app AND apps.created_at <= events.at)
+                    WHERE app IS NOT NULL;
+                CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+                    BEGIN SELECT RAISE(ABORT, 'the events log is append-only'); END;
+                CREATE INDEX events_by_app_id ON events(app_id);
+                -- SQLite hands the largest row id out again once its row is deleted: ids
+                -- that must never come back (an app's, a storage's) are taken from here.
+                CREATE TABLE id_high_water (
+                    name TEXT PRIMARY KEY,
+                    value INTEGER NOT NULL
+                );
+                INSERT INTO id_high_water (name, value) SELECT 'apps', COALESCE(MAX(id), 0) FROM apps;
+                """)
+        }
         return migrator
     }
 }

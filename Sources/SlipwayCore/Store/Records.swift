@@ -195,6 +195,9 @@ public struct Event: SlipwayRecord, HasRowID, Equatable {
     public var via: String
     public var command: String
     public var app: String?
+    /// The app's row id when the event was written (nil: none, or already destroyed);
+    /// users see events by this, so a reused name does not show another app's history.
+    public var appId: Int64?
     /// "ok", or "failed".
     public var outcome: String
     /// What changed (never secret values), or the error message.
