@@ -1,0 +1,84 @@
+import Foundation
+import SlipwayCore
+import Testing
+
+/// What a tenant's Dockerfile may ask of the builder (the end-to-end attacks are in
+/// IsolationAttackTests; these pin the parsing an attacker would try to slip past).
+struct DockerfilePolicyTests {
+    let policy = DockerfilePolicy(app: try! AppName("web"), sharedImages: ["slipway/builder:bookworm", "slipway/builder:bookworm-app"])
+
+    func refusal(_ dockerfile: String, args: [String: String] = [:]) -> String? {
+        do { _ = try policy.vet(dockerfile, buildArgs: args); return nil } catch let error as UserFacingError { return error.message } catch { return "\(error)" }
+    }
+
+    @Test func ordinaryDockerfilesPass() throws {
+        let images = try policy.vet("""
+            # syntax=docker/dockerfile:1
+            ARG PY=3.12
+            FROM python:${PY}-slim AS build
+            RUN pip install --user flask && \\
+                echo done
+            COPY --chown=1000:1000 --from=build /root/.local /app/.local
+            FROM slipway/builder:bookworm
+            COPY --from=0 /app /app
+            ADD app.tar.gz /srv/
+            ONBUILD COPY . /app
+            FROM slipway/web:0123456789ab
+            """, buildArgs: [:])
+        #expect(images == ["python:3.12-slim", "slipway/builder:bookworm", "slipway/web:0123456789ab"])
+    }
+
+    @Test func runFlagsAreRefusedHoweverWritten() {
+        for dockerfile in [
+            "FROM x\nRUN --mount=type=bind,from=base,source=/rootdir,target=/h ls /h\n",
+            "FROM x\nrun --mount=type=cache,id=pip,target=/c true\n",
+            "FROM x\nRUN \\\n  --mount=type=secret,id=s cat /run/secrets/s\n",
+            "# escape=`\nFROM x\nRUN `\n --network=host curl 127.0.0.1\n",
+            "FROM x\n# a comment between\nRUN --security=insecure true\n",
+            "FROM x\nONBUILD RUN --mount=type=bind,source=/,target=/h true\n",
+        ] {
+            #expect(refusal(dockerfile)?.contains("is not allowed on this server") == true, "\(dockerfile)")
+        }
+    }
+
+    @Test func remoteAddIsRefused() {
+        for add in ["ADD http://127.0.0.1:8080/x /x", "ADD [\"https://example.com/a\", \"/a\"]", "ADD --chown=1 git@github.com:a/b.git /b",
+                    "add HTTP://127.0.0.1/x /x"] {
+            #expect(refusal("FROM x\n\(add)\n")?.contains("is not allowed on this server") == true, "\(add)")
+        }
+    }
+
+    @Test func anotherAppsImagesAndImageIdsAreRefused() {
+        for dockerfile in [
+            "FROM slipway/victim:0123456789ab\n",
+            "FROM localhost/slipway/victim:0123456789ab\n",
+            "FROM docker.io/slipway/victim:abc\n",
+            "FROM 4594209addda\n",
+            "FROM sha256:4594209adddaa8c6d6d45547370e28536a87eaf7658f88ba79a594ab25987673\n",
+            "FROM slipway/builder:bookworm\nCOPY --from=slipway/victim:abc /app /x\n",
+            "ARG B=slipway/victim:abc\nFROM $B\n",
+            "FROM slipway/webby:abc\n",
+        ] {
+            #expect(refusal(dockerfile) != nil, "\(dockerfile)")
+        }
+        // A build arg from the app's config cannot point FROM elsewhere either.
+        #expect(refusal("ARG B\nFROM ${B}\n", args: ["B": "slipway/victim:abc"]) != nil)
+        #expect(refusal("ARG B\nFROM ${B}\n")?.contains("has no value") == true)
+    }
+
+    @Test func localImagesAreCheckedByTheirNamesAndTriggers() throws {
+        func image(tags: [String], onBuild: [String] = []) -> ImageInfo {
+            var info = ImageInfo(id: "sha256:1", created: nil, size: 0, user: "", labels: [:])
+            info.tags = tags
+            info.onBuild = onBuild
+            return info
+        }
+        try policy.check(image: "python:3.12", info: image(tags: ["docker.io/library/python:3.12"]))
+        try policy.check(image: "slipway/web:abc", info: image(tags: ["localhost/slipway/web:abc"]))
+        #expect(throws: UserFacingError.self) { try policy.check(image: "alias:1", info: image(tags: ["localhost/alias:1", "localhost/slipway/victim:abc"])) }
+        #expect(throws: UserFacingError.self) { try policy.check(image: "dangling", info: image(tags: [])) }
+        #expect(throws: UserFacingError.self) {
+            try policy.check(image: "base:1", info: image(tags: ["localhost/base:1"], onBuild: ["RUN --mount=type=bind,source=/,target=/h true"]))
+        }
+    }
+}
