@@ -33,6 +33,11 @@ bench_cleanup() {
   local id ids
   ids="$(labelled org.slipway.bench) $([ -f "$work/data/instance-id" ] && labelled "org.slipway.instance=$(cat "$work/data/instance-id")")"
   for id in $ids; do curl -s --unix-socket $sock -X DELETE "http://d/v1.41/containers/$id?force=1" >/dev/null; done
+  # Each app's network (TenantSandbox), named after the server's instance.
+  [ -f "$work/data/instance-id" ] && for net in $(curl -s --unix-socket $sock -G http://d/v1.41/networks \
+      --data-urlencode "filters={\"label\":[\"org.slipway.instance=$(cat "$work/data/instance-id")\"]}" | python3 -c 'import json,sys; print(" ".join(n["Name"] for n in json.load(sys.stdin)))'); do
+    curl -s --unix-socket $sock -X DELETE "http://d/v1.41/networks/$net" >/dev/null
+  done
   rm -rf "$work"
 }
 trap bench_cleanup EXIT

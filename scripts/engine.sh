@@ -6,6 +6,13 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 sock=${SLIPWAY_ENGINE_SOCKET:-/run/podman/podman.sock}
 
+# User namespaces: every app's containers run as its own range of host uids (see
+# TenantSandbox.swift), taken from the upper half of the id space, which podman
+# reads as the `containers` user's subordinate ids. Added once, beside any others.
+for file in /etc/subuid /etc/subgid; do
+  grep -q '^containers:' "$file" 2>/dev/null || echo "containers:2147483648:2147483648" | as_root tee -a "$file" >/dev/null
+done
+
 ping() { curl -fsS --max-time 2 --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; }
 if ping; then echo "engine: answering on $sock"; exit 0; fi
 

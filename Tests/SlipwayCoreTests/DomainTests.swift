@@ -59,9 +59,16 @@ struct DomainTests {
         #expect(storage.containerPath.rawValue == "/app/uploads")
         let host = try MountSpec("/srv/data:/data")
         #expect(host.source == .hostPath(try AbsolutePath("/srv/data", kind: "host path")))
-        for bad in ["uploads", "uploads:relative", "../x:/a", "/etc/../x:/a", "up:/a/../b"] {
+        for bad in ["uploads", "uploads:relative", "../x:/a", "/etc/../x:/a", "up:/a/../b", "up:/proc", "up:/dev/shm", "up:/sys/fs", "up:/./proc"] {
             #expect(throws: UserFacingError.self, "\(bad)") { try MountSpec(bad) }
         }
+    }
+
+    /// The engine's own mount points get a message instead of the engine's raw 409.
+    @Test func kernelFilesystemsAreNotMountPoints() throws {
+        let error = #expect(throws: UserFacingError.self) { try MountSpec("uploads:/proc/x") }
+        #expect(error?.message.contains("/proc belongs to the container's kernel filesystems") == true)
+        #expect(try MountSpec("uploads:/procedures").containerPath.rawValue == "/procedures")
     }
 
     @Test func phases() throws {

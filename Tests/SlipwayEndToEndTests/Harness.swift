@@ -122,6 +122,9 @@ final class Leftovers: Sendable {
             for id in $(curl -s --unix-socket /run/podman/podman.sock -G 'http://d/v1.41/containers/json' --data-urlencode all=1 --data-urlencode "filters=$0" | python3 -c 'import json,sys; print(" ".join(c["Id"] for c in json.load(sys.stdin)))'); do
               curl -s --unix-socket /run/podman/podman.sock -X DELETE "http://d/v1.41/containers/$id?force=1" >/dev/null
             done
+            for name in $(curl -s --unix-socket /run/podman/podman.sock -G 'http://d/v1.41/networks' --data-urlencode "filters=$0" | python3 -c 'import json,sys; print(" ".join(n["Name"] for n in json.load(sys.stdin)))'); do
+              curl -s --unix-socket /run/podman/podman.sock -X DELETE "http://d/v1.41/networks/$name" >/dev/null
+            done
             """, filter])
     }
 }

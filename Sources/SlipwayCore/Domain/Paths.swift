@@ -73,12 +73,20 @@ public struct MountSpec: Hashable, Sendable {
     public let source: MountSource
     public let containerPath: AbsolutePath
 
+    /// Container paths the engine mounts itself.
+    static let engineOwned = ["/proc", "/dev", "/sys"]
+
     public init(_ raw: String) throws {
         guard let colon = raw.lastIndex(of: ":") else {
             throw UserFacingError.invalid("invalid mount \(quoted(raw)): write <storage-name>:<container-path>, e.g. uploads:/app/uploads")
         }
         let left = String(raw[..<colon])
-        containerPath = try AbsolutePath(String(raw[raw.index(after: colon)...]), kind: "container path")
+        let target = try AbsolutePath(String(raw[raw.index(after: colon)...]), kind: "container path").rawValue
+        // The engine owns these (kernel filesystems and devices) and refuses a mount there.
+        if let reserved = Self.engineOwned.first(where: { target == $0 || target.hasPrefix($0 + "/") }) {
+            throw UserFacingError.invalid("invalid container path \(quoted(target)): \(reserved) belongs to the container's kernel filesystems; mount storage elsewhere, e.g. /app/data")
+        }
+        containerPath = try AbsolutePath(target, kind: "container path")
         source = left.hasPrefix("/")
             ? .hostPath(try AbsolutePath(left, kind: "host path"))
             : .storage(try StorageName(left))

@@ -134,6 +134,9 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
     func changes(_ id: String) async throws -> [FileChange] { record("changes \(id)"); return [] }
     func removeContainer(_ id: String, force: Bool) async throws { record("remove \(id)") }
     func listContainers(labels: [String: String]) async throws -> [ContainerSummary] { record("list"); return [] }
+    func ensureNetwork(of sandbox: TenantSandbox) async throws { record("network \(sandbox.network)") }
+    func removeNetwork(of sandbox: TenantSandbox) async throws { record("remove network \(sandbox.network)") }
+    func userNamespaceBase(of sandbox: TenantSandbox) async throws -> UInt32 { sandbox.idRange.hostBase }
 }
 
 /// Unit tests start no app: every health check finds nothing listening.
