@@ -143,8 +143,11 @@ public final class DockerEngine: ContainerEngine {
 
     public func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws {
         func json(_ value: [String: String]) throws -> String { String(decoding: try JSONEncoder().encode(value), as: UTF8.self) }
-        let query = ["t": request.tag, "dockerfile": request.dockerfile, "forcerm": "1", "rm": "1",
+        var query = ["t": request.tag, "dockerfile": request.dockerfile, "forcerm": "1", "rm": "1",
                      "buildargs": try json(request.buildArgs)]
+        // Memory without swap on top; CPUs as a CFS quota per 100 ms period.
+        if let memory = request.limits.memoryBytes { query["memory"] = String(memory); query["memswap"] = String(memory) }
+        if let nano = request.limits.nanoCPUs { query["cpuperiod"] = "100000"; query["cpuquota"] = String(nano / 10_000) }
         let response = try await send(.POST, "/build", query: query, body: try tarBody(request.contextTarFile),
                                       contentType: "application/x-tar", timeout: .hours(2))
         guard (200..<300).contains(response.status.code) else { try await expectSuccess(response); return }
@@ -195,6 +198,8 @@ public final class DockerEngine: ContainerEngine {
                 let Binds: [String]
                 let Init: Bool
                 let Memory: Int64?
+                /// Memory plus swap: equal to Memory, so swap never stretches the limit.
+                let MemorySwap: Int64?
                 let MemoryReservation: Int64?
                 let NanoCpus: Int64?
                 let PidsLimit: Int64?
@@ -228,7 +233,7 @@ public final class DockerEngine: ContainerEngine {
                         AttachStdout: true, AttachStderr: true, Tty: spec.tty,
                         ExposedPorts: port.map { [$0: Body.Empty()] },
                         HostConfig: .init(Binds: spec.binds, Init: spec.initProcess, Memory: spec.limits.memoryBytes,
-                                          MemoryReservation: spec.limits.memoryReservationBytes, NanoCpus: spec.limits.nanoCPUs,
+                                          MemorySwap: spec.limits.memoryBytes, MemoryReservation: spec.limits.memoryReservationBytes, NanoCpus: spec.limits.nanoCPUs,
                                           PidsLimit: spec.limits.pids,
                                           NetworkMode: spec.networkDisabled ? "none" : nil,
                                           RestartPolicy: .init(Name: spec.restartPolicy.rawValue), AutoRemove: spec.autoRemove,
@@ -268,7 +273,8 @@ public final class DockerEngine: ContainerEngine {
 
     public func inspectContainer(_ id: String) async throws -> ContainerDetails? {
         struct Reply: Decodable {
-            struct State: Decodable { let Status: String?; let Running: Bool?; let ExitCode: Int32?; let StartedAt: String? }
+            struct State: Decodable { let Status: String?; let Running: Bool?; let ExitCode: Int32?; let StartedAt: String?; let OOMKilled: Bool? }
+            struct Host: Decodable { let Memory: Int64? }
             struct Config: Decodable { let Image: String?; let Labels: [String: String]? }
             struct Network: Decodable {
                 struct Binding: Decodable { let HostPort: String? }
@@ -280,6 +286,7 @@ public final class DockerEngine: ContainerEngine {
             let Config: Config?
             let RestartCount: Int?
             let NetworkSettings: Network?
+            let HostConfig: Host?
         }
         let response = try await send(.GET, "/containers/\(Self.escape(id))/json")
         if response.status == .notFound { _ = try await response.body.collect(upTo: 1 << 20); return nil }
@@ -295,7 +302,8 @@ public final class DockerEngine: ContainerEngine {
                                 image: reply.Config?.Image ?? "", running: reply.State?.Running ?? false,
                                 status: reply.State?.Status ?? "", exitCode: reply.State?.ExitCode ?? 0,
                                 restartCount: reply.RestartCount ?? 0, startedAt: started,
-                                labels: reply.Config?.Labels ?? [:], hostPorts: ports)
+                                labels: reply.Config?.Labels ?? [:], hostPorts: ports, oomKilled: reply.State?.OOMKilled ?? false,
+                                memoryLimit: reply.HostConfig?.Memory.flatMap { $0 > 0 ? $0 : nil })
     }
 
     public func renameContainer(_ id: String, to name: String) async throws {
@@ -322,11 +330,22 @@ public final class DockerEngine: ContainerEngine {
     }
 
     public func removeContainer(_ id: String, force: Bool) async throws {
-        let response = try await send(.DELETE, "/containers/\(Self.escape(id))", query: ["force": force ? "1" : "0", "v": "1"])
-        let body = try await response.body.collect(upTo: 1 << 20)
-        // Gone already, or (Docker, AutoRemove) being removed by the engine itself: either way it goes.
-        if response.status == .notFound || (response.status == .conflict && String(buffer: body).contains("already in progress")) { return }
-        try check(response, body)
+        var attempt = 0
+        while true {
+            let response = try await send(.DELETE, "/containers/\(Self.escape(id))", query: ["force": force ? "1" : "0", "v": "1"])
+            let body = try await response.body.collect(upTo: 1 << 20)
+            // Gone already, or (Docker, AutoRemove) being removed by the engine itself: either way it goes.
+            if response.status == .notFound || (response.status == .conflict && String(buffer: body).contains("already in progress")) { return }
+            // podman 4.3 under load: "unlinkat .../userdata/shm: device or resource busy" right
+            // after the container ended (seen in e2e runs); its cleanup is still unmounting.
+            attempt += 1
+            if response.status == .internalServerError, String(buffer: body).contains("device or resource busy"), attempt < 10 {
+                try await Task.sleep(for: .milliseconds(200))
+                continue
+            }
+            try check(response, body)
+            return
+        }
     }
 
     public func listContainers(labels: [String: String]) async throws -> [ContainerSummary] {

@@ -44,6 +44,11 @@ struct CommandTableTests {
         "storage:list": (.app(.read), ["storage:list", "web"], .app("web", .read)),
         "storage:report": (.app(.read), ["storage:report", "web"], .app("web", .read)),
         "storage:destroy": (.user, ["storage:destroy", "data"], .storageOwner("data", allowMissing: false)),
+        "resource:limit": (.app(.write), ["resource:limit", "--memory", "256m", "--cpu", "0.5", "--pids", "100", "--process-type", "worker", "web"], .app("web", .write)),
+        "resource:limit-clear": (.app(.write), ["resource:limit-clear", "web"], .app("web", .write)),
+        "resource:reserve": (.app(.write), ["resource:reserve", "--memory", "128m", "web"], .app("web", .write)),
+        "resource:reserve-clear": (.app(.write), ["resource:reserve-clear", "--process-type", "web", "web"], .app("web", .write)),
+        "resource:report": (.app(.read), ["resource:report", "web", "--format", "json"], .app("web", .read)),
         "run": (.app(.write), ["run", "web", "sh", "-c", "exit 7"], .app("web", .write)),
         "run:detached": (.app(.write), ["run:detached", "web", "sleep", "60"], .app("web", .write)),
         "run:list": (.app(.write), ["run:list", "web"], .app("web", .write)),
@@ -106,6 +111,7 @@ struct CommandTableTests {
         #expect(try requirement(["storage:mount", "web", "/etc:/x"]) == .all([.app("web", .write), .admin]))
         #expect(try requirement(["ssh-keys:list"]) == .user)
         #expect(try requirement(["apps:report"]) == .user)
+        #expect(try requirement(["resource:report"]) == .user)
     }
 
     @Test func everyCommandIsInTheManPage() throws {

@@ -48,6 +48,12 @@ public struct Settings: Sendable, Equatable {
     public var nginxConfig: String = "/etc/nginx/nginx.conf"
     /// An app's access log is rotated past this size (one older generation is kept).
     public var accessLogMaxBytes: Int = 16 << 20
+    /// Limits of every tenant container and build whose app sets none (`default_memory`,
+    /// `default_cpus`, `default_pids`); see etc/slipway.toml for why these values.
+    public var defaultLimits = ResourceLimits(memoryBytes: 512 << 20, nanoCPUs: 1_000_000_000, pids: 512)
+    /// The most `resource:limit` may set (`max_memory`, `max_cpus`, `max_pids`), for everyone.
+    public var maxLimits = ResourceLimits(memoryBytes: 4 << 30, nanoCPUs: 2_000_000_000, pids: 4096)
+
 
     public enum ProxyMode: String, Sendable, Equatable {
         /// `slipway serve` runs and supervises its own nginx, config under `<data-dir>/nginx`.
@@ -129,6 +135,8 @@ public struct Settings: Sendable, Equatable {
                     throw wrongType("an absolute path without spaces")
                 }
                 if key == "nginx_config" { settings.nginxConfig = path } else { settings.nginxIncludeDir = path }
+            case "default_memory", "max_memory", "default_cpus", "max_cpus", "default_pids", "max_pids":
+                try settings.setResource(key, value.string ?? value.int.map(String.init) ?? value.double.map { String($0) }, source: source)
             case "initial_admin_keys":
                 guard let array = value.array else { throw wrongType("an array of public key lines") }
                 settings.initialAdminKeys = try array.map { try $0.string ?? { throw wrongType("an array of public key lines") }() }
@@ -136,6 +144,7 @@ public struct Settings: Sendable, Equatable {
                 throw UserFacingError.invalid("config file \(source): unknown key \(quoted(key)); see man slipway for the keys")
             }
         }
+        try settings.validateResources(source: source)
         return settings
     }
 }

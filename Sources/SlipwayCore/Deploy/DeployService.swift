@@ -208,17 +208,19 @@ public struct DeployService: Sendable {
         spec.environment = environment(snapshot)
         spec.labels = labels(app, kind: "task", release: release)
         spec.binds = try binds(snapshot.mounts, image: release.image)
+        spec.limits = try resources.limits(for: app, processType: nil)
         let engine = self.engine
         let lines = LineSplitter(output: { output("       " + $0) })
-        let (status, changes) = try waitFor { [engine, spec] () -> (Int32, [FileChange]) in
+        let (status, changes, details) = try waitFor { [engine, spec] () -> (Int32, [FileChange], ContainerDetails?) in
             let id = try await engine.createContainer(spec)
             do {
                 try await engine.startContainer(id)
                 try await engine.streamLogs(id, follow: true, tail: nil) { lines.feed($0.data) }
                 let status = try await engine.exitCode(ofEnded: id)
                 let changes = try await engine.changes(id)
+                let details = status == 0 ? nil : try await engine.inspectContainer(id)
                 try await engine.removeContainer(id, force: true)
-                return (status, changes)
+                return (status, changes, details)
             } catch {
                 try? await engine.removeContainer(id, force: true)
                 throw error
@@ -228,7 +230,9 @@ public struct DeployService: Sendable {
         let lost = DiscardedPaths.discarded(changes, mountPoints: snapshot.mounts.map(\.containerPath))
         if let notice = DiscardedPaths.notice(app: app, discarded: lost) { output(notice) }
         guard status == 0 else {
-            throw UserFacingError(.conflict, "the \(phase) task \(quoted(command)) exited with status \(status)")
+            let why = OutOfMemory.reason(exitCode: status, oomKilled: details?.oomKilled ?? false, memoryLimit: spec.limits.memoryBytes,
+                                         app: app, processType: nil, settings: settings)
+            throw UserFacingError(.conflict, "the \(phase) task \(quoted(command)) \(why ?? "exited with status \(status)")")
         }
     }
 

@@ -55,6 +55,7 @@ extension DeployService {
                     one.labels = labels(app, kind: "process", release: release)
                         .merging(["org.slipway.type": type, "org.slipway.index": String(index)]) { $1 }
                     one.publishedPort = type == "web" ? port : nil
+                    one.limits = try resources.limits(for: app, processType: type)
                     let id = try waitFor { [engine, one] in
                         let id = try await engine.createContainer(one)
                         do { try await engine.startContainer(id) } catch {
@@ -210,7 +211,8 @@ extension DeployService {
         let engine = self.engine
         let details = try waitFor { [engine] in try await engine.inspectContainer(id) }
         guard let details, details.running, details.restartCount == 0 else {
-            throw failure(id, name: name, "exited with status \(details?.exitCode ?? -1)")
+            let ended = details.map { lastExit(id, $0) }
+            throw failure(id, name: name, ended.flatMap { OutOfMemory.reason($0, settings: settings) } ?? "exited with status \(ended?.exitCode ?? -1)")
         }
     }
 

@@ -99,6 +99,8 @@ public struct BuildRequest: Sendable, Equatable {
     /// The Dockerfile's path inside the context.
     public var dockerfile = "Dockerfile"
     public var buildArgs: [String: String] = [:]
+    /// Memory and CPU caps of the build's steps (the engine's /build takes no pids limit).
+    public var limits = ResourceLimits()
 
     public init(contextTarFile: String, tag: String) {
         self.contextTarFile = contextTarFile
@@ -177,9 +179,16 @@ public struct ContainerDetails: Sendable, Equatable {
     public let labels: [String: String]
     /// Host ports by container port (`5000/tcp` -> 127.0.0.1:41234).
     public let hostPorts: [Int: Int]
+    /// The engine says the kernel's OOM killer ended it (podman 4.3 on cgroups v1 never does).
+    public let oomKilled: Bool
+    /// Its hard memory limit, nil when it has none.
+    public let memoryLimit: Int64?
 
     public init(id: String, name: String, image: String, running: Bool, status: String, exitCode: Int32,
-                restartCount: Int, startedAt: Date?, labels: [String: String], hostPorts: [Int: Int]) {
+                restartCount: Int, startedAt: Date?, labels: [String: String], hostPorts: [Int: Int],
+                oomKilled: Bool = false, memoryLimit: Int64? = nil) {
+        self.oomKilled = oomKilled
+        self.memoryLimit = memoryLimit
         self.id = id
         self.name = name
         self.image = image

@@ -47,11 +47,14 @@ public struct BuildService: Sendable {
         }
 
         let scratch = paths.builds + "/\(app)-\(UUID().uuidString)"
+        var limits = ResourceLimits()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         do {
             try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
             // No labels: the tag names app and revision, and podman commits a layer per label.
             var request = BuildRequest(contextTarFile: scratch + "/context.tar", tag: tag)
+            request.limits = try resources.limits(for: app, processType: ResourceService.buildType)
+            limits = request.limits
             var archive = ["archive", "--format=tar", "--output=\(request.contextTarFile)"]
             if kind == "dockerfile" {
                 // Config reaches the build only where the Dockerfile asks for it.
@@ -74,6 +77,7 @@ public struct BuildService: Sendable {
         } catch {
             record.status = "failed"
             record.error = (error as? UserFacingError)?.message ?? "\(error)"
+            if let killed = OutOfMemory.buildMessage(record.error!, memoryLimit: limits.memoryBytes, app: app, settings: settings) { record.error = killed }
         }
         record.finishedAt = Date()
         try store.write { [record] db in

@@ -91,6 +91,11 @@ public struct RunService: Sendable {
         }
         if io.isCancelled() { return 130 }
         let (status, changes) = try waitFor { [engine] in (try await engine.exitCode(ofEnded: id), try await engine.changes(id)) }
+        let oomKilled = status == 0 ? false : (try? waitFor { [engine] in try await engine.inspectContainer(id) })?.oomKilled ?? false
+        if let why = OutOfMemory.reason(exitCode: status, oomKilled: oomKilled, memoryLimit: spec.limits.memoryBytes, app: app,
+                                        processType: ResourceService.runType, settings: settings) {
+            io.notice("error: the run of \(app) \(why)\(spec.tty ? "\r" : "")")
+        }
         let lost = DiscardedPaths.discarded(changes, mountPoints: mounts.map(\.containerPath))
         if let notice = DiscardedPaths.notice(app: app, discarded: lost) {
             io.notice(spec.tty ? notice.replacingOccurrences(of: "\n", with: "\r\n") + "\r" : notice)
@@ -158,6 +163,7 @@ public struct RunService: Sendable {
         spec.labels = ["org.slipway.app": app.rawValue, "org.slipway.kind": kind, "org.slipway.by": caller.principal.name,
                        "org.slipway.origin": caller.principal.channel, "org.slipway.instance": try paths.instanceID()]
         spec.binds = try ImageUser.binds(mounts.map(\.snapshot), image: build.image, imageUser: image.user, engine: engine)
+        spec.limits = try resources.limits(for: app, processType: ResourceService.runType)
         return (spec, mounts)
     }
 

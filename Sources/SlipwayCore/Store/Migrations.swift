@@ -200,6 +200,21 @@ enum Migrations {
                 INSERT INTO id_high_water (name, value) SELECT 'apps', COALESCE(MAX(id), 0) FROM apps;
                 """)
         }
+        migrator.registerMigration("v-resources: resource limits") { db in
+            try db.execute(sql: """
+                -- resource:limit / resource:reserve values of an app ('_default_') or one of
+                -- its process types ('run' and 'build' included); NULL inherits.
+                CREATE TABLE resource_settings (
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    process_type TEXT NOT NULL,
+                    memory INTEGER CHECK (memory IS NULL OR memory > 0),
+                    memory_reservation INTEGER CHECK (memory_reservation IS NULL OR memory_reservation > 0),
+                    nano_cpus INTEGER CHECK (nano_cpus IS NULL OR nano_cpus > 0),
+                    pids INTEGER CHECK (pids IS NULL OR pids > 0),
+                    PRIMARY KEY (app_id, process_type)
+                );
+                """)
+        }
         return migrator
     }
 }
