@@ -7,8 +7,9 @@ set -euo pipefail
 
 # Build: libssh (SSH front and key parsing), SQLite (state), zlib and libstdc++ (dependencies).
 # Run and test: git (repos), the OpenSSH client and ssh-keygen (tests, keys), nginx (the
-# proxy in front of the apps), curl (tests).
-packages=(libssh-dev libsqlite3-dev sqlite3 pkg-config zlib1g-dev libstdc++-12-dev git openssh-client ca-certificates nginx curl openssl procps)
+# proxy in front of the apps), curl (tests), python3-paramiko (the SSH attack tests' scripted
+# client: forged and SHA-1 signatures, NUL in an exec string, which OpenSSH's client never sends).
+packages=(libssh-dev libsqlite3-dev sqlite3 pkg-config zlib1g-dev libstdc++-12-dev git openssh-client ca-certificates nginx curl openssl procps python3-paramiko)
 
 install_missing setup "${packages[@]}"
 

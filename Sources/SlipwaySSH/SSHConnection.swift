@@ -12,16 +12,24 @@ final class SSHConnection: @unchecked Sendable {
     private let session: ssh_session
     private let server: SSHServer
     private let peer: String
-    private let overCapacity: Bool
     private let logger: Logger
+    /// What libssh's packet log tells about this session (see shim.h).
+    private let ledger: UnsafeMutablePointer<slipway_packet_ledger>
+    private var ledgerInstalled = false
 
     private var serverCallbacks: UnsafeMutablePointer<ssh_server_callbacks_struct>
     private var channelCallbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>
     private var event: ssh_event?
 
     // Session state.
+    /// Set by a verified signature; re-read from the database before every command.
     private var principal: Principal?
-    private var authAttempts = 0
+    /// The key that authenticated (base64 blob), to re-read its owner.
+    private var keyBase64: String?
+    /// Past `maxSessions` when it authenticated: every command gets a refusal.
+    private var overCapacity = false
+    /// Auth callbacks seen: counts the tries if libssh's log ever stops telling them.
+    private var authCallbacks = 0
     private var disconnectRequested = false
     private var channel: ssh_channel?
     private var gitProtocol: String?
@@ -41,6 +49,7 @@ final class SSHConnection: @unchecked Sendable {
     private var registered: [Int32: Int16] = [:]
 
     // Accounting for the session log line.
+    private let acceptedAt: TimeInterval
     private let startedAt = Date()
     private var lastActivity = Date()
     private var bytesIn = 0
@@ -51,21 +60,26 @@ final class SSHConnection: @unchecked Sendable {
     /// (which, through libssh, stops re-opening the client's window: back-pressure).
     private static let inboundCapacity = 256 * 1024
 
-    init(session: ssh_session, server: SSHServer, peer: String, overCapacity: Bool) {
+    /// `acceptedAt`: monotonic seconds (`ProcessInfo.systemUptime`) at accept, where the
+    /// authentication deadline starts.
+    init(session: ssh_session, server: SSHServer, peer: String, acceptedAt: TimeInterval) {
         self.session = session
         self.server = server
         self.peer = peer
-        self.overCapacity = overCapacity
+        self.acceptedAt = acceptedAt
         logger = server.logger
         serverCallbacks = .allocate(capacity: 1)
         serverCallbacks.initialize(to: ssh_server_callbacks_struct())
         channelCallbacks = .allocate(capacity: 1)
         channelCallbacks.initialize(to: ssh_channel_callbacks_struct())
+        ledger = .allocate(capacity: 1)
+        ledger.initialize(to: slipway_packet_ledger())
     }
 
     deinit {
         serverCallbacks.deallocate()
         channelCallbacks.deallocate()
+        ledger.deallocate()
     }
 
     // MARK: The connection's life
@@ -73,6 +87,7 @@ final class SSHConnection: @unchecked Sendable {
     /// Runs the connection to its end. Called on the connection's own thread.
     func run() {
         installServerCallbacks()
+        installPacketLedger()
         ssh_set_auth_methods(session, Int32(SSH_AUTH_METHOD_PUBLICKEY))
         guard ssh_handle_key_exchange(session) == SSH_OK else {
             logger.debug("key exchange failed", metadata: ["peer": "\(peer)", "error": "\(String(cString: ssh_get_error(UnsafeMutableRawPointer(session))))"])
@@ -81,14 +96,17 @@ final class SSHConnection: @unchecked Sendable {
         }
         event = ssh_event_new()
         ssh_event_add_session(event, session)
-        let authDeadline = startedAt.addingTimeInterval(server.options.authTimeout)
+        let authDeadline = acceptedAt + server.options.authTimeout
 
         while true {
             let rc = ssh_event_dopoll(event, 100)
+            if principal == nil { answerDroppedAuthRequests() }
             if rc == SSH_ERROR || ssh_is_connected(session) == 0 || disconnectRequested { break }
             pump()
+            // Past the exec request the packet log has nothing more to tell.
+            if job != nil { removePacketLedger() }
             let now = Date()
-            if principal == nil && now > authDeadline {
+            if principal == nil && ProcessInfo.processInfo.systemUptime > authDeadline {
                 logger.info("authentication deadline passed", metadata: ["peer": "\(peer)"])
                 break
             }
@@ -115,7 +133,9 @@ final class SSHConnection: @unchecked Sendable {
         }
         if let channel { ssh_channel_free(channel) }
         ssh_disconnect(session)
+        removePacketLedger()
         ssh_free(session)
+        server.connectionEnded(authenticated: principal != nil)
         let ms = Int(Date().timeIntervalSince(startedAt) * 1000)
         if principal != nil || commandLine != "-" {
             logger.info("session", metadata: [
@@ -149,9 +169,10 @@ final class SSHConnection: @unchecked Sendable {
     /// Public key authentication. libssh has already checked the signature when
     /// `state` is VALID; a NONE probe only asks whether the key would be accepted.
     private func authenticate(key: ssh_key?, state: Int32) -> Int32 {
-        authAttempts += 1
-        if authAttempts > server.options.maxAuthAttempts {
-            disconnectRequested = true
+        authCallbacks += 1
+        // This request is among the failed ones until answered: deny past the cap.
+        if failedAuthAttempts > server.options.maxAuthAttempts {
+            tooManyFailures()
             return Int32(SSH_AUTH_DENIED.rawValue)
         }
         guard let key, let base64 = Self.base64(of: key), let user = try? server.core.users.owner(ofKeyBase64: base64) else {
@@ -161,13 +182,77 @@ final class SSHConnection: @unchecked Sendable {
         case Int32(SSH_PUBLICKEY_STATE_NONE.rawValue):
             return Int32(SSH_AUTH_SUCCESS.rawValue)
         case Int32(SSH_PUBLICKEY_STATE_VALID.rawValue):
+            // One login per connection (libssh's packet filter refuses a second one too).
+            guard principal == nil else { return Int32(SSH_AUTH_DENIED.rawValue) }
+            switch server.admitSession() {
+            case .refused:
+                disconnectRequested = true
+                return Int32(SSH_AUTH_DENIED.rawValue)
+            case .overCapacity: overCapacity = true
+            case .admitted: break
+            }
             // Bind the session to the key of *this* call, never an earlier probe's.
             let fingerprint = (try? PublicKey(line: "\(String(cString: ssh_key_type_to_char(ssh_key_type(key)))) \(base64)").fingerprint)
             principal = Principal(identity: .user(user), channel: "ssh", keyFingerprint: fingerprint)
+            keyBase64 = base64
             return Int32(SSH_AUTH_SUCCESS.rawValue)
         default:
             return Int32(SSH_AUTH_DENIED.rawValue)
         }
+    }
+
+    // MARK: What libssh does not tell its callbacks
+
+    /// libssh ≥ 0.9 and < 0.13 lay out the start of a message as shim.h's stand-in expects.
+    private static let canReplyForLibssh: Bool = {
+        func version(_ major: Int32, _ minor: Int32) -> Int32 { (major << 16) | (minor << 8) }
+        return ssh_version(version(0, 9)) != nil && ssh_version(version(0, 13)) == nil
+    }()
+
+    /// libssh's log level, callback and userdata are per thread: this thread's log now
+    /// feeds this session's ledger (packet types and sizes) and nothing else.
+    private func installPacketLedger() {
+        ssh_set_log_callback(slipway_packet_ledger_log)
+        ssh_set_log_userdata(UnsafeMutableRawPointer(ledger))
+        ssh_set_log_level(Int32(SSH_LOG_PACKET))
+        ledgerInstalled = true
+    }
+
+    private func removePacketLedger() {
+        guard ledgerInstalled else { return }
+        ssh_set_log_level(Int32(SSH_LOG_NOLOG))
+        ssh_set_log_userdata(nil)
+        ledgerInstalled = false
+    }
+
+    /// Failed tries: every USERAUTH_REQUEST that got neither PK_OK nor SUCCESS, those
+    /// libssh dropped included (bad signatures never reach `authenticate`).
+    private var failedAuthAttempts: Int {
+        let requests = max(Int(ledger.pointee.auth_requests), authCallbacks)
+        return requests - Int(ledger.pointee.pk_ok_replies) - Int(ledger.pointee.success_replies)
+    }
+
+    /// libssh 0.10 drops a request whose signature fails to verify (or whose algorithm
+    /// it refuses, or whose key it cannot parse) without a reply, so a client waits
+    /// forever and an attacker tries signatures for free. After each poll, every
+    /// request still unanswered gets USERAUTH_FAILURE here and counts as a failure.
+    private func answerDroppedAuthRequests() {
+        let unanswered = Int(ledger.pointee.auth_requests) - Int(ledger.pointee.auth_replies)
+        for _ in 0..<max(0, unanswered) {
+            guard Self.canReplyForLibssh, slipway_reply_auth_failure(session) == SSH_OK else {
+                disconnectRequested = true
+                return
+            }
+        }
+        if failedAuthAttempts >= server.options.maxAuthAttempts { tooManyFailures() }
+    }
+
+    private func tooManyFailures() {
+        if !disconnectRequested {
+            logger.info("too many authentication failures", metadata: ["peer": "\(peer)", "failures": "\(failedAuthAttempts)"])
+            ssh_session_set_disconnect_message(session, "Too many authentication failures")
+        }
+        disconnectRequested = true
     }
 
     private static func base64(of key: ssh_key) -> String? {
@@ -190,10 +275,10 @@ final class SSHConnection: @unchecked Sendable {
         cb.pointee.channel_eof_function = { _, _, userdata in SSHConnection.from(userdata).clientEOF = true }
         cb.pointee.channel_close_function = { _, _, userdata in SSHConnection.from(userdata).clientClosed = true }
         cb.pointee.channel_exec_request_function = { _, _, command, userdata in
-            SSHConnection.from(userdata).start(command: command.map { String(cString: $0) })
+            SSHConnection.from(userdata).exec(command)
         }
         cb.pointee.channel_shell_request_function = { _, _, userdata in
-            SSHConnection.from(userdata).start(command: nil)
+            SSHConnection.from(userdata).start(.shell)
         }
         cb.pointee.channel_env_request_function = { _, _, name, value, userdata in
             SSHConnection.from(userdata).setEnvironment(name.map { String(cString: $0) }, value.map { String(cString: $0) })
@@ -241,24 +326,69 @@ final class SSHConnection: @unchecked Sendable {
         return 0
     }
 
-    /// exec (command != nil) or shell (nil): starts the channel's one job.
-    private func start(command: String?) -> Int32 {
-        guard job == nil, let principal else { return -1 }
-        commandLine = command ?? "(shell)"
+    /// What the client asked the channel to run.
+    private enum Request {
+        case exec(String)
+        case shell
+        /// An exec string that cannot be taken as text: refused, nothing runs.
+        case refused(UserFacingError)
+    }
+
+    /// The exec request's command, taken only if it is exactly the UTF-8 text it claims.
+    private func exec(_ raw: UnsafePointer<CChar>?) -> Int32 {
+        guard let raw else { return -1 }
+        commandLine = String(cString: raw)
+        // libssh hands over a C string: a NUL cuts it short unnoticed. The packet's own
+        // length tells: type, recipient channel, "exec", want-reply, then the command.
+        let expectedPayload = 1 + 4 + (4 + 4) + 1 + (4 + strlen(raw))
+        if ledgerInstalled, ledger.pointee.last_type == 98, Int(ledger.pointee.last_payload) != expectedPayload {
+            return start(.refused(.invalid("the command contains a NUL byte; send the command as text without NUL bytes")))
+        }
+        guard let command = String(validatingCString: raw) else {
+            return start(.refused(.invalid("the command is not valid UTF-8; send names and values as UTF-8 text")))
+        }
+        return start(.exec(command))
+    }
+
+    /// Starts the channel's one job.
+    private func start(_ request: Request) -> Int32 {
+        guard job == nil, principal != nil else { return -1 }
+        if case .shell = request { commandLine = "(shell)" }
         lastActivity = Date()
         do {
-            job = try makeJob(command: command, principal: principal)
+            job = try makeJob(request)
         } catch {
             job = try? errorJob(UserFacingError.invalid("cannot start the command: \(error)"))
         }
         return job == nil ? -1 : 0
     }
 
+    /// The session's user as the database has it now. The identity is not fixed at
+    /// login: a user removed, or a key removed or moved to someone else, since then
+    /// gets a refusal here, before anything runs.
+    private func currentPrincipal() throws -> Principal? {
+        guard let principal, let keyBase64 else { return nil }
+        guard let user = try server.core.users.owner(ofKeyBase64: keyBase64), user.id == principal.userID else { return nil }
+        let current = Principal(identity: .user(user), channel: "ssh", keyFingerprint: principal.keyFingerprint)
+        self.principal = current
+        return current
+    }
+
     // MARK: Jobs
 
-    private func makeJob(command: String?, principal: Principal) throws -> ChannelJob {
+    private func makeJob(_ request: Request) throws -> ChannelJob {
+        guard let principal = try currentPrincipal() else {
+            let key = self.principal?.keyFingerprint ?? "of this connection"
+            return try errorJob(.denied("the key \(key) is no longer registered to \(self.principal?.name ?? "you") (removed since this connection logged in); nothing was run. Reconnect with a registered key, or ask an admin to add one with ssh-keys:add"))
+        }
         if overCapacity {
             return try errorJob(.conflict("the server is at its limit of \(server.options.maxSessions) concurrent sessions; try again in a moment"))
+        }
+        let command: String?
+        switch request {
+        case .refused(let error): return try errorJob(error)
+        case .exec(let text): command = text
+        case .shell: command = nil
         }
         let words: [String]
         do {

@@ -5,17 +5,32 @@ import SlipwayCommands
 import SlipwayCore
 
 /// The embedded SSH front: one listening socket, one accept thread, and one OS
-/// thread per connection (libssh calls block; they never run on Swift's
-/// cooperative pool).
+/// thread per connection that has spoken (libssh calls block; they never run on
+/// Swift's cooperative pool).
+///
+/// Admission, in three stages, so that floods of unauthenticated connections cannot
+/// lock registered users out:
+/// 1. Silent: accepted, nothing sent yet. Held in the accept thread's poll set only
+///    (`SilentConnections`): past `bannerTimeout` or when the set is full (oldest
+///    first) they are dropped.
+/// 2. Handshake: the client spoke, so it gets a thread and a libssh session, within
+///    `maxStartups` (OpenSSH's random early drop) and until `authTimeout` after accept.
+/// 3. Session: authenticated; only these count against `maxSessions`.
 public final class SSHServer: @unchecked Sendable {
     /// Limits and timeouts.
     public struct Options: Sendable {
         public var host: String
         public var port: UInt16
-        /// Concurrent sessions served; past it a session gets a clear refusal.
+        /// Concurrent authenticated sessions served; past it a session gets a clear refusal.
         public var maxSessions = 256
-        /// Seconds from connect to successful authentication.
+        /// Seconds from connect to successful authentication (`login_grace_time`).
         public var authTimeout: TimeInterval = 30
+        /// Unauthenticated handshakes in progress (`max_startups`).
+        public var maxStartups = Settings.MaxStartups(start: 128, rate: 30, full: 256)
+        /// Seconds a new connection may stay silent before its version line (`banner_timeout`).
+        public var bannerTimeout: TimeInterval = 5
+        /// Silent connections held at once; past it the oldest is dropped (`max_silent_connections`).
+        public var maxSilentConnections = 1024
         /// Seconds without any traffic before a session is dropped.
         public var idleTimeout: TimeInterval = 600
         /// Public key tries per connection.
@@ -51,9 +66,17 @@ public final class SSHServer: @unchecked Sendable {
     public let boundAddress: String
 
     private let lock = NSCondition()
-    private var activeSessions = 0
+    /// Connections with a thread that have not authenticated yet.
+    private var handshakes = 0
+    /// Authenticated connections.
+    private var sessions = 0
     private var accepting = true
     private var acceptThreadDone = false
+    /// Written by `stop()` to wake the accept thread's poll.
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    /// Pre-auth drops since the last report (accept thread only).
+    private var dropped = (full: 0, silent: 0, startups: 0)
 
     public init(core: Core, options: Options, logger: Logger) throws {
         self.core = core
@@ -76,13 +99,46 @@ public final class SSHServer: @unchecked Sendable {
         ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &noConfig)
         var rsaMinimum: Int32 = Int32(PublicKey.minimumRSABits)
         ssh_bind_options_set(bind, SSH_BIND_OPTIONS_RSA_MIN_SIZE, &rsaMinimum)
+        // Without this libssh verifies any signature algorithm it knows, SHA-1 ssh-rsa
+        // included, though it never advertised it. It also becomes server-sig-algs.
+        guard ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES, Self.signatureAlgorithms) == SSH_OK,
+              ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS, "ssh-ed25519") == SSH_OK else {
+            throw SSHServerError.listen("libssh refused the algorithm lists: \(String(cString: ssh_get_error(UnsafeMutableRawPointer(bind))))")
+        }
 
+        var wake: [Int32] = [-1, -1]
+        guard slipway_pipe_cloexec(&wake, 1) == 0 else { throw SSHServerError.listen("pipe: \(String(cString: strerror(errno)))") }
+        (wakeRead, wakeWrite) = (wake[0], wake[1])
         (listenFD, boundAddress) = try Self.listen(host: options.host, port: options.port)
+        _ = fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK)
+        silentCapacity = min(options.maxSilentConnections, Self.fdBudget())
     }
 
     deinit {
         ssh_bind_free(bind)
         close(listenFD)
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    /// Signature algorithms accepted for user keys: SHA-2 RSA, ed25519 and ECDSA
+    /// (what `PublicKey` registers), never SHA-1 `ssh-rsa`.
+    static let signatureAlgorithms = "ssh-ed25519,ecdsa-sha2-nistp521,ecdsa-sha2-nistp384,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256"
+
+    /// How many silent connections the fd limit leaves room for. The soft limit is
+    /// raised to the hard one first (a flood is counted in fds); a quarter of it is
+    /// the most silent connections may take, the rest is for sessions and their jobs.
+    private let silentCapacity: Int
+
+    private static func fdBudget() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 256 }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = min(limit.rlim_max, 1 << 20)
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return max(16, Int(limit.rlim_cur / 4))
     }
 
     /// Starts the accept thread and returns.
@@ -98,63 +154,171 @@ public final class SSHServer: @unchecked Sendable {
     public func stop(grace: TimeInterval) -> Int {
         lock.withLock { accepting = false }
         shutdown(listenFD, Int32(SHUT_RDWR))
+        var byte: UInt8 = 0
+        _ = write(wakeWrite, &byte, 1)
         let deadline = Date().addingTimeInterval(grace)
         lock.lock()
         defer { lock.unlock() }
-        while activeSessions > 0 || !acceptThreadDone {
+        while handshakes + sessions > 0 || !acceptThreadDone {
             if !lock.wait(until: deadline) { break }
         }
-        return activeSessions
+        return handshakes + sessions
     }
+
+    // MARK: Admission (accept thread)
 
     private func acceptLoop() {
-        defer { lock.withLock { acceptThreadDone = true; lock.broadcast() } }
+        var silent = SilentConnections(capacity: silentCapacity)
+        var lastReport = ProcessInfo.processInfo.systemUptime
+        var listenPausedUntil = 0.0
+        defer {
+            for entry in silent.entries { drop(entry.fd) }
+            lock.withLock { acceptThreadDone = true; lock.broadcast() }
+        }
         while lock.withLock({ accepting }) {
-            let fd = slipway_accept_cloexec(listenFD)
-            if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                if errno == EMFILE || errno == ENFILE { usleep(50_000); continue }
-                break  // shut down
+            var now = ProcessInfo.processInfo.systemUptime
+            let listening = now >= listenPausedUntil
+            var entries = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: listening ? listenFD : -1, events: Int16(POLLIN), revents: 0)]
+            entries += silent.entries.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            let wait = min(silent.nextExpiry(timeout: options.bannerTimeout, at: now) ?? 1, listening ? 1 : 0.05)
+            let ready = poll(&entries, nfds_t(entries.count), Int32(wait * 1000) + 1)
+            if ready < 0 && errno != EINTR { break }
+            now = ProcessInfo.processInfo.systemUptime
+
+            // Silent ones that spoke (or hung up) since the last poll.
+            var settled = Set<Int32>()
+            for (entry, waiting) in zip(entries.dropFirst(2), silent.entries) where entry.revents != 0 {
+                settled.insert(waiting.fd)
+                if hasSpoken(waiting.fd) { admit(waiting.fd, acceptedAt: waiting.since) } else { drop(waiting.fd) }
             }
-            serve(fd)
+            silent.remove(settled)
+
+            // New arrivals: those that already spoke skip the silent set.
+            if entries[1].revents != 0 {
+                for _ in 0..<256 {
+                    let fd = slipway_accept_cloexec(listenFD)
+                    if fd < 0 {
+                        if errno == EINTR || errno == ECONNABORTED { continue }
+                        if errno == EMFILE || errno == ENFILE {
+                            // Out of fds: a silent connection gives one back, else wait a moment.
+                            if let oldest = silent.removeOldest() { drop(oldest); dropped.full += 1; continue }
+                            listenPausedUntil = now + 0.05
+                        }
+                        break  // EAGAIN: the backlog is empty (or shut down)
+                    }
+                    var one: Int32 = 1
+                    // Without it every command pays Nagle + delayed ACK (~40-80 ms).
+                    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                    if hasSpoken(fd) {
+                        admit(fd, acceptedAt: now)
+                    } else if let evicted = silent.add(fd, at: now) {
+                        // It may have spoken since the last poll (this batch is not polled yet).
+                        if hasSpoken(evicted.fd) {
+                            admit(evicted.fd, acceptedAt: evicted.since)
+                        } else {
+                            drop(evicted.fd)
+                            dropped.full += 1
+                        }
+                    }
+                }
+            }
+
+            let expired = silent.removeExpired(timeout: options.bannerTimeout, at: now)
+            expired.forEach(drop)
+            dropped.silent += expired.count
+            if now - lastReport >= 10 {
+                reportDrops()
+                lastReport = now
+            }
         }
     }
 
-    private func serve(_ fd: Int32) {
-        var one: Int32 = 1
-        // Without it every command pays Nagle + delayed ACK (~40-80 ms).
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        let peer = Self.peerName(fd)
-        let count = lock.withLock { () -> Int in activeSessions += 1; return activeSessions }
-        // Far past the cap, not even a refusal message is worth a thread.
-        if count > options.maxSessions * 2 {
-            close(fd)
-            lock.withLock { activeSessions -= 1; lock.broadcast() }
+    /// Whether the client has sent anything (its version line). A hang-up or an error
+    /// reads as silence: the caller drops such a connection.
+    private func hasSpoken(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return n > 0
+    }
+
+    /// Closes with a reset: no FIN handshake, no TIME_WAIT left behind for a flood.
+    private func drop(_ fd: Int32) {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close(fd)
+    }
+
+    private func reportDrops() {
+        guard dropped.full + dropped.silent + dropped.startups > 0 else { return }
+        logger.warning("dropped unauthenticated connections", metadata: [
+            "silent_set_full": "\(dropped.full)", "silent_past_banner_timeout": "\(dropped.silent)", "max_startups": "\(dropped.startups)",
+        ])
+        dropped = (0, 0, 0)
+    }
+
+    /// A client that spoke gets a handshake place (within `maxStartups`), a libssh
+    /// session and a thread of its own.
+    private func admit(_ fd: Int32, acceptedAt: TimeInterval) {
+        let admitted = lock.withLock { () -> Bool in
+            guard !options.maxStartups.shouldDrop(handshakes: handshakes) else { return false }
+            handshakes += 1
+            return true
+        }
+        guard admitted else {
+            drop(fd)
+            dropped.startups += 1
             return
         }
+        let peer = Self.peerName(fd)
         guard let session = ssh_new() else {
             close(fd)
-            lock.withLock { activeSessions -= 1; lock.broadcast() }
+            connectionEnded(authenticated: false)
             return
         }
-        var timeout: Int = Int(options.authTimeout)
+        // libssh's blocking key exchange gives up at the same deadline as authentication.
+        var timeout = Int(max(1, (acceptedAt + options.authTimeout - ProcessInfo.processInfo.systemUptime).rounded(.up)))
         ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout)
         // Only the accept thread touches the bind.
         guard ssh_bind_accept_fd(bind, session, fd) == SSH_OK else {
             logger.warning("ssh accept failed", metadata: ["peer": "\(peer)"])
             ssh_free(session)
             close(fd)
-            lock.withLock { activeSessions -= 1; lock.broadcast() }
+            connectionEnded(authenticated: false)
             return
         }
-        let connection = SSHConnection(session: session, server: self, peer: peer, overCapacity: count > options.maxSessions)
-        let thread = Thread { [self] in
-            connection.run()
-            lock.withLock { activeSessions -= 1; lock.broadcast() }
-        }
+        let connection = SSHConnection(session: session, server: self, peer: peer, acceptedAt: acceptedAt)
+        let thread = Thread { connection.run() }
         thread.name = "ssh-session"
         thread.stackSize = 1 << 20
         thread.start()
+    }
+
+    /// What an authenticated connection may do, decided as it authenticates.
+    enum SessionAdmission {
+        case admitted
+        /// Past `maxSessions`: every command gets a clear refusal.
+        case overCapacity
+        /// Far past it: not worth a session at all; disconnect.
+        case refused
+    }
+
+    /// Moves a connection from handshake to session (unless `.refused`).
+    func admitSession() -> SessionAdmission {
+        lock.withLock {
+            guard sessions < options.maxSessions * 2 else { return .refused }
+            handshakes -= 1
+            sessions += 1
+            return sessions > options.maxSessions ? .overCapacity : .admitted
+        }
+    }
+
+    /// Called once by each connection as its thread ends.
+    func connectionEnded(authenticated: Bool) {
+        lock.withLock {
+            if authenticated { sessions -= 1 } else { handshakes -= 1 }
+            lock.broadcast()
+        }
     }
 
     // MARK: Sockets

@@ -29,6 +29,10 @@ struct Serve: ParsableCommand {
         var options = try SSHServer.Options.parse(listen: listen ?? core.settings.listen)
         options.maxSessions = core.settings.maxSessions
         options.idleTimeout = TimeInterval(core.settings.idleTimeout)
+        options.authTimeout = TimeInterval(core.settings.loginGraceTime)
+        options.maxStartups = core.settings.maxStartups
+        options.bannerTimeout = TimeInterval(core.settings.bannerTimeout)
+        options.maxSilentConnections = core.settings.maxSilentConnections
         // git's pre-receive hook calls back into this very binary, with the same state.
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         options.hookCommand = [executable, "--data-dir", core.paths.root] + (configPath.map { ["--config", $0] } ?? []) + ["hook:pre-receive"]
@@ -134,7 +138,11 @@ enum PreReceiveHook {
         do {
             let appName = try AppName(env["SLIPWAY_APP"] ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath).deletingPathExtension().lastPathComponent)
             var principal = Principal.localAdmin
-            if let pusher = env["SLIPWAY_PUSHER"], let user = try core.users.find(UserName(pusher)) {
+            if let pusher = env["SLIPWAY_PUSHER"] {
+                // Re-read: a pusher removed since the push started must not become the local admin.
+                guard let user = try core.users.find(UserName(pusher)) else {
+                    throw UserFacingError.denied("the pusher \(pusher) is no longer a user; the push was refused")
+                }
                 principal = Principal(identity: .user(user), channel: "ssh")
             }
             var updates: [PushService.RefUpdate] = []

@@ -21,6 +21,14 @@ public struct Settings: Sendable, Equatable {
     public var idleTimeout: Int = 600
     /// Seconds `serve` waits for running sessions after SIGTERM before exiting.
     public var shutdownGrace: Int = 30
+    /// Unauthenticated SSH handshakes in progress (OpenSSH's MaxStartups).
+    public var maxStartups = MaxStartups(start: 128, rate: 30, full: 256)
+    /// Seconds from connect to authentication before an SSH connection is cut.
+    public var loginGraceTime: Int = 30
+    /// Seconds a new SSH connection may stay silent before sending its version line.
+    public var bannerTimeout: Int = 5
+    /// Silent new SSH connections held at once; past it the oldest is dropped.
+    public var maxSilentConnections: Int = 1024
     /// The container engine's unix socket; nil: the first of podman's and Docker's usual ones.
     public var engineSocket: String?
     /// The image Procfile apps (no Dockerfile) are built on; `builder:bootstrap` makes it locally.
@@ -60,6 +68,35 @@ public struct Settings: Sendable, Equatable {
         case managed
         /// The host's nginx includes `nginx_include_dir`; Slipway writes there and reloads it.
         case system
+    }
+
+    /// `max_startups = "start:rate:full"`: past `start` unauthenticated handshakes, a new
+    /// one is dropped with a chance rising from `rate`% to 100% at `full`.
+    public struct MaxStartups: Sendable, Equatable {
+        public var start: Int
+        public var rate: Int
+        public var full: Int
+
+        public init(start: Int, rate: Int, full: Int) {
+            (self.start, self.rate, self.full) = (start, rate, full)
+        }
+
+        /// OpenSSH's form, or one number (no early drop); nil unless 1 <= start <= full and rate is 1-100.
+        public init?(_ text: String) {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
+            guard parts.count == 1 || parts.count == 3, let start = parts[0], let full = parts.last!, let rate = parts.count == 3 ? parts[1] : 100,
+                  start >= 1, start <= full, (1...100).contains(rate) else { return nil }
+            self.init(start: start, rate: rate, full: full)
+        }
+
+        /// OpenSSH's random early drop for a new handshake, given those in progress:
+        /// never below `start`, always from `full` on, in between when `roll` (0-99)
+        /// falls under a chance rising linearly from `rate`% to 100%.
+        public func shouldDrop(handshakes: Int, roll: Int = Int.random(in: 0..<100)) -> Bool {
+            if handshakes >= full { return true }
+            if handshakes < start { return false }
+            return roll < rate + (100 - rate) * (handshakes - start) / (full - start)
+        }
     }
 
     public init() {}
@@ -120,6 +157,16 @@ public struct Settings: Sendable, Equatable {
                     guard n <= 65535 else { throw wrongType("a port number") }
                     if key == "proxy_port" { settings.proxyPort = n } else { settings.tlsPort = n }
                 default: settings.shutdownGrace = n
+                }
+            case "max_startups":
+                guard let limit = value.string.flatMap(MaxStartups.init) else { throw wrongType("\"start:rate:full\" as OpenSSH's MaxStartups (e.g. \"128:30:256\"), or one number") }
+                settings.maxStartups = limit
+            case "login_grace_time", "banner_timeout", "max_silent_connections":
+                guard let n = value.int, n > 0 else { throw wrongType("a positive whole number") }
+                switch key {
+                case "login_grace_time": settings.loginGraceTime = n
+                case "banner_timeout": settings.bannerTimeout = n
+                default: settings.maxSilentConnections = n
                 }
             case "wait_to_retire":
                 guard let n = value.int, n >= 0 else { throw wrongType("a whole number of seconds") }
