@@ -14,8 +14,18 @@ public final class DockerEngine: ContainerEngine {
     /// The sockets tried, in order, when the config names none.
     public static let usualSockets = ["/run/podman/podman.sock", "/var/run/docker.sock", "/run/docker.sock"]
 
+    /// podman or Docker, learnt from the first request that needs it.
+    private let engineKind = KindCache()
+
     public init(socketPath: String) {
         endpoint = socketPath
+    }
+
+    private func isPodman() async throws -> Bool {
+        if let known = engineKind.value { return known }
+        let podman = try await version().kind == "podman"
+        engineKind.value = podman
+        return podman
     }
 
     /// The configured socket, else the first usual one that exists (no network
@@ -126,8 +136,10 @@ public final class DockerEngine: ContainerEngine {
         struct Reply: Decodable {
             struct Config: Decodable {
                 let User: String?, WorkingDir: String?, Cmd: [String]?, Entrypoint: [String]?, Labels: [String: String]?
+                let OnBuild: [String]?
             }
             let Id: String
+            let RepoTags: [String]?
             let Created: String?
             let Size: Int64?
             let Config: Config?
@@ -135,10 +147,13 @@ public final class DockerEngine: ContainerEngine {
         let response = try await send(.GET, "/images/\(Self.escape(reference))/json")
         if response.status == .notFound { _ = try await response.body.collect(upTo: 1 << 20); return nil }
         let reply = try await decode(Reply.self, response)
-        return ImageInfo(id: reply.Id, created: reply.Created, size: reply.Size ?? 0, user: reply.Config?.User ?? "",
-                         workingDirectory: reply.Config?.WorkingDir ?? "",
-                         hasCommand: !(reply.Config?.Cmd ?? []).isEmpty || !(reply.Config?.Entrypoint ?? []).isEmpty,
-                         labels: reply.Config?.Labels ?? [:])
+        var info = ImageInfo(id: reply.Id, created: reply.Created, size: reply.Size ?? 0, user: reply.Config?.User ?? "",
+                             workingDirectory: reply.Config?.WorkingDir ?? "",
+                             hasCommand: !(reply.Config?.Cmd ?? []).isEmpty || !(reply.Config?.Entrypoint ?? []).isEmpty,
+                             labels: reply.Config?.Labels ?? [:])
+        info.tags = reply.RepoTags ?? []
+        info.onBuild = reply.Config?.OnBuild ?? []
+        return info
     }
 
     public func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws {
@@ -148,6 +163,19 @@ public final class DockerEngine: ContainerEngine {
         // Memory without swap on top; CPUs as a CFS quota per 100 ms period.
         if let memory = request.limits.memoryBytes { query["memory"] = String(memory); query["memswap"] = String(memory) }
         if let nano = request.limits.nanoCPUs { query["cpuperiod"] = "100000"; query["cpuquota"] = String(nano / 10_000) }
+        if let sandbox = request.sandbox {
+            // Build steps on the app's network. podman's compat /build otherwise runs
+            // them in the host's network namespace (its default), where 127.0.0.1 is the
+            // host's loopback; it takes the network as a namespace option. Docker
+            // takes `networkmode`.
+            try await ensureNetwork(of: sandbox)
+            if try await isPodman() {
+                struct Namespace: Encodable { let Name: String; let Host: Bool; let Path: String }
+                query["nsoptions"] = String(decoding: try JSONEncoder().encode([Namespace(Name: "network", Host: false, Path: sandbox.network)]), as: UTF8.self)
+            } else {
+                query["networkmode"] = sandbox.network
+            }
+        }
         let response = try await send(.POST, "/build", query: query, body: try tarBody(request.contextTarFile),
                                       contentType: "application/x-tar", timeout: .hours(2))
         guard (200..<300).contains(response.status.code) else { try await expectSuccess(response); return }
@@ -207,6 +235,8 @@ public final class DockerEngine: ContainerEngine {
                 let RestartPolicy: Restart
                 let AutoRemove: Bool
                 let PortBindings: [String: [Binding]]?
+                let UsernsMode: String?
+                let SecurityOpt: [String]?
             }
             struct Empty: Encodable {}
             let Image: String
@@ -226,18 +256,35 @@ public final class DockerEngine: ContainerEngine {
         }
         // Published ports go to loopback only, on a port the engine picks: the proxy reaches them, the network does not.
         let port = spec.publishedPort.map { "\($0)/tcp" }
+        // A tenant's container: its app's network and user namespace, no privilege gained through setuid files.
+        var usernsMode: String?
+        var network: String? = spec.networkDisabled ? "none" : nil
+        if let sandbox = spec.sandbox {
+            let base = try await userNamespaceBase(of: sandbox)
+            if try await isPodman() {
+                // podman maps this exact range (every container of the app shares it, so
+                // they share storage); Docker applies its daemon-wide userns-remap instead.
+                let map = "0:\(base):\(sandbox.idRange.size)"
+                usernsMode = "auto:uidmapping=\(map),gidmapping=\(map)"
+            }
+            if !spec.networkDisabled {
+                try await ensureNetwork(of: sandbox)
+                network = sandbox.network
+            }
+        }
         struct Reply: Decodable { let Id: String }
         let body = Body(Image: spec.image, Cmd: spec.command, Env: spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
-                        Labels: spec.labels, WorkingDir: spec.workingDirectory, User: spec.user,
+                        Labels: ContainerLabel.complete(spec.labels), WorkingDir: spec.workingDirectory, User: spec.user,
                         OpenStdin: spec.openStdin, StdinOnce: spec.openStdin, AttachStdin: spec.openStdin,
                         AttachStdout: true, AttachStderr: true, Tty: spec.tty,
                         ExposedPorts: port.map { [$0: Body.Empty()] },
                         HostConfig: .init(Binds: spec.binds, Init: spec.initProcess, Memory: spec.limits.memoryBytes,
                                           MemorySwap: spec.limits.memoryBytes, MemoryReservation: spec.limits.memoryReservationBytes, NanoCpus: spec.limits.nanoCPUs,
                                           PidsLimit: spec.limits.pids,
-                                          NetworkMode: spec.networkDisabled ? "none" : nil,
+                                          NetworkMode: network,
                                           RestartPolicy: .init(Name: spec.restartPolicy.rawValue), AutoRemove: spec.autoRemove,
-                                          PortBindings: port.map { [$0: [.init(HostIp: "127.0.0.1", HostPort: "")]] }))
+                                          PortBindings: port.map { [$0: [.init(HostIp: "127.0.0.1", HostPort: "")]] },
+                                          UsernsMode: usernsMode, SecurityOpt: spec.sandbox == nil ? nil : ["no-new-privileges"]))
         let query = spec.name.map { ["name": $0] } ?? [:]
         return try await decode(Reply.self, try await send(.POST, "/containers/create", query: query, json: body)).Id
     }
@@ -366,11 +413,74 @@ public final class DockerEngine: ContainerEngine {
         }
     }
 
+    // MARK: Tenant sandboxes
+
+    public func ensureNetwork(of sandbox: TenantSandbox) async throws {
+        let podman = try await isPodman()
+        if podman { try BridgeIsolation.ensure() }
+        let existing = try await send(.GET, "/networks/\(Self.escape(sandbox.network))")
+        _ = try await existing.body.collect(upTo: 1 << 20)
+        if existing.status == .ok { return }
+        if podman { try BridgeIsolation.ensure(force: true) }
+        struct Body: Encodable {
+            let Name: String
+            let Driver = "bridge"
+            let CheckDuplicate = true
+            let Labels: [String: String]
+            // No options: podman's compat API isolates such networks from each other
+            // by itself (netavark's "isolate"), and Docker isolates bridges always.
+            // Measured on podman 4.3: passing Options {"isolate": "true"} is stored but
+            // netavark then adds no isolation rules; the attack suite pins this.
+        }
+        let response = try await send(.POST, "/networks/create",
+                                      json: Body(Name: sandbox.network, Labels: ["org.slipway.app-id": String(sandbox.appID), ContainerLabel.instance: sandbox.instance]))
+        // 409: made meanwhile by a concurrent deploy of the same app.
+        try await expectSuccess(response, allowing: [409])
+    }
+
+    public func removeNetwork(of sandbox: TenantSandbox) async throws {
+        // 404 gone already; 409 (Docker) or 500 (podman) while a container still uses it: left for the next destroy.
+        try await expectSuccess(try await send(.DELETE, "/networks/\(Self.escape(sandbox.network))"), allowing: [404, 409, 500])
+    }
+
+    public func userNamespaceBase(of sandbox: TenantSandbox) async throws -> UInt32 {
+        if try await isPodman() { return sandbox.idRange.hostBase }
+        // Docker maps every container through one daemon-wide range (`userns-remap`),
+        // or none: then a container's root is the host's root, which Slipway refuses.
+        struct Info: Decodable { let SecurityOptions: [String]? }
+        let info = try await decode(Info.self, try await send(.GET, "/info"))
+        let remapped = (info.SecurityOptions ?? []).contains { $0.contains("name=userns") }
+        guard remapped, let base = Self.subordinateBase(user: "dockremap") else {
+            throw UserFacingError(.unavailable, "the Docker engine at \(endpoint) runs containers as host root; set \"userns-remap\": \"default\" in /etc/docker/daemon.json and restart Docker (see SECURITY in slipway(8))")
+        }
+        return base
+    }
+
+    /// The first subordinate uid of `user` in /etc/subuid (Docker's remap range).
+    static func subordinateBase(user: String) -> UInt32? {
+        guard let text = try? String(contentsOfFile: "/etc/subuid", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: ":")
+            if fields.count == 3, fields[0] == user, let base = UInt32(fields[1]) { return base }
+        }
+        return nil
+    }
+
     // MARK: Helpers
 
     private static func escape(_ component: String) -> String {
         // '/' stays: image references contain it and the engines route on the raw path.
         component.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~:/@"))) ?? component
+    }
+}
+
+/// Set once, read by every request after.
+private final class KindCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Bool?
+    var value: Bool? {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
     }
 }
 

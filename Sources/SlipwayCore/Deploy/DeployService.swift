@@ -207,7 +207,8 @@ public struct DeployService: Sendable {
         spec.name = "\(app).\(phase).\(UUID().uuidString.prefix(8).lowercased())"
         spec.environment = environment(snapshot)
         spec.labels = labels(app, kind: "task", release: release)
-        spec.binds = try binds(snapshot.mounts, image: release.image)
+        spec.sandbox = try TenantSandbox(appID: release.appId, instance: instance)
+        spec.binds = try binds(snapshot.mounts, image: release.image, sandbox: spec.sandbox!)
         spec.limits = try resources.limits(for: app, processType: nil)
         let engine = self.engine
         let lines = LineSplitter(output: { output("       " + $0) })
@@ -253,10 +254,10 @@ public struct DeployService: Sendable {
     }
 
     /// Binds for deploy-phase mounts; managed storage is created and owned by the image's user.
-    func binds(_ mounts: [ReleaseSnapshot.MountSnapshot], image: String) throws -> [String] {
+    func binds(_ mounts: [ReleaseSnapshot.MountSnapshot], image: String, sandbox: TenantSandbox) throws -> [String] {
         guard !mounts.isEmpty else { return [] }
         let engine = self.engine
         let user = try waitFor { [engine] in try await engine.inspectImage(image) }?.user ?? ""
-        return try ImageUser.binds(mounts, image: image, imageUser: user, engine: engine)
+        return try ImageUser.binds(mounts, image: image, imageUser: user, sandbox: sandbox, engine: engine)
     }
 }

@@ -193,6 +193,9 @@ extension DeployService {
             try String.fetchAll(db, sql: "SELECT DISTINCT image FROM builds JOIN apps ON apps.id = builds.app_id WHERE apps.name = ?", arguments: [app])
         }
         _ = try? waitFor { [engine] in for image in images { try? await engine.removeImage(image) } }
+        if let id = try apps.find(app)?.id, let sandbox = try? TenantSandbox(appID: id, instance: instance) {
+            _ = try? waitFor { [engine] in try await engine.removeNetwork(of: sandbox) }
+        }
     }
 
     // MARK: Recovery

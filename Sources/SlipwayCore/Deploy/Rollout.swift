@@ -28,7 +28,8 @@ extension DeployService {
         let replacing = types ?? Set(snapshot.plan.processes.keys).union(before.compactMap { $0.labels["org.slipway.type"] })
         var spec = ContainerSpec(image: release.image)
         spec.environment = environment(snapshot)
-        spec.binds = try binds(snapshot.mounts, image: release.image)
+        spec.sandbox = try TenantSandbox(appID: record.id!, instance: instance)
+        spec.binds = try binds(snapshot.mounts, image: release.image, sandbox: spec.sandbox!)
         spec.restartPolicy = .onFailure
         let port = self.port(snapshot)
         if let commandless = snapshot.plan.processes.filter({ replacing.contains($0.key) && $0.value.isEmpty && (formation[$0.key] ?? 0) > 0 }).keys.first,

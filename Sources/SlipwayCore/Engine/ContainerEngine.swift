@@ -44,6 +44,15 @@ public protocol ContainerEngine: Sendable {
     func removeContainer(_ id: String, force: Bool) async throws
     /// Containers (running or not) carrying every one of `labels`.
     func listContainers(labels: [String: String]) async throws -> [ContainerSummary]
+    /// Makes sure the app's network exists (an isolated bridge: reaches the outside
+    /// world, not other such networks nor the host's loopback).
+    func ensureNetwork(of sandbox: TenantSandbox) async throws
+    /// Removes the app's network; gone already is fine.
+    func removeNetwork(of sandbox: TenantSandbox) async throws
+    /// The host uid that id 0 of the sandbox's containers runs as, for owning storage:
+    /// the sandbox's own range on podman, the daemon's `userns-remap` range on Docker.
+    /// Throws when the engine would run the sandbox's containers as host root.
+    func userNamespaceBase(of sandbox: TenantSandbox) async throws -> UInt32
 }
 
 public struct EngineVersion: Sendable, Codable, Equatable {
@@ -70,6 +79,10 @@ public struct ImageInfo: Sendable, Codable, Equatable {
     /// Whether the image says what to run (`CMD` or `ENTRYPOINT`).
     public let hasCommand: Bool
     public let labels: [String: String]
+    /// The names the image goes by (`localhost/slipway/web:abc`).
+    public var tags: [String] = []
+    /// Instructions the image runs when another build starts FROM it (`ONBUILD`).
+    public var onBuild: [String] = []
 
     public init(id: String, created: String?, size: Int64, user: String, workingDirectory: String = "", hasCommand: Bool = true,
                 labels: [String: String]) {
@@ -99,6 +112,8 @@ public struct BuildRequest: Sendable, Equatable {
     /// The Dockerfile's path inside the context.
     public var dockerfile = "Dockerfile"
     public var buildArgs: [String: String] = [:]
+    /// The app's sandbox: build steps sit on its network (never the host's).
+    public var sandbox: TenantSandbox?
     /// Memory and CPU caps of the build's steps (the engine's /build takes no pids limit).
     public var limits = ResourceLimits()
 
@@ -126,6 +141,10 @@ public struct ContainerSpec: Sendable, Equatable {
     public var initProcess = true
     /// Memory, CPU and pids caps (nil fields: none). Every tenant container gets them.
     public var limits = ResourceLimits()
+    /// The app's network and user namespace; nil only for Slipway's own containers
+    /// (made from images no tenant wrote).
+    public var sandbox: TenantSandbox?
+    /// No network at all (helpers); else the sandbox's network.
     public var networkDisabled = false
     /// What the engine does when the main process exits.
     public var restartPolicy: RestartPolicy = .never
@@ -137,6 +156,27 @@ public struct ContainerSpec: Sendable, Equatable {
     public init(image: String, command: [String]? = nil) {
         self.image = image
         self.command = command
+    }
+}
+
+/// The labels Slipway reads on containers. Each is set on every container it
+/// creates (empty when it does not apply), so none is inherited from an image a
+/// tenant built: a spoofed `org.slipway.app` would make a container pass for
+/// another app's.
+public enum ContainerLabel {
+    public static let app = "org.slipway.app"
+    public static let kind = "org.slipway.kind"
+    public static let by = "org.slipway.by"
+    public static let origin = "org.slipway.origin"
+    public static let instance = "org.slipway.instance"
+    public static let release = "org.slipway.release"
+    public static let type = "org.slipway.type"
+    public static let index = "org.slipway.index"
+    public static let all = [app, kind, by, origin, instance, release, type, index]
+
+    /// `labels` with every key of `all` present.
+    public static func complete(_ labels: [String: String]) -> [String: String] {
+        labels.merging(all.map { ($0, "") }) { mine, _ in mine }
     }
 }
 

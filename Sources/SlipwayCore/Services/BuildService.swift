@@ -53,6 +53,7 @@ public struct BuildService: Sendable {
             try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
             // No labels: the tag names app and revision, and podman commits a layer per label.
             var request = BuildRequest(contextTarFile: scratch + "/context.tar", tag: tag)
+            request.sandbox = try TenantSandbox(appID: record.appId, instance: try paths.instanceID())
             request.limits = try resources.limits(for: app, processType: ResourceService.buildType)
             limits = request.limits
             var archive = ["archive", "--format=tar", "--output=\(request.contextTarFile)"]
@@ -60,6 +61,7 @@ public struct BuildService: Sendable {
                 // Config reaches the build only where the Dockerfile asks for it.
                 let declared = Set(Self.declaredArguments(dockerfile.stdout))
                 request.buildArgs = try config.environmentVariables(of: app).filter { declared.contains($0.key) }
+                try vet(dockerfile.stdout, of: app, buildArgs: request.buildArgs)
                 output("-----> Building \(app) from \(revision.prefix(12)) with its Dockerfile")
             } else {
                 let base = try builder.ensureAppBase()
@@ -86,6 +88,18 @@ public struct BuildService: Sendable {
         }
         if let message = record.error { throw UserFacingError(.conflict, message) }
         return record
+    }
+
+    /// Refuses a Dockerfile that reaches outside its build (`DockerfilePolicy`),
+    /// checking the local images it starts from too.
+    private func vet(_ dockerfile: String, of app: AppName, buildArgs: [String: String]) throws {
+        let policy = DockerfilePolicy(app: app, sharedImages: [settings.builderImage, BuilderService.appBase(of: settings.builderImage)])
+        let images = try policy.vet(dockerfile, buildArgs: buildArgs)
+        try waitFor { [engine] in
+            for image in images {
+                if let info = try await engine.inspectImage(image) { try policy.check(image: image, info: info) }
+            }
+        }
     }
 
     /// Builds of the app, newest first.

@@ -162,7 +162,8 @@ public struct RunService: Sendable {
         if spec.environment["PORT"] == nil { spec.environment["PORT"] = "5000" }
         spec.labels = ["org.slipway.app": app.rawValue, "org.slipway.kind": kind, "org.slipway.by": caller.principal.name,
                        "org.slipway.origin": caller.principal.channel, "org.slipway.instance": try paths.instanceID()]
-        spec.binds = try ImageUser.binds(mounts.map(\.snapshot), image: build.image, imageUser: image.user, engine: engine)
+        spec.sandbox = try TenantSandbox(appID: build.appId, instance: try paths.instanceID())
+        spec.binds = try ImageUser.binds(mounts.map(\.snapshot), image: build.image, imageUser: image.user, sandbox: spec.sandbox!, engine: engine)
         spec.limits = try resources.limits(for: app, processType: ResourceService.runType)
         return (spec, mounts)
     }
@@ -187,37 +188,73 @@ public struct RunService: Sendable {
 /// The numeric owner of an image's configured user, for chowning managed storage.
 enum ImageUser {
     /// Bind strings for the mounts (`run`, deploy tasks, processes alike); managed
-    /// storage is created if needed and owned by the image's user, so a non-root
-    /// app can write to it. Host paths are bound as they are.
+    /// storage is created if needed and owned by the host uid the image's user runs
+    /// as in the app's user namespace, so a non-root app can write to it. Host paths
+    /// are bound as they are.
     static func binds(_ mounts: [ReleaseSnapshot.MountSnapshot], image: String, imageUser: String,
-                      engine: ContainerEngine) throws -> [String] {
+                      sandbox: TenantSandbox, engine: ContainerEngine) throws -> [String] {
         var owner: (uid: uid_t, gid: gid_t)?
         return try mounts.map { mount in
             if mount.managed {
                 try FileManager.default.createDirectory(atPath: mount.hostDirectory, withIntermediateDirectories: true)
-                if owner == nil { owner = try resolve(imageUser, image: image, engine: engine) }
-                chown(mount.hostDirectory, owner!.uid, owner!.gid)
+                if owner == nil {
+                    let inside = try resolve(imageUser, image: image, sandbox: sandbox, engine: engine)
+                    let base = try waitFor { [engine] in try await engine.userNamespaceBase(of: sandbox) }
+                    let last = sandbox.idRange.size - 1
+                    owner = (base + min(inside.uid, last), base + min(inside.gid, last))
+                }
+                try own(mount.hostDirectory, by: owner!)
             }
             return "\(mount.hostDirectory):\(mount.containerPath)\(mount.readonly ? ":ro" : "")"
         }
     }
 
-    /// "" is root, "1000" or "1000:1000" are numbers, a name is looked up inside the image.
-    static func resolve(_ user: String, image: String, engine: ContainerEngine) throws -> (uid: uid_t, gid: gid_t) {
+    /// Makes `directory` and, when it belonged to someone else (storage from before
+    /// user namespaces, or an image whose user changed), everything in it, owned by
+    /// `owner`. Never follows a symbolic link: the tree is the tenant's, and a link
+    /// to /etc/shadow must not hand the host's file over.
+    static func own(_ directory: String, by owner: (uid: uid_t, gid: gid_t)) throws {
+        var info = stat()
+        guard lstat(directory, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw UserFacingError(.unavailable, "storage directory \(directory) is missing or not a directory")
+        }
+        if info.st_uid == owner.uid && info.st_gid == owner.gid { return }
+        let result = try ProcessRunner.run("/bin/chown", ["-R", "-P", "-h", "\(owner.uid):\(owner.gid)", "--", directory])
+        guard result.status == 0 else {
+            throw UserFacingError(.unavailable, "cannot give storage \(directory) to uid \(owner.uid): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    /// How long the helper that looks a user name up inside an image may take: the
+    /// image is the tenant's, and its /bin/sh may never return.
+    static let lookupTimeout: Duration = .seconds(10)
+
+    /// "" is root, "1000" or "1000:1000" are numbers, a name is looked up inside the
+    /// image: in a helper container in the app's sandbox, without network, capped,
+    /// removed on every path.
+    static func resolve(_ user: String, image: String, sandbox: TenantSandbox, engine: ContainerEngine) throws -> (uid: uid_t, gid: gid_t) {
         if user.isEmpty || user == "root" { return (0, 0) }
         let parts = user.split(separator: ":").map(String.init)
         if let uid = UInt32(parts[0]) { return (uid, parts.count > 1 ? UInt32(parts[1]) ?? uid : uid) }
         var spec = ContainerSpec(image: image, command: ["/bin/sh", "-c", "id -u \"$0\"; id -g \"$0\"", parts[0]])
         spec.user = "0"
+        spec.sandbox = sandbox
         spec.networkDisabled = true
-        spec.labels = ["org.slipway.kind": "helper"]
+        spec.limits = ResourceLimits(memoryBytes: 64 << 20, nanoCPUs: 500_000_000, pids: 32)
+        spec.labels = [ContainerLabel.kind: "helper"]
         let output = try waitFor { [engine, spec] () -> String in
             let id = try await engine.createContainer(spec)
             do {
                 try await engine.startContainer(id)
-                _ = try await engine.exitCode(ofEnded: id)
+                let deadline = ContinuousClock.now + lookupTimeout
+                while let details = try await engine.inspectContainer(id), details.running || details.status == "created" {
+                    guard ContinuousClock.now < deadline else {
+                        throw UserFacingError.invalid("the image \(image) did not say within \(lookupTimeout) which uid its user \(quoted(user)) is; set USER to a number (USER 1000:1000) in the Dockerfile")
+                    }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
                 let text = TextCollector()
-                try await engine.streamLogs(id, follow: false, tail: nil) { if $0.stream == .stdout { text.append($0.data) } }
+                try await engine.streamLogs(id, follow: false, tail: 2) { if $0.stream == .stdout { text.append($0.data) } }
                 try await engine.removeContainer(id, force: true)
                 return text.value
             } catch {
