@@ -104,6 +104,10 @@ struct ResourceTests {
         #expect(effective?["build"]?["pids"] as? Int == 100)
         #expect((json?["max"] as? [String: Any])?["memory"] as? Int == 4 << 30)
 
+        // A reservation applies to containers; builds take none (the engine's /build has no such setting).
+        #expect(try w.run(["resource:reserve", "--memory", "16m", "web"], asUser: "carol").status == 0)
+        #expect(try limits(w, "web").memoryReservationBytes == 16 << 20 && limits(w, "build").memoryReservationBytes == nil)
+
         // `clear` as a value, and the -clear commands, make a value inherit again.
         #expect(try w.run(["resource:limit", "--cpu", "clear", "--process-type", "worker", "web"], asUser: "carol").status == 0)
         #expect(try limits(w, "worker").nanoCPUs == 1_000_000_000)

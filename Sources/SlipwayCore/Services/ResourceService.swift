@@ -104,11 +104,11 @@ public struct ResourceService: Sendable {
     /// nil: deploy tasks, which take the app's values.
     public func limits(for app: AppName, processType: String?) throws -> ResourceLimits {
         let stored = try store.read { db in try Self.stored(try Self.appID(app, db), processType, db) }
-        return effective(stored)
+        return effective(stored, type: processType)
     }
 
-    /// Stored values over defaults, clamped to the caps.
-    func effective(_ stored: ResourceLimits) -> ResourceLimits {
+    /// Stored values over defaults, clamped to the caps. Builds take no reservation (the engine's /build has none).
+    func effective(_ stored: ResourceLimits, type: String?) -> ResourceLimits {
         let defaults = settings.defaultLimits, caps = settings.maxLimits
         func capped(_ value: Int64?, _ cap: Int64?) -> Int64? {
             guard let value else { return nil }
@@ -120,7 +120,8 @@ public struct ResourceService: Sendable {
         let hostCPUs = Int64(ProcessInfo.processInfo.activeProcessorCount) * 1_000_000_000
         limits.nanoCPUs = capped(capped(stored.nanoCPUs ?? defaults.nanoCPUs, caps.nanoCPUs), hostCPUs)
         limits.pids = capped(stored.pids ?? defaults.pids, caps.pids)
-        limits.memoryReservation = capped(capped(stored.memoryReservationBytes ?? defaults.memoryReservationBytes, caps.memoryBytes), limits.memoryBytes)
+        limits.memoryReservation = type == Self.buildType ? nil
+            : capped(capped(stored.memoryReservationBytes ?? defaults.memoryReservationBytes, caps.memoryBytes), limits.memoryBytes)
         return limits
     }
 
@@ -160,7 +161,7 @@ public struct ResourceService: Sendable {
             }
             var effective: [String: ResourceLimits] = [:]
             for type in types {
-                effective[type] = self.effective(try Self.stored(appID, type == Self.appWide ? nil : type, db))
+                effective[type] = self.effective(try Self.stored(appID, type == Self.appWide ? nil : type, db), type: type)
             }
             return (set, effective)
         }
