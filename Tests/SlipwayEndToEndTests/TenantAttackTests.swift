@@ -157,4 +157,72 @@ struct TenantAttackTests {
         #expect(try server.ssh(bob.key, "apps:rename", "shop", "store").status == 0)
         #expect(try server.ssh(bob.key, "events", "-n", "1000").out.contains("set MINE"))
     }
+
+    // MARK: 8. Followers and detached runs outlive the access they started with
+
+    /// alice's app `web`, deployed; its web process prints a line as it starts.
+    func deployedWeb(_ server: TestServer, _ alice: TestUser) throws {
+        _ = try BuilderImage.bootstrap.get()
+        let repo = try makeRepository(["Procfile": Data("web: echo started; exec python3 -m http.server $PORT\n".utf8)])
+        let push = try server.git(alice.key, ["push", "-q", server.url("web"), "main"], in: repo)
+        try? FileManager.default.removeItem(atPath: repo)
+        guard push.status == 0 else { throw HarnessError("push: \(push.err)") }
+    }
+
+    /// The app's detached runs started by `user`.
+    func detachedRuns(of user: String) async throws -> [ContainerSummary] {
+        try await engine.listContainers(labels: ["org.slipway.app": "web", "org.slipway.kind": "detached", "org.slipway.by": user])
+    }
+
+    /// ATTACK: bob (read), eve (write), carol and dan keep `logs -t` open, and eve a
+    /// detached run, while alice takes their access away: acl:remove (bob, eve),
+    /// users:remove (carol), ssh-keys:remove (dan's only key). EXPECTED: each removed
+    /// party's stream ends within 2 s with `error:` and a non-zero exit, eve's detached
+    /// run is gone, and alice's own stream and app carry on.
+    @Test func revokedAccessEndsFollowersAndDetachedRuns() async throws {
+        let (server, alice, bob, eve) = try start()
+        defer { server.slipway.cleanUp() }
+        let carol = try TestUser.register("carol", on: server.slipway)
+        let dan = try TestUser.register("dan", on: server.slipway)
+        try deployedWeb(server, alice)
+        for (user, role) in [(bob, "read"), (eve, "write"), (carol, "read"), (dan, "read")] {
+            #expect(try server.ssh(alice.key, "acl:add", "web", user.name, role).status == 0)
+        }
+        let detached = try server.ssh(eve.key, "run:detached", "web", "sleep", "600")
+        #expect(detached.status == 0, "\(detached.err)")
+        let fingerprint = try run("/usr/bin/ssh-keygen", ["-lf", dan.key + ".pub"]).out.split(separator: " ")[1]
+        // The followers run from a shell, as a user's terminal runs them: in the background,
+        // writing to files; the script reports which had ended 2 s after each removal.
+        let work = try temporaryDirectory("slipway-follow")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        func ssh(_ key: String) -> String {
+            (["timeout", "-s", "KILL", "60", "/usr/bin/ssh"] + server.sshOptions(key: key) + ["127.0.0.1"]).map { "'\($0)'" }.joined(separator: " ")
+        }
+        let script = """
+            follow() {
+                \(ssh("KEY").replacingOccurrences(of: "'timeout' '-s' 'KILL' '60' ", with: "").replacingOccurrences(of: "'KEY'", with: "\"$2\"")) logs web -t </dev/null >"$1.out" 2>&1 &
+                echo $! >"$1.pid"; wait $!; echo "exit $?" >>"$1.out"
+            }
+            started() { for i in $(seq 150); do grep -q started "$1.out" 2>/dev/null && return; sleep 0.1; done; echo "$1 never streamed"; }
+            ended() { sleep 2; grep -q '^exit' "$1.out" && echo "$1 ended" || echo "$1 still streaming"; }
+            follow alice '\(alice.key)' & follow bob '\(bob.key)' & follow eve '\(eve.key)' & follow carol '\(carol.key)' & follow dan '\(dan.key)' &
+            for u in alice bob eve carol dan; do started $u; done
+            \(ssh(alice.key)) acl:remove web bob </dev/null >/dev/null; ended bob
+            \(ssh(alice.key)) acl:remove web eve </dev/null >/dev/null; ended eve
+            \(ssh(alice.key)) users:remove carol </dev/null >/dev/null; ended carol
+            \(ssh(alice.key)) ssh-keys:remove dan --fingerprint \(fingerprint) </dev/null >/dev/null; ended dan
+            grep -q '^exit' alice.out && echo "alice ended" || echo "alice still streaming"
+            kill -9 $(cat *.pid) 2>/dev/null; wait  # SIGKILL: the test process may pass SIGTERM on blocked
+            """
+        let result = try shell("bash", script, in: work)
+        #expect(result.out == "bob ended\neve ended\ncarol ended\ndan ended\nalice still streaming\n", "\(result.out)\(result.err)")
+        for user in ["bob", "eve", "carol", "dan"] {
+            let out = (try? String(contentsOfFile: "\(work)/\(user).out", encoding: .utf8)) ?? ""
+            #expect(out.contains("error: your access ended") && out.hasSuffix("exit 1\n"), "\(user): \(out)")
+        }
+        #expect(try await detachedRuns(of: eve.name).isEmpty)
+        // The owner's app carries on.
+        let report = try server.ssh(alice.key, "ps:report", "web")
+        #expect(report.status == 0 && report.out.contains("running"), "\(report.out)")
+    }
 }

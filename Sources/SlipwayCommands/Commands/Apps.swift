@@ -193,8 +193,11 @@ enum ACL {
 
         func execute(in context: CommandContext) throws {
             let userName = try UserName(user)
-            try context.core.apps.grant(role, on: try AppName(app), to: userName, by: context.caller)
+            let appName = try AppName(app)
+            try context.core.apps.grant(role, on: appName, to: userName, by: context.caller)
             context.print("\(userName) now has \(role.rawValue) access to \(app)")
+            // Runs need write access: a role below it ends theirs.
+            if role < .write { stopRuns(of: userName, in: appName, context) }
         }
     }
 
@@ -207,8 +210,10 @@ enum ACL {
 
         func execute(in context: CommandContext) throws {
             let userName = try UserName(user)
-            try context.core.apps.revoke(on: try AppName(app), from: userName, by: context.caller)
+            let appName = try AppName(app)
+            try context.core.apps.revoke(on: appName, from: userName, by: context.caller)
             context.print("\(userName) no longer has access to \(app)")
+            stopRuns(of: userName, in: appName, context)
         }
     }
 
@@ -230,3 +235,17 @@ enum ACL {
 }
 
 extension AppRole: ExpressibleByArgument {}
+
+/// After a user's access ended (acl:remove, a role below write, users:remove): their
+/// `run` and `run:detached` containers go (their streams end on their own, see
+/// `AccessWatch`). The access change is done by then, so an engine that cannot be
+/// reached is reported, not an error.
+func stopRuns(of user: UserName, in app: AppName?, _ context: CommandContext) {
+    do {
+        for name in try context.core.runs.stopRuns(startedBy: user.rawValue, in: app, by: context.caller) {
+            context.print("-----> Stopped \(name), started by \(user)")
+        }
+    } catch {
+        context.note(" !     could not stop the runs \(user) started (\((error as? UserFacingError)?.message ?? "\(error)")); run:list shows them, run:stop ends one")
+    }
+}

@@ -204,9 +204,10 @@ struct Logs: QueryCommand {
     var requirement: Requirement { .app(app, .read) }
 
     func execute(in context: CommandContext) throws {
-        let cancellation = context.cancellation
+        let cancellation = context.cancellation, watch = AccessWatch(context, requirement: requirement)
         try context.core.deploys.logs(try AppName(app), type: type, tail: try tail.checkedLines(), follow: tail.follow, output: context.progress,
-                                      isCancelled: { cancellation.isCancelled })
+                                      isCancelled: { cancellation.isCancelled || !watch.isAllowed })
+        try watch.throwIfEnded("following the logs of \(app)")
     }
 }
 

@@ -185,9 +185,10 @@ struct ProxyLogs: QueryCommand {
     var requirement: Requirement { .app(app, .read) }
 
     func execute(in context: CommandContext) throws {
-        let cancellation = context.cancellation, core = context.core, principal = context.principal, requirement = self.requirement
-        try core.routing.accessLog(try AppName(app), lines: try tail.checkedLines(), follow: tail.follow, output: context.progress,
-                                   isCancelled: { cancellation.isCancelled },
-                                   isAllowed: { (try? core.authorizer.require(requirement, for: principal)) != nil })
+        let cancellation = context.cancellation, watch = AccessWatch(context, requirement: requirement)
+        try context.core.routing.accessLog(try AppName(app), lines: try tail.checkedLines(), follow: tail.follow, output: context.progress,
+                                           isCancelled: { cancellation.isCancelled || !watch.isAllowed },
+                                           isAllowed: { watch.isAllowed })
+        try watch.throwIfEnded("following the access log of \(app)")
     }
 }

@@ -27,6 +27,7 @@ enum Users {
             let user = try UserName(name)
             try context.core.users.remove(user, by: context.caller)
             context.print("removed user \(user), their keys and app access")
+            stopRuns(of: user, in: nil, context)
         }
     }
 

@@ -143,6 +143,24 @@ public struct RunService: Sendable {
         try events.record(caller, app: app.rawValue, detail: "stopped \(target.name)")
     }
 
+    /// Removes the `run` and `run:detached` containers `user` started, in `app` or (nil)
+    /// in every app, once their access ended (acl:remove, a role below write,
+    /// users:remove). Returns the names of the containers removed.
+    public func stopRuns(startedBy user: String, in app: AppName?, by caller: Caller) throws -> [String] {
+        let engine = self.engine
+        var labels = ["org.slipway.by": user, "org.slipway.instance": try paths.instanceID()]
+        if let app { labels["org.slipway.app"] = app.rawValue }
+        let stopped = try waitFor { [engine, labels] () -> [ContainerSummary] in
+            let runs = try await engine.listContainers(labels: labels).filter { ["run", "detached"].contains($0.labels["org.slipway.kind"]) }
+            for run in runs { try await engine.removeContainer(run.id, force: true) }
+            return runs
+        }
+        for run in stopped {
+            try events.record(caller, app: run.labels["org.slipway.app"], detail: "stopped \(run.name) of \(user), whose access ended")
+        }
+        return stopped.map(\.name)
+    }
+
     /// A run container for the app's latest build: its config, its run-phase storage,
     /// labels that let `run:list` and the orphan sweep find it.
     private func containerSpec(_ app: AppName, command: [String], kind: String,

@@ -90,6 +90,22 @@ public struct UserService: Sendable {
         try store.read { db in try fetch(name, db) }
     }
 
+    /// The principal as the state says it is now (admin flag included), or nil once
+    /// the user is gone, or the key an SSH session signed in with is no longer theirs.
+    /// Long-running commands ask this again, so removing a user or a key ends them.
+    public func refreshed(_ principal: Principal) throws -> Principal? {
+        guard case .user(let user) = principal.identity else { return principal }
+        return try store.read { db in
+            guard let now = try User.fetchOne(db, key: user.id), now.name == user.name else { return nil }
+            if let fingerprint = principal.keyFingerprint,
+               try SSHKeyRecord.filter(Column("user_id") == now.id && Column("fingerprint") == fingerprint).fetchCount(db) == 0 {
+                return nil
+            }
+            return Principal(identity: .user(now), channel: principal.channel, keyFingerprint: principal.keyFingerprint,
+                             impersonatedBy: principal.impersonatedBy)
+        }
+    }
+
     // MARK: Keys
 
     /// Adds `key` to `userName`, creating the user (non-admin) when missing, as
