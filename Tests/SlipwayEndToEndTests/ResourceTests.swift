@@ -58,8 +58,9 @@ struct ResourceEndToEndTests {
     }
 
     @Test func aRunSeesItsLimitsAndIsStoppedAtThem() async throws {
-        let (server, _, bob, _) = try deployedApp()
-        defer { server.slipway.cleanUp() }
+        let (server, _, bob, repo) = try deployedApp()
+        // apps:destroy removes the app's images too.
+        defer { _ = try? server.ssh(bob.key, "apps:destroy", "web", "--force"); server.slipway.cleanUp(); try? FileManager.default.removeItem(atPath: repo) }
         // Nothing set: the server's defaults (512m, 1 CPU, 512 pids).
         let defaults = try server.ssh(bob.key, ["run", "web", "sh", "-c", "'\(Self.cgroupLimits)'"])
         #expect(defaults.status == 0 && defaults.out == "536870912\n512\n100000\n", "\(defaults.out) \(defaults.err)")
@@ -94,7 +95,7 @@ struct ResourceEndToEndTests {
 
     @Test func processTypesOverrideTheAppAndTasksAndBuildsAreLimitedToo() async throws {
         let (server, _, bob, repo) = try deployedApp(procfile: "web: python3 -m http.server $PORT\nworker: sleep 1000\n")
-        defer { server.slipway.cleanUp() }
+        defer { _ = try? server.ssh(bob.key, "apps:destroy", "web", "--force"); server.slipway.cleanUp(); try? FileManager.default.removeItem(atPath: repo) }
         #expect(try server.ssh(bob.key, "resource:limit", "--memory", "256m", "web").status == 0)
         #expect(try server.ssh(bob.key, "resource:limit", "--memory", "128m", "--process-type", "worker", "web").status == 0)
         // Applied at the next restart, per type.
