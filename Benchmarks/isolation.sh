@@ -21,8 +21,12 @@ tree=$root/.build-baseline-src
 git -C "$tree" checkout -q --detach "$before"
 (cd "$tree" && swift build -c release --product slipway --scratch-path "$root/.build-baseline" >/dev/null)
 before_bin=$root/.build-baseline/release/slipway
-swift build -c release --product slipway >/dev/null
-after_bin="$(swift build -c release --show-bin-path)/slipway"
+# AFTER_BIN: a release build of this tree made elsewhere (e.g. --scratch-path .build-release).
+after_bin=${AFTER_BIN:-}
+if [ -z "$after_bin" ]; then
+  swift build -c release --product slipway >/dev/null
+  after_bin="$(swift build -c release --show-bin-path)/slipway"
+fi
 
 measure() {  # $1: label, $2: binary; prints "label run_ms push_ms"
   ( . Benchmarks/lib.sh "$2"
