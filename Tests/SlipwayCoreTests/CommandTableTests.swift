@@ -39,7 +39,7 @@ struct CommandTableTests {
         "config:keys": (.app(.read), ["config:keys", "web"], .app("web", .read)),
         "config:export": (.app(.read), ["config:export", "web"], .app("web", .read)),
         "storage:create": (.user, ["storage:create", "data"], .user),
-        "storage:mount": (.app(.write), ["storage:mount", "web", "data:/app/data"], .all([.app("web", .write), .storageOwner("data", allowMissing: true)])),
+        "storage:mount": (.app(.owner), ["storage:mount", "web", "data:/app/data"], .all([.app("web", .owner), .storageOwner("data", allowMissing: true)])),
         "storage:unmount": (.app(.write), ["storage:unmount", "web", "data:/app/data"], .app("web", .write)),
         "storage:list": (.app(.read), ["storage:list", "web"], .app("web", .read)),
         "storage:report": (.app(.read), ["storage:report", "web"], .app("web", .read)),

@@ -225,4 +225,28 @@ struct TenantAttackTests {
         let report = try server.ssh(alice.key, "ps:report", "web")
         #expect(report.status == 0 && report.out.contains("running"), "\(report.out)")
     }
+
+    // MARK: 9. A writer's own storage as a path into the app
+
+    /// ATTACK: eve, a writer on alice's `web`, mounts storage she owns (new or made
+    /// before) into it, to keep reading and writing the app's files through her own
+    /// app once her access is gone. EXPECTED: refused with `error:`, no mount and no
+    /// storage made; the owner may still mount storage, and eve her own into her own app.
+    @Test func aWriterCannotMountStorageSheOwnsIntoAnotherOwnersApp() throws {
+        let (server, alice, _, eve) = try start()
+        defer { server.slipway.cleanUp() }
+        #expect(try server.ssh(alice.key, "apps:create", "web").status == 0)
+        #expect(try server.ssh(alice.key, "acl:add", "web", eve.name, "write").status == 0)
+        #expect(try server.ssh(eve.key, "storage:create", "evekeep").status == 0)
+        for mount in ["evekeep:/app/static", "evenew:/app/uploads"] {
+            let result = try server.ssh(eve.key, "storage:mount", "web", mount)
+            #expect(result.status != 0 && result.err.hasPrefix("error: "), "\(mount): \(result.err)")
+        }
+        let mounts = try JSONSerialization.jsonObject(with: Data(try server.ssh(alice.key, "storage:list", "web", "--format", "json").out.utf8)) as? [Any]
+        #expect(mounts?.isEmpty == true, "\(String(describing: mounts))")
+        #expect(try !server.ssh(eve.key, "storage:list").out.contains("evenew"))
+        #expect(try server.ssh(alice.key, "storage:mount", "web", "uploads:/app/uploads").status == 0)
+        #expect(try server.ssh(eve.key, "apps:create", "evil").status == 0)
+        #expect(try server.ssh(eve.key, "storage:mount", "evil", "evekeep:/data").status == 0)
+    }
 }

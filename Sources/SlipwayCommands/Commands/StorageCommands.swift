@@ -21,7 +21,7 @@ enum StorageCommands {
             commandName: "storage:mount",
             abstract: "Mount storage into an app: storage:mount <app> <storage>:<container-path>.",
             discussion: "A storage that does not exist yet is created for you. Host paths (/host/dir:/path) are for admins only. Phases: deploy = processes and deploy tasks, run = run and cron; default both.")
-        static let rule = AccessRule.app(.write)
+        static let rule = AccessRule.app(.owner)
         @Argument var app: String
         @Argument(help: ArgumentHelp("<storage>:<container-path>", valueName: "mount")) var mount: String
         @Option(help: "deploy, run, or deploy,run (default).") var phase: String = "deploy,run"
@@ -29,10 +29,11 @@ enum StorageCommands {
 
         var requirement: Requirement {
             // A host path is a way out of the tenant's lane: admins only. Anything
-            // else needs write on the app and ownership of the storage.
+            // else needs ownership of the app and of the storage: a writer's own
+            // storage would stay a path into the app after their access ends.
             let source = mount.lastIndex(of: ":").map { String(mount[..<$0]) } ?? mount
             if source.hasPrefix("/") { return .all([.app(app, .write), .admin]) }
-            return .all([.app(app, .write), .storageOwner(source, allowMissing: true)])
+            return .all([.app(app, .owner), .storageOwner(source, allowMissing: true)])
         }
 
         func execute(in context: CommandContext) throws {
