@@ -249,4 +249,41 @@ struct TenantAttackTests {
         #expect(try server.ssh(eve.key, "apps:create", "evil").status == 0)
         #expect(try server.ssh(eve.key, "storage:mount", "evil", "evekeep:/data").status == 0)
     }
+
+    // MARK: 4. A stale release snapshot and a storage name taken again
+
+    /// ATTACK: eve mounts her storage `loot` into `evil`, restarts (the release binds
+    /// it), unmounts without restarting, destroys `loot`; bob makes his own `loot` and
+    /// keeps a secret in it; eve scales `evil` up, starting a container from the old
+    /// snapshot, whose web process prints what /data holds. EXPECTED: the destroy is
+    /// refused naming the release that holds the storage, so the name is never bob's,
+    /// and nothing of bob's reaches eve's logs.
+    @Test func aStaleReleaseNeverMountsAnotherTenantsStorage() async throws {
+        let (server, _, bob, eve) = try start()
+        defer { server.slipway.cleanUp() }
+        _ = try BuilderImage.bootstrap.get()
+        let secret = "secret-\(UUID().uuidString.prefix(8))"
+        let repo = try makeRepository(["Procfile": Data("web: cat /data/* 2>/dev/null; exec python3 -m http.server $PORT\n".utf8)])
+        defer { try? FileManager.default.removeItem(atPath: repo) }
+        let push = try server.git(eve.key, ["push", "-q", server.url("evil"), "main"], in: repo)
+        #expect(push.status == 0, "\(push.err)")
+        for step in [["storage:mount", "evil", "loot:/data"], ["ps:restart", "evil"], ["storage:unmount", "evil", "loot:/data"]] {
+            let result = try server.ssh(eve.key, step)
+            #expect(result.status == 0, "\(step): \(result.err)")
+        }
+        let destroy = try server.ssh(eve.key, "storage:destroy", "loot")
+        #expect(destroy.status != 0 && destroy.err.hasPrefix("error: ") && destroy.err.contains("evil v2"), "\(destroy.err)")
+        // bob takes the name if he can, and his app keeps a secret there.
+        let create = try server.ssh(bob.key, "storage:create", "loot")
+        #expect(create.status != 0, "\(create.out)")
+        let mine = try JSONSerialization.jsonObject(with: Data(try server.ssh(bob.key, "storage:list", "--format", "json").out.utf8)) as? [[String: Any]]
+        if create.status == 0, let directory = mine?.first(where: { $0["name"] as? String == "loot" })?["directory"] as? String {
+            try (secret + "\n").write(toFile: directory + "/s", atomically: true, encoding: .utf8)
+        }
+        // eve's scale starts a web container from the release that bound loot.
+        let scale = try server.ssh(eve.key, "ps:scale", "evil", "web=2")
+        #expect(scale.status == 0, "\(scale.err)")
+        let logs = try server.ssh(eve.key, "logs", "evil")
+        #expect(!logs.out.contains(secret), "\(logs.out)")
+    }
 }

@@ -153,5 +153,8 @@ public struct ReleaseSnapshot: Codable, Sendable, Equatable {
         public var phases: [String]
         /// Managed storage is created and chowned to the image's user; host paths are bound as they are.
         public var managed: Bool
+        /// The managed storage's id (nil in snapshots made before ids were recorded):
+        /// a release only ever binds that storage, never a later one of the same name.
+        public var storageId: Int64? = nil
     }
 }

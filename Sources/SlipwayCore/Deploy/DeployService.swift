@@ -256,6 +256,7 @@ public struct DeployService: Sendable {
     /// Binds for deploy-phase mounts; managed storage is created and owned by the image's user.
     func binds(_ mounts: [ReleaseSnapshot.MountSnapshot], image: String, sandbox: TenantSandbox) throws -> [String] {
         guard !mounts.isEmpty else { return [] }
+        try storage.ensurePresent(mounts)
         let engine = self.engine
         let user = try waitFor { [engine] in try await engine.inspectImage(image) }?.user ?? ""
         return try ImageUser.binds(mounts, image: image, imageUser: user, sandbox: sandbox, engine: engine)

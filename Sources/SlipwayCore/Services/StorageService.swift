@@ -6,6 +6,8 @@ import GRDB
 public struct StorageService: Sendable {
     let store: Store
     let paths: DataPaths
+    /// Releases an app keeps (and may start again): their storage cannot be destroyed.
+    var releasesToKeep = 5
 
     /// One mount as `storage:list` / `storage:report` show it.
     public struct MountInfo: Sendable {
@@ -17,13 +19,15 @@ public struct StorageService: Sendable {
         public let hostDirectory: String
         /// The storage's owner; nil for host paths and admin-created storage.
         public let owner: UserName?
+        /// The storage's id; nil for host paths.
+        public var storageID: Int64? = nil
 
         /// As a release (or a run) binds it.
         public var snapshot: ReleaseSnapshot.MountSnapshot {
             var managed = false
             if case .storage = source { managed = true }
             return ReleaseSnapshot.MountSnapshot(hostDirectory: hostDirectory, containerPath: containerPath, readonly: readonly,
-                                                 phases: phases.map(\.rawValue).sorted(), managed: managed)
+                                                 phases: phases.map(\.rawValue).sorted(), managed: managed, storageId: storageID)
         }
     }
 
@@ -122,16 +126,55 @@ public struct StorageService: Sendable {
             guard users.isEmpty else {
                 throw UserFacingError.conflict("storage \(name) is mounted by \(users.joined(separator: ", ")); storage:unmount it first")
             }
+            let holders = try releases(holding: storage, db)
+            guard holders.isEmpty else {
+                throw UserFacingError.conflict("storage \(name) is bound by releases that may start again (ps:scale, ps:restart, releases:rollback): \(holders.joined(separator: ", ")); after storage:unmount, deploy each app anew (ps:restart <app>), and destroy it once \(releasesToKeep) newer releases have replaced those")
+            }
             _ = try storage.delete(db)
             try db.audit(caller, app: nil, detail: "destroyed storage \(name)")
         }
         try? FileManager.default.removeItem(atPath: paths.storage(name))
     }
 
+    /// Refuses, before anything starts, a release whose managed storage was destroyed
+    /// since it was made (its id is gone; ids never come back): binding whatever now
+    /// has that name would hand the release another tenant's directory.
+    public func ensurePresent(_ mounts: [ReleaseSnapshot.MountSnapshot]) throws {
+        try store.read { db in
+            for mount in mounts where mount.managed {
+                guard let id = mount.storageId else { continue }  // made before ids were recorded
+                guard let storage = try Storage.fetchOne(db, key: id), paths.storage(storage.name) == mount.hostDirectory else {
+                    let name = (mount.hostDirectory as NSString).lastPathComponent
+                    throw UserFacingError.conflict("this release mounts storage \(quoted(name)) at \(mount.containerPath), which was destroyed since; deploy the app anew with its current mounts (ps:restart, or storage:mount then ps:restart)")
+                }
+            }
+        }
+    }
+
+    /// "evil v2 (serving)": the kept releases (serving, deploying, or among the last
+    /// `releasesToKeep` successful ones of their app) whose snapshot binds `storage`.
+    private func releases(holding storage: Storage, _ db: Database) throws -> [String] {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT apps.name, r.version, r.snapshot, r.id = apps.current_release_id AS serving
+            FROM releases r JOIN apps ON apps.id = r.app_id
+            WHERE r.status = 'deploying' OR r.id = apps.current_release_id
+               OR (r.status = 'succeeded' AND (SELECT COUNT(*) FROM releases n
+                   WHERE n.app_id = r.app_id AND n.status = 'succeeded' AND n.version > r.version) < ?)
+            ORDER BY apps.name, r.version
+            """, arguments: [releasesToKeep])
+        let directory = paths.storage(storage.name)
+        return rows.compactMap { row in
+            guard let snapshot = try? DeployService.decode(row["snapshot"]),
+                  snapshot.mounts.contains(where: { $0.managed && ($0.storageId.map { $0 == storage.id } ?? ($0.hostDirectory == directory)) })
+            else { return nil }
+            return "\(row["name"] as String) v\(row["version"] as Int)\(row["serving"] as Bool ? " (serving)" : "")"
+        }
+    }
+
     // MARK: Helpers
 
     private func insertStorage(_ name: StorageName, _ caller: Caller, _ db: Database) throws -> Storage {
-        var storage = Storage(name: name, ownerId: caller.principal.userID, createdAt: Date())
+        var storage = Storage(id: try db.freshID("storages"), name: name, ownerId: caller.principal.userID, createdAt: Date())
         try storage.insert(db)
         return storage
     }
@@ -162,7 +205,8 @@ public struct StorageService: Sendable {
             throw UserFacingError.notFound("storage of mount \(mount.containerPath) is missing")
         }
         return MountInfo(source: .storage(storage.name), containerPath: mount.containerPath, phases: phases,
-                         readonly: mount.readonly, hostDirectory: paths.storage(storage.name), owner: try ownerName(storage, db))
+                         readonly: mount.readonly, hostDirectory: paths.storage(storage.name), owner: try ownerName(storage, db),
+                         storageID: storage.id)
     }
 
     private func describe(_ source: MountSource) -> String {

@@ -215,6 +215,16 @@ enum Migrations {
                 );
                 """)
         }
+        migrator.registerMigration("v6: storage by id") { db in
+            // Storage ids are never handed out again (see `freshID`): a release's snapshot
+            // names its storage by id, so a name destroyed and made again by someone
+            // else is never the storage an old release binds. Older snapshots carry no
+            // id and keep binding their directory as before.
+            try db.execute(sql: """
+                INSERT INTO id_high_water (name, value) SELECT 'storages', COALESCE(MAX(id), 0) FROM storages WHERE true
+                    ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value);
+                """)
+        }
         return migrator
     }
 }
