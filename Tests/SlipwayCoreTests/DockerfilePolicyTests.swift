@@ -5,10 +5,13 @@ import Testing
 /// What a tenant's Dockerfile may ask of the builder (the end-to-end attacks are in
 /// IsolationAttackTests; these pin the parsing an attacker would try to slip past).
 struct DockerfilePolicyTests {
-    let policy = DockerfilePolicy(app: try! AppName("web"), sharedImages: ["slipway/builder:bookworm", "slipway/builder:bookworm-app"])
+    let policy = DockerfilePolicy(app: try! AppName("web"), sharedImages: ["slipway/builder:bookworm", "slipway/builder:bookworm-app"],
+                                  ownImages: ["slipway/web:0123456789ab"])
 
+    /// The refusal, as BuildService applies the policy: to the normalized text.
     func refusal(_ dockerfile: String, args: [String: String] = [:]) -> String? {
-        do { _ = try policy.vet(dockerfile, buildArgs: args); return nil } catch let error as UserFacingError { return error.message } catch { return "\(error)" }
+        do { _ = try policy.vet(try DockerfilePolicy.normalizedText(dockerfile), buildArgs: args); return nil }
+        catch let error as UserFacingError { return error.message } catch { return "\(error)" }
     }
 
     @Test func ordinaryDockerfilesPass() throws {
@@ -39,6 +42,39 @@ struct DockerfilePolicyTests {
         ] {
             #expect(refusal(dockerfile)?.contains("is not allowed on this server") == true, "\(dockerfile)")
         }
+    }
+
+    /// Each a way the engine's parser and a naive one disagree, found in review.
+    @Test func parserDisagreementsCannotHideAnInstruction() {
+        let mount = "RUN --mount=type=cache,target=/c true"
+        for (trick, dockerfile) in [
+            ("CRLF line ends", "FROM x\r\n\(mount)\r\n"),
+            ("a blank line inside a continuation", "FROM x\nRUN \\\n\n--mount=type=cache,target=/c true\n"),
+            ("a comment inside a continuation", "FROM x\nRUN \\\n# hi\n--mount=type=cache,target=/c true\n"),
+            ("a comment before the escape directive", "# hi\n# escape=`\nFROM x\nRUN echo `\n\(mount)\n"),
+            ("a byte-order mark before the directive", "\u{FEFF}# escape=`\nFROM x\nRUN `\n --mount=type=cache,target=/c true\n"),
+            ("a tab after the keyword", "FROM x\nRUN\t--mount=type=cache,target=/c true\n"),
+        ] {
+            #expect(refusal(dockerfile)?.contains("is not allowed on this server") == true, "\(trick)")
+        }
+        for (trick, dockerfile) in [
+            ("a form feed after RUN", "FROM x\nRUN\u{0C}--mount=type=cache,target=/c true\n"),
+            ("an ideographic space after the escape character", "FROM x\nRUN echo \\\u{3000}\n\(mount)\n"),
+            ("a lone CR", "FROM x\rRUN --mount=type=cache,target=/c true\n"),
+        ] {
+            #expect(refusal(dockerfile)?.contains("which builders read differently") == true, "\(trick)")
+        }
+    }
+
+    @Test func variablesCannotNameWhatTheCheckDidNotSee() {
+        // FROM sees only ARGs declared before the first FROM; the engine's own (TARGETARCH) are unknown here.
+        #expect(refusal("FROM alpine\nARG IMG\nFROM ${IMG:-slipway/victim:abc}\n", args: ["IMG": "alpine"]) != nil)
+        #expect(refusal("FROM slipway/${TARGETARCH:-web}:0123456789ab\n") != nil)
+        #expect(refusal("ARG V=x\nFROM ${V:+slipway/victim:abc}\n") != nil)
+        #expect(refusal("ARG U=http://127.0.0.1:8080/x\nFROM x\nADD $U /x\n")?.contains("a variable in ADD's source") == true)
+        #expect(refusal("FROM x\nARG S=slipway/victim:abc\nCOPY --from=${S} /app /app\n")?.contains("a variable in --from") == true)
+        // An image under the app's own name that its builds did not make (left by a renamed app) is not its own.
+        #expect(refusal("FROM slipway/web:fedcba987654\n") != nil)
     }
 
     @Test func remoteAddIsRefused() {
@@ -74,7 +110,7 @@ struct DockerfilePolicyTests {
             return info
         }
         try policy.check(image: "python:3.12", info: image(tags: ["docker.io/library/python:3.12"]))
-        try policy.check(image: "slipway/web:abc", info: image(tags: ["localhost/slipway/web:abc"]))
+        try policy.check(image: "slipway/web:0123456789ab", info: image(tags: ["localhost/slipway/web:0123456789ab"]))
         #expect(throws: UserFacingError.self) { try policy.check(image: "alias:1", info: image(tags: ["localhost/alias:1", "localhost/slipway/victim:abc"])) }
         #expect(throws: UserFacingError.self) { try policy.check(image: "dangling", info: image(tags: [])) }
         #expect(throws: UserFacingError.self) {

@@ -56,19 +56,28 @@ public struct BuildService: Sendable {
             request.sandbox = try TenantSandbox(appID: record.appId, instance: try paths.instanceID())
             request.limits = try resources.limits(for: app, processType: ResourceService.buildType)
             limits = request.limits
-            var archive = ["archive", "--format=tar", "--output=\(request.contextTarFile)"]
+            // The engine builds from Slipway's own copy of the Dockerfile, added beside
+            // the code: the one vetted, or the one generated for a Procfile app.
+            if try gitOutput(["cat-file", "-e", "\(revision):\(Self.procfileDockerfileName)"]).status == 0 {
+                throw UserFacingError.invalid("\(revision.prefix(12)) has a file \(Self.procfileDockerfileName) at its top level, a name Slipway's builds use; rename it")
+            }
+            let generated = scratch + "/" + Self.procfileDockerfileName
+            request.dockerfile = Self.procfileDockerfileName
+            let archive = ["archive", "--format=tar", "--output=\(request.contextTarFile)", "--add-file=\(generated)"]
             if kind == "dockerfile" {
+                if try gitOutput(["ls-tree", revision, "Dockerfile"]).stdout.hasPrefix("120000") {
+                    throw UserFacingError.invalid("the Dockerfile of \(revision.prefix(12)) is a symbolic link; commit the file itself")
+                }
+                let text = try DockerfilePolicy.normalizedText(dockerfile.stdout)
                 // Config reaches the build only where the Dockerfile asks for it.
-                let declared = Set(Self.declaredArguments(dockerfile.stdout))
+                let declared = Set(Self.declaredArguments(text))
                 request.buildArgs = try config.environmentVariables(of: app).filter { declared.contains($0.key) }
-                try vet(dockerfile.stdout, of: app, buildArgs: request.buildArgs)
+                try vet(text, of: record, buildArgs: request.buildArgs)
+                try text.write(toFile: generated, atomically: true, encoding: .utf8)
                 output("-----> Building \(app) from \(revision.prefix(12)) with its Dockerfile")
             } else {
                 let base = try builder.ensureAppBase()
-                let generated = scratch + "/" + Self.procfileDockerfileName
                 try Self.procfileDockerfile(base: base).write(toFile: generated, atomically: true, encoding: .utf8)
-                archive.append("--add-file=\(generated)")
-                request.dockerfile = Self.procfileDockerfileName
                 output("-----> Building \(app) from \(revision.prefix(12)) on \(settings.builderImage) (Procfile app)")
             }
             let archived = try gitOutput(archive + [revision])
@@ -92,8 +101,15 @@ public struct BuildService: Sendable {
 
     /// Refuses a Dockerfile that reaches outside its build (`DockerfilePolicy`),
     /// checking the local images it starts from too.
-    private func vet(_ dockerfile: String, of app: AppName, buildArgs: [String: String]) throws {
-        let policy = DockerfilePolicy(app: app, sharedImages: [settings.builderImage, BuilderService.appBase(of: settings.builderImage)])
+    private func vet(_ dockerfile: String, of build: Build, buildArgs: [String: String]) throws {
+        // The app's own images are those its builds made: an image left under its name
+        // by an app renamed away is not.
+        let own = try store.read { db in
+            try String.fetchAll(db, sql: "SELECT image FROM builds WHERE app_id = ? AND status = 'succeeded'", arguments: [build.appId])
+        }
+        let app = try AppName(String(build.image.dropFirst("slipway/".count).prefix(while: { $0 != ":" })))
+        let policy = DockerfilePolicy(app: app, sharedImages: [settings.builderImage, BuilderService.appBase(of: settings.builderImage)],
+                                      ownImages: Set(own))
         let images = try policy.vet(dockerfile, buildArgs: buildArgs)
         try waitFor { [engine] in
             for image in images {
@@ -131,8 +147,9 @@ public struct BuildService: Sendable {
         }
     }
 
-    /// The generated Dockerfile's name in the build context. It is a dot file, left
-    /// in /app: removing it would cost a RUN step, a container, on every build.
+    /// The name of the Dockerfile Slipway builds from (generated, or the vetted copy of
+    /// the app's) in the build context. It is a dot file, left in /app: removing it
+    /// would cost a RUN step, a container, on every build.
     static let procfileDockerfileName = ".slipway.Dockerfile"
 
     /// The Dockerfile for a Procfile app: its code under /app, owned by `app`, on the

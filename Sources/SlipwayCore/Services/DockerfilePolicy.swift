@@ -19,11 +19,17 @@ public struct DockerfilePolicy: Sendable {
     public let app: AppName
     /// The builder image and its app base, which every app may start from.
     public let sharedImages: Set<String>
+    /// The images this app's own builds made (`slipway/<app>:<rev>`): only these of
+    /// its name count as its own.
+    public let ownImages: Set<String>
 
-    public init(app: AppName, sharedImages: Set<String>) {
+    public init(app: AppName, sharedImages: Set<String>, ownImages: Set<String> = []) {
         self.app = app
         self.sharedImages = sharedImages
+        self.ownImages = Set(ownImages.map(Self.normalized))
     }
+
+    private func isOwn(_ name: String) -> Bool { ownImages.contains(name) }
 
     /// One instruction, its continuation lines joined.
     public struct Instruction: Sendable, Equatable {
@@ -35,14 +41,17 @@ public struct DockerfilePolicy: Sendable {
     /// The image references the file builds from (FROM and COPY --from that are not
     /// stages), after `ARG` expansion, for `check(image:)`. Throws on anything refused.
     public func vet(_ dockerfile: String, buildArgs: [String: String]) throws -> [String] {
-        var state = State(arguments: buildArgs)
+        var state = State(buildArgs: buildArgs)
         for instruction in Self.instructions(dockerfile) { try vet(instruction, &state) }
         return state.images
     }
 
     /// What the instructions so far have declared.
     private struct State {
-        var arguments: [String: String]
+        /// The values the build passes (the app's config, for declared ARGs).
+        let buildArgs: [String: String]
+        /// ARGs declared before the first FROM, the only ones a FROM line sees.
+        var arguments: [String: String] = [:]
         /// Stage names and indexes (`FROM x AS name`, `COPY --from=0`), lowercased.
         var stages: Set<String> = []
         var stageCount = 0
@@ -58,9 +67,9 @@ public struct DockerfilePolicy: Sendable {
         switch instruction.keyword {
         case "ARG" where !state.sawFrom:
             // Only ARGs before the first FROM can name the FROM image.
-            for word in rest.split(separator: " ") {
+            for word in Self.words(rest) {
                 let pair = word.split(separator: "=", maxSplits: 1).map(String.init)
-                if state.arguments[pair[0]] == nil, pair.count == 2 { state.arguments[pair[0]] = Self.unquote(pair[1]) }
+                state.arguments[pair[0]] = state.buildArgs[pair[0]] ?? (pair.count == 2 ? Self.unquote(pair[1]) : "")
             }
         case "FROM":
             let words = rest.split(whereSeparator: \.isWhitespace).map(String.init)
@@ -79,7 +88,9 @@ public struct DockerfilePolicy: Sendable {
             }
         case "ADD", "COPY":
             for flag in flags where flag.hasPrefix("--from=") {
-                let source = try expand(String(flag.dropFirst("--from=".count)), state.arguments, refuse)
+                // Stage ARGs and ENV could give a variable another value in the engine than here.
+                if flag.contains("$") { throw refuse("\(flag): a variable in --from is not allowed on this server; name the stage or image") }
+                let source = String(flag.dropFirst("--from=".count))
                 if !state.stages.contains(source.lowercased()) {
                     try checkName(source, refuse)
                     state.images.append(source)
@@ -87,6 +98,9 @@ public struct DockerfilePolicy: Sendable {
             }
             if instruction.keyword == "ADD" {
                 let sources = Self.words(rest).dropLast()
+                if let variable = sources.first(where: { $0.contains("$") }) {
+                    throw refuse("ADD \(variable): a variable in ADD's source is not allowed on this server (it could name a URL); use COPY for files of the repository")
+                }
                 if let remote = sources.first(where: { $0.contains("://") || $0.hasPrefix("git@") }) {
                     throw refuse("ADD \(remote) is not allowed on this server: the engine would fetch it from the host's network; download it in a RUN step (curl, wget) instead")
                 }
@@ -108,8 +122,8 @@ public struct DockerfilePolicy: Sendable {
         if name.range(of: "^(sha256:)?[0-9a-f]{12,64}$", options: .regularExpression) != nil {
             throw refuse("FROM \(image): images by id are not allowed on this server; name the image")
         }
-        if name.hasPrefix("slipway/") && !sharedImages.contains(where: { Self.normalized($0) == name.split(separator: "@").first.map(String.init) })
-            && !name.hasPrefix("slipway/\(app):") {
+        let bare = name.split(separator: "@").first.map(String.init) ?? name
+        if name.hasPrefix("slipway/") && !sharedImages.contains(where: { Self.normalized($0) == bare }) && !isOwn(bare) {
             throw refuse("\(image) is not an image this app may build from: apps build only from their own images, public ones and the builder")
         }
     }
@@ -119,7 +133,7 @@ public struct DockerfilePolicy: Sendable {
     public func check(image reference: String, info: ImageInfo) throws {
         let shared = Set(sharedImages.map(Self.normalized))
         let foreign = info.tags.map(Self.normalized).filter {
-            $0.hasPrefix("slipway/") && !shared.contains($0) && !$0.hasPrefix("slipway/\(app):")
+            $0.hasPrefix("slipway/") && !shared.contains($0) && !isOwn($0)
         }
         // An image without a name is a leftover of some build, perhaps another app's.
         if !foreign.isEmpty || info.tags.isEmpty {
@@ -135,41 +149,63 @@ public struct DockerfilePolicy: Sendable {
 
     // MARK: Parsing
 
-    /// The file's instructions: parser directives read, comments dropped,
-    /// continuation lines (the escape character at a line's end) joined.
+    /// The text both this policy and the engine read: Slipway builds from its own
+    /// copy of the vetted file (never the repository's, which a symlink or a
+    /// `.gitattributes` filter could change). CR LF line ends become LF and a
+    /// leading byte-order mark goes; any other control character or non-ASCII space
+    /// is refused, as parsers disagree on them (a form feed after RUN, a U+3000
+    /// after a line's escape character).
+    public static func normalizedText(_ text: String) throws -> String {
+        var text = text.replacingOccurrences(of: "\r\n", with: "\n")
+        if text.unicodeScalars.first == "\u{FEFF}" { text.unicodeScalars.removeFirst() }
+        if let bad = text.unicodeScalars.first(where: { scalar in
+            (scalar.value < 0x20 && scalar != "\n" && scalar != "\t") || scalar.value == 0x7F || scalar == "\u{FEFF}"
+                || (scalar.value > 0x7F && scalar.properties.isWhitespace)
+        }) {
+            throw UserFacingError.invalid("the Dockerfile contains the character U+\(String(format: "%04X", bad.value)), which builders read differently; remove it (line ends may be LF or CR LF)")
+        }
+        return text
+    }
+
+    /// The file's instructions as the engine's parser sees them: parser directives
+    /// only in the leading run of `# key=value` lines, comment and blank lines
+    /// dropped (inside a continuation too), continuation lines (the escape
+    /// character at a line's end) joined; only spaces and tabs separate words.
+    /// Expects `normalizedText` text.
     public static func instructions(_ text: String) -> [Instruction] {
         var escape: Character = "\\"
         var result: [Instruction] = []
         var pending = "", pendingLine = 0
         var directives = true
+        let blanks: Set<Character> = [" ", "\t"]
+        func trim(_ text: Substring) -> Substring { text.drop(while: blanks.contains).reversed().drop(while: blanks.contains).reversed().reduce(into: Substring()) { $0.append($1) } }
+        func finish() {
+            let trimmed = trim(Substring(pending))
+            pending = ""
+            guard !trimmed.isEmpty else { return }
+            let keyword = trimmed.prefix(while: { !blanks.contains($0) })
+            result.append(Instruction(line: pendingLine, keyword: keyword.uppercased(),
+                                      arguments: String(trim(trimmed.dropFirst(keyword.count)))))
+        }
         for (offset, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
-            if directives, line.hasPrefix("#") {
-                let directive = line.dropFirst().replacingOccurrences(of: " ", with: "").lowercased()
-                if directive.hasPrefix("escape="), let value = directive.dropFirst("escape=".count).first { escape = value }
-                continue
+            let line = trim(raw)
+            if directives {
+                if let match = line.firstMatch(of: /^#[ \t]*([A-Za-z][A-Za-z0-9]*)[ \t]*=[ \t]*(.*)$/) {
+                    if match.1.lowercased() == "escape", let value = match.2.first { escape = value }
+                    continue
+                }
+                directives = false
             }
-            if !line.isEmpty { directives = false }
-            if line.hasPrefix("#") || (line.isEmpty && pending.isEmpty) { continue }
+            if line.hasPrefix("#") || line.isEmpty { continue }
             if pending.isEmpty { pendingLine = offset + 1 }
             if line.last == escape {
                 pending += line.dropLast() + " "
                 continue
             }
             pending += line
-            let trimmed = pending.trimmingCharacters(in: .whitespaces)
-            pending = ""
-            guard !trimmed.isEmpty else { continue }
-            let keyword = trimmed.prefix(while: { !$0.isWhitespace })
-            result.append(Instruction(line: pendingLine, keyword: keyword.uppercased(),
-                                      arguments: trimmed.dropFirst(keyword.count).trimmingCharacters(in: .whitespaces)))
+            finish()
         }
-        if !pending.isEmpty {
-            let trimmed = pending.trimmingCharacters(in: .whitespaces)
-            let keyword = trimmed.prefix(while: { !$0.isWhitespace })
-            result.append(Instruction(line: pendingLine, keyword: keyword.uppercased(),
-                                      arguments: trimmed.dropFirst(keyword.count).trimmingCharacters(in: .whitespaces)))
-        }
+        finish()
         return result
     }
 
@@ -178,9 +214,9 @@ public struct DockerfilePolicy: Sendable {
         var flags: [String] = []
         var rest = Substring(arguments)
         while rest.hasPrefix("--") {
-            let word = rest.prefix(while: { !$0.isWhitespace })
+            let word = rest.prefix(while: { $0 != " " && $0 != "\t" })
             flags.append(String(word))
-            rest = rest.dropFirst(word.count).drop(while: \.isWhitespace)
+            rest = rest.dropFirst(word.count).drop(while: { $0 == " " || $0 == "\t" })
         }
         return (flags, String(rest))
     }
@@ -188,13 +224,16 @@ public struct DockerfilePolicy: Sendable {
     /// The words of an instruction's arguments, in JSON form or not.
     static func words(_ arguments: String) -> [String] {
         if arguments.hasPrefix("["), let list = try? JSONDecoder().decode([String].self, from: Data(arguments.utf8)) { return list }
-        return arguments.split(whereSeparator: \.isWhitespace).map(String.init)
+        return arguments.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
     }
 
-    /// `$NAME`, `${NAME}` and `${NAME:-default}` replaced; a name with no value is refused.
+    /// `$NAME`, `${NAME}` and `${NAME:-default}` replaced by the ARGs declared before
+    /// the first FROM (the only ones FROM sees); any other name or form is refused,
+    /// as the engine may know a value this policy does not (TARGETARCH, ...).
     private func expand(_ word: String, _ arguments: [String: String], _ refuse: (String) -> UserFacingError) throws -> String {
         var result = ""
         var rest = Substring(word)
+        func isName(_ c: Character) -> Bool { c.isASCII && (c.isLetter || c.isNumber || c == "_") }
         while let dollar = rest.firstIndex(of: "$") {
             result += rest[..<dollar]
             rest = rest[rest.index(after: dollar)...]
@@ -208,10 +247,16 @@ public struct DockerfilePolicy: Sendable {
                     name = String(inside)
                 }
             } else {
-                name = String(rest.prefix(while: { $0.isLetter || $0.isNumber || $0 == "_" }))
+                name = String(rest.prefix(while: isName))
                 rest = rest.dropFirst(name.count)
             }
-            guard let value = arguments[name].flatMap({ $0.isEmpty ? nil : $0 }) ?? fallback else {
+            guard !name.isEmpty, name.allSatisfy(isName), !(fallback ?? "").contains("$") else {
+                throw refuse("\(word): only $NAME, ${NAME} and ${NAME:-default} are allowed here")
+            }
+            guard let declared = arguments[name] else {
+                throw refuse("\(word) depends on $\(name), which no ARG before the first FROM declares; declare it there with a default")
+            }
+            guard let value = declared.isEmpty ? fallback : declared, !value.isEmpty else {
                 throw refuse("\(word) depends on $\(name), which has no value; give the ARG a default")
             }
             result += value

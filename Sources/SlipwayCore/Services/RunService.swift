@@ -215,6 +215,10 @@ enum ImageUser {
         return try mounts.map { mount in
             if mount.managed {
                 try FileManager.default.createDirectory(atPath: mount.hostDirectory, withIntermediateDirectories: true)
+            }
+            // A read-only mount reads what is there as it is: taking it over would take
+            // it from the app that writes it (each app has its own uids).
+            if mount.managed && !mount.readonly {
                 if owner == nil {
                     let inside = try resolve(imageUser, image: image, sandbox: sandbox, engine: engine)
                     let base = try waitFor { [engine] in try await engine.userNamespaceBase(of: sandbox) }
