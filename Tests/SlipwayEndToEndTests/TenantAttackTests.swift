@@ -11,6 +11,7 @@ struct TenantAttackTests {
     let engine = DockerEngine.locate(configured: nil)
 
     /// A fresh server with alice (admin) and two tenants, bob and eve.
+    /// (Each test's `defer` stops the server's nginx and containers, then removes its data.)
     func start() throws -> (server: TestServer, alice: TestUser, bob: TestUser, eve: TestUser) {
         let server = try TestServer()
         return (server, try TestUser.register("alice", admin: true, on: server.slipway),
@@ -31,7 +32,7 @@ struct TenantAttackTests {
     /// value comes back exactly.
     @Test func configExportNeverRunsAValueAndRoundTripsIt() throws {
         let (server, alice, bob, eve) = try start()
-        defer { server.slipway.cleanUp() }
+        defer { server.slipway.cleanUp(); try? FileManager.default.removeItem(atPath: server.slipway.dataDir) }
         let work = try temporaryDirectory("slipway-export")
         defer { try? FileManager.default.removeItem(atPath: work) }
         let marker = work + "/pwned-\(UUID().uuidString.prefix(8))"
@@ -103,7 +104,7 @@ struct TenantAttackTests {
     /// eve's or bob's domains changes; names under eve's own default domain are hers.
     @Test func domainsUnderTheGlobalDomainBelongToTheAppTheyName() throws {
         let (server, _, bob, eve) = try start()
-        defer { server.slipway.cleanUp() }
+        defer { server.slipway.cleanUp(); try? FileManager.default.removeItem(atPath: server.slipway.dataDir) }
         #expect(try server.ssh(bob.key, "apps:create", "shop").status == 0)
         #expect(try server.ssh(eve.key, "apps:create", "evil").status == 0)
         func report(_ user: TestUser, _ app: String) throws -> String { try server.ssh(user.key, "domains:report", app, "--format", "json").out }
@@ -135,7 +136,7 @@ struct TenantAttackTests {
     /// actions; an admin still sees every event.
     @Test func aReusedAppNameStartsACleanHistory() throws {
         let (server, alice, bob, eve) = try start()
-        defer { server.slipway.cleanUp() }
+        defer { server.slipway.cleanUp(); try? FileManager.default.removeItem(atPath: server.slipway.dataDir) }
         let nonce = "K\(UUID().uuidString.prefix(8))"
         _ = try TestUser.register("mallory", on: server.slipway)
         for step in [["apps:create", "shop"], ["config:set", "--no-restart", "shop", "\(nonce)_SECRET=x"],
@@ -181,7 +182,7 @@ struct TenantAttackTests {
     /// run is gone, and alice's own stream and app carry on.
     @Test func revokedAccessEndsFollowersAndDetachedRuns() async throws {
         let (server, alice, bob, eve) = try start()
-        defer { server.slipway.cleanUp() }
+        defer { server.slipway.cleanUp(); try? FileManager.default.removeItem(atPath: server.slipway.dataDir) }
         let carol = try TestUser.register("carol", on: server.slipway)
         let dan = try TestUser.register("dan", on: server.slipway)
         try deployedWeb(server, alice)
@@ -224,6 +225,7 @@ struct TenantAttackTests {
         // The owner's app carries on.
         let report = try server.ssh(alice.key, "ps:report", "web")
         #expect(report.status == 0 && report.out.contains("running"), "\(report.out)")
+        #expect(try server.ssh(alice.key, "apps:destroy", "web", "--force").status == 0)  // its containers and images
     }
 
     // MARK: 9. A writer's own storage as a path into the app
@@ -234,7 +236,7 @@ struct TenantAttackTests {
     /// storage made; the owner may still mount storage, and eve her own into her own app.
     @Test func aWriterCannotMountStorageSheOwnsIntoAnotherOwnersApp() throws {
         let (server, alice, _, eve) = try start()
-        defer { server.slipway.cleanUp() }
+        defer { server.slipway.cleanUp(); try? FileManager.default.removeItem(atPath: server.slipway.dataDir) }
         #expect(try server.ssh(alice.key, "apps:create", "web").status == 0)
         #expect(try server.ssh(alice.key, "acl:add", "web", eve.name, "write").status == 0)
         #expect(try server.ssh(eve.key, "storage:create", "evekeep").status == 0)
@@ -260,7 +262,7 @@ struct TenantAttackTests {
     /// and nothing of bob's reaches eve's logs.
     @Test func aStaleReleaseNeverMountsAnotherTenantsStorage() async throws {
         let (server, _, bob, eve) = try start()
-        defer { server.slipway.cleanUp() }
+        defer { server.slipway.cleanUp(); try? FileManager.default.removeItem(atPath: server.slipway.dataDir) }
         _ = try BuilderImage.bootstrap.get()
         let secret = "secret-\(UUID().uuidString.prefix(8))"
         let repo = try makeRepository(["Procfile": Data("web: cat /data/* 2>/dev/null; exec python3 -m http.server $PORT\n".utf8)])
@@ -285,5 +287,9 @@ struct TenantAttackTests {
         #expect(scale.status == 0, "\(scale.err)")
         let logs = try server.ssh(eve.key, "logs", "evil")
         #expect(!logs.out.contains(secret), "\(logs.out)")
+        #expect(try server.ssh(eve.key, "apps:destroy", "evil", "--force").status == 0)  // its containers and images
+        // With the app (and so its releases) gone, nothing holds loot any more.
+        let freed = try server.ssh(eve.key, "storage:destroy", "loot")
+        #expect(freed.status == 0, "\(freed.err)")
     }
 }
