@@ -38,6 +38,10 @@ bench_cleanup() {
       --data-urlencode "filters={\"label\":[\"org.slipway.instance=$(cat "$work/data/instance-id")\"]}" | python3 -c 'import json,sys; print(" ".join(n["Name"] for n in json.load(sys.stdin)))'); do
     curl -s --unix-socket $sock -X DELETE "http://d/v1.41/networks/$net" >/dev/null
   done
+  # The images its builds made.
+  [ -f "$work/data/slipway.db" ] && for image in $(sqlite3 "$work/data/slipway.db" "SELECT DISTINCT image FROM builds" 2>/dev/null); do
+    curl -s --unix-socket $sock -X DELETE "http://d/v1.41/images/$image" >/dev/null
+  done
   rm -rf "$work"
 }
 trap bench_cleanup EXIT

@@ -62,7 +62,6 @@ public struct Settings: Sendable, Equatable {
     /// The most `resource:limit` may set (`max_memory`, `max_cpus`, `max_pids`), for everyone.
     public var maxLimits = ResourceLimits(memoryBytes: 4 << 30, nanoCPUs: 2_000_000_000, pids: 4096)
 
-
     public enum ProxyMode: String, Sendable, Equatable {
         /// `slipway serve` runs and supervises its own nginx, config under `<data-dir>/nginx`.
         case managed
