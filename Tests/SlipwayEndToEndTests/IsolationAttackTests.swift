@@ -23,6 +23,13 @@ struct IsolationAttackTests {
         return (server, alice, eve)
     }
 
+    /// Destroys every app of the server (their images and networks go with them).
+    func destroyApps(_ server: TestServer) {
+        let list = (try? server.slipway("apps:list", "--format", "json").out) ?? "[]"
+        let apps = (try? JSONSerialization.jsonObject(with: Data(list.utf8)) as? [[String: Any]]) ?? []
+        for name in apps.compactMap({ $0["name"] as? String }) { _ = try? server.slipway("apps:destroy", name, "--force") }
+    }
+
     /// Pushes `dockerfile` (and `files`) as eve's app `name`.
     func pushDockerfile(_ server: TestServer, _ user: TestUser, app: String, _ dockerfile: String,
                         files: [String: Data] = [:]) throws -> Slipway.Result {
@@ -58,6 +65,7 @@ struct IsolationAttackTests {
     // Finding 1: CVE-2024-1753, a bind mount of a symlink made in another stage reads and writes the host as root.
     @Test func aBuildCannotMountAnotherStagesSymlinkToTheHostRoot() throws {
         let (server, _, eve) = try world()
+        defer { destroyApps(server) }
         let marker = "/tmp/slipway-pwned-\(nonce)"
         defer { try? FileManager.default.removeItem(atPath: marker) }
         let push = try pushDockerfile(server, eve, app: "evil", """
@@ -84,6 +92,7 @@ struct IsolationAttackTests {
     // Finding 10: cache mounts are shared by every tenant of the engine.
     @Test func buildCacheMountsAreRefused() throws {
         let (server, _, eve) = try world()
+        defer { destroyApps(server) }
         let push = try pushDockerfile(server, eve, app: "evil", """
             FROM \(builder)
             run --mount=type=cache,id=pip,target=/root/.cache echo \(nonce) > /root/.cache/poison
@@ -95,6 +104,7 @@ struct IsolationAttackTests {
     // Finding 2: build steps ran in the host's network namespace (SSH front and apps' loopback ports).
     @Test func buildStepsReachNeitherHostLoopbackNorOtherApps() throws {
         let (server, _, eve) = try world()
+        defer { destroyApps(server) }
         let victimPort = try publishedPort(of: "victim.web.1")
         let victimAddress = try address(of: "victim.web.1")
         #expect(victimPort > 0 && !victimAddress.isEmpty)
@@ -119,6 +129,7 @@ struct IsolationAttackTests {
     // Finding 6: one shared bridge network; a tenant's run reached another tenant's container by IP.
     @Test func aTenantsContainersCannotReachAnotherTenants() throws {
         let (server, _, eve) = try world()
+        defer { destroyApps(server) }
         let repo = try makeRepository(["Procfile": Data("web: python3 -m http.server $PORT\n".utf8)])
         #expect(try server.git(eve.key, ["push", "-q", server.url("evil"), "main"], in: repo).status == 0)
         // Destroying an app removes its network: on podman 4.3 that used to delete the
@@ -140,6 +151,7 @@ struct IsolationAttackTests {
     // Finding 7: container root was host root. Each app runs in its own range of unprivileged host uids.
     @Test func tenantCodeRunsAsUnprivilegedHostUsersOfItsOwnRange() throws {
         let (server, alice, eve) = try world()
+        defer { destroyApps(server) }
         let repo = try makeRepository(["Procfile": Data("web: python3 -m http.server $PORT\n".utf8)])
         #expect(try server.git(eve.key, ["push", "-q", server.url("evil"), "main"], in: repo).status == 0)
         func hostRange(_ user: TestUser, _ app: String) throws -> UInt64 {
@@ -161,6 +173,7 @@ struct IsolationAttackTests {
     // Storage written by a uid-1000 Procfile app and by a root Dockerfile app persists across deploys under the namespaces.
     @Test func storageOfNonRootAndRootAppsPersistsAcrossDeploys() throws {
         let (server, alice, eve) = try world()
+        defer { destroyApps(server) }
         // The engine's own mount points are refused with a message, not the engine's raw 409.
         for path in ["/proc", "/dev/shm", "/sys/kernel"] {
             let refused = try server.ssh(alice.key, "storage:mount", "victim", "vdata:\(path)")
@@ -195,6 +208,7 @@ struct IsolationAttackTests {
     // Finding 11: images were not namespaced; FROM another app's image read its code.
     @Test func aBuildCannotStartFromAnotherAppsImage() throws {
         let (server, _, eve) = try world()
+        defer { destroyApps(server) }
         let builds = try server.slipway("--as", "alice", "builds:list", "victim", "--format", "json").out
         let image = (try? JSONSerialization.jsonObject(with: Data(builds.utf8)) as? [[String: Any]])?.first?["image"] as? String ?? ""
         #expect(image.hasPrefix("slipway/victim:"), "\(builds)")
@@ -221,6 +235,7 @@ struct IsolationAttackTests {
     // Finding 13: the helper that looks up an image's user waited forever, as root, with the image's spoofed labels.
     @Test func aHostileImageCannotHangTheDeployOrPassForAnotherApp() async throws {
         let (server, _, eve) = try world()
+        defer { destroyApps(server) }
         let hostile = """
             FROM \(builder)
             RUN echo \(nonce) && useradd -u 1234 someone && mv /bin/sh /bin/sh.real && printf '#!/bin/sh.real\\nexec sleep 1000\\n' > /bin/sh && chmod 755 /bin/sh
