@@ -87,6 +87,19 @@ struct IsolationAttackTests {
               --mount=type=cache,id=shared-\(nonce),target=/cache echo poisoned > /cache/x
             """)
         #expect(hidden.status != 0 && hidden.err.contains("RUN --mount is not allowed"), "\(hidden.err)")
+        // A file of the repo cannot stand in for the Dockerfile Slipway builds from.
+        let planted = try makeRepository(["Procfile": Data("web: python3 -m http.server $PORT\n".utf8),
+                                          ".slipway.Dockerfile": Data("FROM \(builder)\nRUN --mount=type=cache,target=/c true\n".utf8)])
+        let smuggled = try server.git(eve.key, ["push", "-f", server.url("evil"), "main"], in: planted)
+        #expect(smuggled.status != 0 && smuggled.err.contains("a name Slipway's builds use"), "\(smuggled.err)")
+        // Nor can a symbolic link swap the vetted Dockerfile for another file.
+        let linked = try makeRepository(["real.df": Data("FROM \(builder)\nRUN --mount=type=cache,target=/c true\n".utf8)])
+        try FileManager.default.createSymbolicLink(atPath: linked + "/Dockerfile", withDestinationPath: "real.df")
+        let env = ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"]
+        #expect(try run("/usr/bin/git", ["-C", linked, "add", "Dockerfile"]).status == 0)
+        #expect(try run("/usr/bin/git", ["-C", linked, "commit", "-q", "-m", "link"], environment: env).status == 0)
+        let viaLink = try server.git(eve.key, ["push", "-f", server.url("evil"), "main"], in: linked)
+        #expect(viaLink.status != 0 && viaLink.err.contains("is a symbolic link"), "\(viaLink.err)")
     }
 
     // Finding 10: cache mounts are shared by every tenant of the engine.
@@ -246,7 +259,16 @@ struct IsolationAttackTests {
         #expect(try pushDockerfile(server, eve, app: "evil", hostile).status == 0)
         #expect(try server.ssh(eve.key, "storage:mount", "evil", "edata:/data").status == 0)
         let started = Date()
-        let restart = try server.ssh(eve.key, "ps:restart", "evil")
+        let restarting = Task.detached { try server.ssh(eve.key, "ps:restart", "evil") }
+        // While the helper hangs, it carries Slipway's labels, not the image's claim to be the victim's process.
+        var helper: ContainerSummary?
+        for _ in 0..<80 where helper == nil {
+            helper = try await engine.listContainers(labels: ["org.slipway.kind": "helper"]).first { $0.image.contains("evil") }
+            if helper == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(helper != nil, "the helper never ran")
+        #expect(helper?.labels["org.slipway.app"] == "" && helper?.labels["org.slipway.type"] == "", "\(helper?.labels ?? [:])")
+        let restart = try await restarting.value
         #expect(restart.status != 0 && restart.err.contains("did not say within"), "\(restart.err)")
         #expect(Date().timeIntervalSince(started) < 60)
         // No helper left behind, and nothing of eve's passes for the victim's.

@@ -72,7 +72,7 @@ public struct BuildService: Sendable {
                 // Config reaches the build only where the Dockerfile asks for it.
                 let declared = Set(Self.declaredArguments(text))
                 request.buildArgs = try config.environmentVariables(of: app).filter { declared.contains($0.key) }
-                try vet(text, of: record, buildArgs: request.buildArgs)
+                try vet(text, of: app, id: record.appId, buildArgs: request.buildArgs)
                 try text.write(toFile: generated, atomically: true, encoding: .utf8)
                 output("-----> Building \(app) from \(revision.prefix(12)) with its Dockerfile")
             } else {
@@ -101,13 +101,12 @@ public struct BuildService: Sendable {
 
     /// Refuses a Dockerfile that reaches outside its build (`DockerfilePolicy`),
     /// checking the local images it starts from too.
-    private func vet(_ dockerfile: String, of build: Build, buildArgs: [String: String]) throws {
+    private func vet(_ dockerfile: String, of app: AppName, id appID: Int64, buildArgs: [String: String]) throws {
         // The app's own images are those its builds made: an image left under its name
         // by an app renamed away is not.
         let own = try store.read { db in
-            try String.fetchAll(db, sql: "SELECT image FROM builds WHERE app_id = ? AND status = 'succeeded'", arguments: [build.appId])
+            try String.fetchAll(db, sql: "SELECT image FROM builds WHERE app_id = ? AND status = 'succeeded'", arguments: [appID])
         }
-        let app = try AppName(String(build.image.dropFirst("slipway/".count).prefix(while: { $0 != ":" })))
         let policy = DockerfilePolicy(app: app, sharedImages: [settings.builderImage, BuilderService.appBase(of: settings.builderImage)],
                                       ownImages: Set(own))
         let images = try policy.vet(dockerfile, buildArgs: buildArgs)
