@@ -259,10 +259,12 @@ struct IsolationAttackTests {
         #expect(try pushDockerfile(server, eve, app: "evil", hostile).status == 0)
         #expect(try server.ssh(eve.key, "storage:mount", "evil", "edata:/data").status == 0)
         let started = Date()
-        let restarting = Task.detached { try server.ssh(eve.key, "ps:restart", "evil") }
-        // While the helper hangs, it carries Slipway's labels, not the image's claim to be the victim's process.
+        let done = Flag()
+        let restarting = Task.detached { defer { done.set() }; return try server.ssh(eve.key, "ps:restart", "evil") }
+        // While the helper hangs (until the restart gives up), it carries Slipway's labels,
+        // not the image's claim to be the victim's process.
         var helper: ContainerSummary?
-        for _ in 0..<80 where helper == nil {
+        while helper == nil && !done.isSet && Date().timeIntervalSince(started) < 60 {
             helper = try await engine.listContainers(labels: ["org.slipway.kind": "helper"]).first { $0.image.contains("evil") }
             if helper == nil { try await Task.sleep(for: .milliseconds(100)) }
         }
@@ -277,4 +279,12 @@ struct IsolationAttackTests {
         let victims = try await engine.listContainers(labels: ["org.slipway.app": "victim"])
         #expect(victims.allSatisfy { !$0.image.contains("evil") }, "\(victims.map(\.name))")
     }
+}
+
+/// Set once from another task, read by the test.
+private final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }
