@@ -263,9 +263,13 @@ struct IsolationAttackTests {
         let restarting = Task.detached { defer { done.set() }; return try server.ssh(eve.key, "ps:restart", "evil") }
         // While the helper hangs (until the restart gives up), it carries Slipway's labels,
         // not the image's claim to be the victim's process.
+        // Found by this server's instance label, not by image name: another test's server
+        // may retag `slipway/evil:…` meanwhile, and the engine then lists the image by id.
+        let instance = try String(contentsOfFile: server.slipway.dataDir + "/instance-id", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         var helper: ContainerSummary?
         while helper == nil && !done.isSet && Date().timeIntervalSince(started) < 60 {
-            helper = try await engine.listContainers(labels: ["org.slipway.kind": "helper"]).first { $0.image.contains("evil") }
+            helper = try await engine.listContainers(labels: ["org.slipway.kind": "helper", "org.slipway.instance": instance]).first
             if helper == nil { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(helper != nil, "the helper never ran")
@@ -274,10 +278,12 @@ struct IsolationAttackTests {
         #expect(restart.status != 0 && restart.err.contains("did not say within"), "\(restart.err)")
         #expect(Date().timeIntervalSince(started) < 60)
         // No helper left behind, and nothing of eve's passes for the victim's.
-        let helpers = try await engine.listContainers(labels: ["org.slipway.kind": "helper"])
-        #expect(helpers.filter { $0.image.contains("evil") }.isEmpty, "\(helpers.map(\.name))")
-        let victims = try await engine.listContainers(labels: ["org.slipway.app": "victim"])
-        #expect(victims.allSatisfy { !$0.image.contains("evil") }, "\(victims.map(\.name))")
+        let helpers = try await engine.listContainers(labels: ["org.slipway.kind": "helper", "org.slipway.instance": instance])
+        #expect(helpers.isEmpty, "\(helpers.map(\.name))")
+        let victims = try await engine.listContainers(labels: ["org.slipway.app": "victim", "org.slipway.instance": instance])
+        let evilImages = Set(try await engine.listContainers(labels: ["org.slipway.app": "evil", "org.slipway.instance": instance]).map(\.image))
+        #expect(!victims.isEmpty && victims.allSatisfy { !$0.name.contains("evil") && !evilImages.contains($0.image) },
+                "\(victims.map { "\($0.name) \($0.image)" }) vs \(evilImages)")
     }
 }
 

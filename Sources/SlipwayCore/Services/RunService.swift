@@ -263,7 +263,8 @@ enum ImageUser {
         spec.sandbox = sandbox
         spec.networkDisabled = true
         spec.limits = ResourceLimits(memoryBytes: 64 << 20, nanoCPUs: 500_000_000, pids: 32)
-        spec.labels = [ContainerLabel.kind: "helper"]
+        // The instance label lets a crashed server's successor (and its operator) find it.
+        spec.labels = [ContainerLabel.kind: "helper", ContainerLabel.instance: sandbox.instance]
         let output = try waitFor { [engine, spec] () -> String in
             let id = try await engine.createContainer(spec)
             do {
