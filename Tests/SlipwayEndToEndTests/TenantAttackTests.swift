@@ -292,4 +292,30 @@ struct TenantAttackTests {
         let freed = try server.ssh(eve.key, "storage:destroy", "loot")
         #expect(freed.status == 0, "\(freed.err)")
     }
+
+    /// Finding 4 (running containers): eve starts a detached run while `loot` is
+    /// mounted, unmounts it and destroys it, so the run would keep writing into a
+    /// directory whose name bob could take next. EXPECTED: the destroy is refused,
+    /// naming the run, until the run is stopped.
+    @Test func aRunStartedBeforeTheUnmountKeepsTheStorageFromBeingDestroyed() async throws {
+        let (server, _, _, eve) = try start()
+        defer { server.slipway.cleanUp(); try? FileManager.default.removeItem(atPath: server.slipway.dataDir) }
+        _ = try BuilderImage.bootstrap.get()
+        let repo = try makeRepository(["Procfile": Data("web: python3 -m http.server $PORT\n".utf8)])
+        defer { try? FileManager.default.removeItem(atPath: repo) }
+        #expect(try server.git(eve.key, ["push", "-q", server.url("evil"), "main"], in: repo).status == 0)
+        defer { _ = try? server.ssh(eve.key, "apps:destroy", "evil", "--force") }
+        #expect(try server.ssh(eve.key, "storage:mount", "evil", "loot:/data").status == 0)
+        let started = try server.ssh(eve.key, "run:detached", "evil", "sleep", "600")
+        #expect(started.status == 0, "\(started.err)")
+        let name = try #require(started.out.split(whereSeparator: \.isWhitespace).map(String.init).first { $0.hasPrefix("evil.detached.") },
+                                "\(started.out) \(started.err)")
+        #expect(try server.ssh(eve.key, "storage:unmount", "evil", "loot:/data").status == 0)
+        let refused = try server.ssh(eve.key, "storage:destroy", "loot")
+        #expect(refused.status != 0 && refused.err.hasPrefix("error: ") && refused.err.contains(name), "\(refused.err)")
+        #expect(try server.ssh(eve.key, "storage:list").out.contains("loot"))
+        #expect(try server.ssh(eve.key, "run:stop", "evil", name).status == 0)
+        let destroyed = try server.ssh(eve.key, "storage:destroy", "loot")
+        #expect(destroyed.status == 0, "\(destroyed.err)")
+    }
 }

@@ -172,7 +172,15 @@ public enum ContainerLabel {
     public static let release = "org.slipway.release"
     public static let type = "org.slipway.type"
     public static let index = "org.slipway.index"
-    public static let all = [app, kind, by, origin, instance, release, type, index]
+    /// The managed storage a `run` container binds, as `,3,7,` (ids): `storage:destroy`
+    /// refuses while one still runs, though its app has unmounted the storage since.
+    public static let storage = "org.slipway.storage"
+    public static let all = [app, kind, by, origin, instance, release, type, index, storage]
+
+    /// The `storage` label's value for these storage ids.
+    public static func storageValue(_ ids: [Int64]) -> String {
+        ids.isEmpty ? "" : "," + ids.map(String.init).joined(separator: ",") + ","
+    }
 
     /// `labels` with every key of `all` present.
     public static func complete(_ labels: [String: String]) -> [String: String] {

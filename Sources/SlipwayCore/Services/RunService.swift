@@ -179,7 +179,8 @@ public struct RunService: Sendable {
         // As in the app's processes, so a one-off command sees the same PORT.
         if spec.environment["PORT"] == nil { spec.environment["PORT"] = "5000" }
         spec.labels = ["org.slipway.app": app.rawValue, "org.slipway.kind": kind, "org.slipway.by": caller.principal.name,
-                       "org.slipway.origin": caller.principal.channel, "org.slipway.instance": try paths.instanceID()]
+                       "org.slipway.origin": caller.principal.channel, "org.slipway.instance": try paths.instanceID(),
+                       ContainerLabel.storage: ContainerLabel.storageValue(mounts.compactMap(\.storageID))]
         spec.sandbox = try TenantSandbox(appID: build.appId, instance: try paths.instanceID())
         spec.binds = try ImageUser.binds(mounts.map(\.snapshot), image: build.image, imageUser: image.user, sandbox: spec.sandbox!, engine: engine)
         spec.limits = try resources.limits(for: app, processType: ResourceService.runType)

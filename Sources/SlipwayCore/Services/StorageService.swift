@@ -6,6 +6,8 @@ import GRDB
 public struct StorageService: Sendable {
     let store: Store
     let paths: DataPaths
+    /// Asked which running `run` containers still bind a storage about to be destroyed.
+    let engine: ContainerEngine
     /// Releases an app keeps (and may start again): their storage cannot be destroyed.
     var releasesToKeep = 5
 
@@ -116,8 +118,17 @@ public struct StorageService: Sendable {
         }
     }
 
-    /// Deletes the storage and its data; refuses while any app mounts it.
+    /// Deletes the storage and its data; refuses while any app mounts it, a kept
+    /// release binds it, or a `run` container started before its unmount still runs.
     public func destroy(_ name: StorageName, by caller: Caller) throws {
+        // No new run can bind it once no app mounts it, so asking the engine first
+        // (outside the transaction) leaves no gap.
+        if let storage = try store.read({ db in try Storage.filter(Column("name") == name.rawValue).fetchOne(db) }) {
+            let runs = try runs(holding: storage)
+            guard runs.isEmpty else {
+                throw UserFacingError.conflict("storage \(name) is still bound by running containers: \(runs.joined(separator: ", ")); stop them first (run:stop <app> <name>) or wait until they end")
+            }
+        }
         try store.write { db in
             guard let storage = try Storage.filter(Column("name") == name.rawValue).fetchOne(db) else {
                 throw UserFacingError.notFound("storage \(quoted(name.rawValue)) not found")
@@ -168,6 +179,16 @@ public struct StorageService: Sendable {
                   snapshot.mounts.contains(where: { $0.managed && ($0.storageId.map { $0 == storage.id } ?? ($0.hostDirectory == directory)) })
             else { return nil }
             return "\(row["name"] as String) v\(row["version"] as Int)\(row["serving"] as Bool ? " (serving)" : "")"
+        }
+    }
+
+    /// "web.detached.1a2b3c4d": this server's containers whose label says they bind `storage`.
+    private func runs(holding storage: Storage) throws -> [String] {
+        let engine = self.engine, instance = try paths.instanceID(), needle = ContainerLabel.storageValue([storage.id].compactMap { $0 })
+        return try waitFor { [engine] in
+            try await engine.listContainers(labels: [ContainerLabel.instance: instance])
+                .filter { ($0.labels[ContainerLabel.storage] ?? "").contains(needle) && $0.state != "exited" }
+                .map(\.name).sorted()
         }
     }
 
