@@ -76,7 +76,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SlipwayCoreTests",
-            dependencies: ["SlipwayCore", "SlipwayCommands", "SlipwayEngine", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["SlipwayCore", "SlipwayCommands", "SlipwayEngine", "SlipwaySSH", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SlipwayEndToEndTests",

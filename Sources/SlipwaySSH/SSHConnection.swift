@@ -22,6 +22,7 @@ final class SSHConnection: @unchecked Sendable {
     private var event: ssh_event?
 
     // Session state.
+    private var state = SessionState()
     /// Set by a verified signature; re-read from the database before every command.
     private var principal: Principal?
     /// The key that authenticated (base64 blob), to re-read its owner.
@@ -39,10 +40,9 @@ final class SSHConnection: @unchecked Sendable {
 
     // Job state.
     private var job: ChannelJob?
-    private var onEnd: ((Int32?) -> Void)?
+    /// A spawned program's `Spawn.finished`.
+    private var onEnd: (@Sendable (Int32?) throws -> Void)?
     private var inbound: [UInt8] = []
-    private var clientEOF = false
-    private var clientClosed = false
     private var exitStatus: Int32?
     private var exitSentAt: Date?
     private var jobEndedAt: Date?
@@ -100,13 +100,13 @@ final class SSHConnection: @unchecked Sendable {
 
         while true {
             let rc = ssh_event_dopoll(event, 100)
-            if principal == nil { answerDroppedAuthRequests() }
+            if !state.isAuthenticated { answerDroppedAuthRequests() }
             if rc == SSH_ERROR || ssh_is_connected(session) == 0 || disconnectRequested { break }
             pump()
             // Past the exec request the packet log has nothing more to tell.
             if job != nil { removePacketLedger() }
             let now = Date()
-            if principal == nil && ProcessInfo.processInfo.systemUptime > authDeadline {
+            if !state.isAuthenticated && ProcessInfo.processInfo.systemUptime > authDeadline {
                 logger.info("authentication deadline passed", metadata: ["peer": "\(peer)"])
                 break
             }
@@ -114,7 +114,7 @@ final class SSHConnection: @unchecked Sendable {
                 logger.info("idle timeout", metadata: ["peer": "\(peer)", "user": "\(principal?.name ?? "-")"])
                 break
             }
-            if let sent = exitSentAt, clientClosed || now.timeIntervalSince(sent) > 3 { break }
+            if let sent = exitSentAt, state.clientClosed || now.timeIntervalSince(sent) > 3 { break }
         }
         teardown()
     }
@@ -123,7 +123,7 @@ final class SSHConnection: @unchecked Sendable {
         if let job, exitStatus == nil {
             // The client left before the job ended: stop it, and undo what it half did.
             job.terminate()
-            onEnd?(nil)
+            programEnded(nil)
         }
         job = nil
         if let event {
@@ -183,7 +183,7 @@ final class SSHConnection: @unchecked Sendable {
             return Int32(SSH_AUTH_SUCCESS.rawValue)
         case Int32(SSH_PUBLICKEY_STATE_VALID.rawValue):
             // One login per connection (libssh's packet filter refuses a second one too).
-            guard principal == nil else { return Int32(SSH_AUTH_DENIED.rawValue) }
+            guard self.state.awaitsAuthentication else { return Int32(SSH_AUTH_DENIED.rawValue) }
             switch server.admitSession() {
             case .refused:
                 disconnectRequested = true
@@ -195,6 +195,7 @@ final class SSHConnection: @unchecked Sendable {
             let fingerprint = (try? PublicKey(line: "\(String(cString: ssh_key_type_to_char(ssh_key_type(key)))) \(base64)").fingerprint)
             principal = Principal(identity: .user(user), channel: "ssh", keyFingerprint: fingerprint)
             keyBase64 = base64
+            _ = self.state.authenticate()
             return Int32(SSH_AUTH_SUCCESS.rawValue)
         default:
             return Int32(SSH_AUTH_DENIED.rawValue)
@@ -265,15 +266,15 @@ final class SSHConnection: @unchecked Sendable {
     /// One session channel per connection, with its callbacks installed before
     /// it is returned, so no request can arrive ahead of its handler.
     private func openChannel() -> ssh_channel? {
-        guard principal != nil, channel == nil, let new = ssh_channel_new(session) else { return nil }
+        guard state.phase == .authenticated, let new = ssh_channel_new(session) else { return nil }
         let cb = channelCallbacks
         cb.pointee.size = MemoryLayout<ssh_channel_callbacks_struct>.size
         cb.pointee.userdata = unmanagedSelf
         cb.pointee.channel_data_function = { _, _, data, length, _, userdata in
             SSHConnection.from(userdata).receive(data, Int(length))
         }
-        cb.pointee.channel_eof_function = { _, _, userdata in SSHConnection.from(userdata).clientEOF = true }
-        cb.pointee.channel_close_function = { _, _, userdata in SSHConnection.from(userdata).clientClosed = true }
+        cb.pointee.channel_eof_function = { _, _, userdata in _ = SSHConnection.from(userdata).state.receiveEOF() }
+        cb.pointee.channel_close_function = { _, _, userdata in _ = SSHConnection.from(userdata).state.receiveClose() }
         cb.pointee.channel_exec_request_function = { _, _, command, userdata in
             SSHConnection.from(userdata).exec(command)
         }
@@ -292,6 +293,7 @@ final class SSHConnection: @unchecked Sendable {
         }
         // Subsystems (sftp), x11 and agent forwarding: no handler, so libssh refuses them.
         ssh_set_channel_callbacks(new, cb)
+        _ = state.openChannel()
         channel = new
         return new
     }
@@ -300,6 +302,8 @@ final class SSHConnection: @unchecked Sendable {
     /// libssh's channel buffer and is drained by `pump()`.
     private func receive(_ data: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
         guard let data else { return 0 }
+        // Data after the client's EOF or close breaks the protocol: taken and dropped.
+        guard state.mayReceiveData() else { return Int32(length) }
         let take = min(length, max(0, Self.inboundCapacity - inbound.count))
         inbound.append(contentsOf: UnsafeRawBufferPointer(start: data, count: take))
         bytesIn += take
@@ -310,7 +314,7 @@ final class SSHConnection: @unchecked Sendable {
     /// No real pty is made: `run` hands the terminal to its container, and the
     /// other commands' output gets CR LF line ends for the client's raw-mode terminal.
     private func requestTerminal(_ type: String?, _ columns: Int, _ rows: Int) -> Int32 {
-        guard job == nil, terminal == nil else { return -1 }
+        guard state.requestTerminal() else { return -1 }
         let type = type.flatMap { $0.isEmpty || $0.utf8.count > 64 || !$0.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._+".contains($0)) }) ? nil : $0 }
         terminal = Terminal(type: type ?? "xterm", columns: columns, rows: rows)
         return 0
@@ -318,7 +322,7 @@ final class SSHConnection: @unchecked Sendable {
 
     /// Only `GIT_PROTOCOL` (git protocol v2) is accepted, with a plain value.
     private func setEnvironment(_ name: String?, _ value: String?) -> Int32 {
-        guard name == "GIT_PROTOCOL", let value, (1...64).contains(value.utf8.count),
+        guard state.maySetEnvironment(), name == "GIT_PROTOCOL", let value, (1...64).contains(value.utf8.count),
               value.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || "0123456789=:.,-".unicodeScalars.contains($0)) }) else {
             return -1
         }
@@ -352,7 +356,7 @@ final class SSHConnection: @unchecked Sendable {
 
     /// Starts the channel's one job.
     private func start(_ request: Request) -> Int32 {
-        guard job == nil, principal != nil else { return -1 }
+        guard state.start() else { return -1 }
         if case .shell = request { commandLine = "(shell)" }
         lastActivity = Date()
         do {
@@ -396,29 +400,25 @@ final class SSHConnection: @unchecked Sendable {
         } catch let error as UserFacingError {
             return try errorJob(error)
         }
-        if let git = GitRequest(words) {
-            return try gitJob(git, principal: principal)
-        }
-        let runner = server.runner
-        let terminal = self.terminal
-        if words.isEmpty {
-            // `ssh host`: who you are and what you may run.
-            return try ChannelJob.worker { _, out, err, _ in
-                let (out, err) = (RawModeOutput.wrap(out, for: terminal), RawModeOutput.wrap(err, for: terminal))
-                out.write("Hi \(principal.name)! You are logged in to Slipway\(principal.isAdmin ? " as an admin" : "").\n\n")
-                return runner.run(["help"], as: principal, stdout: out, stderr: err, stdin: EmptyInput())
+        let environment = gitProtocol.map { ["GIT_PROTOCOL": $0] } ?? [:]
+        switch server.runner.job(for: words, as: principal, environment: environment) {
+        case .spawn(let spawn):
+            onEnd = spawn.finished
+            do {
+                return try ChannelJob.spawn(spawn.argv, environment: spawn.environment)
+            } catch {
+                programEnded(nil)
+                throw error
             }
-        }
-        // Only `run` has a use for the terminal; everything else writes lines.
-        let commandWords = words.first == "--as" ? words.dropFirst(2) : words.first?.hasPrefix("--as=") == true ? words.dropFirst() : words[...]
-        if let terminal, commandWords.first == "run" {
+        case .inProcess(let wantsTerminal, let run):
+            let terminal = self.terminal
+            if wantsTerminal {
+                return try ChannelJob.worker { run($0, $1, $2, $3, terminal) }
+            }
+            // The client's terminal (if it asked for one) is in raw mode: lines get CR LF.
             return try ChannelJob.worker { input, out, err, cancellation in
-                runner.run(words, as: principal, stdout: out, stderr: err, stdin: input, cancellation: cancellation, terminal: terminal)
+                run(input, RawModeOutput.wrap(out, for: terminal), RawModeOutput.wrap(err, for: terminal), cancellation, nil)
             }
-        }
-        return try ChannelJob.worker { input, out, err, cancellation in
-            runner.run(words, as: principal, stdout: RawModeOutput.wrap(out, for: terminal), stderr: RawModeOutput.wrap(err, for: terminal),
-                       stdin: input, cancellation: cancellation)
         }
     }
 
@@ -430,58 +430,22 @@ final class SSHConnection: @unchecked Sendable {
         }
     }
 
-    /// `git-receive-pack` / `git-upload-pack` on the app's bare repo, through the
-    /// same gate as every command. A push to an unknown app creates it, with the
-    /// pusher as owner, when the pusher may create apps; if that first push then
-    /// fails, the app is removed again.
-    private func gitJob(_ request: GitRequest, principal: Principal) throws -> ChannelJob {
-        let core = server.core
-        let caller = Caller(principal: principal, command: request.isPush ? "git push" : "git fetch")
-        var createdApp = false
-        let app: AppName
+    /// Tells a spawned program's command that it is over (status nil: stopped).
+    private func programEnded(_ status: Int32?) {
+        guard let onEnd else { return }
+        self.onEnd = nil
         do {
-            app = try AppName(request.appName)
-            do {
-                try core.authorizer.require(.app(request.appName, request.isPush ? .write : .read), for: principal)
-            } catch let error as UserFacingError where error.kind == .notFound && request.isPush {
-                // Missing (not hidden: a hidden app's name is taken and creation fails below).
-                guard try core.apps.find(app) == nil else { throw error }
-                _ = try core.apps.create(app, by: caller)
-                createdApp = true
-            }
-        } catch let error as UserFacingError {
-            if request.isPush && error.kind != .invalidInput {
-                try? core.events.recordFailure(caller, app: request.appName, message: error.message)
-            }
-            return try errorJob(error)
+            try onEnd(status)
+        } catch {
+            logger.error("after the command's program ended", metadata: ["command": "\(commandLine.prefix(200))", "error": "\(error)"])
         }
-        let repository = try core.git.ensureRepository(app, hookCommand: request.isPush ? server.options.hookCommand : nil)
-        // The hook learns the app and the pusher from these; git passes them through.
-        let hookEnvironment = request.isPush ? ["SLIPWAY_APP": app.rawValue, "SLIPWAY_PUSHER": principal.name] : [:]
-        let job = try ChannelJob.spawn([GitService.gitExecutable, request.isPush ? "receive-pack" : "upload-pack", repository],
-                                       environment: core.git.environment(gitProtocol: gitProtocol, extra: hookEnvironment))
-        if request.isPush {
-            let logger = self.logger
-            onEnd = { status in
-                do {
-                    if status == 0 { try core.git.recordPush(to: app, by: caller) }
-                    // A first push that left nothing (failed, killed, or rejected by the build) leaves no app.
-                    if createdApp, try !core.git.hasBranches(app) {
-                        _ = try core.apps.destroy(app, purgeStorage: false, by: caller)
-                    }
-                } catch {
-                    logger.error("after git push", metadata: ["app": "\(app)", "error": "\(error)"])
-                }
-            }
-        }
-        return job
     }
 
     // MARK: Pumping bytes (after each poll)
 
     private func pump() {
         guard let channel, let job else { return }
-        if ssh_channel_is_eof(channel) != 0 { clientEOF = true }
+        if ssh_channel_is_eof(channel) != 0 { _ = state.receiveEOF() }
         // Drain, feed, and drain again: feeding made room for what libssh still holds.
         drainChannel(channel)
         feedStdin(job, channel)
@@ -529,7 +493,7 @@ final class SSHConnection: @unchecked Sendable {
         }
         // The client's EOF can arrive while its last bytes still sit in libssh's channel
         // buffer (ours was full): close the job's stdin only once those are delivered too.
-        if clientEOF && ssh_channel_poll(channel, 0) <= 0 { job.closeStdin() }
+        if state.clientEOF && ssh_channel_poll(channel, 0) <= 0 { job.closeStdin() }
     }
 
     /// Moves job output to the channel, never more than the client's window allows:
@@ -563,8 +527,8 @@ final class SSHConnection: @unchecked Sendable {
 
     /// Close order: job reaped and drained, then exit-status, EOF, close.
     private func finish(_ channel: ssh_channel, status: Int32) {
-        onEnd?(status)
-        onEnd = nil
+        programEnded(status)
+        _ = state.finish()
         exitStatus = status
         ssh_channel_request_send_exit_status(channel, Int32(status))
         ssh_channel_send_eof(channel)
@@ -594,31 +558,6 @@ final class SSHConnection: @unchecked Sendable {
     }
 }
 
-/// What git sends as the exec command for `ssh://host:2222/web`, `.../web.git`
-/// and `host:web` remotes: `git-receive-pack '/web.git'` and friends.
-struct GitRequest {
-    let isPush: Bool
-    /// The repository path reduced to the app's name (validated by the caller).
-    let appName: String
-
-    init?(_ words: [String]) {
-        let verb: String, path: String
-        switch words.count {
-        case 2 where words[0].hasPrefix("git-"): (verb, path) = (String(words[0].dropFirst(4)), words[1])
-        case 3 where words[0] == "git": (verb, path) = (words[1], words[2])
-        default: return nil
-        }
-        guard verb == "receive-pack" || verb == "upload-pack" else { return nil }
-        isPush = verb == "receive-pack"
-        var name = Substring(path)
-        if name.hasPrefix("~/") { name = name.dropFirst(2) }
-        if name.hasPrefix("/") { name = name.dropFirst() }
-        if name.hasSuffix("/") { name = name.dropLast() }
-        if name.hasSuffix(".git") { name = name.dropLast(4) }
-        appName = String(name)
-    }
-}
-
 /// Output for a client whose terminal is in raw mode (it asked for a pty that
 /// only `run` uses): LF becomes CR LF, as a pty's line discipline would do.
 struct RawModeOutput: TextOutput {
@@ -638,12 +577,4 @@ struct RawModeOutput: TextOutput {
         }
         return base.write(bytes: converted)
     }
-}
-
-/// No standard input (the `ssh host` banner).
-struct EmptyInput: InputSource {
-    var isInteractive: Bool { false }
-    func readAll(limit: Int) throws -> Data? { Data() }
-    func readLine(limit: Int) throws -> Data? { Data() }
-    func readChunk(max: Int) throws -> Data { Data() }
 }

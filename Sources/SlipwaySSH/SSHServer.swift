@@ -82,7 +82,7 @@ public final class SSHServer: @unchecked Sendable {
         self.core = core
         self.options = options
         self.logger = logger
-        runner = CommandRunner(core: core, logger: logger)
+        runner = CommandRunner(core: core, logger: logger, gitHook: options.hookCommand)
         hostKey = try HostKey(paths: core.paths)
 
         guard let bind = ssh_bind_new() else { throw SSHServerError.listen("libssh: cannot create a bind") }

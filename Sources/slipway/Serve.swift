@@ -129,34 +129,3 @@ struct HostKeyCommand: ParsableCommand {
         return "\(try key.publicKeyLine())\n256 \(try key.fingerprint()) (ED25519)\n"
     }
 }
-
-/// `slipway hook:pre-receive`: run by git inside a push (see `PushService`). Its
-/// output reaches the pusher as `remote:` lines; a non-zero exit rejects the push.
-enum PreReceiveHook {
-    static func run(core: Core, stdout: FileOutput, stderr: FileOutput) -> Int32 {
-        let env = ProcessInfo.processInfo.environment
-        do {
-            let appName = try AppName(env["SLIPWAY_APP"] ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath).deletingPathExtension().lastPathComponent)
-            var principal = Principal.localAdmin
-            if let pusher = env["SLIPWAY_PUSHER"] {
-                // Re-read: a pusher removed since the push started must not become the local admin.
-                guard let user = try core.users.find(UserName(pusher)) else {
-                    throw UserFacingError.denied("the pusher \(pusher) is no longer a user; the push was refused")
-                }
-                principal = Principal(identity: .user(user), channel: "ssh")
-            }
-            var updates: [PushService.RefUpdate] = []
-            while let line = readLine() { if let update = PushService.RefUpdate(line: line) { updates.append(update) } }
-            try core.pushes.preReceive(app: appName, updates: updates, pusher: Caller(principal: principal, command: "git push")) { line in
-                stdout.write(line.hasSuffix("\n") ? line : line + "\n")
-            }
-            return 0
-        } catch let error as UserFacingError {
-            stderr.write("\(error)\n")
-            return 1
-        } catch {
-            stderr.write("error: internal error during the push: \(error)\n")
-            return 1
-        }
-    }
-}

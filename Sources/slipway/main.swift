@@ -87,8 +87,8 @@ case "serve":
         stderr.write(Serve.fullMessage(for: error) + "\n")
         exit(Serve.exitCode(for: error).rawValue == 0 ? 0 : 2)
     }
-case "hook:pre-receive":
-    exit(PreReceiveHook.run(core: core, stdout: stdout, stderr: stderr))
+case PreReceiveHook.name:
+    exit(PreReceiveHook.run(core: core, environment: ProcessInfo.processInfo.environment, stdin: StandardInput(), stdout: stdout, stderr: stderr))
 case "host-key":
     do {
         stdout.write(try HostKeyCommand().print(core: core))

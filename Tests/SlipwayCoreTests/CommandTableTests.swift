@@ -82,6 +82,8 @@ struct CommandTableTests {
         "events": (.user, ["events"], .user),
         "help": (.user, ["help"], .user),
         "version": (.user, ["version"], .user),
+        "git-receive-pack": (.app(.write), ["git-receive-pack", "/web.git"], .appOrMissing("web", .write)),
+        "git-upload-pack": (.app(.read), ["git-upload-pack", "~/web"], .app("web", .read)),
     ]
 
     @Test func everyCommandIsInTheTable() {

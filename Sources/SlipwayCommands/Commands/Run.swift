@@ -16,6 +16,7 @@ struct Run: MutatingCommand {
         abstract: "Run a command in a fresh container of an app; it is removed when the command ends.",
         discussion: "The container gets the app's config and its run-phase storage; stdin is forwarded and the command's exit status is returned. With ssh -t it gets a terminal. Anything written outside storage is discarded, and you are told which paths.")
     static let rule = AccessRule.app(.write)
+    static let wantsTerminal = true
     @OptionGroup var target: RunTarget
     var requirement: Requirement { .app(target.app, .write) }
 

@@ -55,12 +55,19 @@ public final class CommandContext: @unchecked Sendable {
     public let cancellation: Cancellation
     /// The caller's terminal when the SSH client asked for one (`ssh -t`).
     public let terminal: Terminal?
+    /// What the client set in its environment (the SSH front accepts `GIT_PROTOCOL` only).
+    public let environment: [String: String]
+    /// What git's pre-receive hook runs (this binary's `hook:pre-receive`); nil: a push
+    /// is stored without building.
+    public let gitHook: [String]?
 
     public init(core: Core, principal: Principal, stdout: TextOutput, stderr: TextOutput,
                 stdin: InputSource, commandName: String, cancellation: Cancellation = Cancellation(),
-                terminal: Terminal? = nil) {
+                terminal: Terminal? = nil, environment: [String: String] = [:], gitHook: [String]? = nil) {
         self.cancellation = cancellation
         self.terminal = terminal
+        self.environment = environment
+        self.gitHook = gitHook
         self.core = core
         self.principal = principal
         self.stdout = stdout

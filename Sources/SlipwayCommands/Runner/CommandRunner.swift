@@ -4,14 +4,57 @@ import Logging
 import SlipwayCore
 
 /// Runs one argv for one principal: the single path every command takes, from
-/// the local CLI and (later) from SSH. Parse, gate, execute, report.
+/// the local CLI and from SSH. Parse, gate, execute, report.
 public struct CommandRunner: Sendable {
     let core: Core
     let logger: Logger
+    /// What git's pre-receive hook runs; given to pushes.
+    let gitHook: [String]?
 
-    public init(core: Core, logger: Logger) {
+    public init(core: Core, logger: Logger, gitHook: [String]? = nil) {
         self.core = core
         self.logger = logger
+        self.gitHook = gitHook
+    }
+
+    /// What a front starts for one command line.
+    public enum Job: Sendable {
+        /// Runs in-process, on a thread the front provides, with the client's streams.
+        /// `terminal` is the client's terminal; only a command that `wantsTerminal` gets it.
+        case inProcess(wantsTerminal: Bool, run: @Sendable (_ stdin: InputSource, _ stdout: TextOutput, _ stderr: TextOutput,
+                                                            _ cancellation: Cancellation, _ terminal: Terminal?) -> Int32)
+        /// The front spawns this program with the client's streams instead.
+        case spawn(Spawn)
+    }
+
+    /// What to start for `argv` from a remote front (SSH), with the client's
+    /// `environment`. An empty argv (`ssh host`) greets the user and lists what they
+    /// may run. A command that hands off to a program is gated and prepared here, on
+    /// the caller's thread, so that the front knows what to spawn before it reads any
+    /// client byte; a refusal becomes a job that prints it.
+    public func job(for argv: [String], as principal: Principal, environment: [String: String]) -> Job {
+        if argv.isEmpty {
+            return .inProcess(wantsTerminal: false) { _, stdout, stderr, _, _ in
+                stdout.write("Hi \(principal.name)! You are logged in to Slipway\(principal.isAdmin ? " as an admin" : "").\n\n")
+                return run(["help"], as: principal, stdout: stdout, stderr: stderr, stdin: EmptyInput())
+            }
+        }
+        let type = (try? Invocation(argv)).flatMap { CommandTree.byName[$0.words.first ?? ""] }
+        guard type is any HandOffCommand.Type else {
+            return .inProcess(wantsTerminal: type?.wantsTerminal ?? false) { stdin, stdout, stderr, cancellation, terminal in
+                run(argv, as: principal, stdout: stdout, stderr: stderr, stdin: stdin, cancellation: cancellation,
+                    terminal: terminal, environment: environment)
+            }
+        }
+        let errors = CapturedOutput()
+        var spawn: Spawn?
+        let status = run(argv, as: principal, stdout: errors, stderr: errors, stdin: EmptyInput(), environment: environment) { spawn = $0 }
+        if let spawn { return .spawn(spawn) }
+        let text = errors.text
+        return .inProcess(wantsTerminal: false) { _, _, stderr, _, _ in
+            stderr.write(text)
+            return status
+        }
     }
 
     /// Runs `argv` (without the program name) and returns the exit status.
@@ -19,17 +62,29 @@ public struct CommandRunner: Sendable {
     public func run(_ argv: [String], as principal: Principal,
                     stdout: TextOutput, stderr: TextOutput, stdin: InputSource,
                     cancellation: Cancellation = Cancellation(), terminal: Terminal? = nil) -> Int32 {
-        var argv = argv
+        run(argv, as: principal, stdout: stdout, stderr: stderr, stdin: stdin, cancellation: cancellation, terminal: terminal,
+            environment: [:], handOff: nil)
+    }
+
+    /// The one path: `handOff` receives a hand-off command's program; without it such
+    /// a command explains that only git runs it.
+    private func run(_ argv: [String], as principal: Principal,
+                     stdout: TextOutput, stderr: TextOutput, stdin: InputSource,
+                     cancellation: Cancellation = Cancellation(), terminal: Terminal? = nil,
+                     environment: [String: String], handOff: ((Spawn) -> Void)? = nil) -> Int32 {
         var principal = principal
         var commandName = argv.first ?? "help"
         var mutating = false
         var appName: String?
         do {
-            principal = try impersonation(&argv, principal)
+            let invocation = try Invocation(argv)
+            principal = try impersonation(invocation.asUser, principal)
+            var argv = invocation.words
             commandName = argv.first ?? "help"
             if argv.isEmpty || ["--help", "-h"].contains(argv[0]) { argv = ["help"] }
             let type = try CommandTree.visibleCommand(argv[0], for: principal)
             mutating = type is any MutatingCommand.Type
+            if let handOffType = type as? any HandOffCommand.Type { commandName = handOffType.auditName }
             if argv.dropFirst().contains(where: { $0 == "--help" || $0 == "-h" }) {
                 stdout.write(try CommandTree.usage(of: type))
                 return 0
@@ -38,9 +93,13 @@ public struct CommandRunner: Sendable {
             appName = command.requirement.appName
             let context = CommandContext(core: core, principal: principal, stdout: stdout, stderr: stderr,
                                          stdin: stdin, commandName: commandName, cancellation: cancellation,
-                                         terminal: terminal)
+                                         terminal: type.wantsTerminal ? terminal : nil, environment: environment, gitHook: gitHook)
             try core.authorizer.require(command.requirement, for: principal)
-            try command.execute(in: context)
+            if let handOff, let command = command as? any HandOffCommand {
+                handOff(try command.spawn(in: context))
+            } else {
+                try command.execute(in: context)
+            }
             return context.exitStatus
         } catch let error as UserFacingError {
             if error.kind == .negative {
@@ -62,18 +121,9 @@ public struct CommandRunner: Sendable {
         }
     }
 
-    /// `--as <user>` / `--as=<user>`: an admin runs the command with that user's rights.
-    private func impersonation(_ argv: inout [String], _ principal: Principal) throws -> Principal {
-        guard let first = argv.first, first == "--as" || first.hasPrefix("--as=") else { return principal }
-        let name: String
-        if first == "--as" {
-            guard argv.count >= 2 else { throw UserFacingError(.usage, "--as needs a user name: --as <user> <command>") }
-            name = argv[1]
-            argv.removeFirst(2)
-        } else {
-            name = String(first.dropFirst("--as=".count))
-            argv.removeFirst()
-        }
+    /// `--as <user>`: an admin runs the command with that user's rights.
+    private func impersonation(_ name: String?, _ principal: Principal) throws -> Principal {
+        guard let name else { return principal }
         guard principal.isAdmin else { throw UserFacingError.denied("only server admins may use --as") }
         let userName = try UserName(name)
         guard let user = try core.users.find(userName) else {
@@ -109,4 +159,47 @@ public struct CommandRunner: Sendable {
             logger.error("could not record a failed command in the audit log", metadata: ["error": "\(error)"])
         }
     }
+}
+
+/// A command line as every path reads it: `[--as USER | --as=USER] <command> [args...]`.
+/// git's `git receive-pack <path>` form becomes `git-receive-pack <path>`.
+struct Invocation {
+    /// The user an admin acts as.
+    let asUser: String?
+    /// The command and its arguments.
+    let words: [String]
+
+    init(_ argv: [String]) throws {
+        var words = argv[...]
+        if let first = words.first, first == "--as" {
+            guard words.count >= 2 else { throw UserFacingError(.usage, "--as needs a user name: --as <user> <command>") }
+            asUser = words[words.startIndex + 1]
+            words = words.dropFirst(2)
+        } else if let first = words.first, first.hasPrefix("--as=") {
+            asUser = String(first.dropFirst("--as=".count))
+            words = words.dropFirst()
+        } else {
+            asUser = nil
+        }
+        if words.count == 3, words.first == "git", let verb = words.dropFirst().first, ["receive-pack", "upload-pack"].contains(verb) {
+            words = ["git-\(verb)"] + words.suffix(1)
+        }
+        self.words = Array(words)
+    }
+}
+
+/// Collects what a prepared command printed before the front started anything.
+private final class CapturedOutput: TextOutput, @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage = ""
+    func write(_ text: String) { lock.withLock { storage += text } }
+    var text: String { lock.withLock { storage } }
+}
+
+/// No standard input.
+struct EmptyInput: InputSource {
+    var isInteractive: Bool { false }
+    func readAll(limit: Int) throws -> Data? { Data() }
+    func readLine(limit: Int) throws -> Data? { Data() }
+    func readChunk(max: Int) throws -> Data { Data() }
 }

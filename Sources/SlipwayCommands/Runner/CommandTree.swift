@@ -21,6 +21,7 @@ public enum CommandTree {
         Certs.Add.self, Certs.Remove.self, Certs.Report.self, ProxyReport.self, ProxyLogs.self,
         Builds.List.self, Builds.Report.self, Builder.Bootstrap.self, Builder.Report.self,
         Events.self, Help.self, Version.self,
+        GitCommands.ReceivePack.self, GitCommands.UploadPack.self,
     ]
 
     /// Commands by wire name.
@@ -55,7 +56,7 @@ public enum CommandTree {
     }
 
     static func listing(for principal: Principal) -> String {
-        let visible = commands.filter { isVisible($0, to: principal) }
+        let visible = commands.filter { isVisible($0, to: principal) && $0.configuration.shouldDisplay }
         let width = (visible.map { $0.name.count }.max() ?? 0) + 2
         var text = "Usage: <command> [arguments]   (\(principal.name)\(principal.isAdmin ? ", admin" : ""))\n\nCommands you may run:\n"
         for command in visible {

@@ -14,6 +14,25 @@ public protocol GatedCommand: ParsableCommand {
     var requirement: Requirement { get }
     /// Runs the command: one call into the core, then printing.
     func execute(in context: CommandContext) throws
+    /// Whether the command uses the client's terminal (`ssh -t`) itself; the others'
+    /// output is written for it as lines.
+    static var wantsTerminal: Bool { get }
+}
+
+/// A command whose work is a program run with the caller's stdin, stdout and stderr
+/// (git's side of a push or fetch): `spawn` makes the one core call and returns the
+/// program, which the front then runs.
+public protocol HandOffCommand: GatedCommand {
+    /// The command its audit events name ("git push").
+    static var auditName: String { get }
+    func spawn(in context: CommandContext) throws -> Spawn
+}
+
+extension HandOffCommand {
+    /// Only a front that can hand its client to a program (SSH) runs these.
+    public func execute(in context: CommandContext) throws {
+        throw UserFacingError(.usage, "\(Self.name) is what git runs over SSH; push to or clone ssh://<host>:2222/<app> instead")
+    }
 }
 
 /// A command that changes state: its failures are audited too (successes are
@@ -26,6 +45,8 @@ public protocol QueryCommand: GatedCommand {}
 extension GatedCommand {
     /// The wire name, e.g. `apps:create`.
     public static var name: String { configuration.commandName ?? "\(Self.self)" }
+
+    public static var wantsTerminal: Bool { false }
 
     /// ArgumentParser's own entry point is not used: `CommandRunner` calls `execute`.
     public func run() throws {

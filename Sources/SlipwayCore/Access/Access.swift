@@ -32,6 +32,9 @@ public indirect enum Requirement: Sendable, Equatable {
     case user
     /// At least `role` on the app named by the (not yet validated) string.
     case app(String, AppRole)
+    /// The same when the app exists; a name no app has passes, for a command that
+    /// creates the app (a first push). A hidden app's name does not pass.
+    case appOrMissing(String, AppRole)
     /// The caller owns the storage (or is an admin); `allowMissing` lets a storage
     /// that does not exist yet pass, for commands that create it.
     case storageOwner(String, allowMissing: Bool)
@@ -43,7 +46,7 @@ public indirect enum Requirement: Sendable, Equatable {
     /// The app this requirement names, if any (used for the audit log).
     public var appName: String? {
         switch self {
-        case .app(let name, _): name
+        case .app(let name, _), .appOrMissing(let name, _): name
         case .all(let parts): parts.lazy.compactMap(\.appName).first
         default: nil
         }

@@ -35,6 +35,10 @@ public struct Authorizer: Sendable {
             guard held >= needed else {
                 throw UserFacingError.denied("you have \(held.rawValue) access to app \(quoted(rawName)); this needs \(needed.rawValue) access, which an owner can grant with acl:add")
             }
+        case .appOrMissing(let rawName, let needed):
+            guard try App.filter(Column("name") == AppName(rawName).rawValue).fetchCount(db) == 0 else {
+                return try check(.app(rawName, needed), for: principal, in: db)
+            }
         case .storageOwner(let rawName, let allowMissing):
             let name = try StorageName(rawName)
             guard let storage = try Storage.filter(Column("name") == name.rawValue).fetchOne(db) else {

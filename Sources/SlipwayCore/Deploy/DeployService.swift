@@ -25,8 +25,9 @@ public struct DeployService: Sendable {
 
     /// What starts a deploy.
     public enum Trigger: Sendable {
-        /// A push to the deploy branch: build this revision, then release it.
-        case push(revision: String)
+        /// A push to the deploy branch: build this revision, then release it; once it
+        /// serves, the app records the branch and revision (with the push's audit event).
+        case push(revision: String, branch: String)
         /// Same image, the app's current config (config:set and friends).
         case config
         /// An earlier release's image and config, no build.
@@ -52,7 +53,7 @@ public struct DeployService: Sendable {
         let image: String, revision: String, plan: DeployPlan, reason: String
         var environment = try config.environmentVariables(of: app)
         switch trigger {
-        case .push(let pushed):
+        case .push(let pushed, _):
             plan = try readPlan(app, revision: pushed)
             let build = try builds.build(app, revision: pushed, by: caller, output: output)
             (image, revision, reason) = (build.image, pushed, "push of \(pushed.prefix(12))")
@@ -95,7 +96,8 @@ public struct DeployService: Sendable {
                 try runTask(app, release: release, snapshot: snapshot, command: task, phase: "predeploy", output: output)
             }
             // 4-6. Start, check, switch, retire.
-            try rollout(app, record: record, release: release, snapshot: snapshot, types: nil, output: output)
+            try rollout(app, record: record, release: release, snapshot: snapshot, types: nil,
+                        recording: recordingPush(trigger, app: app, caller: caller), output: output)
         } catch {
             let message = (error as? UserFacingError)?.message ?? "\(error)"
             release.status = "failed"
@@ -122,6 +124,18 @@ public struct DeployService: Sendable {
         housekeeping(app, appID: record.id!, output: output)
         output("=====> Application deployed: \(try routing.url(for: app))")
         return release
+    }
+
+    /// For a push: the deploy branch and its revision, written with the release.
+    private func recordingPush(_ trigger: Trigger, app: AppName, caller: Caller) -> (@Sendable (Database) throws -> Void)? {
+        guard case .push(let revision, let branch) = trigger else { return nil }
+        return { [apps] db in
+            var record = try apps.existing(app, db)
+            record.deployBranch = branch
+            record.deployedRevision = revision
+            try record.update(db)
+            try db.audit(caller, app: app.rawValue, detail: "pushed \(branch) at \(revision.prefix(12))")
+        }
     }
 
     /// Whether the app has a current release (config changes then redeploy it).

@@ -19,9 +19,10 @@ extension DeployService {
     /// Starts new containers for `types` (nil: every type of the plan) of `release`,
     /// checks them, points the router at the new web containers, records the
     /// release as current, and retires the containers they replace. On failure the
-    /// new containers are removed and nothing else has changed.
+    /// new containers are removed and nothing else has changed. `recording` writes
+    /// more in the transaction that makes the release current (a push's revision).
     func rollout(_ app: AppName, record: App, release: Release, snapshot: ReleaseSnapshot, types: Set<String>?,
-                 output: @escaping Output) throws {
+                 recording: (@Sendable (Database) throws -> Void)? = nil, output: @escaping Output) throws {
         let engine = self.engine
         let formation = try formation(of: record.id!, plan: snapshot.plan)
         let before = try processContainers(app)
@@ -94,6 +95,7 @@ extension DeployService {
             try store.write { [done] db in
                 if done.id != nil, try Release.fetchOne(db, key: done.id)?.status == "deploying" { try done.update(db) }
                 try db.execute(sql: "UPDATE apps SET current_release_id = ?, processes_stopped = 0 WHERE id = ?", arguments: [done.id, record.id])
+                try recording?(db)
                 if webReplaced {
                     try db.execute(sql: "DELETE FROM endpoints WHERE app_id = ?", arguments: [record.id])
                     for endpoint in liveEndpoints {

@@ -47,6 +47,6 @@ public final class Core: Sendable {
         deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
                                 storage: storage, builds: builds, git: git, routing: routing, locks: DeployLocks(store: store),
                                 instance: try paths.instanceID())
-        pushes = PushService(apps: apps, git: git, deploys: deploys)
+        pushes = PushService(apps: apps, git: git, deploys: deploys, users: users, authorizer: authorizer)
     }
 }

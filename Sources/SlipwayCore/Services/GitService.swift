@@ -80,38 +80,16 @@ public struct GitService: Sendable {
         return path
     }
 
+    /// `git upload-pack` on the app's repository (a fetch or clone), for the front to spawn.
+    public func uploadPack(_ app: AppName, gitProtocol: String?) throws -> Spawn {
+        Spawn(argv: [Self.gitExecutable, "upload-pack", try ensureRepository(app)], environment: environment(gitProtocol: gitProtocol))
+    }
+
     /// Whether the app's repository has any branch yet.
     public func hasBranches(_ app: AppName) throws -> Bool {
         let listing = try ProcessRunner.run(Self.gitExecutable, ["--git-dir", paths.repository(app), "for-each-ref", "--count=1", "refs/heads/"],
                                             environment: environment(gitProtocol: nil))
         return listing.status == 0 && !listing.stdout.isEmpty
-    }
-
-    /// After a successful push: chooses the deploy branch on the first push (`main`,
-    /// else `master`) and records the revision it now points at.
-    /// Returns the branch and revision, or nil when the deploy branch was not pushed.
-    @discardableResult
-    public func recordPush(to app: AppName, by caller: Caller) throws -> (branch: String, revision: String)? {
-        let repo = paths.repository(app)
-        let listing = try ProcessRunner.run(Self.gitExecutable, ["--git-dir", repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/"],
-                                            environment: environment(gitProtocol: nil))
-        guard listing.status == 0 else { throw GitError.failed("git for-each-ref: \(listing.stderr)") }
-        var heads: [String: String] = [:]
-        for line in listing.stdout.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2 { heads[String(parts[0].dropFirst("refs/heads/".count))] = String(parts[1]) }
-        }
-        return try store.write { db in
-            var record = try apps.existing(app, db)
-            guard let branch = deployBranch(of: record, updatedRefs: heads.keys.map { "refs/heads/\($0)" }), let revision = heads[branch], revision != record.deployedRevision || record.deployBranch == nil else {
-                return nil
-            }
-            record.deployBranch = branch
-            record.deployedRevision = revision
-            try record.update(db)
-            try db.audit(caller, app: app.rawValue, detail: "pushed \(branch) at \(revision.prefix(12))")
-            return (branch, revision)
-        }
     }
 }
 
