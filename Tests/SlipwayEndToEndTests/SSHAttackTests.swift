@@ -161,6 +161,34 @@ struct SSHAttackTests {
         // bob's remaining key still works.
         #expect(try server.ssh(bob.key, "whoami").out.hasPrefix("bob"))
     }
+
+    /// git's pre-receive hook is this binary; anyone who can run it (a process on the
+    /// host, a hook copied into another repository) must not deploy as someone else.
+    /// Without the pusher's identity, or with a removed user's, it deploys nothing.
+    @Test func thePreReceiveHookDeploysNothingWithoutAPushersIdentity() throws {
+        let server = try TestServer()
+        defer { server.slipway.cleanUp() }
+        let alice = try TestUser.register("alice", admin: true, on: server.slipway)
+        let repo = try makeRepository(["Procfile": Data("web: python3 -m http.server $PORT\n".utf8)])
+        defer { try? FileManager.default.removeItem(atPath: repo) }
+        // Stored on a branch that does not deploy: the revision is in the app's repository.
+        #expect(try server.git(alice.key, ["push", "-q", server.url("web"), "main:feature"], in: repo).status == 0)
+        let revision = try run("/usr/bin/git", ["-C", repo, "rev-parse", "HEAD"]).out.trimmingCharacters(in: .newlines)
+        let update = Data("\(String(repeating: "0", count: 40)) \(revision) refs/heads/main\n".utf8)
+        #expect(try server.slipway("users:add", "carol").status == 0)
+        #expect(try server.slipway("acl:add", "web", "carol", "write").status == 0)
+        #expect(try server.slipway("users:remove", "carol").status == 0)
+        let noIdentity = "error: the pre-receive hook was run without the pusher's identity"
+        for (environment, refusal) in [(["SLIPWAY_APP": "web"], noIdentity), (["SLIPWAY_APP": "web", "SLIPWAY_PUSHER": "alice"], noIdentity),
+                                       (["SLIPWAY_APP": "web", "SLIPWAY_PUSHER": "carol", "SLIPWAY_PUSHER_ID": "3"], "error: the pusher carol is no longer a user")] {
+            let hook = try server.slipway(["hook:pre-receive"], stdin: update, environment: environment)
+            #expect(hook.status == 1 && hook.err.hasPrefix(refusal) && hook.out.isEmpty, "\(environment): \(hook)")
+        }
+        #expect(try server.slipway("releases", "web").err.contains("web has no releases yet"))
+        #expect(try server.slipway("builds:list", "web").out.contains(String(revision.prefix(12))) == false)
+        #expect(try server.slipway("apps:report", "web", "--format", "json").out.contains(revision) == false)
+        #expect(try server.slipway("apps:destroy", "web", "--force").status == 0)
+    }
 }
 
 // MARK: Attack tools
