@@ -58,6 +58,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        /// nginx behind SlipwayCore's `Proxy` port: the files it reads, `nginx -t`,
+        /// reloads, and the managed nginx's process (started, watched, restarted).
+        .target(
+            name: "SlipwayNginx",
+            dependencies: [
+                "SlipwayCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         /// The embedded SSH server: the only code that talks to libssh's server API.
         .target(
             name: "SlipwaySSH",
@@ -69,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "slipway",
             dependencies: [
-                "SlipwayCommands", "SlipwayCore", "SlipwayEngine", "SlipwaySSH",
+                "SlipwayCommands", "SlipwayCore", "SlipwayEngine", "SlipwayNginx", "SlipwaySSH",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -77,6 +87,10 @@ let package = Package(
         .testTarget(
             name: "SlipwayCoreTests",
             dependencies: ["SlipwayCore", "SlipwayCommands", "SlipwayEngine", "SlipwaySSH", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "SlipwayNginxTests",
+            dependencies: ["SlipwayCore", "SlipwayNginx", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SlipwayEndToEndTests",

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SlipwayCore
+import SlipwayNginx
 import SlipwaySSH
 
 /// `slipway serve`: the SSH front, until SIGTERM/SIGINT. Local only: it is not
@@ -24,8 +25,6 @@ struct Serve: ParsableCommand {
         }
         // Deploys the previous server left half done end before any new one can start.
         for repair in try core.deploys.endInterruptedDeploys() { logger.warning("recovery", metadata: ["repair": "\(repair)"]) }
-        let stopping = StopFlag()
-        startProxyAndRecovery(core: core, stopping: stopping, logger: logger)
         var options = try SSHServer.Options.parse(listen: listen ?? core.settings.listen)
         options.maxSessions = core.settings.maxSessions
         options.idleTimeout = TimeInterval(core.settings.idleTimeout)
@@ -37,42 +36,19 @@ struct Serve: ParsableCommand {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         options.hookCommand = [executable, "--data-dir", core.paths.root] + (configPath.map { ["--config", $0] } ?? []) + ["hook:pre-receive"]
         let server = try SSHServer(core: core, options: options, logger: logger)
-        let service = SSHService(server: server, grace: TimeInterval(core.settings.shutdownGrace), stopping: stopping, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
-    }
-
-    /// The managed nginx is started (or found running from an earlier server), then
-    /// every app is brought back to its state, and nginx is watched: if it dies, it
-    /// is started again within two seconds (not once the server is stopping: an
-    /// admin stopping both must not see nginx come back); apps' access logs are
-    /// rotated on the same beat. All on a thread of its
-    /// own, so SSH sessions are served meanwhile.
-    private func startProxyAndRecovery(core: Core, stopping: StopFlag, logger: Logger) {
-        Thread.detachNewThread {
-            do {
-                if try core.router.ensureRunning() { logger.info("started nginx", metadata: ["port": "\(core.settings.proxyPort)"]) }
-            } catch {
-                logger.error("the proxy did not start", metadata: ["error": "\(error)"])
-            }
+        let ssh = SSHService(server: server, grace: TimeInterval(core.settings.shutdownGrace), logger: logger)
+        // The proxy comes up (and every app back to its state) while SSH sessions are
+        // already served. Shut down in reverse order: the supervisor stops first.
+        let proxy = NginxSupervisor(nginx: NginxProxy(settings: core.settings, paths: core.paths), accessLogMaxBytes: core.settings.accessLogMaxBytes,
+                                    logger: logger) {
             do {
                 try core.deploys.reconcile { logger.warning("recovery", metadata: ["repair": "\($0)"]) }
             } catch {
                 logger.error("could not bring every app back to its state", metadata: ["error": "\(error)"])
             }
-            while true {
-                Thread.sleep(forTimeInterval: 2)
-                if stopping.isSet { return }
-                do {
-                    if try core.router.ensureRunning() { logger.warning("nginx was not running; started it again") }
-                } catch {
-                    logger.error("the proxy is down and did not start", metadata: ["error": "\(error)"])
-                }
-                for app in core.router.rotateAccessLogs(maxBytes: core.settings.accessLogMaxBytes) {
-                    logger.info("rotated the access log", metadata: ["app": "\(app)"])
-                }
-            }
         }
+        let group = ServiceGroup(configuration: .init(services: [ssh, proxy], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 
     /// On first start with no users, `initial_admin_keys` become the user `admin`.
@@ -93,7 +69,6 @@ struct Serve: ParsableCommand {
 struct SSHService: Service {
     let server: SSHServer
     let grace: TimeInterval
-    let stopping: StopFlag
     let logger: Logger
 
     func run() async throws {
@@ -102,7 +77,6 @@ struct SSHService: Service {
         FileHandle.standardOutput.write(Data("listening on \(server.boundAddress)\n".utf8))
         logger.info("listening", metadata: ["address": "\(server.boundAddress)"])
         try? await gracefulShutdown()
-        stopping.set()
         logger.info("shutting down: no new sessions; waiting for running ones", metadata: ["grace_s": "\(Int(grace))"])
         let server = self.server, grace = self.grace
         let left = await withCheckedContinuation { continuation in
@@ -110,14 +84,6 @@ struct SSHService: Service {
         }
         if left > 0 { logger.warning("exiting with sessions still running", metadata: ["sessions": "\(left)"]) }
     }
-}
-
-/// Set once `serve` begins to shut down; read from other threads.
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
 }
 
 /// `slipway host-key`: the public host key line (for known_hosts) and its fingerprint.

@@ -3,6 +3,7 @@ import Logging
 import SlipwayCommands
 import SlipwayCore
 import SlipwayEngine
+import SlipwayNginx
 import SlipwaySSH
 
 /// `slipway [--data-dir DIR] [--config FILE] [--as USER] <command> [args...]`
@@ -65,7 +66,8 @@ do {
         guard dir.hasPrefix("/") || !dir.isEmpty else { fail(.invalid("the data directory must not be empty")) }
         settings.dataDir = URL(fileURLWithPath: dir).standardizedFileURL.path
     }
-    core = try Core(settings: settings, engine: DockerEngine.locate(configured: settings.engineSocket), probe: AsyncHTTPProbe())
+    core = try Core(settings: settings, engine: DockerEngine.locate(configured: settings.engineSocket), probe: AsyncHTTPProbe(),
+                    proxy: NginxProxy(settings: settings, paths: DataPaths(root: settings.dataDir)))
 } catch let error as UserFacingError {
     fail(error)
 } catch {

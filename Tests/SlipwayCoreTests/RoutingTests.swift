@@ -2,8 +2,7 @@ import Foundation
 import Testing
 @testable import SlipwayCore
 
-/// Domain names as the proxy may see them, certificates as users bring them, and
-/// the nginx config rendered from both.
+/// Domain names as the proxy may see them, and certificates as users bring them.
 @Suite("Routing: domain names, certificates, rendered config")
 struct RoutingUnitTests {
     @Test(arguments: ["example.com", "www.example.com", "a-b.c0.example", "x", String(repeating: "a", count: 63) + ".com"])
@@ -64,38 +63,10 @@ struct RoutingUnitTests {
         let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
         #expect(message(cert + encrypted).hasPrefix("the private key is encrypted"))
     }
-
-    @Test func theRenderedConfigServesRedirectsAndRefusesAsTheSiteSays() throws {
-        var settings = Settings()
-        settings.proxyPort = 8080
-        settings.tlsPort = 8443
-        let router = NginxRouter(settings: settings, paths: DataPaths(root: "/data"))
-        let app = try AppName("web")
-        let idle = router.render(Site(app: app, names: ["web.localhost"], endpoints: []))
-        #expect(idle.contains("return 503 \"web has no running web process"))
-        #expect(!idle.contains("upstream"))
-
-        let site = Site(app: app, names: ["web.localhost", "www.example.com"], endpoints: ["127.0.0.1:40001", "127.0.0.1:40002"],
-                        tls: .init(certificatePath: "/data/certs/1/server.crt", keyPath: "/data/certs/1/server.key", names: ["www.example.com"]))
-        let text = router.render(site)
-        #expect(text.contains("server 127.0.0.1:40001 max_fails=1 fail_timeout=2s;\n    server 127.0.0.1:40002"))
-        let log = "    access_log /data/nginx/logs/web.access.log combined buffer=32k flush=1s;\n"
-        #expect(text.contains("listen 8080;\n    server_name web.localhost;\n\(log)    set $slipway_upgrade \"\";"))
-        #expect(text.contains("if ($http_upgrade ~* ^websocket$) { set $slipway_upgrade $http_upgrade; set $slipway_connection upgrade; }"))
-        #expect(text.contains("proxy_set_header Host $host:8080;") && text.contains("proxy_set_header Host $host:8443;"))
-        #expect(text.contains("proxy_set_header Connection $slipway_connection;"))
-        #expect(text.contains("listen 8080;\n    server_name www.example.com;\n\(log)    return 301 https://$host:8443$request_uri;"))
-        #expect(text.contains("listen 8443 ssl http2;\n    server_name www.example.com;\n\(log)    ssl_certificate /data/certs/1/server.crt;"))
-        // On the schemes' own ports the Host an app gets has no port.
-        settings.proxyPort = 80
-        settings.tlsPort = 443
-        let standard = NginxRouter(settings: settings, paths: DataPaths(root: "/data")).render(site)
-        #expect(standard.components(separatedBy: "proxy_set_header Host $host;").count == 3, "\(standard)")
-    }
 }
 
-/// Routing changes that must be refused, changing nothing, on a temp store (nginx
-/// validates the rendered files; none runs, so nothing reloads).
+/// Routing changes that must be refused, changing nothing, on a temp store and a
+/// recording proxy.
 @Suite("Routing: refused changes")
 struct RoutingRefusalTests {
     func domains(_ w: TestWorld, _ app: String) -> String { w.run(["domains:report", app, "--format", "json"]).out }
@@ -170,7 +141,7 @@ struct AccessLogFollowTests {
         let w = try TestWorld()
         #expect(w.run(["apps:create", "web"]).status == 0)
         let app = try AppName("web")
-        let path = w.core.routing.router.accessLogPath(for: app)
+        let path = w.core.routing.proxy.accessLogPath(for: app)
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try "old request\n".write(toFile: path, atomically: false, encoding: .utf8)
         let flags = Flags(), done = DispatchSemaphore(value: 0)

@@ -102,7 +102,7 @@ enum Apps {
             }
             try context.core.apps.rename(try AppName(old), to: newName, by: context.caller)
             // Its proxy file (a 503 page, custom domains) follows the name.
-            try context.core.routing.router.remove(app: try AppName(old))
+            try context.core.routing.unpublish(try AppName(old))
             try context.core.routing.publish(newName)
             context.print("app \(old) renamed to \(newName); update your git remote to ssh://<host>:2222/\(newName)")
         }

@@ -187,7 +187,7 @@ extension DeployService {
                 try await engine.removeContainer(container.id, force: true)
             }
         }
-        try routing.router.remove(app: app)
+        try routing.unpublish(app)
         if let id = try apps.find(app)?.id { CertificateFiles.remove(paths: paths, appID: id) }
         let images = try store.read { db in
             try String.fetchAll(db, sql: "SELECT DISTINCT image FROM builds JOIN apps ON apps.id = builds.app_id WHERE apps.name = ?", arguments: [app])

@@ -98,8 +98,8 @@ public struct CertificateService: Sendable {
             let files = CertificateFiles(paths: paths, appID: appID, fingerprint: parsed.fingerprint)
             try files.write(chain: parsed.chainPEM, key: parsed.keyPEM)
             do {
-                try store.write { db in
-                    guard let record = try App.fetchOne(db, key: appID) else { throw UserFacingError.appNotFound(app.rawValue) }
+                try routing.changing(app, by: caller) { record, db in
+                    guard record.id == appID else { throw UserFacingError.appNotFound(app.rawValue) }
                     let names = try routing.names(of: record, db)
                     let required = names.count > 1 ? Array(names.dropFirst()) : names
                     let uncovered = required.filter { !Self.covers(parsed.names, $0) }
@@ -111,7 +111,6 @@ public struct CertificateService: Sendable {
                                                 notBefore: parsed.notBefore, notAfter: parsed.notAfter, fingerprint: parsed.fingerprint,
                                                 addedBy: caller.principal.name, addedAt: Date())
                     try row.save(db)
-                    try routing.republish(record, db)
                     try db.audit(caller, app: app.rawValue, detail: "added a certificate for \(parsed.names.joined(separator: " ")) (\(parsed.fingerprint.prefix(23))...)")
                 }
             } catch {
@@ -127,12 +126,10 @@ public struct CertificateService: Sendable {
     /// `certs:remove`: back to plain HTTP.
     public func remove(_ app: AppName, by caller: Caller) throws {
         try routing.locked(app, by: caller) {
-            let appID = try store.write { db -> Int64 in
-                let record = try routing.apps.existing(app, db)
+            let appID = try routing.changing(app, by: caller) { record, db -> Int64 in
                 guard try CertificateRecord.deleteOne(db, key: record.id) else {
                     throw UserFacingError.notFound("\(app) has no certificate; certs:add \(app) adds one")
                 }
-                try routing.republish(record, db)
                 try db.audit(caller, app: app.rawValue, detail: "removed its certificate")
                 return record.id!
             }

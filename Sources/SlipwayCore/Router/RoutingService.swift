@@ -3,15 +3,17 @@ import GRDB
 
 /// Which names reach which app: every app answers at `<app>.<global domain>`, plus
 /// the custom domains its writers add. A name belongs to one app only; names are
-/// DNS names (RFC 1123), so nothing typed here reaches nginx as anything but a name.
-/// Every change is rendered, validated and reloaded inside the transaction that
-/// records it: a change nginx refuses is not recorded either.
+/// DNS names (RFC 1123), so nothing typed here reaches the proxy as anything but a name.
+/// A change is checked against the state and recorded in one transaction, then the
+/// proxy takes it outside any transaction; a change the proxy refuses or fails to
+/// load is undone (RoutingService+Changes.swift).
 public struct RoutingService: Sendable {
     let store: Store
     let apps: AppService
     let settings: Settings
     let paths: DataPaths
-    public let router: NginxRouter
+    /// nginx in the product (Sources/SlipwayNginx), a recording fake in core tests.
+    public let proxy: any Proxy
     /// The apps' deploy locks: a routing change of an app waits for no deploy but is
     /// refused while one runs (its switch publishes the app's file too).
     var locks: DeployLocks { DeployLocks(store: store) }
@@ -73,18 +75,25 @@ public struct RoutingService: Sendable {
     }
 
     /// Points the app's names at `endpoints` (nil: the recorded ones, none while
-    /// stopped), validated and reloaded.
+    /// stopped), validated and reloaded. A deploy calls it before it records the switch.
     public func publish(_ app: AppName, endpoints: [String]? = nil) throws {
-        let current = try store.read { db in
-            let record = try apps.existing(app, db)
-            return try site(of: record, endpoints: endpoints ?? recordedEndpoints(record, db), db)
+        try serialized {
+            let current = try store.read { db in
+                let record = try apps.existing(app, db)
+                return try site(of: record, endpoints: endpoints ?? recordedEndpoints(record, db), db)
+            }
+            try proxy.apply(current)
         }
-        try router.publish(current)
     }
 
-    /// Publishes inside a write transaction (the change is kept only if nginx takes it).
-    func republish(_ app: App, _ db: Database) throws {
-        try router.publish(try site(of: app, endpoints: try recordedEndpoints(app, db), db))
+    /// Takes the app's names out of the proxy, and its access logs (apps:destroy; apps:rename for the old name).
+    public func unpublish(_ app: AppName) throws {
+        try serialized { try proxy.remove(app: app) }
+    }
+
+    /// The app's site as recorded: its names, and its endpoints unless it is stopped.
+    func recordedSite(of app: App, _ db: Database) throws -> Site {
+        try site(of: app, endpoints: try recordedEndpoints(app, db), db)
     }
 
     private func recordedEndpoints(_ app: App, _ db: Database) throws -> [String] {
@@ -107,11 +116,8 @@ public struct RoutingService: Sendable {
     }
 
     public func proxyReport(_ app: AppName) throws -> ProxyReport {
-        let served = try store.read { db in
-            let record = try apps.existing(app, db)
-            return try site(of: record, endpoints: try recordedEndpoints(record, db), db)
-        }
-        let path = router.configPath(for: app)
+        let served = try store.read { db in try recordedSite(of: try apps.existing(app, db), db) }
+        let path = proxy.configPath(for: app)
         return ProxyReport(app: app.rawValue, mode: settings.proxyMode.rawValue, httpPort: settings.proxyPort, httpsPort: settings.tlsPort,
                            domains: served.names, urls: served.names.map { url(of: served, name: $0) }, upstreams: served.endpoints,
                            tlsDomains: served.tls?.names ?? [], configPath: path, configPresent: FileManager.default.fileExists(atPath: path))
@@ -127,7 +133,7 @@ public struct RoutingService: Sendable {
     public func accessLog(_ app: AppName, lines: Int, follow: Bool, output: @escaping @Sendable (String) -> Void,
                           isCancelled: @escaping @Sendable () -> Bool, isAllowed: @escaping @Sendable () -> Bool) throws {
         _ = try store.read { try apps.existing(app, $0) }
-        let path = router.accessLogPath(for: app)
+        let path = proxy.accessLogPath(for: app)
         var file = FileHandle(forReadingAtPath: path)
         if let file, lines > 0 {
             // The tail: at most the last 4 MiB, enough for any sane `-n`.
@@ -199,12 +205,10 @@ public struct RoutingService: Sendable {
     @discardableResult
     public func add(_ app: AppName, _ domains: [String], by caller: Caller) throws -> [String] {
         let wanted = try validated(domains)
-        return try locked(app, by: caller) { try store.write { db in
-            let record = try apps.existing(app, db)
+        return try locked(app, by: caller) { try changing(app, by: caller) { record, db in
             let current = Set(try names(of: record, db))
             let new = wanted.filter { !current.contains($0) }
             try claim(new, for: record, by: caller, db)
-            try republish(record, db)
             if !new.isEmpty { try db.audit(caller, app: app.rawValue, detail: "added domains \(new.joined(separator: " "))") }
             return new
         } }
@@ -213,11 +217,9 @@ public struct RoutingService: Sendable {
     /// `domains:set`: the app's custom domains become exactly these.
     public func set(_ app: AppName, _ domains: [String], by caller: Caller) throws {
         let names = try validated(domains)
-        try locked(app, by: caller) { try store.write { db in
-            let record = try apps.existing(app, db)
+        try locked(app, by: caller) { try changing(app, by: caller) { record, db in
             try db.execute(sql: "DELETE FROM domains WHERE app_id = ?", arguments: [record.id])
             try claim(names.filter { $0 != "\(app).\(try globalDomain(db))" }, for: record, by: caller, db)
-            try republish(record, db)
             try db.audit(caller, app: app.rawValue, detail: "set domains to \(names.joined(separator: " "))")
         } }
     }
@@ -225,8 +227,7 @@ public struct RoutingService: Sendable {
     /// `domains:remove`: each name must be one of the app's custom domains.
     public func remove(_ app: AppName, _ domains: [String], by caller: Caller) throws {
         let names = try validated(domains)
-        try locked(app, by: caller) { try store.write { db in
-            let record = try apps.existing(app, db)
+        try locked(app, by: caller) { try changing(app, by: caller) { record, db in
             let custom = Set(try String.fetchAll(db, sql: "SELECT name FROM domains WHERE app_id = ?", arguments: [record.id]))
             for name in names where !custom.contains(name) {
                 if name == "\(app).\(try globalDomain(db))" {
@@ -235,17 +236,14 @@ public struct RoutingService: Sendable {
                 throw UserFacingError.notFound("\(app) has no domain \(name); domains:report \(app) lists them")
             }
             for name in names { try db.execute(sql: "DELETE FROM domains WHERE name = ?", arguments: [name]) }
-            try republish(record, db)
             try db.audit(caller, app: app.rawValue, detail: "removed domains \(names.joined(separator: " "))")
         } }
     }
 
     /// `domains:clear`: no custom domains (the default one stays).
     public func clear(_ app: AppName, by caller: Caller) throws {
-        try locked(app, by: caller) { try store.write { db in
-            let record = try apps.existing(app, db)
+        try locked(app, by: caller) { try changing(app, by: caller) { record, db in
             try db.execute(sql: "DELETE FROM domains WHERE app_id = ?", arguments: [record.id])
-            try republish(record, db)
             try db.audit(caller, app: app.rawValue, detail: "cleared custom domains")
         } }
     }
@@ -257,7 +255,7 @@ public struct RoutingService: Sendable {
         var held: [DeployLock] = []
         defer { held.forEach(locks.release) }
         for app in try store.read({ db in try App.fetchAll(db) }) { held.append(try locks.acquire(app.name, by: caller)) }
-        do { try store.write { db in
+        try committing(.every, by: caller) { db, _ in
             // A custom domain must not turn into another app's default one.
             for (name, owner) in try Row.fetchAll(db, sql: "SELECT domains.name, apps.name FROM domains JOIN apps ON apps.id = domains.app_id")
                 .map({ ($0[0] as String, $0[1] as String) }) {
@@ -273,12 +271,7 @@ public struct RoutingService: Sendable {
             try db.execute(sql: "INSERT INTO server_settings (key, value) VALUES ('global_domain', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [global])
             // A custom domain that becomes its own app's default one is simply that now.
             try db.execute(sql: "DELETE FROM domains WHERE name = (SELECT apps.name FROM apps WHERE apps.id = domains.app_id) || '.' || ?", arguments: [global])
-            for app in try App.fetchAll(db) { try republish(app, db) }
             try db.audit(caller, app: nil, detail: "set the global domain to \(global)")
-        } } catch {
-            // Files already switched go back to the recorded (unchanged) state.
-            for app in (try? store.read({ db in try App.fetchAll(db) })) ?? [] { try? publish(app.name) }
-            throw error
         }
     }
 

@@ -1,5 +1,5 @@
 /// Everything the proxy needs to serve one app, built from state by `RoutingService`
-/// and rendered by `NginxRouter` into the app's one config file.
+/// and made live by the `Proxy` (nginx renders it into the app's one config file).
 public struct Site: Sendable, Equatable {
     public let app: AppName
     /// Validated DNS names: `<app>.<global domain>` first, then the custom domains.

@@ -18,14 +18,13 @@ public final class Core: Sendable {
     public let builds: BuildService
     public let pushes: PushService
     public let runs: RunService
-    public let router: NginxRouter
     public let routing: RoutingService
     public let certificates: CertificateService
     public let deploys: DeployService
 
     /// Prepares the data directory and opens (migrating) the database. The engine is
-    /// only contacted when a command needs it.
-    public init(settings: Settings, engine: ContainerEngine, probe: HTTPProbe) throws {
+    /// only contacted when a command needs it; the proxy only when routing changes.
+    public init(settings: Settings, engine: ContainerEngine, probe: HTTPProbe, proxy: any Proxy) throws {
         self.engine = engine
         self.settings = settings
         paths = DataPaths(root: settings.dataDir)
@@ -41,8 +40,7 @@ public final class Core: Sendable {
         builder = BuilderService(store: store, paths: paths, settings: settings, engine: engine)
         builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git, builder: builder)
         runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds, events: events)
-        router = NginxRouter(settings: settings, paths: paths)
-        routing = RoutingService(store: store, apps: apps, settings: settings, paths: paths, router: router)
+        routing = RoutingService(store: store, apps: apps, settings: settings, paths: paths, proxy: proxy)
         certificates = CertificateService(store: store, paths: paths, routing: routing)
         deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
                                 storage: storage, builds: builds, git: git, routing: routing, locks: DeployLocks(store: store),

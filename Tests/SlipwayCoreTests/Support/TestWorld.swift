@@ -40,12 +40,14 @@ struct Outcome {
 struct TestWorld {
     let core: Core
     let runner: CommandRunner
+    let proxy: RecordingProxy
 
     init(settings: (inout Settings) -> Void = { _ in }) throws {
         var s = Settings()
         s.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-test-\(UUID().uuidString)").path
         settings(&s)
-        core = try Core(settings: s, engine: RecordingEngine(), probe: RefusingProbe())
+        proxy = RecordingProxy(directory: s.dataDir + "/proxy")
+        core = try Core(settings: s, engine: RecordingEngine(), probe: RefusingProbe(), proxy: proxy)
         runner = CommandRunner(core: core, logger: Logger(label: "test"))
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SlipwayCore
 
 /// Sends each app's HTTP(S) traffic to its current web containers through nginx.
 /// One config file per app, rendered from a `Site` (validated names, loopback
@@ -9,8 +10,9 @@ import Foundation
 /// `<data-dir>/nginx`; nginx is a daemon of its own, so apps keep serving while
 /// the Slipway server restarts. System mode: the host's nginx includes
 /// `nginx_include_dir`, which Slipway owns; a change is kept only if the system's
-/// whole config still passes `nginx -t`.
-public struct NginxRouter: Sendable {
+/// whole config still passes `nginx -t`. Its process (pid files, reloads, starts)
+/// is in NginxProcess.swift.
+public struct NginxProxy: Proxy {
     public static let executable = "/usr/sbin/nginx"
     let settings: Settings
     /// Managed: nginx's prefix (main config, pid, logs, temp files). System: only the lock and staging.
@@ -36,38 +38,38 @@ public struct NginxRouter: Sendable {
     public func accessLogPath(for app: AppName) -> String { "\(accessLogDirectory)/\(app).access.log" }
 
     /// Renders the site, validates the whole config with it, makes it live and reloads.
-    public func publish(_ site: Site) throws {
+    public func apply(_ site: Site) throws {
         try prepare()
-        let lock = try exclusive()
-        defer { close(lock) }
-        let rendered = render(site)
-        let path = configPath(for: site.app)
-        let previous = try? String(contentsOfFile: path, encoding: .utf8)
-        if previous == rendered, !isManaged || isRunning { return }
-        try validate(replacing: site.app, with: rendered)
-        try write(rendered, to: path)
-        if !isManaged {
-            // The system's own config may clash with ours (a server_name it serves too): keep ours only if the whole passes.
-            let check = try ProcessRunner.run(Self.executable, ["-t", "-c", mainConfig])
-            if let problem = Self.problem(check) {
-                if let previous { try? write(previous, to: path) } else { try? FileManager.default.removeItem(atPath: path) }
-                throw UserFacingError(.conflict, "the system nginx rejected the config for \(site.app), so the previous one was kept: \(problem)")
+        try exclusive {
+            let rendered = render(site)
+            let path = configPath(for: site.app)
+            let previous = try? String(contentsOfFile: path, encoding: .utf8)
+            if previous == rendered, !isManaged || isRunning { return }
+            try validate(replacing: site.app, with: rendered)
+            try write(rendered, to: path)
+            if !isManaged {
+                // The system's own config may clash with ours (a server_name it serves too): keep ours only if the whole passes.
+                let check = try ProcessRunner.run(Self.executable, ["-t", "-c", mainConfig])
+                if let problem = Self.problem(check) {
+                    restore(previous, at: path)
+                    throw UserFacingError(.conflict, "the system nginx rejected the config for \(site.app), so the previous one was kept: \(problem)")
+                }
             }
-        }
-        do { try reload() } catch {
-            // The caller records nothing: the file goes back to what the state says.
-            if let previous { try? write(previous, to: path) } else { try? FileManager.default.removeItem(atPath: path) }
-            throw error
+            do { try reload() } catch {
+                // The live file goes back to what nginx last took.
+                restore(previous, at: path)
+                throw error
+            }
         }
     }
 
-    /// Drops the app's config (apps:destroy).
+    /// Drops the app's config (apps:destroy, apps:rename).
     public func remove(app: AppName) throws {
-        let lock = try exclusive()
-        defer { close(lock) }
-        // The logs first: a name taken again later must not find them, even if the reload fails.
-        for path in [configPath(for: app), accessLogPath(for: app), accessLogPath(for: app) + ".1"] { try? FileManager.default.removeItem(atPath: path) }
-        try reload()
+        try exclusive {
+            // The logs first: a name taken again later must not find them, even if the reload fails.
+            for path in [configPath(for: app), accessLogPath(for: app), accessLogPath(for: app) + ".1"] { try? FileManager.default.removeItem(atPath: path) }
+            try reload()
+        }
     }
 
     // MARK: Rendering
@@ -179,9 +181,9 @@ public struct NginxRouter: Sendable {
         return parts.lexicographicallyPrecedes([1, 19, 4]) == false
     }()
 
-    // MARK: Validation and reload
+    // MARK: Validation
 
-    private func prepare() throws {
+    func prepare() throws {
         let fm = FileManager.default
         for dir in [appsDirectory, directory + "/tmp", accessLogDirectory] { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         guard isManaged else { return }
@@ -224,141 +226,14 @@ public struct NginxRouter: Sendable {
         guard rename(temporary, path) == 0 else { throw UserFacingError(.conflict, "cannot write \(path)") }
     }
 
-    /// The pid of the running managed nginx, if any.
-    var runningPID: pid_t? { Self.livePID(file: pidFile) }
-
-    public var isRunning: Bool { runningPID != nil }
-
-    /// Graceful reload (SIGHUP: new workers take the new config, old ones finish
-    /// their requests). Nothing to do while nginx is not running: `ensureRunning` starts it with the live files.
-    public func reload() throws {
-        guard let pid = isManaged ? runningPID : Self.livePID(file: systemPIDFile) else {
-            if isManaged { return }
-            throw UserFacingError(.unavailable, "the system nginx is not running (no live pid in \(systemPIDFile)); start it (systemctl start nginx)")
-        }
-        let before = Self.children(of: pid)
-        kill(pid, SIGHUP)
-        // Done once the master runs workers with the new config and has told every
-        // old one to stop accepting (its title then says "shutting down"): from then
-        // on every new connection gets the new config, so "deployed" means it answers.
-        var started = false
-        for _ in 0..<500 {
-            let now = Self.children(of: pid)
-            started = started || (!now.isEmpty && !now.isSubset(of: before))
-            if started && before.allSatisfy({ !now.contains($0) || Self.isShuttingDown($0) }) { return }
-            Thread.sleep(forTimeInterval: 0.01)
-        }
-        throw UserFacingError(.unavailable, "nginx did not take the new config within 5 s; see \(isManaged ? directory + "/error.log" : "the system nginx's error log")")
+    /// Puts back the file as it was before a change (none: no file).
+    private func restore(_ previous: String?, at path: String) {
+        if let previous { try? write(previous, to: path) } else { try? FileManager.default.removeItem(atPath: path) }
     }
 
-    /// System mode: the pid file the system nginx's main config names (Debian's default otherwise).
-    var systemPIDFile: String {
-        let text = (try? String(contentsOfFile: mainConfig, encoding: .utf8)) ?? ""
-        for line in text.split(separator: "\n") {
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ";" })
-            if words.count >= 2, words[0] == "pid" { return String(words[1]) }
-        }
-        return "/run/nginx.pid"
-    }
-
-    /// The pid in `file` if an nginx master runs under it (a pid file outlives a
-    /// reboot or a SIGKILL, and its number may now be another process's).
-    static func livePID(file: String) -> pid_t? {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8),
-              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0,
-              let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
-              String(decoding: cmdline, as: UTF8.self).hasPrefix("nginx: master process") else { return nil }
-        return pid
-    }
-
-    /// An old worker told to stop (graceful shutdown) retitles itself.
-    static func isShuttingDown(_ pid: pid_t) -> Bool {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return true }
-        return String(decoding: data, as: UTF8.self).contains("shutting down")
-    }
-
-    /// The process ids whose parent is `pid`.
-    static func children(of pid: pid_t) -> Set<pid_t> {
-        var result = Set<pid_t>()
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let child = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            // After "pid (comm) ": state, then the parent's pid.
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 1, pid_t(fields[1]) == pid { result.insert(child) }
-        }
-        return result
-    }
-
-    /// Starts the managed nginx when it is not running (called by `slipway serve`,
-    /// at start and whenever its supervisor finds nginx gone). Returns true if it started one.
-    @discardableResult
-    public func ensureRunning() throws -> Bool {
-        guard isManaged else { return false }
-        try prepare()
-        if isRunning { return false }
-        let lock = try exclusive()
-        defer { close(lock) }
-        if isRunning { return false }
-        guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
-            throw UserFacingError(.unavailable, "nginx is not installed (\(Self.executable)); scripts/setup.sh installs it")
-        }
-        killOrphanedWorkers()
-        let result = try ProcessRunner.runDaemonizing(Self.executable, ["-p", directory, "-c", mainConfig], logFile: directory + "/start.log")
-        guard result.status == 0 else {
-            throw UserFacingError(.unavailable, "nginx did not start: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
-        }
-        // Its pid file appears once the config is read; until then a reload would be lost.
-        for _ in 0..<300 where !isRunning { Thread.sleep(forTimeInterval: 0.01) }
-        return true
-    }
-
-    /// Workers of a master that was killed (SIGKILL) keep serving the old config and
-    /// hold the ports, so a new master could not listen: they go first. They are
-    /// told apart from other nginx processes by the error log they hold open.
-    private func killOrphanedWorkers() {
-        // As the kernel shows open files: with symlinks in the data dir's path resolved.
-        let log = URL(fileURLWithPath: directory + "/error.log").resolvingSymlinksInPath().path
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = pid_t(entry), pid != getpid(),
-                  (try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8))?.hasPrefix("nginx") == true else { continue }
-            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(entry)/fd")) ?? []
-            if fds.contains(where: { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/fd/\($0)")) == log }) {
-                kill(pid, SIGKILL)
-            }
-        }
-        Thread.sleep(forTimeInterval: 0.05)
-    }
-
-    /// Moves each access log larger than `maxBytes` to `<log>.1` (the one older
-    /// generation kept) and reloads nginx: its master, as root, opens new files for the
-    /// new workers. (Not SIGUSR1: then each worker reopens the path itself, and as
-    /// nobody it cannot reach into the 0700 data dir, so it would go on writing to the
-    /// moved file.) Old workers finish in the moved file, so no line is lost. `slipway
-    /// serve` calls this every few seconds. Returns the apps whose logs were rotated.
-    @discardableResult
-    public func rotateAccessLogs(maxBytes: Int) -> [String] {
-        guard let lock = try? exclusive() else { return [] }
-        defer { close(lock) }
-        let fm = FileManager.default
-        var rotated: [String] = []
-        for file in (try? fm.contentsOfDirectory(atPath: accessLogDirectory)) ?? [] where file.hasSuffix(".access.log") {
-            let path = "\(accessLogDirectory)/\(file)"
-            guard let size = (try? fm.attributesOfItem(atPath: path))?[.size] as? Int, size > maxBytes,
-                  rename(path, path + ".1") == 0 else { continue }
-            rotated.append(String(file.dropLast(".access.log".count)))
-        }
-        if !rotated.isEmpty { try? reload() }
-        return rotated
-    }
-
-    /// Serializes config changes and starts across processes (the server, push hooks,
-    /// the local CLI): a file lock, released when the returned fd is closed.
-    private func exclusive() throws -> Int32 {
+    /// Serializes config changes and starts across processes (the server, push hooks, the local CLI).
+    func exclusive<T>(_ body: () throws -> T) throws -> T {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let fd = open(directory + "/lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw UserFacingError(.unavailable, "cannot open \(directory)/lock") }
-        while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
-        return fd
+        return try FileLock.holding(directory + "/lock", body)
     }
 }
