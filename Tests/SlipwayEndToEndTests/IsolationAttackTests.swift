@@ -259,23 +259,24 @@ struct IsolationAttackTests {
         #expect(try pushDockerfile(server, eve, app: "evil", hostile).status == 0)
         #expect(try server.ssh(eve.key, "storage:mount", "evil", "edata:/data").status == 0)
         let started = Date()
-        let done = Flag()
-        let restarting = Task.detached { defer { done.set() }; return try server.ssh(eve.key, "ps:restart", "evil") }
-        // While the helper hangs (until the restart gives up), it carries Slipway's labels,
-        // not the image's claim to be the victim's process.
-        // Found by this server's instance label, not by image name: another test's server
-        // may retag `slipway/evil:…` meanwhile, and the engine then lists the image by id.
+        let restart = try server.ssh(eve.key, "ps:restart", "evil")
+        #expect(restart.status != 0 && restart.err.contains("did not say within"), "\(restart.err)")
+        // The helper, while it hung, carried Slipway's labels, not the image's claim to be
+        // the victim's process. Read from the engine's event log, not by listing
+        // containers: under load a list waits on other containers' locks and can miss a
+        // helper that lived 10 s.
         let instance = try String(contentsOfFile: server.slipway.dataDir + "/instance-id", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        var helper: ContainerSummary?
-        while helper == nil && !done.isSet && Date().timeIntervalSince(started) < 60 {
-            helper = try await engine.listContainers(labels: ["org.slipway.kind": "helper", "org.slipway.instance": instance]).first
-            if helper == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        #expect(helper != nil, "the helper never ran")
-        #expect(helper?.labels["org.slipway.app"] == "" && helper?.labels["org.slipway.type"] == "", "\(helper?.labels ?? [:])")
-        let restart = try await restarting.value
-        #expect(restart.status != 0 && restart.err.contains("did not say within"), "\(restart.err)")
+        let filters = #"{"type":["container"],"event":["create"],"label":["org.slipway.kind=helper","org.slipway.instance=\#(instance)"]}"#
+        let log = try run("/usr/bin/curl", ["-s", "--max-time", "30", "--unix-socket", "/run/podman/podman.sock", "-G", "http://d/v1.41/events",
+                                            "--data-urlencode", "since=\(Int(started.timeIntervalSince1970) - 1)",
+                                            "--data-urlencode", "until=\(Int(Date().timeIntervalSince1970) + 1)",
+                                            "--data-urlencode", "filters=\(filters)"]).out
+        let created = log.split(separator: "\n").compactMap {
+            ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["Actor"] as? [String: Any]
+        }.compactMap { $0["Attributes"] as? [String: String] }
+        #expect(!created.isEmpty, "the helper never ran: \(log)")
+        #expect(created.allSatisfy { $0["org.slipway.app"] == "" && $0["org.slipway.type"] == "" && $0["org.slipway.kind"] == "helper" }, "\(created)")
         #expect(Date().timeIntervalSince(started) < 60)
         // No helper left behind, and nothing of eve's passes for the victim's.
         let helpers = try await engine.listContainers(labels: ["org.slipway.kind": "helper", "org.slipway.instance": instance])
@@ -285,12 +286,4 @@ struct IsolationAttackTests {
         #expect(!victims.isEmpty && victims.allSatisfy { !$0.name.contains("evil") && !evilImages.contains($0.image) },
                 "\(victims.map { "\($0.name) \($0.image)" }) vs \(evilImages)")
     }
-}
-
-/// Set once from another task, read by the test.
-private final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
 }
