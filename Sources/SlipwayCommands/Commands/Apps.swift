@@ -81,8 +81,7 @@ enum Apps {
                     throw UserFacingError.invalid("confirmation did not match \(quoted(name.rawValue)); nothing was destroyed (use --force to skip the question)")
                 }
             }
-            try context.core.deploys.teardown(name, by: context.caller)
-            let purged = try context.core.apps.destroy(name, purgeStorage: purgeStorage, by: context.caller)
+            let purged = try context.core.deploys.destroy(name, purgeStorage: purgeStorage, by: context.caller)
             context.print("-----> Destroying \(name) (including all add-ons)")
             if !purged.isEmpty { context.print("       purged storage: \(purged.map(\.rawValue).joined(separator: ", "))") }
         }
@@ -97,13 +96,7 @@ enum Apps {
 
         func execute(in context: CommandContext) throws {
             let newName = try AppName(new)
-            if try context.core.deploys.releases(try AppName(old), limit: 1).currentID != nil {
-                throw UserFacingError.conflict("\(old) is deployed, and its processes, images and domain carry its name; renaming a deployed app is not supported yet (apps:destroy it and push to the new name)")
-            }
-            try context.core.apps.rename(try AppName(old), to: newName, by: context.caller)
-            // Its proxy file (a 503 page, custom domains) follows the name.
-            try context.core.routing.unpublish(try AppName(old))
-            try context.core.routing.publish(newName)
+            try context.core.deploys.rename(try AppName(old), to: newName, by: context.caller)
             context.print("app \(old) renamed to \(newName); update your git remote to ssh://<host>:2222/\(newName)")
         }
     }

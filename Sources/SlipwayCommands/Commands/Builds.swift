@@ -65,7 +65,7 @@ struct BuildView: Codable {
         revision = build.revision
         image = build.image
         kind = build.kind
-        status = build.status
+        status = build.status.rawValue
         startedBy = build.startedBy
         startedAt = build.startedAt
         finishedAt = build.finishedAt

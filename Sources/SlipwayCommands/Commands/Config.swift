@@ -26,23 +26,18 @@ struct ConfigTarget: ParsableArguments {
 enum Config {
     /// A deployed app restarts with a new release carrying the new config, unless
     /// --no-restart (then the next deploy or ps:restart picks it up). Global vars
-    /// reach each app at its next deploy.
-    /// A change that would redeploy fails at once, changing nothing, while a deploy runs.
-    static func refuseWhileDeploying(_ scope: ConfigScope, noRestart: Bool, _ context: CommandContext) throws {
-        guard case .app(let app) = scope, !noRestart, try context.core.deploys.isDeployed(app) else { return }
-        try context.core.deploys.ensureNotDeploying(app)
-    }
-
-    static func redeploy(_ scope: ConfigScope, noRestart: Bool, _ context: CommandContext) throws {
-        guard case .app(let app) = scope else {
-            context.print("       (each app gets global vars at its next deploy or ps:restart)")
-            return
-        }
-        if noRestart {
-            context.print("       (not restarted: ps:restart \(app) applies the change)")
-            return
-        }
-        try context.core.deploys.deploy(app, trigger: .config, by: context.caller, output: context.progress)
+    /// reach each app at its next deploy. One core call: a change that would
+    /// redeploy a locked app, or one being deployed, is refused, changing nothing.
+    static func change(_ scope: ConfigScope, _ change: DeployService.ConfigChange, noRestart: Bool, _ context: CommandContext,
+                       printChange: () -> Void) throws {
+        try context.core.deploys.changeConfig(scope, change, restart: !noRestart, by: context.caller, changed: {
+            printChange()
+            switch scope {
+            case .global: context.print("       (each app gets global vars at its next deploy or ps:restart)")
+            case .app(let app) where noRestart: context.print("       (not restarted: ps:restart \(app) applies the change)")
+            case .app: break
+            }
+        }, output: context.progress)
     }
 
     struct Set: MutatingCommand {
@@ -67,11 +62,10 @@ enum Config {
                 let key = try EnvKey(String(scalars[..<equals]))
                 return (key, try decodeValue(String(scalars[scalars.index(after: equals)...]), key: key))
             }
-            try Config.refuseWhileDeploying(scope, noRestart: noRestart, context)
-            try context.core.config.set(pairs, in: scope, by: context.caller)
-            context.print("-----> Setting config vars")
-            for (key, _) in pairs { context.print("       \(key)") }
-            try Config.redeploy(scope, noRestart: noRestart, context)
+            try Config.change(scope, .set(pairs), noRestart: noRestart, context) {
+                context.print("-----> Setting config vars")
+                for (key, _) in pairs { context.print("       \(key)") }
+            }
         }
 
         private func decodeValue(_ raw: String, key: EnvKey) throws -> String {
@@ -99,11 +93,10 @@ enum Config {
         func execute(in context: CommandContext) throws {
             let (scope, words) = try target.scope(minimum: 1, usage: "config:unset [--no-restart] <app> KEY...")
             let keys = try words.map { try EnvKey($0) }
-            try Config.refuseWhileDeploying(scope, noRestart: noRestart, context)
-            try context.core.config.unset(keys, in: scope, by: context.caller)
-            context.print("-----> Unsetting config vars")
-            for key in keys { context.print("       \(key)") }
-            try Config.redeploy(scope, noRestart: noRestart, context)
+            try Config.change(scope, .unset(keys), noRestart: noRestart, context) {
+                context.print("-----> Unsetting config vars")
+                for key in keys { context.print("       \(key)") }
+            }
         }
     }
 
@@ -116,10 +109,9 @@ enum Config {
 
         func execute(in context: CommandContext) throws {
             let (scope, _) = try target.scope(minimum: 0, usage: "config:clear [--no-restart] <app>")
-            try Config.refuseWhileDeploying(scope, noRestart: noRestart, context)
-            try context.core.config.clear(scope, by: context.caller)
-            context.print("-----> Clearing config vars")
-            try Config.redeploy(scope, noRestart: noRestart, context)
+            try Config.change(scope, .clear, noRestart: noRestart, context) {
+                context.print("-----> Clearing config vars")
+            }
         }
     }
 

@@ -145,7 +145,7 @@ enum Releases {
         func execute(in context: CommandContext) throws {
             let (releases, currentID) = try context.core.deploys.releases(try AppName(app))
             let views = releases.map {
-                View(version: $0.version, current: $0.id == currentID, status: $0.status, reason: $0.reason, revision: $0.revision,
+                View(version: $0.version, current: $0.id == currentID, status: $0.status.rawValue, reason: $0.reason, revision: $0.revision,
                      image: $0.image, by: $0.startedBy, startedAt: $0.startedAt, finishedAt: $0.finishedAt, error: $0.error)
             }
             if output.isJSON { return try context.printJSON(views) }

@@ -6,25 +6,46 @@ import GRDB
 public struct DeployLocks: Sendable {
     let store: Store
 
-    /// Takes the app's lock, or fails at once naming who has it.
-    func acquire(_ app: AppName, by caller: Caller) throws -> DeployLock {
-        try store.write { db in
-            guard let appID = try Int64.fetchOne(db, sql: "SELECT id FROM apps WHERE name = ?", arguments: [app]) else {
-                throw UserFacingError.appNotFound(app.rawValue)
+    /// The origin of the locks the server's recovery holds as it starts (`Recovery.swift`).
+    static let recoveryOrigin = "recovery"
+    /// How long a deploy waits for the server's recovery of its app.
+    static let recoveryWait: Duration = .seconds(120)
+
+    /// Takes the app's lock, or fails at once naming who has it. A lock the server's
+    /// recovery holds (just after a restart) is waited for, up to `recoveryWait`,
+    /// with a line to `output` saying so. `origin` marks recovery's own locks.
+    func acquire(_ app: AppName, by caller: Caller, origin: String? = nil, output: (String) -> Void = { _ in }) throws -> DeployLock {
+        let deadline = ContinuousClock.now + Self.recoveryWait
+        var told = false
+        while true {
+            do {
+                return try store.write { db in
+                    let appID = try AppService.id(of: app, db)
+                    if let held = try DeployLock.fetchOne(db, key: appID) {
+                        if Self.isAlive(held.pid) { throw Self.busy(app, held) }
+                        try Self.abandon(held, db)
+                    }
+                    var lock = DeployLock(appId: appID, holder: origin == Self.recoveryOrigin ? "the server's recovery after its restart" : caller.principal.name, pid: getpid(), origin: origin ?? caller.principal.channel,
+                                          releaseVersion: nil, acquiredAt: Date())
+                    try lock.insert(db)
+                    return lock
+                }
+            } catch let busy as UserFacingError {
+                guard let (held, stale) = try status(app), !stale, held.origin == Self.recoveryOrigin, ContinuousClock.now < deadline else { throw busy }
+                if !told {
+                    output("-----> Waiting for the server to finish bringing \(app) back after its restart (up to \(describe(Self.recoveryWait)))")
+                    told = true
+                }
+                Thread.sleep(forTimeInterval: 0.2)
             }
-            if let held = try DeployLock.fetchOne(db, key: appID) {
-                if Self.isAlive(held.pid) { throw Self.busy(app, held) }
-                try Self.abandon(held, db)
-            }
-            var lock = DeployLock(appId: appID, holder: caller.principal.name, pid: getpid(), origin: caller.principal.channel,
-                                  releaseVersion: nil, acquiredAt: Date())
-            try lock.insert(db)
-            return lock
         }
     }
 
     /// `web is being deployed by alice since 12:01 (release v7); try again when it finishes`.
     static func busy(_ app: AppName, _ lock: DeployLock) -> UserFacingError {
+        if lock.origin == recoveryOrigin {
+            return .conflict("\(app) is being brought back after a server restart and that did not finish in time; try again in a minute")
+        }
         let since = lock.acquiredAt.formatted(Date.FormatStyle(date: .omitted, time: .shortened).locale(Locale(identifier: "en_GB")))
         let version = lock.releaseVersion.map { " (release v\($0))" } ?? ""
         return .conflict("\(app) is being deployed by \(lock.holder) since \(since)\(version); try again when it finishes")
@@ -53,6 +74,7 @@ public struct DeployLocks: Sendable {
         try store.write { db in
             guard let held = try Self.held(app, db) else { return false }
             if Self.isAlive(held.pid) {
+                if held.origin == Self.recoveryOrigin { throw Self.busy(app, held) }
                 throw UserFacingError.conflict("\(app) is being deployed right now by \(held.holder) (process \(held.pid)); wait for it to finish")
             }
             try Self.abandon(held, db)

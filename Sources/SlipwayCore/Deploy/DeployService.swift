@@ -3,8 +3,15 @@ import GRDB
 
 /// `git push` ends with the new code serving, or with the old code still serving
 /// and a clear reason. Every deploy (push, config change, rollback, rebuild) goes
-/// through `deploy`: lock, build, release, deploy tasks, start, check, switch,
+/// through `deploy`: the gate, build, release, deploy tasks, start, check, switch,
 /// retire, postdeploy, housekeeping; each step a headline line to the caller.
+///
+/// The parts: this file is the pipeline and its gate (`admit`, which every deploy
+/// source passes: ps:scale/restart/start too); `Rollout.swift` starts, checks and
+/// switches processes; `ProcessControl.swift` is `ps:*` and `logs`;
+/// `AppLifecycle.swift` destroys and renames apps under their lock; `Recovery.swift`
+/// brings the engine back in line with the state when the server starts. All
+/// container work goes through `Containers`.
 public struct DeployService: Sendable {
     let store: Store
     let apps: AppService
@@ -36,17 +43,73 @@ public struct DeployService: Sendable {
         case rebuild
     }
 
+    /// How long a new non-web process must keep running to pass its check.
+    var runningCheckDelay: TimeInterval = 1
+
+    /// The facade for this server's containers.
+    var containers: Containers { Containers(engine: engine, instance: instance) }
+
+    // MARK: The gate
+
+    /// The one way into a deploy, for every source: waits (bounded) for the server's
+    /// recovery of the app, takes its deploy lock, refuses a locked app (apps:lock),
+    /// and runs `body` holding the lock. Nothing is changed when it refuses.
+    func admit<T>(_ app: AppName, by caller: Caller, output: @escaping Output, _ body: (App, DeployLock) throws -> T) throws -> T {
+        let lock = try locks.acquire(app, by: caller, output: output)
+        defer { locks.release(lock) }
+        let record = try existing(app)
+        guard !record.locked else {
+            throw UserFacingError.conflict("\(app) is locked; nothing was deployed (apps:unlock \(app) allows deploys again)")
+        }
+        return try body(record, lock)
+    }
+
     // MARK: The pipeline
 
-    /// Runs a whole deploy under the app's lock. Returns nil when there was nothing
+    /// Runs a whole deploy through the gate. Returns nil when there was nothing
     /// to do (a config change on an app that was never deployed). Throws with the
     /// failed step; the previous release then still serves.
     @discardableResult
     public func deploy(_ app: AppName, trigger: Trigger, by caller: Caller, output: @escaping Output) throws -> Release? {
         if case .config = trigger, try !isDeployed(app) { return nil }
-        let lock = try locks.acquire(app, by: caller)
-        defer { locks.release(lock) }
-        let record = try existing(app)
+        return try admit(app, by: caller, output: output) { record, lock in
+            try deploy(record, lock: lock, trigger: trigger, by: caller, output: output)
+        }
+    }
+
+    /// How config changes (`config:set/unset/clear`).
+    public enum ConfigChange: Sendable {
+        case set([(EnvKey, String)])
+        case unset([EnvKey])
+        case clear
+    }
+
+    /// A config change and, for a deployed app unless `restart` is false, the
+    /// redeploy that carries it, in one call holding the app's lock throughout: no
+    /// other deploy runs in between, and a refusal (apps:lock, a deploy running)
+    /// changes nothing. `changed` runs once the change is stored, before the
+    /// redeploy. Global vars reach each app at its next deploy.
+    public func changeConfig(_ scope: ConfigScope, _ change: ConfigChange, restart: Bool, by caller: Caller,
+                             changed: () -> Void, output: @escaping Output) throws {
+        func store() throws {
+            switch change {
+            case .set(let pairs): try config.set(pairs, in: scope, by: caller)
+            case .unset(let keys): try config.unset(keys, in: scope, by: caller)
+            case .clear: try config.clear(scope, by: caller)
+            }
+            changed()
+        }
+        guard case .app(let app) = scope, restart, try isDeployed(app) else { return try store() }
+        try admit(app, by: caller, output: output) { record, lock in
+            try store()
+            try deploy(try existing(app), lock: lock, trigger: .config, by: caller, output: output)
+        }
+    }
+
+    /// The pipeline proper, the gate passed.
+    @discardableResult
+    private func deploy(_ record: App, lock: DeployLock, trigger: Trigger, by caller: Caller, output: @escaping Output) throws -> Release? {
+        let app = record.name
         let current = try currentRelease(of: record)
 
         // 1. What to release: image, revision, plan.
@@ -71,7 +134,7 @@ public struct DeployService: Sendable {
         case .rollback(let version):
             let target = try rollbackTarget(record, version: version, current: current?.release)
             let snapshot = try Self.decode(target.snapshot)
-            guard try waitFor({ [engine] in try await engine.inspectImage(target.image) }) != nil else {
+            guard try containers.inspectImage(target.image) != nil else {
                 throw UserFacingError.conflict("the image of \(target.label) is gone (only the last \(settings.releasesToKeep) releases keep theirs); ps:rebuild or push instead")
             }
             (image, revision, plan, environment) = (target.image, target.revision, snapshot.plan, snapshot.environment)
@@ -83,7 +146,7 @@ public struct DeployService: Sendable {
         var release = try store.write { db -> Release in
             let version = (try Int.fetchOne(db, sql: "SELECT MAX(version) FROM releases WHERE app_id = ?", arguments: [record.id]) ?? 0) + 1
             var release = Release(appId: record.id!, version: version, image: image, revision: revision, reason: reason,
-                                  snapshot: try Self.encode(snapshot), status: "deploying", startedBy: caller.principal.name, startedAt: Date())
+                                  snapshot: try Self.encode(snapshot), status: .deploying, startedBy: caller.principal.name, startedAt: Date())
             try release.insert(db)
             return release
         }
@@ -99,16 +162,17 @@ public struct DeployService: Sendable {
             try rollout(app, record: record, release: release, snapshot: snapshot, types: nil,
                         recording: recordingPush(trigger, app: app, caller: caller), output: output)
         } catch {
-            let message = (error as? UserFacingError)?.message ?? "\(error)"
-            release.status = "failed"
-            release.error = message
+            // The summary first, then the failed process's last log lines (if any), each on its own line.
+            let (problem, logLines) = ProcessFailure.parts(of: error)
+            release.status = .failed
+            release.error = problem + logLines
             release.finishedAt = Date()
             try store.write { [release] db in
                 try release.update(db)
-                try db.audit(caller, app: app.rawValue, outcome: "failed", detail: "deploy of \(release.label) failed: \(message)")
+                try db.audit(caller, app: app.rawValue, outcome: "failed", detail: "deploy of \(release.label) failed: \(problem)")
             }
             let serving = current.map { "\(app) still serves \($0.release.label)" } ?? "nothing of \(app) was started"
-            throw UserFacingError(.conflict, "deploy of \(release.label) failed: \(message); \(serving)")
+            throw UserFacingError(.conflict, "deploy of \(release.label) failed: \(problem); \(serving)\(logLines)")
         }
         try store.write { [release] db in
             try db.audit(caller, app: app.rawValue, detail: "deployed \(release.label) (\(reason))")
@@ -143,13 +207,6 @@ public struct DeployService: Sendable {
         try apps.find(app)?.currentReleaseId != nil
     }
 
-    /// Fails, changing nothing, when a deploy of the app is running: a command that
-    /// would redeploy checks this before it writes anything.
-    public func ensureNotDeploying(_ app: AppName) throws {
-        guard let (lock, stale) = try locks.status(app), !stale else { return }
-        throw DeployLocks.busy(app, lock)
-    }
-
     /// The app's deploy-phase mounts as a release records them.
     func deployMounts(of app: AppName) throws -> [ReleaseSnapshot.MountSnapshot] {
         try storage.mounts(of: app).filter { $0.phases.contains(.deploy) }.map(\.snapshot)
@@ -167,12 +224,12 @@ public struct DeployService: Sendable {
                 guard let release = try Release.filter(Column("app_id") == app.id && Column("version") == version).fetchOne(db) else {
                     throw UserFacingError.notFound("\(app.name) has no release v\(version); releases \(app.name) lists them")
                 }
-                guard release.status == "succeeded" else {
+                guard release.status == .succeeded else {
                     throw UserFacingError.conflict("v\(version) of \(app.name) never deployed successfully; roll back to one that did")
                 }
                 return release
             }
-            guard let previous = try Release.filter(Column("app_id") == app.id && Column("status") == "succeeded" && Column("id") != current?.id)
+            guard let previous = try Release.filter(Column("app_id") == app.id && Column("status") == ReleaseStatus.succeeded.rawValue && Column("id") != current?.id)
                 .order(Column("version").desc).fetchOne(db) else {
                 throw UserFacingError.conflict("\(app.name) has no earlier successful release to roll back to")
             }
@@ -220,34 +277,18 @@ public struct DeployService: Sendable {
         var spec = ContainerSpec(image: release.image, command: ["/bin/sh", "-c", command])
         spec.name = "\(app).\(phase).\(UUID().uuidString.prefix(8).lowercased())"
         spec.environment = environment(snapshot)
-        spec.labels = labels(app, kind: "task", release: release)
         spec.sandbox = try TenantSandbox(appID: release.appId, instance: instance)
         spec.binds = try binds(snapshot.mounts, image: release.image, sandbox: spec.sandbox!)
         spec.limits = try resources.limits(for: app, processType: nil)
-        let engine = self.engine
         let lines = LineSplitter(output: { output("       " + $0) })
-        let (status, changes, details) = try waitFor { [engine, spec] () -> (Int32, [FileChange], ContainerDetails?) in
-            let id = try await engine.createContainer(spec)
-            do {
-                try await engine.startContainer(id)
-                try await engine.streamLogs(id, follow: true, tail: nil) { lines.feed($0.data) }
-                let status = try await engine.exitCode(ofEnded: id)
-                let changes = try await engine.changes(id)
-                let details = status == 0 ? nil : try await engine.inspectContainer(id)
-                try await engine.removeContainer(id, force: true)
-                return (status, changes, details)
-            } catch {
-                try? await engine.removeContainer(id, force: true)
-                throw error
-            }
-        }
+        let ended = try containers.runToEnd(spec, labels: labels(app, kind: .task, release: release)) { lines.feed($0.data) }
         lines.flush()
-        let lost = DiscardedPaths.discarded(changes, mountPoints: snapshot.mounts.map(\.containerPath))
+        let lost = DiscardedPaths.discarded(ended.changes, mountPoints: snapshot.mounts.map(\.containerPath))
         if let notice = DiscardedPaths.notice(app: app, discarded: lost) { output(notice) }
-        guard status == 0 else {
-            let why = OutOfMemory.reason(exitCode: status, oomKilled: details?.oomKilled ?? false, memoryLimit: spec.limits.memoryBytes,
+        guard ended.status == 0 else {
+            let why = OutOfMemory.reason(exitCode: ended.status, oomKilled: ended.details?.oomKilled ?? false, memoryLimit: spec.limits.memoryBytes,
                                          app: app, processType: nil, settings: settings)
-            throw UserFacingError(.conflict, "the \(phase) task \(quoted(command)) \(why ?? "exited with status \(status)")")
+            throw UserFacingError(.conflict, "the \(phase) task \(quoted(command)) \(why ?? "exited with status \(ended.status)")")
         }
     }
 
@@ -262,17 +303,17 @@ public struct DeployService: Sendable {
 
     func port(_ snapshot: ReleaseSnapshot) -> Int { Int(environment(snapshot)["PORT"] ?? "") ?? 5000 }
 
-    func labels(_ app: AppName, kind: String, release: Release) -> [String: String] {
-        ["org.slipway.app": app.rawValue, "org.slipway.kind": kind, "org.slipway.release": String(release.version),
-         "org.slipway.instance": instance]
+    func labels(_ app: AppName, kind: ContainerKind, release: Release) -> ContainerLabels {
+        var labels = containers.labels(app: app, kind: kind)
+        labels.release = String(release.version)
+        return labels
     }
 
     /// Binds for deploy-phase mounts; managed storage is created and owned by the image's user.
     func binds(_ mounts: [ReleaseSnapshot.MountSnapshot], image: String, sandbox: TenantSandbox) throws -> [String] {
         guard !mounts.isEmpty else { return [] }
         try storage.ensurePresent(mounts)
-        let engine = self.engine
-        let user = try waitFor { [engine] in try await engine.inspectImage(image) }?.user ?? ""
-        return try ImageUser.binds(mounts, image: image, imageUser: user, sandbox: sandbox, engine: engine)
+        let user = try containers.inspectImage(image)?.user ?? ""
+        return try ImageUser.binds(mounts, image: image, imageUser: user, sandbox: sandbox, containers: containers)
     }
 }

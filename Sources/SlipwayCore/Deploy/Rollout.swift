@@ -9,24 +9,21 @@ extension DeployService {
 
     /// The app's process containers on the engine (this server's only).
     func processContainers(_ app: AppName) throws -> [ContainerSummary] {
-        let engine = self.engine, instance = self.instance
-        return try waitFor { [engine] in
-            try await engine.listContainers(labels: ["org.slipway.app": app.rawValue, "org.slipway.kind": "process",
-                                                     "org.slipway.instance": instance])
-        }
+        try containers.list(app: app, kind: .process)
     }
 
     /// Starts new containers for `types` (nil: every type of the plan) of `release`,
     /// checks them, points the router at the new web containers, records the
     /// release as current, and retires the containers they replace. On failure the
-    /// new containers are removed and nothing else has changed. `recording` writes
-    /// more in the transaction that makes the release current (a push's revision).
+    /// new containers are removed and nothing else has changed (a failed check
+    /// throws `ProcessFailure`). `recording` writes more in the transaction that
+    /// makes the release current (a push's revision).
     func rollout(_ app: AppName, record: App, release: Release, snapshot: ReleaseSnapshot, types: Set<String>?,
                  recording: (@Sendable (Database) throws -> Void)? = nil, output: @escaping Output) throws {
-        let engine = self.engine
+        let containers = self.containers
         let formation = try formation(of: record.id!, plan: snapshot.plan)
         let before = try processContainers(app)
-        let replacing = types ?? Set(snapshot.plan.processes.keys).union(before.compactMap { $0.labels["org.slipway.type"] })
+        let replacing = types ?? Set(snapshot.plan.processes.keys).union(before.map(\.slipway.type).filter { !$0.isEmpty })
         var spec = ContainerSpec(image: release.image)
         spec.environment = environment(snapshot)
         spec.sandbox = try TenantSandbox(appID: record.id!, instance: instance)
@@ -34,16 +31,12 @@ extension DeployService {
         spec.restartPolicy = .onFailure
         let port = self.port(snapshot)
         if let commandless = snapshot.plan.processes.filter({ replacing.contains($0.key) && $0.value.isEmpty && (formation[$0.key] ?? 0) > 0 }).keys.first,
-           try waitFor({ [engine] in try await engine.inspectImage(release.image) })?.hasCommand == false {
+           try containers.inspectImage(release.image)?.hasCommand == false {
             throw UserFacingError.invalid("\(commandless) has no command: the image has no CMD or ENTRYPOINT; add one to the Dockerfile, or a Procfile line such as \(quoted("\(commandless): python3 server.py"))")
         }
 
         // Start.
         var started: [(type: String, index: Int, id: String, name: String)] = []
-        func removeStarted() {
-            let ids = started.map(\.id)
-            _ = try? waitFor { [engine] in for id in ids { try? await engine.removeContainer(id, force: true) } }
-        }
         do {
             for type in snapshot.plan.processes.keys.sorted() where replacing.contains(type) {
                 let quantity = formation[type] ?? 0
@@ -54,30 +47,19 @@ extension DeployService {
                     let command = snapshot.plan.processes[type] ?? ""
                     one.command = command.isEmpty ? nil : ["/bin/sh", "-c", command]
                     one.name = "\(Self.processName(app, type, index)).new-\(UUID().uuidString.prefix(6).lowercased())"
-                    one.labels = labels(app, kind: "process", release: release)
-                        .merging(["org.slipway.type": type, "org.slipway.index": String(index)]) { $1 }
+                    var labels = labels(app, kind: .process, release: release)
+                    (labels.type, labels.index) = (type, String(index))
                     one.publishedPort = type == "web" ? port : nil
                     one.limits = try resources.limits(for: app, processType: type)
-                    let id = try waitFor { [engine, one] in
-                        let id = try await engine.createContainer(one)
-                        do { try await engine.startContainer(id) } catch {
-                            try? await engine.removeContainer(id, force: true)
-                            throw error
-                        }
-                        return id
-                    }
-                    started.append((type, index, id, one.name!))
+                    started.append((type, index, try containers.start(one, labels: labels), one.name!))
                 }
             }
             // Check.
             var endpoints: [(name: String, address: String)] = []
-            for process in started {
-                let checks = snapshot.plan.healthchecks[process.type] ?? []
-                if process.type == "web" {
-                    let address = try check(web: process.id, name: Self.processName(app, process.type, process.index),
-                                            port: port, checks: checks, output: output)
-                    endpoints.append((Self.processName(app, process.type, process.index), address))
-                }
+            for process in started where process.type == "web" {
+                let name = Self.processName(app, process.type, process.index)
+                let address = try check(web: process.id, name: name, port: port, checks: snapshot.plan.healthchecks[process.type] ?? [], output: output)
+                endpoints.append((name, address))
             }
             for process in started where process.type != "web" {
                 try checkRunning(process.id, name: Self.processName(app, process.type, process.index), output: output)
@@ -90,11 +72,11 @@ extension DeployService {
                 output("-----> Switched \(app) to \(release.label)\(webReplaced ? " (\(liveEndpoints.count) web)" : "")")
             }
             var done = release
-            done.status = "succeeded"
+            done.status = .succeeded
             done.finishedAt = Date()
             try store.write { [done] db in
-                if done.id != nil, try Release.fetchOne(db, key: done.id)?.status == "deploying" { try done.update(db) }
-                try db.execute(sql: "UPDATE apps SET current_release_id = ?, processes_stopped = 0 WHERE id = ?", arguments: [done.id, record.id])
+                if done.id != nil, try Release.fetchOne(db, key: done.id)?.status == .deploying { try done.update(db) }
+                try apps.setCurrentRelease(done.id, of: record.id!, db)
                 try recording?(db)
                 if webReplaced {
                     try db.execute(sql: "DELETE FROM endpoints WHERE app_id = ?", arguments: [record.id])
@@ -105,41 +87,57 @@ extension DeployService {
                 }
             }
         } catch {
-            removeStarted()
+            _ = try? containers.remove(started.map(\.id))
             throw error
         }
 
         // Retire what the new containers replace, after in-flight requests had time to finish.
-        let retiring = before.filter { replacing.contains($0.labels["org.slipway.type"] ?? "") }
+        let retiring = before.filter { replacing.contains($0.slipway.type) }
         if !retiring.isEmpty {
-            if retiring.contains(where: { $0.labels["org.slipway.type"] == "web" && $0.state == "running" }) && settings.waitToRetire > 0 {
+            if retiring.contains(where: { $0.slipway.type == "web" && $0.state == "running" }) && settings.waitToRetire > 0 {
                 output("-----> Retiring the old processes in \(settings.waitToRetire) s")
                 Thread.sleep(forTimeInterval: TimeInterval(settings.waitToRetire))
             }
-            let ids = retiring.map(\.id)
-            try waitFor { [engine] in
-                for id in ids {
-                    try await engine.stopContainer(id, timeoutSeconds: 10)
-                    try await engine.removeContainer(id, force: true)
-                }
+            for old in retiring {
+                // One that does not stop or go now (the engine restarting it) is taken by the renames below.
+                _ = try? containers.stop([old.id], remove: true)
             }
         }
         // The new containers take the plain names now that those are free.
-        // (The engine may take a moment to release a removed container's name.)
-        let renames = started.map { ($0.id, Self.processName(app, $0.type, $0.index)) }
-        let failed = (try? waitFor { [engine] () -> [String] in
-            var failed: [String] = []
-            for (id, name) in renames {
-                var lastError: Error?
-                for _ in 0..<50 {
-                    do { try await engine.renameContainer(id, to: name); lastError = nil; break } catch { lastError = error }
-                    try await Task.sleep(for: .milliseconds(200))
+        for failure in converge(app, started.map { ($0.id, Self.processName(app, $0.type, $0.index)) }) {
+            output(" !     could not rename \(failure) (it runs under its temporary name)")
+        }
+    }
+
+    /// Renames each container to its plain name (`web.web.1`). The engine may take a
+    /// moment to free a removed container's name; a name still held by another
+    /// container of the app's processes (an old one that did not go, or a stray of an
+    /// earlier deploy) is freed by removing that one: these ids are the app's processes
+    /// now. Returns what still failed after 10 s.
+    func converge(_ app: AppName, _ renames: [(id: String, name: String)], within bound: Duration = .seconds(10)) -> [String] {
+        let containers = self.containers
+        let live = Set(renames.map(\.id))
+        var pending = renames
+        var failures: [String: String] = [:]
+        let deadline = ContinuousClock.now + bound
+        while !pending.isEmpty {
+            pending = pending.filter { id, name in
+                do {
+                    try containers.call { engine in try await engine.renameContainer(id, to: name) }
+                    failures[name] = nil
+                    return false
+                } catch {
+                    failures[name] = "\(name): \((error as? UserFacingError)?.message ?? "\(error)")"
+                    if let holder = (try? processContainers(app))?.first(where: { $0.name == name && !live.contains($0.id) }) {
+                        _ = try? containers.remove([holder.id])
+                    }
+                    return true
                 }
-                if let lastError { failed.append("\(name): \(lastError)") }
             }
-            return failed
-        }) ?? []
-        for failure in failed { output(" !     could not rename \(failure) (it runs under its temporary name)") }
+            guard !pending.isEmpty, ContinuousClock.now < deadline else { break }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return pending.compactMap { failures[$0.name] }
     }
 
     func currentEndpoints(_ appID: Int64) throws -> [(name: String, address: String)] {
@@ -153,9 +151,7 @@ extension DeployService {
     /// A new web container passes when it answers HTTP on its port (default), or
     /// passes the app.json checks. Returns its loopback address.
     func check(web id: String, name: String, port: Int, checks: [HealthCheck], output: @escaping Output) throws -> String {
-        let engine = self.engine
-        guard let details = try waitFor({ [engine] in try await engine.inspectContainer(id) }),
-              let hostPort = details.hostPorts[port] else {
+        guard let details = try containers.inspect(id), let hostPort = details.hostPorts[port] else {
             throw UserFacingError(.conflict, "\(name) has no published port \(port)")
         }
         let address = "127.0.0.1:\(hostPort)"
@@ -164,7 +160,7 @@ extension DeployService {
             let deadline = Date().addingTimeInterval(TimeInterval(settings.checkTimeout))
             while true {
                 try ensureRunning(id, name: name)
-                if (try? waitFor({ [probe] in try await probe.get("http://\(address)/", timeout: 2) })) != nil { break }
+                if (try? waitFor(timeout: .seconds(5), { [probe] in try await probe.get("http://\(address)/", timeout: 2) })) != nil { break }
                 guard Date() < deadline else {
                     throw failure(id, name: name, "did not answer HTTP on port \(port) within \(settings.checkTimeout) s (is it listening on $PORT?)")
                 }
@@ -181,7 +177,7 @@ extension DeployService {
                 for attempt in 1...attempts {
                     try ensureRunning(id, name: name)
                     do {
-                        let answer = try waitFor { [probe] in try await probe.get("http://\(address)\(path)", timeout: TimeInterval(timeout)) }
+                        let answer = try waitFor(timeout: .seconds(Int64(timeout) + 5)) { [probe] in try await probe.get("http://\(address)\(path)", timeout: TimeInterval(timeout)) }
                         if !(200..<400).contains(answer.status) {
                             lastProblem = "answered \(answer.status)"
                         } else if let content = check.content, !answer.body.contains(content) {
@@ -205,27 +201,22 @@ extension DeployService {
 
     /// Other process types pass when they are still running a moment after start.
     func checkRunning(_ id: String, name: String, output: @escaping Output) throws {
-        Thread.sleep(forTimeInterval: 1)
+        Thread.sleep(forTimeInterval: runningCheckDelay)
         try ensureRunning(id, name: name)
         output("       \(name) is running")
     }
 
     private func ensureRunning(_ id: String, name: String) throws {
-        let engine = self.engine
-        let details = try waitFor { [engine] in try await engine.inspectContainer(id) }
+        let details = try containers.inspect(id)
         guard let details, details.running, details.restartCount == 0 else {
-            let ended = details.map { lastExit(id, $0) }
-            throw failure(id, name: name, ended.flatMap { OutOfMemory.reason($0, settings: settings) } ?? "exited with status \(ended?.exitCode ?? -1)")
+            guard let ended = containers.exitStatus(id, details) else { throw failure(id, name: name, "is gone (removed while it was checked)") }
+            throw failure(id, name: name, OutOfMemory.reason(ended.details, settings: settings) ?? ended.description)
         }
     }
 
     /// The check's error, with the container's last log lines.
-    private func failure(_ id: String, name: String, _ problem: String) -> UserFacingError {
-        let engine = self.engine
-        let lines = TextCollector()
-        _ = try? waitFor { [engine] in try await engine.streamLogs(id, follow: false, tail: 10) { lines.append($0.data) } }
-        let tail = lines.value.split(separator: "\n").suffix(10).map { "\n       | \($0)" }.joined()
-        return UserFacingError(.conflict, "\(name) \(problem)\(tail.isEmpty ? "" : "; its last log lines:\(tail)")")
+    private func failure(_ id: String, name: String, _ problem: String) -> ProcessFailure {
+        ProcessFailure(problem: "\(name) \(problem)", logLines: containers.lastLines(id, count: 10))
     }
 
     // MARK: Housekeeping
@@ -244,9 +235,33 @@ extension DeployService {
         }) else { return }
         let old = all.subtracting(kept).sorted()
         guard !old.isEmpty else { return }
-        let engine = self.engine
-        _ = try? waitFor { [engine] in for image in old { try? await engine.removeImage(image) } }
+        _ = try? containers.call { engine in for image in old { try? await engine.removeImage(image) } }
         output("-----> Removed \(old.count) image\(old.count == 1 ? "" : "s") older than the last \(keep) releases")
     }
 }
 
+
+/// A process that failed its check: what happened, and its last log lines kept
+/// apart, so that whatever a caller adds to the summary does not run into them.
+struct ProcessFailure: Error {
+    let problem: String
+    let logLines: [String]
+
+    /// `; its last log lines:` and the lines, each on its own line (empty without lines).
+    var logSuffix: String {
+        logLines.isEmpty ? "" : "; its last log lines:" + logLines.map { "\n       | \($0)" }.joined()
+    }
+
+    /// The summary and the log suffix of any error a deploy step throws.
+    static func parts(of error: Error) -> (problem: String, logSuffix: String) {
+        if let failure = error as? ProcessFailure { return (failure.problem, failure.logSuffix) }
+        return ((error as? UserFacingError)?.message ?? "\(error)", "")
+    }
+
+    /// Runs `body`, turning a failed check into the user-facing error it reads as.
+    static func reported<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let failure as ProcessFailure {
+            throw UserFacingError(.conflict, failure.problem + failure.logSuffix)
+        }
+    }
+}

@@ -188,6 +188,79 @@ public enum ContainerLabel {
     }
 }
 
+/// What a container of Slipway's is for (its `org.slipway.kind` label).
+public enum ContainerKind: String, Sendable, CaseIterable {
+    /// A process of a release (`web.1`, `worker.2`).
+    case process
+    /// A predeploy or postdeploy task.
+    case task
+    /// `run`, attached to the caller.
+    case run
+    /// `run:detached`.
+    case detached
+    /// Slipway's own short-lived container (the image-user lookup, the app base).
+    case helper
+}
+
+/// The labels of one container, typed. `labels` writes every key (empty when it
+/// does not apply); reading takes what the engine reports.
+public struct ContainerLabels: Sendable, Equatable {
+    public var app = ""
+    public var kind: ContainerKind?
+    /// Who started a run (`org.slipway.by`).
+    public var by = ""
+    /// The channel a run came from: "ssh" or "local".
+    public var origin = ""
+    /// The server that made it.
+    public var instance = ""
+    /// The release version of a process or task.
+    public var release = ""
+    /// A process's type and index.
+    public var type = ""
+    public var index = ""
+    /// See `ContainerLabel.storage`.
+    public var storage = ""
+
+    public init(app: String = "", kind: ContainerKind?, instance: String) {
+        self.app = app
+        self.kind = kind
+        self.instance = instance
+    }
+
+    /// Reads Slipway's labels from what the engine reports.
+    public init(_ labels: [String: String]) {
+        app = labels[ContainerLabel.app] ?? ""
+        kind = labels[ContainerLabel.kind].flatMap(ContainerKind.init(rawValue:))
+        by = labels[ContainerLabel.by] ?? ""
+        origin = labels[ContainerLabel.origin] ?? ""
+        instance = labels[ContainerLabel.instance] ?? ""
+        release = labels[ContainerLabel.release] ?? ""
+        type = labels[ContainerLabel.type] ?? ""
+        index = labels[ContainerLabel.index] ?? ""
+        storage = labels[ContainerLabel.storage] ?? ""
+    }
+
+    /// Every label of `ContainerLabel.all`, as a container is created with them.
+    public var labels: [String: String] {
+        [ContainerLabel.app: app, ContainerLabel.kind: kind?.rawValue ?? "", ContainerLabel.by: by,
+         ContainerLabel.origin: origin, ContainerLabel.instance: instance, ContainerLabel.release: release,
+         ContainerLabel.type: type, ContainerLabel.index: index, ContainerLabel.storage: storage]
+    }
+
+    /// A process's `type.index` (`web.1`), as logs prefix its lines.
+    public var process: String { "\(type.isEmpty ? "?" : type).\(index.isEmpty ? "?" : index)" }
+}
+
+extension ContainerSummary {
+    /// Slipway's labels on it.
+    public var slipway: ContainerLabels { ContainerLabels(labels) }
+}
+
+extension ContainerDetails {
+    /// Slipway's labels on it.
+    public var slipway: ContainerLabels { ContainerLabels(labels) }
+}
+
 /// Caps on one container (or one build): nil means no cap from Slipway.
 public struct ResourceLimits: Sendable, Equatable, Codable {
     /// Hard memory limit; the kernel's OOM killer ends the container past it.
@@ -313,18 +386,36 @@ extension ContainerEngine {
 }
 
 /// Runs async engine work from a plain thread (a CLI command or an SSH worker,
-/// never the cooperative pool) and waits for it.
-public func waitFor<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) throws -> T {
+/// never the cooperative pool) and waits for it: for ever, or until `timeout`,
+/// when the work is cancelled and `timedOut` (what did not finish) is thrown as
+/// an `unavailable` error.
+public func waitFor<T: Sendable>(timeout: Duration? = nil, timedOut: @autoclosure () -> String = "the container engine",
+                                 _ operation: @escaping @Sendable () async throws -> T) throws -> T {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
     // Not on the cooperative pool: a caller blocked here may itself hold one of the
     // pool's few threads (a sync test), and the pool would have none left for this.
-    Task(executorPreference: BlockingBridgeExecutor.shared) {
-        do { box.result = .success(try await operation()) } catch { box.result = .failure(error) }
+    let task = Task(executorPreference: BlockingBridgeExecutor.shared) {
+        do { box.set(.success(try await operation())) } catch { box.set(.failure(error)) }
         done.signal()
     }
-    done.wait()
-    return try box.result!.get()
+    guard let timeout else {
+        done.wait()
+        return try box.get()!.get()
+    }
+    let (seconds, attoseconds) = timeout.components
+    let nanoseconds = Int(min(seconds, Int64(Int.max / 1_000_000_000 - 1))) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+    guard done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success, let result = box.get() else {
+        task.cancel()
+        throw UserFacingError(.unavailable, "\(timedOut()) did not finish within \(describe(timeout)); try again, and if it persists an admin can check the container engine")
+    }
+    return try result.get()
+}
+
+/// `90 s`, `250 ms`: a bound as messages give it.
+func describe(_ duration: Duration) -> String {
+    let (seconds, attoseconds) = duration.components
+    return seconds >= 1 || attoseconds == 0 ? "\(seconds) s" : "\(attoseconds / 1_000_000_000_000_000) ms"
 }
 
 /// Runs `waitFor`'s tasks on a queue of their own, whose threads dispatch adds as needed.
@@ -338,7 +429,11 @@ final class BlockingBridgeExecutor: TaskExecutor {
     }
 }
 
-/// The result handed from the task back to the waiting thread (the semaphore orders the accesses).
+/// The result handed from the task back to the waiting thread (which may have
+/// stopped waiting: a bound ran out).
 private final class ResultBox<T>: @unchecked Sendable {
-    var result: Result<T, Error>?
+    private let lock = NSLock()
+    private var result: Result<T, Error>?
+    func set(_ value: Result<T, Error>) { lock.withLock { result = value } }
+    func get() -> Result<T, Error>? { lock.withLock { result } }
 }

@@ -122,8 +122,32 @@ public struct AppService: Sendable {
         }
     }
 
+    /// The one way to look an app up by name (nil: no such app).
     public func find(_ name: AppName) throws -> App? {
-        try store.read { db in try App.filter(Column("name") == name.rawValue).fetchOne(db) }
+        try store.read { db in try Self.find(name, db) }
+    }
+
+    /// The same, inside a caller's transaction.
+    public static func find(_ name: AppName, _ db: Database) throws -> App? {
+        try App.filter(Column("name") == name.rawValue).fetchOne(db)
+    }
+
+    /// The app's row id, or the not-found error every command gives.
+    public static func id(of name: AppName, _ db: Database) throws -> Int64 {
+        guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM apps WHERE name = ?", arguments: [name]) else {
+            throw UserFacingError.appNotFound(name.rawValue)
+        }
+        return id
+    }
+
+    /// Makes `release` the one serving (and the app's processes running), inside the deploy's transaction.
+    func setCurrentRelease(_ release: Int64?, of appID: Int64, _ db: Database) throws {
+        try db.execute(sql: "UPDATE apps SET current_release_id = ?, processes_stopped = 0 WHERE id = ?", arguments: [release, appID])
+    }
+
+    /// `ps:stop` of every process: nothing runs until ps:start (inside its transaction).
+    func setProcessesStopped(of appID: Int64, _ db: Database) throws {
+        try db.execute(sql: "UPDATE apps SET processes_stopped = 1 WHERE id = ?", arguments: [appID])
     }
 
     // MARK: Collaborators
@@ -161,7 +185,7 @@ public struct AppService: Sendable {
     // MARK: Helpers
 
     func existing(_ name: AppName, _ db: Database) throws -> App {
-        guard let app = try App.filter(Column("name") == name.rawValue).fetchOne(db) else {
+        guard let app = try Self.find(name, db) else {
             throw UserFacingError.appNotFound(name.rawValue)
         }
         return app

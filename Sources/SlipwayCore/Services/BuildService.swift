@@ -40,7 +40,7 @@ public struct BuildService: Sendable {
             guard let appID = try Int64.fetchOne(db, sql: "SELECT id FROM apps WHERE name = ?", arguments: [app]) else {
                 throw UserFacingError.appNotFound(app.rawValue)
             }
-            var build = Build(appId: appID, revision: revision, image: tag, kind: kind, status: "building",
+            var build = Build(appId: appID, revision: revision, image: tag, kind: kind, status: .building,
                               startedBy: caller.principal.name, startedAt: Date())
             try build.insert(db)
             return build
@@ -83,10 +83,10 @@ public struct BuildService: Sendable {
             let archived = try gitOutput(archive + [revision])
             guard archived.status == 0 else { throw UserFacingError.invalid("git archive of \(revision.prefix(12)) failed: \(archived.stderr)") }
             try waitFor { [engine, request] in try await engine.buildImage(request, output: output) }
-            record.status = "succeeded"
+            record.status = .succeeded
             output("=====> Built \(tag)")
         } catch {
-            record.status = "failed"
+            record.status = .failed
             record.error = (error as? UserFacingError)?.message ?? "\(error)"
             if let killed = OutOfMemory.buildMessage(record.error!, memoryLimit: limits.memoryBytes, app: app, settings: settings) { record.error = killed }
         }

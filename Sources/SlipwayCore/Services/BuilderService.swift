@@ -26,15 +26,15 @@ public struct BuilderService: Sendable {
     @discardableResult
     func ensureAppBase() throws -> String {
         let builder = settings.builderImage, base = Self.appBase(of: builder)
-        let user = Self.appUser.name
-        try waitFor { [engine] in
+        let user = Self.appUser.name, instance = try paths.instanceID()
+        try waitFor(timeout: Containers.callTimeout, timedOut: "making the app base \(base)") { [engine] in
             if let existing = try await engine.inspectImage(base), existing.user == user, existing.workingDirectory == "/app" { return }
             guard try await engine.inspectImage(builder) != nil else {
                 throw UserFacingError(.unavailable, "the builder image \(builder) is missing; an admin can make it with builder:bootstrap")
             }
-            var spec = ContainerSpec(image: builder, command: ["/bin/sh"])
-            spec.labels = ["org.slipway.kind": "helper"]
-            let id = try await engine.createContainer(spec)
+            // Created, never started: its filesystem is committed as it is.
+            let spec = Containers.labelled(ContainerSpec(image: builder, command: ["/bin/sh"]), ContainerLabels(kind: .helper, instance: instance))
+            let id = try await Containers.start(spec, on: engine, start: false)
             do {
                 try await engine.commitContainer(id, reference: base, changes: ["WORKDIR /app", "USER \(user)", "CMD [\"/bin/sh\"]"])
             } catch {

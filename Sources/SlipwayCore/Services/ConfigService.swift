@@ -85,10 +85,7 @@ public struct ConfigService: Sendable {
 
     private func appID(_ scope: ConfigScope, _ db: Database) throws -> Int64? {
         guard case .app(let name) = scope else { return nil }
-        guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM apps WHERE name = ?", arguments: [name]) else {
-            throw UserFacingError.appNotFound(name.rawValue)
-        }
-        return id
+        return try AppService.id(of: name, db)
     }
 }
 

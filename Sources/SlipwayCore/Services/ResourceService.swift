@@ -406,10 +406,11 @@ public enum OutOfMemory {
 
     /// The same from an inspected container, its app and type read from Slipway's labels.
     public static func reason(_ details: ContainerDetails, settings: Settings) -> String? {
-        guard let app = details.labels["org.slipway.app"].flatMap({ try? AppName($0) }) else { return nil }
-        let type: String? = switch details.labels["org.slipway.kind"] {
-        case "process": details.labels["org.slipway.type"]
-        case "run", "detached": ResourceService.runType
+        let labels = details.slipway
+        guard let app = try? AppName(labels.app) else { return nil }
+        let type: String? = switch labels.kind {
+        case .process: labels.type
+        case .run, .detached: ResourceService.runType
         default: nil
         }
         return reason(exitCode: details.exitCode, oomKilled: details.oomKilled, memoryLimit: details.memoryLimit,
@@ -444,18 +445,6 @@ extension Core {
 
 extension DeployService {
     var resources: ResourceService { ResourceService(store: store, settings: settings) }
-
-    /// A process the engine restarted shows exit code 0 while it runs again (podman 4.3,
-    /// measured), so the exit that restarted it is caught between restarts, for up to 2 s.
-    func lastExit(_ id: String, _ details: ContainerDetails) -> ContainerDetails {
-        guard details.restartCount > 0, details.running || details.exitCode == 0 else { return details }
-        let engine = self.engine
-        for _ in 0..<100 {
-            if let now = try? waitFor({ [engine] in try await engine.inspectContainer(id) }), !now.running, now.exitCode != 0 { return now }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        return details
-    }
 }
 
 extension RunService {

@@ -40,18 +40,19 @@ public struct RunService: Sendable {
 
     /// Runs `command` (the image's own command when empty); returns its exit status.
     public func run(_ app: AppName, command: [String], by caller: Caller, io: IO) throws -> Int32 {
-        var (spec, mounts) = try containerSpec(app, command: command, kind: "run", by: caller)
+        var (spec, labels, mounts) = try containerSpec(app, command: command, kind: .run, by: caller)
         spec.openStdin = true
         if let terminal = io.terminal {
             spec.tty = true
             spec.environment["TERM"] = terminal.type
         }
-        let engine = self.engine
-        let id = try waitFor { [engine, spec] in try await engine.createContainer(spec) }
+        let engine = self.engine, containers = try self.containers
+        // Attached before it starts: created here, started below.
+        let id = try containers.call { [spec, labels] engine in try await Containers.start(Containers.labelled(spec, labels), on: engine, start: false) }
         // Whatever happens from here, the container goes.
-        defer { _ = try? waitFor { [engine] in try await engine.removeContainer(id, force: true) } }
+        defer { _ = try? containers.remove([id]) }
         let attachment = try engine.attach(id)
-        try waitFor { [engine] in try await engine.startContainer(id) }
+        try containers.call { engine in try await engine.startContainer(id) }
         if let terminal = io.terminal {
             terminal.onResize { columns, rows in
                 // A client without a local terminal (ssh -tt < file) reports 0x0: keep the engine's default.
@@ -62,7 +63,7 @@ public struct RunService: Sendable {
             // create and refuses a resize before start, so a command that asks at its
             // very first instant may still see 0x0; interactive programs get SIGWINCH.)
             let (columns, rows) = terminal.size
-            if columns > 0 && rows > 0 { _ = try? waitFor { [engine] in try await engine.resizeContainer(id, columns: columns, rows: rows) } }
+            if columns > 0 && rows > 0 { _ = try? containers.call { engine in try await engine.resizeContainer(id, columns: columns, rows: rows) } }
         }
         defer { io.terminal?.onResize(nil) }
 
@@ -90,8 +91,8 @@ public struct RunService: Sendable {
             }
         }
         if io.isCancelled() { return 130 }
-        let (status, changes) = try waitFor { [engine] in (try await engine.exitCode(ofEnded: id), try await engine.changes(id)) }
-        let oomKilled = status == 0 ? false : (try? waitFor { [engine] in try await engine.inspectContainer(id) })?.oomKilled ?? false
+        let (status, changes) = try containers.call { engine in (try await engine.exitCode(ofEnded: id), try await engine.changes(id)) }
+        let oomKilled = status == 0 ? false : (try? containers.inspect(id))??.oomKilled ?? false
         if let why = OutOfMemory.reason(exitCode: status, oomKilled: oomKilled, memoryLimit: spec.limits.memoryBytes, app: app,
                                         processType: ResourceService.runType, settings: settings) {
             io.notice("error: the run of \(app) \(why)\(spec.tty ? "\r" : "")")
@@ -106,28 +107,16 @@ public struct RunService: Sendable {
     /// `run:detached`: starts `command` in the background and returns the container's
     /// name. The engine removes it when it ends; `run:stop` ends it early.
     public func runDetached(_ app: AppName, command: [String], by caller: Caller) throws -> String {
-        var (spec, _) = try containerSpec(app, command: command, kind: "detached", by: caller)
+        var (spec, labels, _) = try containerSpec(app, command: command, kind: .detached, by: caller)
         spec.autoRemove = true
-        let engine = self.engine
-        try waitFor { [engine, spec] in
-            let id = try await engine.createContainer(spec)
-            do { try await engine.startContainer(id) } catch {
-                try? await engine.removeContainer(id, force: true)
-                throw error
-            }
-        }
+        _ = try containers.start(spec, labels: labels)
         try events.record(caller, app: app.rawValue, detail: "started \(spec.name!)")
         return spec.name!
     }
 
     /// The app's running `run` and `run:detached` containers, oldest first.
     public func list(_ app: AppName) throws -> [ContainerSummary] {
-        let engine = self.engine
-        return try waitFor { [engine] in
-            try await engine.listContainers(labels: ["org.slipway.app": app.rawValue])
-                .filter { ["run", "detached"].contains($0.labels["org.slipway.kind"]) }
-                .sorted { $0.created < $1.created }
-        }
+        try containers.list(app: app, kind: nil).filter { [.run, .detached].contains($0.slipway.kind) }.sorted { $0.created < $1.created }
     }
 
     /// `run:stop`: stops (and removes) one of the app's runs, named as `run:list` shows it.
@@ -135,11 +124,7 @@ public struct RunService: Sendable {
         guard let target = try list(app).first(where: { $0.name == name || (name.count >= 6 && $0.id.hasPrefix(name)) }) else {
             throw UserFacingError.notFound("\(app) has no running container \(quoted(name)); run:list \(app) shows them")
         }
-        let engine = self.engine
-        try waitFor { [engine] in
-            try await engine.stopContainer(target.id, timeoutSeconds: 10)
-            try await engine.removeContainer(target.id, force: true)
-        }
+        try containers.stop([target.id], remove: true)
         try events.record(caller, app: app.rawValue, detail: "stopped \(target.name)")
     }
 
@@ -147,44 +132,40 @@ public struct RunService: Sendable {
     /// in every app, once their access ended (acl:remove, a role below write,
     /// users:remove). Returns the names of the containers removed.
     public func stopRuns(startedBy user: String, in app: AppName?, by caller: Caller) throws -> [String] {
-        let engine = self.engine
-        var labels = ["org.slipway.by": user, "org.slipway.instance": try paths.instanceID()]
-        if let app { labels["org.slipway.app"] = app.rawValue }
-        let stopped = try waitFor { [engine, labels] () -> [ContainerSummary] in
-            let runs = try await engine.listContainers(labels: labels).filter { ["run", "detached"].contains($0.labels["org.slipway.kind"]) }
-            for run in runs { try await engine.removeContainer(run.id, force: true) }
-            return runs
-        }
+        let containers = try self.containers
+        let stopped = try containers.list(app: app, kind: nil, by: user).filter { [.run, .detached].contains($0.slipway.kind) }
+        try containers.remove(stopped.map(\.id))
         for run in stopped {
-            try events.record(caller, app: run.labels["org.slipway.app"], detail: "stopped \(run.name) of \(user), whose access ended")
+            try events.record(caller, app: run.slipway.app, detail: "stopped \(run.name) of \(user), whose access ended")
         }
         return stopped.map(\.name)
     }
 
     /// A run container for the app's latest build: its config, its run-phase storage,
     /// labels that let `run:list` and the orphan sweep find it.
-    private func containerSpec(_ app: AppName, command: [String], kind: String,
-                               by caller: Caller) throws -> (ContainerSpec, [StorageService.MountInfo]) {
+    private func containerSpec(_ app: AppName, command: [String], kind: ContainerKind,
+                               by caller: Caller) throws -> (ContainerSpec, ContainerLabels, [StorageService.MountInfo]) {
         guard let build = try builds.latestSuccessful(of: app) else {
             throw UserFacingError.notFound("\(app) has no build yet; git push it first")
         }
-        let engine = self.engine
-        guard let image = try waitFor({ [engine] in try await engine.inspectImage(build.image) }) else {
+        let containers = try self.containers
+        guard let image = try containers.inspectImage(build.image) else {
             throw UserFacingError.notFound("the image \(build.image) of \(app) is gone from the engine; push again to rebuild it")
         }
         let mounts = try storage.mounts(of: app).filter { $0.phases.contains(.run) }
         var spec = ContainerSpec(image: build.image, command: command.isEmpty ? nil : command)
-        spec.name = "\(app).\(kind == "run" ? "run" : "detached").\(UUID().uuidString.prefix(8).lowercased())"
+        spec.name = "\(app).\(kind.rawValue).\(UUID().uuidString.prefix(8).lowercased())"
         spec.environment = try config.environmentVariables(of: app)
         // As in the app's processes, so a one-off command sees the same PORT.
         if spec.environment["PORT"] == nil { spec.environment["PORT"] = "5000" }
-        spec.labels = ["org.slipway.app": app.rawValue, "org.slipway.kind": kind, "org.slipway.by": caller.principal.name,
-                       "org.slipway.origin": caller.principal.channel, "org.slipway.instance": try paths.instanceID(),
-                       ContainerLabel.storage: ContainerLabel.storageValue(mounts.compactMap(\.storageID))]
-        spec.sandbox = try TenantSandbox(appID: build.appId, instance: try paths.instanceID())
-        spec.binds = try ImageUser.binds(mounts.map(\.snapshot), image: build.image, imageUser: image.user, sandbox: spec.sandbox!, engine: engine)
+        var labels = containers.labels(app: app, kind: kind)
+        labels.by = caller.principal.name
+        labels.origin = caller.principal.channel
+        labels.storage = ContainerLabel.storageValue(mounts.compactMap(\.storageID))
+        spec.sandbox = try TenantSandbox(appID: build.appId, instance: containers.instance)
+        spec.binds = try ImageUser.binds(mounts.map(\.snapshot), image: build.image, imageUser: image.user, sandbox: spec.sandbox!, containers: containers)
         spec.limits = try resources.limits(for: app, processType: ResourceService.runType)
-        return (spec, mounts)
+        return (spec, labels, mounts)
     }
 
     /// Removes `run` containers started over SSH that no session owns any more (the
@@ -192,16 +173,14 @@ public struct RunService: Sendable {
     /// exists; containers of local CLI runs, and of other servers sharing the
     /// engine, are left alone. Returns how many went.
     public func removeOrphans() throws -> Int {
-        let engine = self.engine
-        let instance = try paths.instanceID()
-        return try waitFor { [engine] in
-            let orphans = try await engine.listContainers(labels: ["org.slipway.kind": "run", "org.slipway.origin": "ssh",
-                                                                   "org.slipway.instance": instance])
-            for orphan in orphans { try await engine.removeContainer(orphan.id, force: true) }
-            return orphans.count
-        }
+        let containers = try self.containers
+        let orphans = try containers.list(app: nil, kind: .run, origin: "ssh")
+        try containers.remove(orphans.map(\.id))
+        return orphans.count
     }
 
+    /// The facade for this server's containers.
+    var containers: Containers { get throws { Containers(engine: engine, instance: try paths.instanceID()) } }
 }
 
 /// The numeric owner of an image's configured user, for chowning managed storage.
@@ -211,7 +190,7 @@ enum ImageUser {
     /// as in the app's user namespace, so a non-root app can write to it. Host paths
     /// are bound as they are.
     static func binds(_ mounts: [ReleaseSnapshot.MountSnapshot], image: String, imageUser: String,
-                      sandbox: TenantSandbox, engine: ContainerEngine) throws -> [String] {
+                      sandbox: TenantSandbox, containers: Containers) throws -> [String] {
         var owner: (uid: uid_t, gid: gid_t)?
         return try mounts.map { mount in
             if mount.managed {
@@ -221,8 +200,8 @@ enum ImageUser {
             // it from the app that writes it (each app has its own uids).
             if mount.managed && !mount.readonly {
                 if owner == nil {
-                    let inside = try resolve(imageUser, image: image, sandbox: sandbox, engine: engine)
-                    let base = try waitFor { [engine] in try await engine.userNamespaceBase(of: sandbox) }
+                    let inside = try resolve(imageUser, image: image, sandbox: sandbox, containers: containers)
+                    let base = try containers.call { engine in try await engine.userNamespaceBase(of: sandbox) }
                     let last = sandbox.idRange.size - 1
                     owner = (base + min(inside.uid, last), base + min(inside.gid, last))
                 }
@@ -255,7 +234,7 @@ enum ImageUser {
     /// "" is root, "1000" or "1000:1000" are numbers, a name is looked up inside the
     /// image: in a helper container in the app's sandbox, without network, capped,
     /// removed on every path.
-    static func resolve(_ user: String, image: String, sandbox: TenantSandbox, engine: ContainerEngine) throws -> (uid: uid_t, gid: gid_t) {
+    static func resolve(_ user: String, image: String, sandbox: TenantSandbox, containers: Containers) throws -> (uid: uid_t, gid: gid_t) {
         if user.isEmpty || user == "root" { return (0, 0) }
         let parts = user.split(separator: ":").map(String.init)
         if let uid = UInt32(parts[0]) { return (uid, parts.count > 1 ? UInt32(parts[1]) ?? uid : uid) }
@@ -265,28 +244,11 @@ enum ImageUser {
         spec.networkDisabled = true
         spec.limits = ResourceLimits(memoryBytes: 64 << 20, nanoCPUs: 500_000_000, pids: 32)
         // The instance label lets a crashed server's successor (and its operator) find it.
-        spec.labels = [ContainerLabel.kind: "helper", ContainerLabel.instance: sandbox.instance]
-        let output = try waitFor { [engine, spec] () -> String in
-            let id = try await engine.createContainer(spec)
-            do {
-                try await engine.startContainer(id)
-                let deadline = ContinuousClock.now + lookupTimeout
-                while let details = try await engine.inspectContainer(id), details.running || details.status == "created" {
-                    guard ContinuousClock.now < deadline else {
-                        throw UserFacingError.invalid("the image \(image) did not say within \(lookupTimeout) which uid its user \(quoted(user)) is; set USER to a number (USER 1000:1000) in the Dockerfile")
-                    }
-                    try await Task.sleep(for: .milliseconds(20))
-                }
-                let text = TextCollector()
-                try await engine.streamLogs(id, follow: false, tail: 2) { if $0.stream == .stdout { text.append($0.data) } }
-                try await engine.removeContainer(id, force: true)
-                return text.value
-            } catch {
-                try? await engine.removeContainer(id, force: true)
-                throw error
-            }
-        }
-        let numbers = output.split(separator: "\n").compactMap { UInt32($0) }
+        let text = TextCollector()
+        _ = try containers.runToEnd(spec, labels: ContainerLabels(kind: .helper, instance: sandbox.instance), timeout: lookupTimeout,
+                                    tooLong: .invalid("the image \(image) did not say within \(lookupTimeout) which uid its user \(quoted(user)) is; set USER to a number (USER 1000:1000) in the Dockerfile"),
+                                    logTail: 2) { if $0.stream == .stdout { text.append($0.data) } }
+        let numbers = text.value.split(separator: "\n").compactMap { UInt32($0) }
         guard numbers.count == 2 else {
             throw UserFacingError.invalid("the image \(image) runs as user \(quoted(user)), which does not exist inside it")
         }

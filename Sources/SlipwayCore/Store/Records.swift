@@ -45,7 +45,7 @@ public struct SSHKeyRecord: SlipwayRecord, HasRowID, Equatable {
     public var createdAt: Date
 }
 
-/// An app: a git repo, its config, mounts and (later) releases.
+/// An app: a git repo, its config, mounts and releases. `AppService` owns these rows.
 public struct App: SlipwayRecord, HasRowID, Equatable {
     public static let databaseTableName = "apps"
     public var id: Int64?
@@ -77,14 +77,23 @@ public struct Release: SlipwayRecord, HasRowID, Equatable {
     public var reason: String
     /// JSON of `ReleaseSnapshot`.
     public var snapshot: String
-    /// deploying, succeeded or failed.
-    public var status: String
+    public var status: ReleaseStatus
     public var error: String?
     public var startedBy: String
     public var startedAt: Date
     public var finishedAt: Date?
 
     public var label: String { "v\(version)" }
+}
+
+/// Where a release is (stored as its raw value, as the `releases` table's CHECK lists them).
+public enum ReleaseStatus: String, Codable, Sendable {
+    case deploying, succeeded, failed
+}
+
+/// Where a build is (stored as its raw value, as the `builds` table's CHECK lists them).
+public enum BuildStatus: String, Codable, Sendable {
+    case building, succeeded, failed
 }
 
 /// How many containers of one process type an app runs.
@@ -214,8 +223,7 @@ public struct Build: SlipwayRecord, HasRowID, Equatable {
     public var image: String
     /// "dockerfile" or "procfile".
     public var kind: String
-    /// "building", "succeeded" or "failed".
-    public var status: String
+    public var status: BuildStatus
     public var startedBy: String
     public var startedAt: Date
     public var finishedAt: Date?

@@ -1,0 +1,145 @@
+import Foundation
+import GRDB
+import Testing
+@testable import SlipwayCore
+
+/// Rollouts and the deploy gate on a fake engine and probe: no podman, no nginx.
+@Suite("Rollout and the deploy gate")
+struct RolloutTests {
+    let engine = FakeEngine()
+    let probe = FakeProbe()
+    let core: Core
+    var deploys: DeployService
+    let caller = Caller(principal: .localAdmin, command: "test")
+    let app = try! AppName("web")
+    let output: DeployService.Output = { _ in }
+
+    init() throws {
+        var settings = Settings()
+        settings.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-test-\(UUID().uuidString)").path
+        settings.waitToRetire = 0
+        core = try Core(settings: settings, engine: engine, probe: probe, proxy: RecordingProxy(directory: settings.dataDir + "/proxy"))
+        deploys = core.deploys
+        deploys.runningCheckDelay = 0.01
+    }
+
+    /// The app, deployed as v1 with these processes at this scale.
+    func deployV1(_ processes: [String: String], scale: [String: Int], checks: [HealthCheck] = [HealthCheck(attempts: 1, wait: 0)]) throws {
+        _ = try core.apps.create(app, by: caller)
+        let record = try #require(try core.apps.find(app))
+        try core.store.write { db in
+            for (type, quantity) in scale {
+                var entry = FormationEntry(appId: record.id!, processType: type, quantity: quantity)
+                try entry.save(db)
+            }
+        }
+        try roll(version: 1, processes, checks: checks)
+    }
+
+    /// Rolls a new release of `processes` out (no build, no tasks).
+    @discardableResult
+    func roll(version: Int, _ processes: [String: String], checks: [HealthCheck] = [HealthCheck(attempts: 1, wait: 0)]) throws -> Release {
+        let record = try #require(try core.apps.find(app))
+        let plan = DeployPlan(processes: processes, healthchecks: ["web": checks])
+        let snapshot = ReleaseSnapshot(plan: plan, environment: [:], mounts: [], formation: [:])
+        let release = try core.store.write { db -> Release in
+            var release = Release(appId: record.id!, version: version, image: "slipway/web:\(version)", revision: "r\(version)", reason: "test",
+                                  snapshot: try DeployService.encode(snapshot), status: .deploying, startedBy: "test", startedAt: Date())
+            try release.insert(db)
+            return release
+        }
+        try deploys.rollout(app, record: record, release: release, snapshot: snapshot, types: nil, output: output)
+        return release
+    }
+
+    func currentVersion() throws -> Int? {
+        try core.store.read { db in
+            try Int.fetchOne(db, sql: "SELECT r.version FROM apps JOIN releases r ON r.id = apps.current_release_id WHERE apps.name = ?", arguments: [app])
+        }
+    }
+
+    @Test func aFailedHealthCheckKeepsTheOldReleaseAndPutsTheLogLinesLast() throws {
+        try deployV1(["web": "serve"], scale: ["web": 1])
+        probe.status = 500
+        let error = try #require(throws: UserFacingError.self) { try deploys.deploy(app, trigger: .config, by: caller, output: output) }
+        #expect(error.message == "deploy of v2 failed: web.web.1 failed its check GET /: answered 500; web still serves v1; its last log lines:\n       | boom")
+        #expect(engine.names == ["web.web.1"])
+        #expect(try currentVersion() == 1)
+        let failed = try core.store.read { db in try Release.filter(Column("version") == 2).fetchOne(db) }
+        #expect(failed?.status == .failed)
+    }
+
+    @Test func aProcessThatCrashesDuringTheCheckIsReportedWithItsRealStatus() throws {
+        try deployV1(["web": "serve"], scale: ["web": 1])
+        try core.store.write { db in
+            var entry = FormationEntry(appId: try AppService.id(of: app, db), processType: "worker", quantity: 1)
+            try entry.save(db)
+        }
+        let failure = try #require(throws: ProcessFailure.self) { try roll(version: 2, ["web": "serve", "worker": "crash"]) }
+        // podman shows 0 at first; the status it exited with is what the user reads.
+        #expect(failure.problem == "web.worker.1 exited with status 1")
+        #expect(failure.logLines == ["boom"])
+        #expect(engine.names == ["web.web.1"])
+        #expect(try currentVersion() == 1)
+    }
+
+    @Test func scalingUpAndDownConvergesOnPlainNames() throws {
+        try deployV1(["web": "serve"], scale: ["web": 1])
+        let old = try #require(engine.container(named: "web.web.1"))
+        // The old container does not go at once (podman: "container state improper").
+        engine.failRemoval(of: old.id, times: 1)
+        try deploys.scale(app, ["web": 2], by: caller, output: output)
+        #expect(engine.names == ["web.web.1", "web.web.2"])
+        #expect(engine.container(named: "web.web.1")?.id != old.id)
+        #expect(try deploys.report(app).endpoints.count == 2)
+
+        try deploys.scale(app, ["web": 1], by: caller, output: output)
+        #expect(engine.names == ["web.web.1"])
+        #expect(try deploys.report(app).endpoints.count == 1)
+    }
+
+    @Test func aLockedAppRefusesEveryDeploySourceAndChangesNothing() throws {
+        try deployV1(["web": "serve"], scale: ["web": 1])
+        try core.apps.setLocked(app, true, by: caller)
+        let before = try core.store.read { db in try Row.fetchAll(db, sql: "SELECT * FROM releases UNION ALL SELECT app_id, key, value, 0, 0, 0, 0, 0, 0, 0, 0, 0 FROM config_vars") }
+        let key = try EnvKey("GREETING")
+        let sources: [(String, () throws -> Void)] = [
+            ("push", { try deploys.deploy(app, trigger: .push(revision: "abc", branch: "main"), by: caller, output: output) }),
+            ("config:set", { try deploys.changeConfig(.app(app), .set([(key, "hi")]), restart: true, by: caller, changed: {}, output: output) }),
+            ("config:unset", { try deploys.changeConfig(.app(app), .unset([key]), restart: true, by: caller, changed: {}, output: output) }),
+            ("config:clear", { try deploys.changeConfig(.app(app), .clear, restart: true, by: caller, changed: {}, output: output) }),
+            ("ps:rebuild", { try deploys.deploy(app, trigger: .rebuild, by: caller, output: output) }),
+            ("releases:rollback", { try deploys.deploy(app, trigger: .rollback(version: 1), by: caller, output: output) }),
+            ("ps:scale", { try deploys.scale(app, ["web": 2], by: caller, output: output) }),
+            ("ps:restart", { try deploys.restart(app, type: nil, by: caller, output: output) }),
+            ("ps:start", { try deploys.start(app, type: nil, by: caller, output: output) }),
+        ]
+        for (source, run) in sources {
+            let error = #expect(throws: UserFacingError.self, "\(source)") { try run() }
+            #expect(error?.message == "web is locked; nothing was deployed (apps:unlock web allows deploys again)", "\(source)")
+        }
+        let after = try core.store.read { db in try Row.fetchAll(db, sql: "SELECT * FROM releases UNION ALL SELECT app_id, key, value, 0, 0, 0, 0, 0, 0, 0, 0, 0 FROM config_vars") }
+        #expect(before == after)
+        #expect(engine.names == ["web.web.1"])
+        // --no-restart deploys nothing, so a locked app's config may change.
+        try deploys.changeConfig(.app(app), .set([(key, "hi")]), restart: false, by: caller, changed: {}, output: output)
+        #expect(try core.config.get(key, in: .app(app)) == "hi")
+    }
+
+    @Test func aDeployWaitsForTheServersRecoveryOfItsAppAndNamesNoInternalPrincipal() throws {
+        try deployV1(["web": "serve"], scale: ["web": 1])
+        let recovery = try deploys.locks.acquire(app, by: caller, origin: DeployLocks.recoveryOrigin)
+        let lines = TextCollector()
+        let locks = deploys.locks
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { locks.release(recovery) }
+        let started = Date()
+        try deploys.restart(app, type: nil, by: caller) { lines.append(Data(($0 + "\n").utf8)) }
+        #expect(Date().timeIntervalSince(started) >= 0.25)
+        #expect(lines.value.contains("-----> Waiting for the server to finish bringing web back after its restart"))
+        #expect(!lines.value.contains("root@host"))
+        // Not given up: the message says what happens and names no one.
+        let held = try deploys.locks.acquire(app, by: caller, origin: DeployLocks.recoveryOrigin)
+        defer { locks.release(held) }
+        #expect(DeployLocks.busy(app, held).message == "web is being brought back after a server restart and that did not finish in time; try again in a minute")
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+@testable import SlipwayCore
+
+/// A container engine that keeps containers in memory and plays their processes
+/// by their command, for rollout tests without podman: `crash` exits 1 at start
+/// (shown, as podman 4.3 does, first as exited with status 0, then with the real
+/// status), anything else runs. Names are unique, as the engine's are.
+final class FakeEngine: ContainerEngine, @unchecked Sendable {
+    struct Box {
+        var id: String
+        var name: String
+        var labels: [String: String]
+        var command: String
+        var running = false
+        var status = "created"
+        var exitCode: Int32 = 0
+        var inspections = 0
+        var hostPort: Int?
+    }
+
+    let endpoint = "fake-engine"
+    private let lock = NSLock()
+    private var boxes: [String: Box] = [:]
+    private var next = 0
+    private var log: [String] = []
+    private var failingRemovals: [String: Int] = [:]
+    /// Output every container prints.
+    var output = "boom\n"
+
+    var calls: [String] { lock.withLock { log } }
+    /// The containers now, by name.
+    var names: [String] { lock.withLock { boxes.values.map(\.name).sorted() } }
+    func container(named name: String) -> Box? { lock.withLock { boxes.values.first { $0.name == name } } }
+    /// The next `times` removals of the container fail (podman: "container state improper").
+    func failRemoval(of id: String, times: Int) { lock.withLock { failingRemovals[id] = times } }
+
+    private func record(_ call: String) { lock.withLock { log.append(call) } }
+
+    func ping() async throws {}
+    func version() async throws -> EngineVersion { EngineVersion(version: "0", apiVersion: "1.41", kind: "fake") }
+    func importImage(fromTarFile path: String, reference: String, changes: [String]) async throws {}
+    func inspectImage(_ reference: String) async throws -> ImageInfo? {
+        ImageInfo(id: reference, created: nil, size: 0, user: "", labels: [:])
+    }
+    func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws {}
+    func createContainer(_ spec: ContainerSpec) async throws -> String {
+        try lock.withLock {
+            let name = spec.name ?? "auto-\(next)"
+            guard !boxes.values.contains(where: { $0.name == name }) else { throw UserFacingError(.conflict, "name \(name) is already in use") }
+            next += 1
+            let id = "c\(next)"
+            boxes[id] = Box(id: id, name: name, labels: spec.labels, command: spec.command?.joined(separator: " ") ?? "",
+                            hostPort: spec.publishedPort.map { _ in 40000 + next })
+            log.append("create \(name)")
+            return id
+        }
+    }
+    func attach(_ id: String) throws -> ContainerAttachment { throw UserFacingError(.unavailable, "the fake engine cannot attach") }
+    func startContainer(_ id: String) async throws {
+        lock.withLock {
+            guard var box = boxes[id] else { return }
+            box.running = !box.command.contains("crash")
+            box.status = box.running ? "running" : "exited"
+            boxes[id] = box
+        }
+    }
+    func waitContainer(_ id: String) async throws -> Int32 { lock.withLock { boxes[id]?.exitCode ?? 0 } }
+    func streamLogs(_ id: String, follow: Bool, tail: Int?, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws {
+        sink(OutputChunk(stream: .stdout, data: Data(output.utf8)))
+    }
+    func resizeContainer(_ id: String, columns: Int, rows: Int) async throws {}
+    func stopContainer(_ id: String, timeoutSeconds: Int) async throws {
+        lock.withLock {
+            boxes[id]?.running = false
+            boxes[id]?.status = "exited"
+        }
+    }
+    func inspectContainer(_ id: String) async throws -> ContainerDetails? {
+        lock.withLock {
+            guard var box = boxes[id] else { return nil }
+            box.inspections += 1
+            // A crashed process: its status shows 0 at first, the real one after.
+            if box.command.contains("crash") && box.inspections > 1 { box.exitCode = 1 }
+            boxes[id] = box
+            return ContainerDetails(id: id, name: box.name, image: "", running: box.running, status: box.status, exitCode: box.exitCode,
+                                    restartCount: 0, startedAt: nil, labels: box.labels, hostPorts: box.hostPort.map { [5000: $0] } ?? [:])
+        }
+    }
+    func renameContainer(_ id: String, to name: String) async throws {
+        try lock.withLock {
+            if let holder = boxes.values.first(where: { $0.name == name && $0.id != id }) {
+                throw UserFacingError(.conflict, "name \(name) is already in use by \(holder.id)")
+            }
+            boxes[id]?.name = name
+            log.append("rename \(id) \(name)")
+        }
+    }
+    func commitContainer(_ id: String, reference: String, changes: [String]) async throws {}
+    func removeImage(_ reference: String) async throws {}
+    func changes(_ id: String) async throws -> [FileChange] { [] }
+    func removeContainer(_ id: String, force: Bool) async throws {
+        try lock.withLock {
+            if let left = failingRemovals[id], left > 0 {
+                failingRemovals[id] = left - 1
+                throw UserFacingError(.unavailable, "container state improper")
+            }
+            if let box = boxes.removeValue(forKey: id) { log.append("remove \(box.name)") }
+        }
+    }
+    func listContainers(labels: [String: String]) async throws -> [ContainerSummary] {
+        lock.withLock {
+            boxes.values.filter { box in labels.allSatisfy { box.labels[$0.key] == $0.value } }.sorted { $0.id < $1.id }
+                .map { ContainerSummary(id: $0.id, names: ["/" + $0.name], state: $0.status, labels: $0.labels) }
+        }
+    }
+    func ensureNetwork(of sandbox: TenantSandbox) async throws {}
+    func removeNetwork(of sandbox: TenantSandbox) async throws {}
+    func userNamespaceBase(of sandbox: TenantSandbox) async throws -> UInt32 { sandbox.idRange.hostBase }
+}
+
+/// Health checks against fake containers: every address answers `status`.
+final class FakeProbe: HTTPProbe, @unchecked Sendable {
+    private let lock = NSLock()
+    private var answer = 200
+    var status: Int {
+        get { lock.withLock { answer } }
+        set { lock.withLock { answer = newValue } }
+    }
+
+    func get(_ url: String, timeout: TimeInterval) async throws -> (status: Int, body: String) { (status, "") }
+}
