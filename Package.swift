@@ -40,7 +40,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        /// The one command tree that serves the local CLI and (later) SSH.
+        /// The one command tree that serves the local CLI and SSH.
         .target(
             name: "SlipwayCommands",
             dependencies: [
@@ -68,6 +68,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        /// The host's process table behind SlipwayCore's `HostProcesses` port (deploy
+        /// locks name the process that holds them).
+        .target(
+            name: "SlipwayHost",
+            dependencies: ["SlipwayCore"]
+        ),
         /// The embedded SSH server: the only code that talks to libssh's server API.
         .target(
             name: "SlipwaySSH",
@@ -79,14 +85,14 @@ let package = Package(
         .executableTarget(
             name: "slipway",
             dependencies: [
-                "SlipwayCommands", "SlipwayCore", "SlipwayEngine", "SlipwayNginx", "SlipwaySSH",
+                "SlipwayCommands", "SlipwayCore", "SlipwayEngine", "SlipwayHost", "SlipwayNginx", "SlipwaySSH",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
             name: "SlipwayCoreTests",
-            dependencies: ["SlipwayCore", "SlipwayCommands", "SlipwayEngine", "SlipwaySSH", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["SlipwayCore", "SlipwayCommands", "SlipwayEngine", "SlipwayHost", "SlipwaySSH", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SlipwayNginxTests",

@@ -3,6 +3,7 @@ import Logging
 import SlipwayCommands
 import SlipwayCore
 import SlipwayEngine
+import SlipwayHost
 import SlipwayNginx
 import SlipwaySSH
 
@@ -67,7 +68,7 @@ do {
         settings.dataDir = URL(fileURLWithPath: dir).standardizedFileURL.path
     }
     core = try Core(settings: settings, engine: DockerEngine.locate(configured: settings.engineSocket), probe: AsyncHTTPProbe(),
-                    proxy: NginxProxy(settings: settings, paths: DataPaths(root: settings.dataDir)))
+                    proxy: NginxProxy(settings: settings, paths: DataPaths(root: settings.dataDir)), processes: LocalProcesses())
 } catch let error as UserFacingError {
     fail(error)
 } catch {

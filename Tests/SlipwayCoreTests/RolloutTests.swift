@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SlipwayHost
 import Testing
 @testable import SlipwayCore
 
@@ -18,7 +19,7 @@ struct RolloutTests {
         var settings = Settings()
         settings.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-test-\(UUID().uuidString)").path
         settings.waitToRetire = 0
-        core = try Core(settings: settings, engine: engine, probe: probe, proxy: RecordingProxy(directory: settings.dataDir + "/proxy"))
+        core = try Core(settings: settings, engine: engine, probe: probe, proxy: RecordingProxy(directory: settings.dataDir + "/proxy"), processes: LocalProcesses())
         deploys = core.deploys
         deploys.runningCheckDelay = 0.01
     }

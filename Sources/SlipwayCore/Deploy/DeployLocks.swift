@@ -5,6 +5,8 @@ import GRDB
 /// process; a holder whose process is gone is stale and may be taken over.
 public struct DeployLocks: Sendable {
     let store: Store
+    /// Whether a lock's holder still runs.
+    let processes: any HostProcesses
 
     /// The origin of the locks the server's recovery holds as it starts (`Recovery.swift`).
     static let recoveryOrigin = "recovery"
@@ -22,7 +24,7 @@ public struct DeployLocks: Sendable {
                 return try store.write { db in
                     let appID = try AppService.id(of: app, db)
                     if let held = try DeployLock.fetchOne(db, key: appID) {
-                        if Self.isAlive(held.pid) { throw Self.busy(app, held) }
+                        if processes.isRunning(held.pid) { throw Self.busy(app, held) }
                         try Self.abandon(held, db)
                     }
                     var lock = DeployLock(appId: appID, holder: origin == Self.recoveryOrigin ? "the server's recovery after its restart" : caller.principal.name, pid: getpid(), origin: origin ?? caller.principal.channel,
@@ -66,14 +68,14 @@ public struct DeployLocks: Sendable {
 
     /// The app's lock, if held.
     public func status(_ app: AppName) throws -> (lock: DeployLock, stale: Bool)? {
-        try store.read { db in try Self.held(app, db).map { ($0, !Self.isAlive($0.pid)) } }
+        try store.read { db in try Self.held(app, db).map { ($0, !processes.isRunning($0.pid)) } }
     }
 
     /// `deploy:unlock`: removes a stale lock; a live deploy's lock stays.
     public func unlock(_ app: AppName, by caller: Caller) throws -> Bool {
         try store.write { db in
             guard let held = try Self.held(app, db) else { return false }
-            if Self.isAlive(held.pid) {
+            if processes.isRunning(held.pid) {
                 if held.origin == Self.recoveryOrigin { throw Self.busy(app, held) }
                 throw UserFacingError.conflict("\(app) is being deployed right now by \(held.holder) (process \(held.pid)); wait for it to finish")
             }
@@ -99,14 +101,5 @@ public struct DeployLocks: Sendable {
             UPDATE releases SET status = 'failed', error = 'interrupted (the deploying process ended)', finished_at = ?
             WHERE app_id = ? AND status = 'deploying'
             """, arguments: [Date(), lock.appId])
-    }
-
-    static func isAlive(_ pid: Int32) -> Bool {
-        guard pid > 0 else { return false }
-        if kill(pid, 0) != 0 && errno == ESRCH { return false }
-        // A zombie (reaped later by its parent) is not deploying anything.
-        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-           let close = stat.lastIndex(of: ")"), stat[stat.index(close, offsetBy: 2)] == "Z" { return false }
-        return true
     }
 }

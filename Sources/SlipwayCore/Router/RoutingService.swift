@@ -16,7 +16,7 @@ public struct RoutingService: Sendable {
     public let proxy: any Proxy
     /// The apps' deploy locks: a routing change of an app waits for no deploy but is
     /// refused while one runs (its switch publishes the app's file too).
-    var locks: DeployLocks { DeployLocks(store: store) }
+    let locks: DeployLocks
 
     /// Runs `body` holding the app's deploy lock.
     func locked<T>(_ app: AppName, by caller: Caller, _ body: () throws -> T) throws -> T {

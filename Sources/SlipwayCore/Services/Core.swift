@@ -24,7 +24,7 @@ public final class Core: Sendable {
 
     /// Prepares the data directory and opens (migrating) the database. The engine is
     /// only contacted when a command needs it; the proxy only when routing changes.
-    public init(settings: Settings, engine: ContainerEngine, probe: HTTPProbe, proxy: any Proxy) throws {
+    public init(settings: Settings, engine: ContainerEngine, probe: HTTPProbe, proxy: any Proxy, processes: any HostProcesses) throws {
         self.engine = engine
         self.settings = settings
         paths = DataPaths(root: settings.dataDir)
@@ -40,10 +40,11 @@ public final class Core: Sendable {
         builder = BuilderService(store: store, paths: paths, settings: settings, engine: engine)
         builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git, builder: builder)
         runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds, events: events)
-        routing = RoutingService(store: store, apps: apps, settings: settings, paths: paths, proxy: proxy)
+        let locks = DeployLocks(store: store, processes: processes)
+        routing = RoutingService(store: store, apps: apps, settings: settings, paths: paths, proxy: proxy, locks: locks)
         certificates = CertificateService(store: store, paths: paths, routing: routing)
         deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
-                                storage: storage, builds: builds, git: git, routing: routing, locks: DeployLocks(store: store),
+                                storage: storage, builds: builds, git: git, routing: routing, locks: locks,
                                 instance: try paths.instanceID())
         pushes = PushService(apps: apps, git: git, deploys: deploys, users: users, authorizer: authorizer)
     }

@@ -3,6 +3,7 @@ import Logging
 import SlipwayCommands
 import GRDB
 import SlipwayCore
+import SlipwayHost
 
 /// Collects what a command prints.
 final class Buffer: TextOutput, @unchecked Sendable {
@@ -47,7 +48,7 @@ struct TestWorld {
         s.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-test-\(UUID().uuidString)").path
         settings(&s)
         proxy = RecordingProxy(directory: s.dataDir + "/proxy")
-        core = try Core(settings: s, engine: RecordingEngine(), probe: RefusingProbe(), proxy: proxy)
+        core = try Core(settings: s, engine: RecordingEngine(), probe: RefusingProbe(), proxy: proxy, processes: LocalProcesses())
         runner = CommandRunner(core: core, logger: Logger(label: "test"))
     }
 
