@@ -39,12 +39,7 @@ enum Apps {
         var requirement: Requirement { app.map { .app($0, .read) } ?? .user }
 
         func execute(in context: CommandContext) throws {
-            let apps: [AppView]
-            if let app {
-                apps = [AppView(try context.core.apps.report(try AppName(app), for: context.principal))]
-            } else {
-                apps = try context.core.apps.list(for: context.principal).map(AppView.init)
-            }
+            let apps = try context.core.apps.reports(try app.map { try AppName($0) }, for: context.principal).map(AppView.init)
             if output.isJSON { return try context.printJSON(app == nil ? AnyEncodable(apps) : AnyEncodable(apps[0])) }
             for view in apps {
                 context.print(Text.heading("\(view.name) app information"))
@@ -187,10 +182,9 @@ enum ACL {
         func execute(in context: CommandContext) throws {
             let userName = try UserName(user)
             let appName = try AppName(app)
-            try context.core.apps.grant(role, on: appName, to: userName, by: context.caller)
+            let ended = try context.core.access.grant(role, on: appName, to: userName, by: context.caller)
             context.print("\(userName) now has \(role.rawValue) access to \(app)")
-            // Runs need write access: a role below it ends theirs.
-            if role < .write { stopRuns(of: userName, in: appName, context) }
+            if let ended { printEndedRuns(ended, context) }
         }
     }
 
@@ -204,9 +198,9 @@ enum ACL {
         func execute(in context: CommandContext) throws {
             let userName = try UserName(user)
             let appName = try AppName(app)
-            try context.core.apps.revoke(on: appName, from: userName, by: context.caller)
+            let ended = try context.core.access.revoke(on: appName, from: userName, by: context.caller)
             context.print("\(userName) no longer has access to \(app)")
-            stopRuns(of: userName, in: appName, context)
+            printEndedRuns(ended, context)
         }
     }
 
@@ -229,16 +223,11 @@ enum ACL {
 
 extension AppRole: ExpressibleByArgument {}
 
-/// After a user's access ended (acl:remove, a role below write, users:remove): their
-/// `run` and `run:detached` containers go (their streams end on their own, see
-/// `AccessWatch`). The access change is done by then, so an engine that cannot be
-/// reached is reported, not an error.
-func stopRuns(of user: UserName, in app: AppName?, _ context: CommandContext) {
-    do {
-        for name in try context.core.runs.stopRuns(startedBy: user.rawValue, in: app, by: context.caller) {
-            context.print("-----> Stopped \(name), started by \(user)")
-        }
-    } catch {
-        context.note(" !     could not stop the runs \(user) started (\((error as? UserFacingError)?.message ?? "\(error)")); run:list shows them, run:stop ends one")
+/// The runs a user lost with their access (`AccessService`): each one stopped, or
+/// why they could not be stopped.
+func printEndedRuns(_ ended: AccessService.EndedRuns, _ context: CommandContext) {
+    for name in ended.stopped { context.print("-----> Stopped \(name), started by \(ended.user)") }
+    if let failure = ended.failure {
+        context.note(" !     could not stop the runs \(ended.user) started (\(failure)); run:list shows them, run:stop ends one")
     }
 }

@@ -34,8 +34,8 @@ enum Builds {
 
         func execute(in context: CommandContext) throws {
             let name = try AppName(app)
-            let view = View(latestSuccessful: try context.core.builds.latestSuccessful(of: name).map(BuildView.init),
-                            latestAttempt: try context.core.builds.builds(of: name, limit: 1).first.map(BuildView.init))
+            let report = try context.core.builds.report(of: name)
+            let view = View(latestSuccessful: report.latestSuccessful.map(BuildView.init), latestAttempt: report.latestAttempt.map(BuildView.init))
             if output.isJSON { return try context.printJSON(view) }
             context.print(Text.heading("\(name) build information"))
             context.print("       Latest image:      \(view.latestSuccessful?.image ?? "(no successful build yet; git push builds)")")

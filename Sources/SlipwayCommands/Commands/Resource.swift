@@ -154,8 +154,7 @@ enum Resource {
         }
 
         func execute(in context: CommandContext) throws {
-            let names = try app.map { [try AppName($0)] } ?? context.core.apps.list(for: context.principal).map(\.app.name)
-            let reports = try names.map { try context.core.resources.report($0) }
+            let reports = try context.core.resources.reports(try app.map { try AppName($0) }, for: context.principal)
             if output.isJSON {
                 let views = reports.map {
                     View(app: $0.app.rawValue, defaults: Values($0.defaults), max: Values($0.caps),

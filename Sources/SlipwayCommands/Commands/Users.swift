@@ -25,9 +25,9 @@ enum Users {
 
         func execute(in context: CommandContext) throws {
             let user = try UserName(name)
-            try context.core.users.remove(user, by: context.caller)
+            let ended = try context.core.access.removeUser(user, by: context.caller)
             context.print("removed user \(user), their keys and app access")
-            stopRuns(of: user, in: nil, context)
+            printEndedRuns(ended, context)
         }
     }
 

@@ -27,7 +27,7 @@ public struct Authorizer: Sendable {
             }
         case .app(let rawName, let needed):
             let name = try AppName(rawName)
-            guard let app = try App.filter(Column("name") == name.rawValue).fetchOne(db),
+            guard let app = try AppService.find(name, db),
                   let held = try role(of: principal, on: app, in: db) else {
                 // Missing and hidden answer alike: a tenant learns nothing about other apps.
                 throw UserFacingError.appNotFound(rawName)
@@ -36,7 +36,7 @@ public struct Authorizer: Sendable {
                 throw UserFacingError.denied("you have \(held.rawValue) access to app \(quoted(rawName)); this needs \(needed.rawValue) access, which an owner can grant with acl:add")
             }
         case .appOrMissing(let rawName, let needed):
-            guard try App.filter(Column("name") == AppName(rawName).rawValue).fetchCount(db) == 0 else {
+            guard try AppService.find(AppName(rawName), db) == nil else {
                 return try check(.app(rawName, needed), for: principal, in: db)
             }
         case .storageOwner(let rawName, let allowMissing):

@@ -86,9 +86,8 @@ public struct DeployLocks: Sendable {
     }
 
     private static func held(_ app: AppName, _ db: Database) throws -> DeployLock? {
-        try DeployLock.fetchOne(db, sql: """
-            SELECT deploy_locks.* FROM deploy_locks JOIN apps ON apps.id = deploy_locks.app_id WHERE apps.name = ?
-            """, arguments: [app])
+        guard let appID = try AppService.find(app, db)?.id else { return nil }
+        return try DeployLock.filter(Column("app_id") == appID).fetchOne(db)
     }
 
     /// Every lock (server start: reconcile).

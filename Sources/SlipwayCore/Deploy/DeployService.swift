@@ -194,10 +194,7 @@ public struct DeployService: Sendable {
     private func recordingPush(_ trigger: Trigger, app: AppName, caller: Caller) -> (@Sendable (Database) throws -> Void)? {
         guard case .push(let revision, let branch) = trigger else { return nil }
         return { [apps] db in
-            var record = try apps.existing(app, db)
-            record.deployBranch = branch
-            record.deployedRevision = revision
-            try record.update(db)
+            try apps.recordPush(branch: branch, revision: revision, of: app, db)
             try db.audit(caller, app: app.rawValue, detail: "pushed \(branch) at \(revision.prefix(12))")
         }
     }

@@ -135,8 +135,7 @@ extension DeployService {
     }
 
     func existing(_ app: AppName) throws -> App {
-        guard let record = try apps.find(app) else { throw UserFacingError.appNotFound(app.rawValue) }
-        return record
+        try apps.existing(app)
     }
 
     /// The app's releases, newest first.

@@ -20,7 +20,8 @@ extension DeployService {
         }
         // Their deploy tasks died with them.
         let stillDeploying = try store.read { db in
-            Set(try String.fetchAll(db, sql: "SELECT apps.name FROM deploy_locks JOIN apps ON apps.id = deploy_locks.app_id"))
+            let names = try AppService.names(db)
+            return Set(try DeployLock.fetchAll(db).compactMap { names[$0.appId]?.rawValue })
         }
         let orphans = try containers.list(app: nil, kind: .task).filter { !stillDeploying.contains($0.slipway.app) }
         try containers.remove(orphans.map(\.id))
@@ -45,7 +46,7 @@ extension DeployService {
     /// repaired under its lock; one being deployed meanwhile is left to that deploy.
     /// A deploy that asks for an app being repaired waits for it (`DeployLocks.acquire`).
     public func reconcile(report: (String) -> Void) throws {
-        let apps = try store.read { db in try App.fetchAll(db) }
+        let apps = try store.read { db in try AppService.all(db) }
         let caller = Caller(principal: .localAdmin, command: "serve (reconcile)")
         for record in apps {
             guard let lock = try? locks.acquire(record.name, by: caller, origin: DeployLocks.recoveryOrigin) else { continue }

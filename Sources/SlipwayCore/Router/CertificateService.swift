@@ -75,7 +75,7 @@ public struct CertificateService: Sendable {
 
     public func report(_ app: AppName) throws -> Report {
         try store.read { db in
-            let record = try routing.apps.existing(app, db)
+            let record = try AppService.existing(app, db)
             let site = try routing.site(of: record, endpoints: [], db)
             let certificate = try CertificateRecord.fetchOne(db, key: record.id)
             return Report(app: app.rawValue, enabled: certificate != nil, subject: certificate?.subject, issuer: certificate?.issuer,
@@ -92,7 +92,7 @@ public struct CertificateService: Sendable {
         let parsed = try Self.parse(pem)
         try routing.locked(app, by: caller) {
             let (appID, live) = try store.read { db in
-                let record = try routing.apps.existing(app, db)
+                let record = try AppService.existing(app, db)
                 return (record.id!, try CertificateRecord.fetchOne(db, key: record.id)?.fingerprint)
             }
             let files = CertificateFiles(paths: paths, appID: appID, fingerprint: parsed.fingerprint)

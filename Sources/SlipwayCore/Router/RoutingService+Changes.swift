@@ -36,14 +36,14 @@ extension RoutingService {
             let (result, before, after, undo) = try store.write { db in
                 let records: [App]
                 switch scope {
-                case .app(let name): records = [try apps.existing(name, db)]
-                case .every: records = try App.fetchAll(db)
+                case .app(let name): records = [try AppService.existing(name, db)]
+                case .every: records = try AppService.all(db)
                 }
                 var undo = try RoutingRows(appIDs: scope.isEvery ? nil : records.map { $0.id! }, db)
                 let before = try records.map { try recordedSite(of: $0, db) }
                 let result = try body(db, records)
                 try undo.noteEvents(db)
-                let after = try records.compactMap { try App.fetchOne(db, key: $0.id) }.map { try recordedSite(of: $0, db) }
+                let after = try records.compactMap { try AppService.find(id: $0.id, db) }.map { try recordedSite(of: $0, db) }
                 return (result, before, after, undo)
             }
             var attempted: Set<AppName> = []

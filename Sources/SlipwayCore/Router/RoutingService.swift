@@ -48,7 +48,7 @@ public struct RoutingService: Sendable {
     /// default name; https when the certificate covers that name.
     public func url(for app: AppName) throws -> String {
         try store.read { db in
-            let served = try site(of: try apps.existing(app, db), endpoints: [], db)
+            let served = try site(of: try AppService.existing(app, db), endpoints: [], db)
             return url(of: served, name: served.names.count > 1 ? served.names[1] : served.names[0])
         }
     }
@@ -79,7 +79,7 @@ public struct RoutingService: Sendable {
     public func publish(_ app: AppName, endpoints: [String]? = nil) throws {
         try serialized {
             let current = try store.read { db in
-                let record = try apps.existing(app, db)
+                let record = try AppService.existing(app, db)
                 return try site(of: record, endpoints: endpoints ?? recordedEndpoints(record, db), db)
             }
             try proxy.apply(current)
@@ -116,7 +116,7 @@ public struct RoutingService: Sendable {
     }
 
     public func proxyReport(_ app: AppName) throws -> ProxyReport {
-        let served = try store.read { db in try recordedSite(of: try apps.existing(app, db), db) }
+        let served = try store.read { db in try recordedSite(of: try AppService.existing(app, db), db) }
         let path = proxy.configPath(for: app)
         return ProxyReport(app: app.rawValue, mode: settings.proxyMode.rawValue, httpPort: settings.proxyPort, httpsPort: settings.tlsPort,
                            domains: served.names, urls: served.names.map { url(of: served, name: $0) }, upstreams: served.endpoints,
@@ -132,7 +132,7 @@ public struct RoutingService: Sendable {
     /// destroyed, its name perhaps taken by another tenant's app) stops.
     public func accessLog(_ app: AppName, lines: Int, follow: Bool, output: @escaping @Sendable (String) -> Void,
                           isCancelled: @escaping @Sendable () -> Bool, isAllowed: @escaping @Sendable () -> Bool) throws {
-        _ = try store.read { try apps.existing(app, $0) }
+        _ = try store.read { try AppService.existing(app, $0) }
         let path = proxy.accessLogPath(for: app)
         var file = FileHandle(forReadingAtPath: path)
         if let file, lines > 0 {
@@ -194,7 +194,7 @@ public struct RoutingService: Sendable {
 
     public func report(_ app: AppName) throws -> DomainReport {
         try store.read { db in
-            let record = try apps.existing(app, db)
+            let record = try AppService.existing(app, db)
             let served = try site(of: record, endpoints: [], db)
             return DomainReport(app: app.rawValue, defaultDomain: served.names[0], customDomains: Array(served.names.dropFirst()),
                                 globalDomain: try globalDomain(db), urls: served.names.map { url(of: served, name: $0) })
@@ -254,11 +254,12 @@ public struct RoutingService: Sendable {
         // Every app's file changes: no deploy may run meanwhile.
         var held: [DeployLock] = []
         defer { held.forEach(locks.release) }
-        for app in try store.read({ db in try App.fetchAll(db) }) { held.append(try locks.acquire(app.name, by: caller)) }
+        for app in try store.read({ db in try AppService.all(db) }) { held.append(try locks.acquire(app.name, by: caller)) }
         try committing(.every, by: caller) { db, _ in
             // A custom domain must not turn into another app's default one.
-            for (name, owner) in try Row.fetchAll(db, sql: "SELECT domains.name, apps.name FROM domains JOIN apps ON apps.id = domains.app_id")
-                .map({ ($0[0] as String, $0[1] as String) }) {
+            let apps = try AppService.names(db)
+            for (name, owner) in try Row.fetchAll(db, sql: "SELECT name, app_id FROM domains")
+                .compactMap({ row in apps[row[1] as Int64].map { (row[0] as String, $0.rawValue) } }) {
                 switch Self.reservation(of: name, global: global) {
                 case .global?:
                     throw UserFacingError.conflict("\(owner) has the custom domain \(name), which would become the global domain itself; domains:remove it first")
@@ -270,7 +271,9 @@ public struct RoutingService: Sendable {
             }
             try db.execute(sql: "INSERT INTO server_settings (key, value) VALUES ('global_domain', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [global])
             // A custom domain that becomes its own app's default one is simply that now.
-            try db.execute(sql: "DELETE FROM domains WHERE name = (SELECT apps.name FROM apps WHERE apps.id = domains.app_id) || '.' || ?", arguments: [global])
+            for (id, app) in apps {
+                try db.execute(sql: "DELETE FROM domains WHERE app_id = ? AND name = ?", arguments: [id, "\(app).\(global)"])
+            }
             try db.audit(caller, app: nil, detail: "set the global domain to \(global)")
         }
     }

@@ -25,7 +25,7 @@ public struct AppService: Sendable {
         guard caller.principal.isAdmin || settings.usersCanCreateApps else {
             throw UserFacingError.denied("only admins may create apps on this server; ask an admin to create \(name) and add you with acl:add")
         }
-        guard try App.filter(Column("name") == name.rawValue).fetchCount(db) == 0 else {
+        guard try Self.find(name, db) == nil else {
             // A hidden app and a visible one answer alike, but the name is still taken.
             throw UserFacingError.conflict("name is already taken: an app named \(quoted(name.rawValue)) exists; choose another name")
         }
@@ -43,27 +43,44 @@ public struct AppService: Sendable {
     /// Apps the principal can read, by name.
     public func list(for principal: Principal) throws -> [Summary] {
         try store.read { db in
-            try App.order(Column("name")).fetchAll(db).compactMap { app in
-                guard let role = try authorizer.role(of: principal, on: app, in: db) else { return nil }
-                return Summary(app: app, role: role, members: try members(of: app, db))
-            }
+            try Self.visible(to: principal, authorizer: authorizer, db).map { Summary(app: $0.app, role: $0.role, members: try members(of: $0.app, db)) }
         }
+    }
+
+    /// The apps the principal can read and their role on each, by name.
+    static func visible(to principal: Principal, authorizer: Authorizer, _ db: Database) throws -> [(app: App, role: AppRole)] {
+        try App.order(Column("name")).fetchAll(db).compactMap { app in try authorizer.role(of: principal, on: app, in: db).map { (app: app, role: $0) } }
+    }
+
+    /// Every app, in the order they were made.
+    static func all(_ db: Database) throws -> [App] {
+        try App.fetchAll(db)
+    }
+
+    /// Every app's name by its row id, for rows of other tables that point at apps.
+    static func names(_ db: Database) throws -> [Int64: AppName] {
+        Dictionary(uniqueKeysWithValues: try all(db).map { ($0.id!, $0.name) })
     }
 
     /// One app the principal has already been authorized to read.
     public func report(_ name: AppName, for principal: Principal) throws -> Summary {
         try store.read { db in
-            let app = try existing(name, db)
+            let app = try Self.existing(name, db)
             guard let role = try authorizer.role(of: principal, on: app, in: db) else { throw UserFacingError.appNotFound(name.rawValue) }
             return Summary(app: app, role: role, members: try members(of: app, db))
         }
+    }
+
+    /// `apps:report`: the one app named (already authorized), or every app the principal can read.
+    public func reports(_ name: AppName?, for principal: Principal) throws -> [Summary] {
+        try name.map { [try report($0, for: principal)] } ?? list(for: principal)
     }
 
     /// Destroys the app: its config, mounts, ACL and repo. Managed storage is kept
     /// unless `purgeStorage`, and then only storage no other app mounts.
     public func destroy(_ name: AppName, purgeStorage: Bool, by caller: Caller) throws -> [StorageName] {
         let purged: [StorageName] = try store.write { db in
-            let app = try existing(name, db)
+            let app = try Self.existing(name, db)
             var purged: [StorageName] = []
             if purgeStorage {
                 purged = try StorageName.fetchAll(db, sql: """
@@ -97,8 +114,8 @@ public struct AppService: Sendable {
 
     public func rename(_ old: AppName, to new: AppName, by caller: Caller) throws {
         try store.write { db in
-            var app = try existing(old, db)
-            guard try App.filter(Column("name") == new.rawValue).fetchCount(db) == 0 else {
+            var app = try Self.existing(old, db)
+            guard try Self.find(new, db) == nil else {
                 throw UserFacingError.conflict("name is already taken: an app named \(quoted(new.rawValue)) exists; choose another name")
             }
             try ensureDefaultDomainIsFree(new, db)
@@ -115,7 +132,7 @@ public struct AppService: Sendable {
 
     public func setLocked(_ name: AppName, _ locked: Bool, by caller: Caller) throws {
         try store.write { db in
-            var app = try existing(name, db)
+            var app = try Self.existing(name, db)
             app.locked = locked
             try app.update(db)
             try db.audit(caller, app: name.rawValue, detail: locked ? "locked deploys" : "unlocked deploys")
@@ -132,17 +149,32 @@ public struct AppService: Sendable {
         try App.filter(Column("name") == name.rawValue).fetchOne(db)
     }
 
+    /// The app, or the not-found error every command gives.
+    public func existing(_ name: AppName) throws -> App {
+        try store.read { db in try Self.existing(name, db) }
+    }
+
     /// The app's row id, or the not-found error every command gives.
     public static func id(of name: AppName, _ db: Database) throws -> Int64 {
-        guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM apps WHERE name = ?", arguments: [name]) else {
-            throw UserFacingError.appNotFound(name.rawValue)
-        }
-        return id
+        try existing(name, db).id!
+    }
+
+    /// The app with this row id, as it is inside the caller's transaction (nil: gone).
+    static func find(id: Int64?, _ db: Database) throws -> App? {
+        try App.fetchOne(db, key: id)
     }
 
     /// Makes `release` the one serving (and the app's processes running), inside the deploy's transaction.
     func setCurrentRelease(_ release: Int64?, of appID: Int64, _ db: Database) throws {
         try db.execute(sql: "UPDATE apps SET current_release_id = ?, processes_stopped = 0 WHERE id = ?", arguments: [release, appID])
+    }
+
+    /// A push's deploy branch and revision, inside the transaction of the release it made.
+    func recordPush(branch: String, revision: String, of name: AppName, _ db: Database) throws {
+        var app = try Self.existing(name, db)
+        app.deployBranch = branch
+        app.deployedRevision = revision
+        try app.update(db)
     }
 
     /// `ps:stop` of every process: nothing runs until ps:start (inside its transaction).
@@ -155,7 +187,7 @@ public struct AppService: Sendable {
     /// Grants `role` on the app to `user` (replacing any earlier role).
     public func grant(_ role: AppRole, on name: AppName, to userName: UserName, by caller: Caller) throws {
         try store.write { db in
-            let app = try existing(name, db)
+            let app = try Self.existing(name, db)
             let user = try existingUser(userName, db)
             let previous = try member(app, user, db)
             if previous?.role == .owner, role != .owner { try ensureAnotherOwner(app, besides: user, db) }
@@ -167,7 +199,7 @@ public struct AppService: Sendable {
 
     public func revoke(on name: AppName, from userName: UserName, by caller: Caller) throws {
         try store.write { db in
-            let app = try existing(name, db)
+            let app = try Self.existing(name, db)
             let user = try existingUser(userName, db)
             guard let entry = try member(app, user, db) else {
                 throw UserFacingError.notFound("\(userName) has no access to \(name); acl:list \(name) shows who has")
@@ -179,12 +211,13 @@ public struct AppService: Sendable {
     }
 
     public func members(of name: AppName) throws -> [(user: UserName, role: AppRole)] {
-        try store.read { db in try members(of: try existing(name, db), db) }
+        try store.read { db in try members(of: try Self.existing(name, db), db) }
     }
 
     // MARK: Helpers
 
-    func existing(_ name: AppName, _ db: Database) throws -> App {
+    /// The app, or the not-found error every command gives, inside a caller's transaction.
+    static func existing(_ name: AppName, _ db: Database) throws -> App {
         guard let app = try Self.find(name, db) else {
             throw UserFacingError.appNotFound(name.rawValue)
         }

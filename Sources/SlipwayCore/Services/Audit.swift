@@ -20,7 +20,7 @@ extension Database {
     func audit(_ caller: Caller, app: String?, outcome: String = "ok", detail: String) throws {
         // The app as it is inside this transaction: after a rename its new name finds
         // it; after its deletion (apps:destroy) nothing does.
-        let appID = try app.flatMap { try Int64.fetchOne(self, sql: "SELECT id FROM apps WHERE name = ?", arguments: [$0]) }
+        let appID = try app.flatMap { try AppService.find(AppName(uncheckedRawValue: $0), self)?.id }
         var event = Event(at: Date(), actor: caller.principal.name, via: caller.principal.via,
                           command: caller.command, app: app, appId: appID, outcome: outcome, detail: detail)
         try event.insert(self)

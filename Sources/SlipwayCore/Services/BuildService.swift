@@ -37,10 +37,7 @@ public struct BuildService: Sendable {
         let kind = dockerfile.status == 0 ? "dockerfile" : "procfile"
         let tag = Self.imageTag(app: app, revision: revision)
         var record = try store.write { db -> Build in
-            guard let appID = try Int64.fetchOne(db, sql: "SELECT id FROM apps WHERE name = ?", arguments: [app]) else {
-                throw UserFacingError.appNotFound(app.rawValue)
-            }
-            var build = Build(appId: appID, revision: revision, image: tag, kind: kind, status: .building,
+            var build = Build(appId: try AppService.id(of: app, db), revision: revision, image: tag, kind: kind, status: .building,
                               startedBy: caller.principal.name, startedAt: Date())
             try build.insert(db)
             return build
@@ -119,22 +116,30 @@ public struct BuildService: Sendable {
 
     /// Builds of the app, newest first.
     public func builds(of app: AppName, limit: Int = 50) throws -> [Build] {
-        try store.read { db in
-            try Build.fetchAll(db, sql: """
-                SELECT builds.* FROM builds JOIN apps ON apps.id = builds.app_id
-                WHERE apps.name = ? ORDER BY builds.id DESC LIMIT ?
-                """, arguments: [app, limit])
-        }
+        try store.read { db in try Self.builds(of: app, limit: limit, db) }
     }
 
     /// The app's last successful build, which `run` and deploys use.
     public func latestSuccessful(of app: AppName) throws -> Build? {
+        try store.read { db in try Self.latestSuccessful(of: app, db) }
+    }
+
+    /// `builds:report`: the last successful build and the latest attempt, read together.
+    public func report(of app: AppName) throws -> (latestSuccessful: Build?, latestAttempt: Build?) {
         try store.read { db in
-            try Build.fetchOne(db, sql: """
-                SELECT builds.* FROM builds JOIN apps ON apps.id = builds.app_id
-                WHERE apps.name = ? AND builds.status = 'succeeded' ORDER BY builds.id DESC LIMIT 1
-                """, arguments: [app])
+            (try Self.latestSuccessful(of: app, db), try Self.builds(of: app, limit: 1, db).first)
         }
+    }
+
+    private static func builds(of app: AppName, limit: Int, _ db: Database) throws -> [Build] {
+        guard let appID = try AppService.find(app, db)?.id else { return [] }
+        return try Build.filter(Column("app_id") == appID).order(Column("id").desc).limit(limit).fetchAll(db)
+    }
+
+    private static func latestSuccessful(of app: AppName, _ db: Database) throws -> Build? {
+        guard let appID = try AppService.find(app, db)?.id else { return nil }
+        return try Build.filter(Column("app_id") == appID && Column("status") == BuildStatus.succeeded.rawValue)
+            .order(Column("id").desc).fetchOne(db)
     }
 
     /// `ARG NAME` / `ARG NAME=default` lines of a Dockerfile.

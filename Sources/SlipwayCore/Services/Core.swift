@@ -21,6 +21,7 @@ public final class Core: Sendable {
     public let routing: RoutingService
     public let certificates: CertificateService
     public let deploys: DeployService
+    public let access: AccessService
 
     /// Prepares the data directory and opens (migrating) the database. The engine is
     /// only contacted when a command needs it; the proxy only when routing changes.
@@ -46,6 +47,7 @@ public final class Core: Sendable {
         deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
                                 storage: storage, builds: builds, git: git, routing: routing, locks: locks,
                                 instance: try paths.instanceID())
+        access = AccessService(apps: apps, users: users, runs: runs)
         pushes = PushService(apps: apps, git: git, deploys: deploys, users: users, authorizer: authorizer)
     }
 }

@@ -59,7 +59,7 @@ public struct ResourceService: Sendable {
         let type = try Self.scope(processType)
         try checkCaps(changes, admin: caller.principal.isAdmin)
         try store.write { db in
-            let appID = try Self.appID(app, db)
+            let appID = try AppService.id(of: app, db)
             var row = try Self.row(appID, type, db) ?? ResourceRow(appId: appID, processType: type)
             row.apply(changes)
             // A reservation above the limit it would run under is refused by the engine at start.
@@ -85,7 +85,7 @@ public struct ResourceService: Sendable {
     public func clear(_ kind: Kind, app: AppName, processType: String?, by caller: Caller) throws {
         let type = try processType.map { try Self.scope($0) }
         try store.write { db in
-            let appID = try Self.appID(app, db)
+            let appID = try AppService.id(of: app, db)
             let columns = kind == .limit ? "memory = NULL, nano_cpus = NULL, pids = NULL" : "memory_reservation = NULL"
             try db.execute(sql: "UPDATE resource_settings SET \(columns) WHERE app_id = ? AND (? IS NULL OR process_type = ?)",
                            arguments: [appID, type, type])
@@ -103,7 +103,7 @@ public struct ResourceService: Sendable {
     /// server's defaults, each within the server's caps (and the host's CPUs).
     /// nil: deploy tasks, which take the app's values.
     public func limits(for app: AppName, processType: String?) throws -> ResourceLimits {
-        let stored = try store.read { db in try Self.stored(try Self.appID(app, db), processType, db) }
+        let stored = try store.read { db in try Self.stored(try AppService.id(of: app, db), processType, db) }
         return effective(stored, type: processType)
     }
 
@@ -150,13 +150,13 @@ public struct ResourceService: Sendable {
     public func report(_ app: AppName, including extra: String? = nil) throws -> Report {
         let extraType = try extra.map { try Self.scope($0) }
         let (set, effective) = try store.read { db -> ([String: ResourceLimits], [String: ResourceLimits]) in
-            let appID = try Self.appID(app, db)
+            let record = try AppService.existing(app, db)
+            let appID = record.id!
             let rows = try ResourceRow.filter(Column("app_id") == appID).fetchAll(db)
             let set = Dictionary(uniqueKeysWithValues: rows.map { ($0.processType, $0.limits) })
             var types = Set(rows.map(\.processType) + [Self.appWide, Self.runType, Self.buildType] + (extraType.map { [$0] } ?? []))
-            if let snapshot = try String.fetchOne(db, sql: """
-                SELECT releases.snapshot FROM apps JOIN releases ON releases.id = apps.current_release_id WHERE apps.id = ?
-                """, arguments: [appID]) {
+            if let current = record.currentReleaseId,
+               let snapshot = try String.fetchOne(db, sql: "SELECT snapshot FROM releases WHERE id = ?", arguments: [current]) {
                 types.formUnion(try DeployService.decode(snapshot).plan.processes.keys)
             }
             var effective: [String: ResourceLimits] = [:]
@@ -166,6 +166,14 @@ public struct ResourceService: Sendable {
             return (set, effective)
         }
         return Report(app: app, set: set, effective: effective, defaults: settings.defaultLimits, caps: settings.maxLimits)
+    }
+
+    /// `resource:report`: the app named (already authorized), or every app the principal can read.
+    public func reports(_ app: AppName?, for principal: Principal) throws -> [Report] {
+        let names = try app.map { [$0] } ?? store.read { db in
+            try AppService.visible(to: principal, authorizer: Authorizer(store: store), db).map { $0.app.name }
+        }
+        return try names.map { try report($0) }
     }
 
     // MARK: Internals
@@ -184,13 +192,6 @@ public struct ResourceService: Sendable {
 
     static func row(_ appID: Int64, _ type: String, _ db: Database) throws -> ResourceRow? {
         try ResourceRow.filter(Column("app_id") == appID && Column("process_type") == type).fetchOne(db)
-    }
-
-    static func appID(_ app: AppName, _ db: Database) throws -> Int64 {
-        guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM apps WHERE name = ?", arguments: [app]) else {
-            throw UserFacingError.appNotFound(app.rawValue)
-        }
-        return id
     }
 
     /// `--process-type`: a process type name (`run` and `build` included), or nil for the whole app.

@@ -60,7 +60,7 @@ public struct StorageService: Sendable {
     public func mount(_ spec: MountSpec, on appName: AppName, phases: Set<MountPhase>, readonly: Bool,
                       by caller: Caller) throws -> (info: MountInfo, createdStorage: Bool) {
         let result: (MountInfo, Bool) = try store.write { db in
-            let app = try existingApp(appName, db)
+            let app = try AppService.existing(appName, db)
             if try Mount.filter(Column("app_id") == app.id && Column("container_path") == spec.containerPath.rawValue).fetchCount(db) > 0 {
                 throw UserFacingError.conflict("\(appName) already has a mount at \(spec.containerPath); storage:unmount it first")
             }
@@ -89,7 +89,7 @@ public struct StorageService: Sendable {
 
     public func unmount(_ spec: MountSpec, from appName: AppName, by caller: Caller) throws {
         try store.write { db in
-            let app = try existingApp(appName, db)
+            let app = try AppService.existing(appName, db)
             let mounts = try Mount.filter(Column("app_id") == app.id && Column("container_path") == spec.containerPath.rawValue).fetchAll(db)
             guard let mount = try mounts.first(where: { try info(for: $0, db).source == spec.source }) else {
                 throw UserFacingError.notFound("\(appName) has no mount of \(describe(spec.source)) at \(spec.containerPath); storage:list \(appName) shows its mounts")
@@ -101,7 +101,7 @@ public struct StorageService: Sendable {
 
     public func mounts(of appName: AppName) throws -> [MountInfo] {
         try store.read { db in
-            let app = try existingApp(appName, db)
+            let app = try AppService.existing(appName, db)
             return try Mount.filter(Column("app_id") == app.id).order(Column("container_path")).fetchAll(db).map { try info(for: $0, db) }
         }
     }
@@ -112,7 +112,7 @@ public struct StorageService: Sendable {
             var request = Storage.order(Column("name"))
             if !principal.isAdmin { request = request.filter(Column("owner_id") == principal.userID) }
             return try request.fetchAll(db).map { storage in
-                let apps = try AppName.fetchAll(db, sql: "SELECT DISTINCT apps.name FROM apps JOIN mounts ON mounts.app_id = apps.id WHERE mounts.storage_id = ? ORDER BY apps.name", arguments: [storage.id])
+                let apps = try mounts(of: storage, db).map { $0.app }.reduce(into: [AppName]()) { if $0.last != $1 { $0.append($1) } }
                 return StorageInfo(storage: storage, owner: try ownerName(storage, db), mountedBy: apps, hostDirectory: paths.storage(storage.name))
             }
         }
@@ -133,7 +133,7 @@ public struct StorageService: Sendable {
             guard let storage = try Storage.filter(Column("name") == name.rawValue).fetchOne(db) else {
                 throw UserFacingError.notFound("storage \(quoted(name.rawValue)) not found")
             }
-            let users = try String.fetchAll(db, sql: "SELECT apps.name || ' at ' || mounts.container_path FROM mounts JOIN apps ON apps.id = mounts.app_id WHERE mounts.storage_id = ? ORDER BY apps.name", arguments: [storage.id])
+            let users = try mounts(of: storage, db).map { "\($0.app) at \($0.containerPath)" }
             guard users.isEmpty else {
                 throw UserFacingError.conflict("storage \(name) is mounted by \(users.joined(separator: ", ")); storage:unmount it first")
             }
@@ -165,21 +165,25 @@ public struct StorageService: Sendable {
     /// "evil v2 (serving)": the kept releases (serving, deploying, or among the last
     /// `releasesToKeep` successful ones of their app) whose snapshot binds `storage`.
     private func releases(holding storage: Storage, _ db: Database) throws -> [String] {
+        let names = try AppService.names(db)
+        let serving = Set(try AppService.all(db).compactMap(\.currentReleaseId))
         let rows = try Row.fetchAll(db, sql: """
-            SELECT apps.name, r.version, r.snapshot, r.id = apps.current_release_id AS serving
-            FROM releases r JOIN apps ON apps.id = r.app_id
-            WHERE r.status = 'deploying' OR r.id = apps.current_release_id
-               OR (r.status = 'succeeded' AND (SELECT COUNT(*) FROM releases n
-                   WHERE n.app_id = r.app_id AND n.status = 'succeeded' AND n.version > r.version) < ?)
-            ORDER BY apps.name, r.version
-            """, arguments: [releasesToKeep])
+            SELECT r.id, r.app_id, r.version, r.snapshot, r.status,
+                   (SELECT COUNT(*) FROM releases n WHERE n.app_id = r.app_id AND n.status = 'succeeded' AND n.version > r.version) AS newer
+            FROM releases r
+            """).filter { row in
+                let status: String = row["status"], newer: Int = row["newer"]
+                return status == "deploying" || serving.contains(row["id"] as Int64) || (status == "succeeded" && newer < releasesToKeep)
+            }
         let directory = paths.storage(storage.name)
-        return rows.compactMap { row in
-            guard let snapshot = try? DeployService.decode(row["snapshot"]),
+        return rows.compactMap { row -> (AppName, Int, String)? in
+            guard let app = names[row["app_id"] as Int64], let snapshot = try? DeployService.decode(row["snapshot"]),
                   snapshot.mounts.contains(where: { $0.managed && ($0.storageId.map { $0 == storage.id } ?? ($0.hostDirectory == directory)) })
             else { return nil }
-            return "\(row["name"] as String) v\(row["version"] as Int)\(row["serving"] as Bool ? " (serving)" : "")"
+            let id: Int64 = row["id"], version: Int = row["version"]
+            return (app, version, "\(app) v\(version)\(serving.contains(id) ? " (serving)" : "")")
         }
+        .sorted { ($0.0.rawValue, $0.1) < ($1.0.rawValue, $1.1) }.map { $0.2 }
     }
 
     /// "web.detached.1a2b3c4d": this server's containers whose label says they bind `storage`.
@@ -206,9 +210,12 @@ public struct StorageService: Sendable {
                                                 attributes: [.posixPermissions: 0o755])
     }
 
-    private func existingApp(_ name: AppName, _ db: Database) throws -> App {
-        guard let app = try App.filter(Column("name") == name.rawValue).fetchOne(db) else { throw UserFacingError.appNotFound(name.rawValue) }
-        return app
+    /// The apps that mount `storage` and where, by app name.
+    private func mounts(of storage: Storage, _ db: Database) throws -> [(app: AppName, containerPath: String)] {
+        let apps = try AppService.names(db)
+        return try Mount.filter(Column("storage_id") == storage.id).fetchAll(db)
+            .compactMap { mount in apps[mount.appId].map { (app: $0, containerPath: mount.containerPath) } }
+            .sorted { $0.app.rawValue < $1.app.rawValue }
     }
 
     private func ownerName(_ storage: Storage, _ db: Database) throws -> UserName? {

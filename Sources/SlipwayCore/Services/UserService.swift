@@ -29,12 +29,12 @@ public struct UserService: Sendable {
         try store.write { db in
             let user = try existing(name, db)
             if user.isAdmin { try ensureAnotherAdmin(besides: user, db) }
-            let soleOwned = try String.fetchAll(db, sql: """
-                SELECT apps.name FROM apps JOIN app_members m ON m.app_id = apps.id
+            let apps = try AppService.names(db)
+            let soleOwned = try Int64.fetchAll(db, sql: """
+                SELECT m.app_id FROM app_members m
                 WHERE m.user_id = ? AND m.role = 'owner'
-                  AND NOT EXISTS (SELECT 1 FROM app_members o WHERE o.app_id = apps.id AND o.role = 'owner' AND o.user_id <> ?)
-                ORDER BY apps.name
-                """, arguments: [user.id, user.id])
+                  AND NOT EXISTS (SELECT 1 FROM app_members o WHERE o.app_id = m.app_id AND o.role = 'owner' AND o.user_id <> ?)
+                """, arguments: [user.id, user.id]).compactMap { apps[$0]?.rawValue }.sorted()
             guard soleOwned.isEmpty else {
                 throw UserFacingError.conflict("\(name) is the only owner of \(soleOwned.joined(separator: ", ")); give each another owner (acl:add <app> <user> owner) or destroy it first")
             }
