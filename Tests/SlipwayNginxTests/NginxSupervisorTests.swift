@@ -15,12 +15,15 @@ struct NginxSupervisorTests {
         var all: [String] { lock.withLock { list } }
     }
 
-    /// A service that asks its group to shut down gracefully, as SIGTERM does, once `after` has passed.
+    /// A service that asks its group to shut down gracefully, as SIGTERM does, once
+    /// `ready` says so (polled; at the latest after `deadline`).
     struct Terminator: Service {
-        let after: Duration
+        var ready: @Sendable () -> Bool = { true }
+        var deadline: Duration = .seconds(120)
         let group: @Sendable () -> ServiceGroup?
         func run() async throws {
-            try await Task.sleep(for: after)
+            let end = ContinuousClock.now + deadline
+            repeat { try await Task.sleep(for: .milliseconds(50)) } while !ready() && ContinuousClock.now < end
             await group()?.triggerGracefulShutdown()
             try? await gracefulShutdown()
         }
@@ -37,8 +40,11 @@ struct NginxSupervisorTests {
                                          afterStart: { calls.add("recover") }, interval: .milliseconds(50), port: 8080,
                                          logger: Logger(label: "test"))
         let box = GroupBox()
-        // The supervisor last, as in `serve`: it is the first to be shut down.
-        let group = ServiceGroup(configuration: .init(services: [Terminator(after: .milliseconds(400), group: { box.group }), supervisor],
+        // The supervisor last, as in `serve`: it is the first to be shut down. Shut down
+        // once it has checked three times (or after two minutes: on a machine whose
+        // threads are all busy, a fixed 400 ms saw a single check).
+        let watched = Terminator(ready: { calls.all.filter { $0 == "ensure" }.count >= 3 }, group: { box.group })
+        let group = ServiceGroup(configuration: .init(services: [watched, supervisor],
                                                       logger: Logger(label: "test")))
         box.group = group
         try await group.run()
@@ -52,19 +58,28 @@ struct NginxSupervisorTests {
         #expect(calls.all.count == after)
     }
 
-    /// Neither a recovery still running nor the wait between checks holds up shutdown.
-    @Test(arguments: [(recovery: 20.0, interval: Duration.milliseconds(50)), (recovery: 0, interval: .seconds(60))])
+    /// Neither a recovery still running nor the wait between checks holds up shutdown:
+    /// both are far longer than the test may take, and shutdown must come first.
+    /// (Not timed against a fixed bound: on a loaded machine, a 200 ms sleep took 100 s.)
+    @Test(arguments: [(recovery: 3600.0, interval: Duration.milliseconds(50)), (recovery: 0, interval: .seconds(3600))])
     func shutdownWaitsForNothingTheSupervisorDoes(_ timing: (recovery: Double, interval: Duration)) async throws {
-        let supervisor = NginxSupervisor(ensureRunning: { false }, rotateAccessLogs: { [] },
-                                         afterStart: { Thread.sleep(forTimeInterval: timing.recovery) }, interval: timing.interval, port: 8080,
-                                         logger: Logger(label: "test"))
+        let calls = Calls()
+        let supervisor = NginxSupervisor(ensureRunning: { calls.add("ensure"); return false }, rotateAccessLogs: { [] },
+                                         afterStart: { calls.add("recovering"); Thread.sleep(forTimeInterval: timing.recovery) },
+                                         interval: timing.interval, port: 8080, logger: Logger(label: "test"))
         let box = GroupBox()
-        let group = ServiceGroup(configuration: .init(services: [Terminator(after: .milliseconds(200), group: { box.group }), supervisor],
+        // Shut down once the recovery is under way (and so is the first wait, with no recovery).
+        let group = ServiceGroup(configuration: .init(services: [Terminator(ready: { calls.all.contains("recovering") }, group: { box.group }), supervisor],
                                                       logger: Logger(label: "test")))
         box.group = group
-        let started = ContinuousClock.now
-        try await group.run()
-        // Well under either wait, with room for a loaded machine.
-        #expect(ContinuousClock.now - started < .seconds(10))
+        let stopped = try await withThrowingTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask { try await group.run(); return true }
+            // Long enough for any load, far shorter than the hour either wait would take.
+            tasks.addTask { try await Task.sleep(for: .seconds(600)); return false }
+            let first = try await tasks.next()!
+            tasks.cancelAll()
+            return first
+        }
+        #expect(stopped, "shutdown waited for the supervisor's \(timing.recovery > 0 ? "recovery" : "interval")")
     }
 }
