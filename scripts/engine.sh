@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts the container engine Slipway talks to: podman (with runc) and
 # its Docker-compatible REST API on /run/podman/podman.sock. Idempotent.
-# Facts behind each step: shared/design/container-engine.md.
+# Why each step: the comments beside it.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 sock=${SLIPWAY_ENGINE_SOCKET:-/run/podman/podman.sock}

@@ -5,7 +5,7 @@ import Testing
 @testable import SlipwayCore
 
 /// Walks the whole command tree: every command's rule must be the one
-/// commands.md documents, and every sample invocation must produce the
+/// man/slipway-commands.7 documents, and every sample invocation must produce the
 /// requirement the rule implies. A command added without a row here fails.
 @Suite("The command tree and its access rules")
 struct CommandTableTests {

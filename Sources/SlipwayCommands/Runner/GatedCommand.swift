@@ -5,7 +5,8 @@ import SlipwayCore
 ///
 /// Both access members are requirements without defaults, so a command that
 /// forgets its gate does not compile. `CommandTableTests` walks the whole tree
-/// and checks each `rule` against commands.md.
+/// and checks each `rule` against the access table it keeps (the roles in
+/// parentheses in man/slipway-commands.7).
 public protocol GatedCommand: ParsableCommand {
     /// The documented rule: who sees this command in `help`.
     static var rule: AccessRule { get }

@@ -6,7 +6,8 @@ public enum AppRole: String, Sendable, Codable, CaseIterable, Comparable {
     public static func < (a: AppRole, b: AppRole) -> Bool { a.rank < b.rank }
 }
 
-/// The documented access rule of a command (the "access" column of commands.md).
+/// The documented access rule of a command (the role in parentheses in
+/// man/slipway-commands.7).
 /// It decides who sees the command in `help`; the exact check for one invocation
 /// is its `Requirement`.
 public enum AccessRule: Sendable, Equatable, CustomStringConvertible {

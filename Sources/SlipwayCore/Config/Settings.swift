@@ -195,7 +195,7 @@ public struct Settings: Sendable, Equatable {
     }
 }
 
-/// The data directory's layout (architecture.md, "Data layout").
+/// The data directory's layout (ARCHITECTURE.md, "Data layout").
 public struct DataPaths: Sendable {
     public let root: String
 

@@ -42,7 +42,7 @@ public struct UserFacingError: Error, CustomStringConvertible, Sendable, Equatab
     public static func conflict(_ message: String) -> UserFacingError { .init(.conflict, message) }
 
     /// The single message for an app that is missing *or* that the caller may not read,
-    /// so the two cannot be told apart (contract 2 in architecture.md).
+    /// so the two cannot be told apart: an app's name is not something to probe for.
     public static func appNotFound(_ name: String) -> UserFacingError {
         .notFound("app \(quoted(name)) not found; apps:list shows the apps you can use")
     }
