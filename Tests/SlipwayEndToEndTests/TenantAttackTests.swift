@@ -213,7 +213,9 @@ struct TenantAttackTests {
             \(ssh(alice.key)) users:remove carol </dev/null >/dev/null; ended carol
             \(ssh(alice.key)) ssh-keys:remove dan --fingerprint \(fingerprint) </dev/null >/dev/null; ended dan
             grep -q '^exit' alice.out && echo "alice ended" || echo "alice still streaming"
-            kill -9 $(cat *.pid) 2>/dev/null; wait  # SIGKILL: the test process may pass SIGTERM on blocked
+            # SIGKILL (the test process may pass SIGTERM on blocked), and only to followers
+            # still streaming: an ended one's pid may already be another process's.
+            for u in alice bob eve carol dan; do grep -q '^exit' "$u.out" || kill -9 "$(cat "$u.pid")" 2>/dev/null; done; wait
             """
         let result = try shell("bash", script, in: work)
         #expect(result.out == "bob ended\neve ended\ncarol ended\ndan ended\nalice still streaming\n", "\(result.out)\(result.err)")
