@@ -21,6 +21,7 @@ struct CommandTableTests {
         "ssh-keys:list": (.user, ["ssh-keys:list", "bob"], .selfOrAdmin("bob")),
         "whoami": (.user, ["whoami"], .user),
         "apps:create": (.user, ["apps:create", "web"], .user),
+        "apps:exists": (.user, ["apps:exists", "web"], .user),
         "apps:list": (.user, ["apps:list"], .user),
         "apps:report": (.app(.read), ["apps:report", "web"], .app("web", .read)),
         "apps:rename": (.app(.owner), ["apps:rename", "web", "www"], .app("web", .owner)),

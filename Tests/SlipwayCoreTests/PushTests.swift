@@ -120,7 +120,7 @@ struct PushTests {
             #expect(err.text.hasPrefix(expected), "\(err.text)")
         }
         let events = w.run(["events", "--format", "json"]).out
-        #expect(events.contains("\"command\" : \"git push\"") && events.contains("\"outcome\" : \"failed\""))
+        #expect(events.contains("\"command\":\"git push\"") && events.contains("\"outcome\":\"failed\""))
         // The local CLI never runs them.
         let local = w.run(["git-upload-pack", "bobs-app"])
         #expect(local.status == 2 && local.err.hasPrefix("error: git-upload-pack is what git runs over SSH"))
@@ -138,7 +138,7 @@ struct PushTests {
         }
         #expect(push.environment["SLIPWAY_PUSHER_ID"] == bob.userID.map(String.init) && push.environment["SLIPWAY_APP"] == "fresh")
         let report = try w.run(["apps:report", "fresh", "--format", "json"], asUser: "bob")
-        #expect(report.status == 0 && report.out.contains("\"role\" : \"owner\""), "\(report.out)")
+        #expect(report.status == 0 && report.out.contains("\"your-access\":\"owner\""), "\(report.out)")
         // git ended without a branch (killed, rejected): the app it created goes again.
         try push.finished?(nil)
         #expect(try w.core.apps.find(try AppName("fresh")) == nil)

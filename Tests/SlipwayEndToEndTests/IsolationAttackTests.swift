@@ -26,8 +26,8 @@ struct IsolationAttackTests {
     /// Destroys every app of the server (their images and networks go with them).
     func destroyApps(_ server: TestServer) {
         let list = (try? server.slipway("apps:list", "--format", "json").out) ?? "[]"
-        let apps = (try? JSONSerialization.jsonObject(with: Data(list.utf8)) as? [[String: Any]]) ?? []
-        for name in apps.compactMap({ $0["name"] as? String }) { _ = try? server.slipway("apps:destroy", name, "--force") }
+        let names = (try? JSONSerialization.jsonObject(with: Data(list.utf8)) as? [String]) ?? []
+        for name in names { _ = try? server.slipway("apps:destroy", name, "--force") }
     }
 
     /// Pushes `dockerfile` (and `files`) as eve's app `name`.

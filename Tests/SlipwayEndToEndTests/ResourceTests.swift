@@ -150,7 +150,7 @@ struct ResourceEndToEndTests {
         #expect(try server.ssh(bob.key, "acl:add", "web", "dave", "read").status == 0)
         #expect(try server.ssh(carol.key, "resource:limit", "--memory", "256m", "--pids", "200", "web").status == 0)
         let before = try server.ssh(dave.key, "resource:report", "web", "--format", "json")
-        #expect(before.status == 0 && before.out.contains("\"memory\" : 268435456"), "\(before.out)")
+        #expect(before.status == 0 && before.out.contains("\"memory\":268435456"), "\(before.out)")
 
         let capped = try server.ssh(bob.key, "resource:limit", "--memory", "8g", "web")
         #expect(capped.status == 1 && capped.err == "error: --memory 8g is more than this server allows (the server allows at most 4g; ask an admin)\n")

@@ -9,6 +9,7 @@ enum Apps {
         static let rule = AccessRule.user
         @Argument(help: "The app's name: lowercase letters, digits and '-'.") var app: String
         var requirement: Requirement { .user }
+        static var takesApp: Bool { true }
 
         func execute(in context: CommandContext) throws {
             let app = try context.core.apps.create(try AppName(app), by: context.caller)
@@ -17,44 +18,113 @@ enum Apps {
         }
     }
 
+    struct Exists: QueryCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "apps:exists", abstract: "Exit 0 if an app you can use exists, 1 if not.",
+            discussion: "An app you cannot read answers as a missing one.")
+        static let rule = AccessRule.user
+        @Argument var app: String
+        var requirement: Requirement { .user }
+        static var takesApp: Bool { true }
+
+        func execute(in context: CommandContext) throws {
+            let name = try AppName(app)
+            guard try context.core.apps.exists(name, for: context.principal) else {
+                throw UserFacingError(.negative, " !     App \(name) does not exist")
+            }
+        }
+    }
+
     struct List: QueryCommand {
-        static let configuration = CommandConfiguration(commandName: "apps:list", abstract: "List the apps you can use.")
+        static let configuration = CommandConfiguration(
+            commandName: "apps:list", abstract: "List the apps you can use.",
+            discussion: "--format json prints a JSON array of their names; apps:report --format json has the details.")
         static let rule = AccessRule.user
         @OptionGroup var output: FormatOption
         var requirement: Requirement { .user }
 
         func execute(in context: CommandContext) throws {
-            let apps = try context.core.apps.list(for: context.principal).map(AppView.init)
-            if output.isJSON { return try context.printJSON(apps) }
+            let names = try context.core.apps.list(for: context.principal).map(\.app.name.rawValue)
+            if output.isJSON { return try context.printJSON(names) }
             context.print(Text.heading("My Apps"))
-            for app in apps { context.print(app.name) }
+            if names.isEmpty { context.note(" !     You haven't deployed any applications yet") }
+            for name in names { context.print(name) }
         }
     }
 
     struct Report: QueryCommand {
-        static let configuration = CommandConfiguration(commandName: "apps:report", abstract: "Show an app (or every app you can use).")
+        static let configuration = CommandConfiguration(
+            commandName: "apps:report", abstract: "Show an app (or every app you can use).",
+            discussion: "With one of the --app-* flags, print only that value. --format json prints one object per app, "
+                + "keyed as Dokku's (the flag without --app-, and with it).")
         static let rule = AccessRule.app(.read)
         @Argument var app: String?
         @OptionGroup var output: FormatOption
+        @Flag(help: "Print only this value.") var info: InfoFlag?
         var requirement: Requirement { app.map { .app($0, .read) } ?? .user }
 
-        func execute(in context: CommandContext) throws {
-            let apps = try context.core.apps.reports(try app.map { try AppName($0) }, for: context.principal).map(AppView.init)
-            if output.isJSON { return try context.printJSON(app == nil ? AnyEncodable(apps) : AnyEncodable(apps[0])) }
-            for view in apps {
-                context.print(Text.heading("\(view.name) app information"))
-                context.print("       App created at:     \(Text.date(view.createdAt))")
-                context.print("       App created by:     \(view.createdBy ?? "-")")
-                context.print("       App locked:         \(view.locked)")
-                context.print("       Deploy branch:      \(view.deployBranch ?? "(set by the first push)")")
-                context.print("       Deployed revision:  \(view.deployedRevision ?? "(not pushed yet)")")
-                context.print("       Your access:        \(view.yourAccess)")
-                context.print("       Collaborators:      \(view.collaborators.map { "\($0.user) (\($0.role))" }.joined(separator: ", "))")
+        /// Dokku's info flags for apps:report, and Slipway's own next to them.
+        /// `--app-dir` is left out: it would show a host path.
+        enum InfoFlag: String, EnumerableFlag, CaseIterable {
+            case appCollaborators, appCreatedAt, appCreatedBy, appDeployBranch, appDeploySource, appDeploySourceMetadata,
+                 appLocked, appYourAccess
+
+            /// `--app-created-at`.
+            var flag: String { "--" + Self.kebab(rawValue) }
+
+            static func kebab(_ name: String) -> String {
+                name.reduce(into: "") { out, c in out += c.isUppercase ? "-" + c.lowercased() : String(c) }
             }
+
+            func value(_ s: AppService.Summary) -> String {
+                switch self {
+                case .appCollaborators: s.members.map { "\($0.user) (\($0.role.rawValue))" }.joined(separator: ", ")
+                case .appCreatedAt: String(Int(s.app.createdAt.timeIntervalSince1970))
+                case .appCreatedBy: s.app.createdBy ?? ""
+                case .appDeployBranch: s.app.deployBranch ?? ""
+                case .appDeploySource: s.app.deployedRevision == nil ? "" : "git"
+                case .appDeploySourceMetadata: s.app.deployedRevision ?? ""
+                case .appLocked: String(s.app.locked)
+                case .appYourAccess: s.role.rawValue
+                }
+            }
+        }
+
+        func execute(in context: CommandContext) throws {
+            let summaries = try context.core.apps.reports(try app.map { try AppName($0) }, for: context.principal)
+            if let info {
+                for summary in summaries { context.print(info.value(summary)) }
+                return
+            }
+            if output.isJSON {
+                let objects = summaries.map(Self.json)
+                return try context.printJSON(app == nil ? AnyEncodable(objects) : AnyEncodable(objects[0]))
+            }
+            let width = max(31, InfoFlag.allCases.map { $0.flag.count }.max() ?? 0)
+            for summary in summaries {
+                context.print(Text.heading("\(summary.app.name) app information"))
+                for flag in InfoFlag.allCases {
+                    let key = flag.flag.dropFirst(2).replacingOccurrences(of: "-", with: " ")
+                    let label = (key.prefix(1).uppercased() + key.dropFirst() + ":").padding(toLength: width, withPad: " ", startingAt: 0)
+                    context.print("       \(label)\(flag.value(summary))")
+                }
+            }
+        }
+
+        /// Dokku's JSON report: every flag without `--app-` and, as Dokku 0.38 still
+        /// emits them, with `app-`; plus the app's name.
+        static func json(_ summary: AppService.Summary) -> [String: String] {
+            var object = ["name": summary.app.name.rawValue]
+            for flag in InfoFlag.allCases {
+                let key = String(flag.flag.dropFirst(2))
+                object[key] = flag.value(summary)
+                object[String(key.dropFirst("app-".count))] = flag.value(summary)
+            }
+            return object
         }
     }
 
-    struct Destroy: MutatingCommand {
+    struct Destroy: ConfirmingCommand {
         static let configuration = CommandConfiguration(
             commandName: "apps:destroy",
             abstract: "Destroy an app: type its name again on stdin, or pass --force.",
@@ -134,32 +204,10 @@ enum Apps {
     }
 }
 
-/// An app as `apps:list` / `apps:report --format json` show it.
-struct AppView: Codable {
-    struct Collaborator: Codable {
-        let user: String
-        let role: String
-    }
-
-    let name: String
-    let createdAt: Date
-    let createdBy: String?
-    let locked: Bool
-    let deployBranch: String?
-    let deployedRevision: String?
-    let yourAccess: String
-    let collaborators: [Collaborator]
-
-    init(_ summary: AppService.Summary) {
-        name = summary.app.name.rawValue
-        createdAt = summary.app.createdAt
-        createdBy = summary.app.createdBy
-        locked = summary.app.locked
-        deployBranch = summary.app.deployBranch
-        deployedRevision = summary.app.deployedRevision
-        yourAccess = summary.role.rawValue
-        collaborators = summary.members.map { Collaborator(user: $0.user.rawValue, role: $0.role.rawValue) }
-    }
+/// A collaborator as `acl:list --format json` shows it.
+struct CollaboratorView: Codable {
+    let user: String
+    let role: String
 }
 
 /// Lets one `printJSON` call print either a list or a single object.
@@ -214,7 +262,7 @@ enum ACL {
         func execute(in context: CommandContext) throws {
             let members = try context.core.apps.members(of: try AppName(app))
             if output.isJSON {
-                return try context.printJSON(members.map { AppView.Collaborator(user: $0.user.rawValue, role: $0.role.rawValue) })
+                return try context.printJSON(members.map { CollaboratorView(user: $0.user.rawValue, role: $0.role.rawValue) })
             }
             context.print(Text.table(["USER", "ACCESS"], members.map { [$0.user.rawValue, $0.role.rawValue] }))
         }

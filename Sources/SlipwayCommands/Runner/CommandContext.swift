@@ -60,10 +60,14 @@ public final class CommandContext: @unchecked Sendable {
     /// What git's pre-receive hook runs (this binary's `hook:pre-receive`); nil: a push
     /// is stored without building.
     public let gitHook: [String]?
+    /// `--quiet`: no headers (dropped from stdout by `CommandRunner`) and no hints.
+    public let quiet: Bool
 
     public init(core: Core, principal: Principal, stdout: TextOutput, stderr: TextOutput,
                 stdin: InputSource, commandName: String, cancellation: Cancellation = Cancellation(),
-                terminal: Terminal? = nil, environment: [String: String] = [:], gitHook: [String]? = nil) {
+                terminal: Terminal? = nil, environment: [String: String] = [:], gitHook: [String]? = nil,
+                quiet: Bool = false) {
+        self.quiet = quiet
         self.cancellation = cancellation
         self.terminal = terminal
         self.environment = environment
@@ -88,13 +92,18 @@ public final class CommandContext: @unchecked Sendable {
     /// Prints one line (a newline is added) to stdout.
     public func print(_ line: String = "") { stdout.write(line + "\n") }
 
-    /// Prints a notice line to stderr (progress and hints, never data).
-    public func note(_ line: String) { stderr.write(line + "\n") }
+    /// Prints a notice line to stderr (progress and hints, never data). `--quiet`
+    /// keeps only warnings (` !     ...`).
+    public func note(_ line: String) {
+        if quiet && !line.hasPrefix(" !") { return }
+        stderr.write(line + "\n")
+    }
 
-    /// Prints a value as pretty, key-sorted JSON.
+    /// Prints a value as key-sorted JSON on one line (`--format json` everywhere:
+    /// scripts read it a line at a time, as Dokku's).
     public func printJSON<T: Encodable>(_ value: T) throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         print(String(decoding: try encoder.encode(value), as: UTF8.self))
     }

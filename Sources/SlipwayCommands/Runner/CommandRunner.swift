@@ -72,6 +72,24 @@ public struct CommandRunner: Sendable {
                      stdout: TextOutput, stderr: TextOutput, stdin: InputSource,
                      cancellation: Cancellation = Cancellation(), terminal: Terminal? = nil,
                      environment: [String: String], handOff: ((Spawn) -> Void)? = nil) -> Int32 {
+        guard (try? Invocation(argv))?.trace == true else {
+            return execute(argv, as: principal, stdout: stdout, stderr: stderr, stdin: stdin, cancellation: cancellation,
+                           terminal: terminal, environment: environment, handOff: handOff)
+        }
+        // --trace: the command line, who ran it, its status and duration go to the server log.
+        let started = ContinuousClock.now
+        logger.info("trace: command started", metadata: ["argv": "\(argv)", "user": "\(principal.name)", "via": "\(principal.channel)"])
+        let status = execute(argv, as: principal, stdout: stdout, stderr: stderr, stdin: stdin, cancellation: cancellation,
+                             terminal: terminal, environment: environment, handOff: handOff)
+        logger.info("trace: command ended", metadata: ["argv": "\(argv)", "user": "\(principal.name)", "status": "\(status)",
+                                                       "duration": "\(ContinuousClock.now - started)"])
+        return status
+    }
+
+    private func execute(_ argv: [String], as principal: Principal,
+                         stdout: TextOutput, stderr: TextOutput, stdin: InputSource,
+                         cancellation: Cancellation, terminal: Terminal?,
+                         environment: [String: String], handOff: ((Spawn) -> Void)?) -> Int32 {
         var principal = principal
         var commandName = argv.first ?? "help"
         var mutating = false
@@ -79,7 +97,7 @@ public struct CommandRunner: Sendable {
         do {
             let invocation = try Invocation(argv)
             principal = try impersonation(invocation.asUser, principal)
-            var argv = invocation.words
+            var argv = CommandTree.namespaceHelp(invocation.words)
             commandName = argv.first ?? "help"
             if argv.isEmpty || ["--help", "-h"].contains(argv[0]) { argv = ["help"] }
             let type = try CommandTree.visibleCommand(argv[0], for: principal)
@@ -89,11 +107,22 @@ public struct CommandRunner: Sendable {
                 stdout.write(try CommandTree.usage(of: type))
                 return 0
             }
-            let command = try parse(argv, type)
+            if let app = invocation.app {
+                guard type.takesApp else {
+                    throw UserFacingError(.usage, "\(type.name) takes no app; run it without --app")
+                }
+                argv.insert(app, at: 1)
+            }
+            var command = try parse(argv, type)
+            if invocation.force, var confirming = command as? any ConfirmingCommand {
+                confirming.force = true
+                command = confirming
+            }
             appName = command.requirement.appName
-            let context = CommandContext(core: core, principal: principal, stdout: stdout, stderr: stderr,
-                                         stdin: stdin, commandName: commandName, cancellation: cancellation,
-                                         terminal: type.wantsTerminal ? terminal : nil, environment: environment, gitHook: gitHook)
+            let context = CommandContext(core: core, principal: principal, stdout: invocation.quiet ? QuietOutput(stdout) : stdout,
+                                         stderr: stderr, stdin: stdin, commandName: commandName, cancellation: cancellation,
+                                         terminal: type.wantsTerminal ? terminal : nil, environment: environment, gitHook: gitHook,
+                                         quiet: invocation.quiet)
             try core.authorizer.require(command.requirement, for: principal)
             if let handOff, let command = command as? any HandOffCommand {
                 handOff(try command.spawn(in: context))
@@ -161,31 +190,89 @@ public struct CommandRunner: Sendable {
     }
 }
 
-/// A command line as every path reads it: `[--as USER | --as=USER] <command> [args...]`.
+/// A command line as every path reads it: global flags, then `<command> [args...]`.
+/// The global flags come in any order before the command, Dokku's and Slipway's:
+/// `--as USER` (an admin acts as USER), `--app APP` (the app argument as a flag),
+/// `--force` (answer confirmations), `--quiet` (no headers or hints), `--trace`
+/// (the command is traced in the server log). A value may follow `=` (`--app=web`).
 /// git's `git receive-pack <path>` form becomes `git-receive-pack <path>`.
 struct Invocation {
     /// The user an admin acts as.
-    let asUser: String?
+    private(set) var asUser: String?
+    /// The app given as `--app`, placed as the command's first argument.
+    private(set) var app: String?
+    private(set) var force = false
+    private(set) var quiet = false
+    private(set) var trace = false
     /// The command and its arguments.
     let words: [String]
 
     init(_ argv: [String]) throws {
         var words = argv[...]
-        if let first = words.first, first == "--as" {
-            guard words.count >= 2 else { throw UserFacingError(.usage, "--as needs a user name: --as <user> <command>") }
-            asUser = words[words.startIndex + 1]
-            words = words.dropFirst(2)
-        } else if let first = words.first, first.hasPrefix("--as=") {
-            asUser = String(first.dropFirst("--as=".count))
-            words = words.dropFirst()
-        } else {
-            asUser = nil
+        while let first = words.first, first.hasPrefix("--") {
+            let (flag, inline) = Self.split(first)
+            switch flag {
+            case "--as", "--app":
+                let value: String
+                if let inline {
+                    value = inline
+                    words = words.dropFirst()
+                } else {
+                    guard words.count >= 2 else {
+                        throw UserFacingError(.usage, flag == "--as" ? "--as needs a user name: --as <user> <command>"
+                                                                     : "--app needs an app name: --app <app> <command>")
+                    }
+                    value = words[words.startIndex + 1]
+                    words = words.dropFirst(2)
+                }
+                guard (flag == "--as" ? asUser : app) == nil else {
+                    throw UserFacingError(.usage, "\(flag) is given twice; give it once, before the command")
+                }
+                if flag == "--as" { asUser = value } else { app = value }
+            case "--force", "--quiet", "--trace":
+                guard inline == nil else { throw UserFacingError(.usage, "\(flag) takes no value; write it alone, before the command") }
+                if flag == "--force" { force = true } else if flag == "--quiet" { quiet = true } else { trace = true }
+                words = words.dropFirst()
+            default:
+                // `--help` and anything unknown are the command word's business.
+                self.words = Self.gitForm(words)
+                return
+            }
         }
-        if words.count == 3, words.first == "git", let verb = words.dropFirst().first, ["receive-pack", "upload-pack"].contains(verb) {
-            words = ["git-\(verb)"] + words.suffix(1)
-        }
-        self.words = Array(words)
+        self.words = Self.gitForm(words)
     }
+
+    private static func split(_ word: String) -> (flag: String, value: String?) {
+        guard let equals = word.firstIndex(of: "=") else { return (word, nil) }
+        return (String(word[..<equals]), String(word[word.index(after: equals)...]))
+    }
+
+    private static func gitForm(_ words: ArraySlice<String>) -> [String] {
+        if words.count == 3, words.first == "git", let verb = words.dropFirst().first, ["receive-pack", "upload-pack"].contains(verb) {
+            return ["git-\(verb)"] + words.suffix(1)
+        }
+        return Array(words)
+    }
+}
+
+/// `--quiet`: drops Dokku's `=====>` and `----->` header lines from what a command
+/// prints; values and raw bytes (a container's output) pass unchanged.
+private struct QuietOutput: TextOutput {
+    let base: TextOutput
+    init(_ base: TextOutput) { self.base = base }
+
+    func write(_ text: String) {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var out = ""
+        for (index, line) in lines.enumerated() where !(line.hasPrefix("=====>") || line.hasPrefix("----->")) {
+            out += line
+            // A dropped header takes its newline with it.
+            if index < lines.count - 1 { out += "\n" }
+        }
+        if !out.isEmpty { base.write(out) }
+    }
+
+    func write(bytes: Data) -> Bool { base.write(bytes: bytes) }
 }
 
 /// Collects what a prepared command printed before the front started anything.

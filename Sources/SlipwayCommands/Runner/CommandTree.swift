@@ -4,7 +4,7 @@ import SlipwayCore
 /// The whole command surface, in the order `help` lists it.
 public enum CommandTree {
     public static let commands: [any GatedCommand.Type] = [
-        Apps.Create.self, Apps.List.self, Apps.Report.self, Apps.Rename.self, Apps.Destroy.self,
+        Apps.Create.self, Apps.Exists.self, Apps.List.self, Apps.Report.self, Apps.Rename.self, Apps.Destroy.self,
         Apps.Lock.self, Apps.Unlock.self, Apps.Locked.self,
         ACL.Add.self, ACL.Remove.self, ACL.List.self,
         Config.Set.self, Config.Unset.self, Config.Get.self, Config.Show.self, Config.Keys.self,
@@ -32,10 +32,49 @@ public enum CommandTree {
         command.rule != .admin || principal.isAdmin
     }
 
-    /// `help` (a listing) or `help <command>` (its usage), for what the caller may run.
+    /// `help` (a listing), `help <command>` (its usage) or `help <namespace>` (the
+    /// namespace's commands with their usage), for what the caller may run.
     public static func help(for name: String?, principal: Principal) throws -> String {
         guard let name else { return listing(for: principal) }
+        if byName[name] == nil, isNamespace(name) { return namespaceListing(name, for: principal) }
         return try usage(of: try visibleCommand(name, for: principal))
+    }
+
+    /// Dokku's per-namespace help, `apps:help` and `apps --help` (or `-h`, or `apps`
+    /// alone), as `help apps`; any other argv is returned unchanged.
+    static func namespaceHelp(_ argv: [String]) -> [String] {
+        guard let first = argv.first, byName[first] == nil else { return argv }
+        if first.hasSuffix(":help"), isNamespace(String(first.dropLast(":help".count))), argv.count == 1 {
+            return ["help", String(first.dropLast(":help".count))]
+        }
+        if isNamespace(first), argv.count == 1 || (argv.count == 2 && ["--help", "-h"].contains(argv[1])) {
+            return ["help", first]
+        }
+        return argv
+    }
+
+    /// A namespace is the part before `:` of some command's name (`apps` of `apps:create`).
+    static func isNamespace(_ name: String) -> Bool {
+        !name.isEmpty && !name.contains(":") && commands.contains { $0.name.hasPrefix(name + ":") }
+    }
+
+    /// The commands of one namespace the caller may run, each with its usage line.
+    static func namespaceListing(_ namespace: String, for principal: Principal) -> String {
+        let visible = commands.filter {
+            ($0.name == namespace || $0.name.hasPrefix(namespace + ":")) && isVisible($0, to: principal) && $0.configuration.shouldDisplay
+        }
+        guard !visible.isEmpty else { return "Usage: \(namespace)[:COMMAND]\n\nNo \(namespace) commands are yours to run.\n" }
+        let lines = visible.map { command in
+            (SlipwayRoot.usageString(for: command).replacingOccurrences(of: "slipway \(command.name)", with: command.name),
+             command.configuration.abstract)
+        }
+        let width = (lines.map { $0.0.count }.max() ?? 0) + 2
+        var text = "Usage: \(namespace)[:COMMAND]\n\nCommands you may run:\n"
+        for (usage, abstract) in lines {
+            text += "  \(usage.padding(toLength: width, withPad: " ", startingAt: 0))\(abstract)\n"
+        }
+        text += "\nRun \"help <command>\" or \"<command> --help\" for a command's arguments.\n"
+        return text
     }
 
     /// The command named `name`, if the caller may run it; otherwise the error to show.

@@ -18,6 +18,8 @@ public protocol GatedCommand: ParsableCommand {
     /// Whether the command uses the client's terminal (`ssh -t`) itself; the others'
     /// output is written for it as lines.
     static var wantsTerminal: Bool { get }
+    /// Whether the first argument is an app (where the global `--app` puts its value).
+    static var takesApp: Bool { get }
 }
 
 /// A command whose work is a program run with the caller's stdin, stdout and stderr
@@ -36,6 +38,12 @@ extension HandOffCommand {
     }
 }
 
+/// A command that asks before it destroys (type the name again on stdin); the
+/// global `--force` answers for it, as the command's own `--force` does.
+public protocol ConfirmingCommand: MutatingCommand {
+    var force: Bool { get set }
+}
+
 /// A command that changes state: its failures are audited too (successes are
 /// audited by the service, inside the change's own transaction).
 public protocol MutatingCommand: GatedCommand {}
@@ -48,6 +56,13 @@ extension GatedCommand {
     public static var name: String { configuration.commandName ?? "\(Self.self)" }
 
     public static var wantsTerminal: Bool { false }
+
+    /// Whether the command's first argument is an app, so that the global `--app APP`
+    /// puts APP there (as Dokku does). Commands gated on an app take it first.
+    public static var takesApp: Bool {
+        if case .app = rule { return true }
+        return false
+    }
 
     /// ArgumentParser's own entry point is not used: `CommandRunner` calls `execute`.
     public func run() throws {

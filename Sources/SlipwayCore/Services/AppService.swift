@@ -62,6 +62,15 @@ public struct AppService: Sendable {
         Dictionary(uniqueKeysWithValues: try all(db).map { ($0.id!, $0.name) })
     }
 
+    /// `apps:exists`: whether an app of this name exists that the principal can
+    /// read. One the principal cannot read answers as a missing one.
+    public func exists(_ name: AppName, for principal: Principal) throws -> Bool {
+        try store.read { db in
+            guard let app = try Self.find(name, db) else { return false }
+            return try authorizer.role(of: principal, on: app, in: db) != nil
+        }
+    }
+
     /// One app the principal has already been authorized to read.
     public func report(_ name: AppName, for principal: Principal) throws -> Summary {
         try store.read { db in
