@@ -39,6 +39,8 @@ struct CommandTableTests {
         "config:show": (.app(.read), ["config:show", "web"], .app("web", .read)),
         "config:keys": (.app(.read), ["config:keys", "web"], .app("web", .read)),
         "config:export": (.app(.read), ["config:export", "web"], .app("web", .read)),
+        "config:import": (.app(.write), ["config:import", "--replace", "web"], .app("web", .write)),
+        "config:bundle": (.app(.read), ["config:bundle", "web"], .app("web", .read)),
         "storage:create": (.user, ["storage:create", "data"], .user),
         "storage:mount": (.app(.owner), ["storage:mount", "web", "data:/app/data"], .all([.app("web", .owner), .storageOwner("data", allowMissing: true)])),
         "storage:unmount": (.app(.write), ["storage:unmount", "web", "data:/app/data"], .app("web", .write)),

@@ -17,6 +17,36 @@ struct DeployPlanTests {
         #expect(plan.healthchecks["web"] == [HealthCheck(path: "/health", content: "ok", attempts: 2)])
     }
 
+    /// Dokku's own sample app (its tests/apps/python) carries `//` comments; keys
+    /// Slipway does not act on are named, not refused.
+    @Test func appJSONWithCommentsAsDokkuReadsIt() throws {
+        let appJSON = """
+            {
+              "name": "a // not a comment /* either */",
+              "healthchecks": {"web": [{"attempts": 2, "path": "/", "name": "check-1", "type": "startup"}]},
+              /* a block
+                 comment */
+              "scripts": {
+                "dokku": {
+                  // this is a comment for the postdeploy script
+                  "postdeploy": "touch /app/post\\"//x",
+                  "predeploy": "touch /app/pre" // trailing
+                },
+                "postdeploy": "heroku's"
+              },
+              "env": {"A": "1"}
+            }
+            """
+        let plan = try DeployPlan.parse(procfile: "web: x\n", appJSON: appJSON)
+        #expect(plan.predeploy == ["touch /app/pre"])
+        #expect(plan.postdeploy == [#"touch /app/post"//x"#])
+        #expect(plan.healthchecks["web"]?.first?.attempts == 2)
+        #expect(plan.ignoredKeys == ["env", "name", "scripts.postdeploy"])
+        // The ignored keys are not part of a release's snapshot.
+        let decoded = try JSONDecoder().decode(DeployPlan.self, from: try JSONEncoder().encode(plan))
+        #expect(decoded.ignoredKeys == [] && decoded.predeploy == plan.predeploy)
+    }
+
     @Test func withoutAProcfileTheImageCommandIsWeb() throws {
         #expect(try DeployPlan.parse(procfile: nil, appJSON: nil).processes == ["web": ""])
     }

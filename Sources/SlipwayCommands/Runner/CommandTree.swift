@@ -8,7 +8,7 @@ public enum CommandTree {
         Apps.Lock.self, Apps.Unlock.self, Apps.Locked.self,
         ACL.Add.self, ACL.Remove.self, ACL.List.self,
         Config.Set.self, Config.Unset.self, Config.Get.self, Config.Show.self, Config.Keys.self,
-        Config.Export.self, Config.Clear.self,
+        Config.Export.self, Config.Clear.self, Config.Import.self, Config.Bundle.self,
         StorageCommands.Create.self, StorageCommands.Mount.self, StorageCommands.Unmount.self,
         StorageCommands.List.self, StorageCommands.Report.self, StorageCommands.Destroy.self,
         Resource.Limit.self, Resource.LimitClear.self, Resource.Reserve.self, Resource.ReserveClear.self, Resource.Report.self,

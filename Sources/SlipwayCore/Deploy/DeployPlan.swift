@@ -11,6 +11,11 @@ public struct DeployPlan: Codable, Sendable, Equatable {
     public var postdeploy: [String]
     /// Process type -> checks from app.json `healthchecks`.
     public var healthchecks: [String: [HealthCheck]]
+    /// app.json keys Slipway does not read (`env`, `cron`, ...), as dotted paths, for
+    /// the deploy's output; not part of a release's snapshot.
+    public var ignoredKeys: [String] = []
+
+    enum CodingKeys: String, CodingKey { case processes, predeploy, postdeploy, healthchecks }
 
     public init(processes: [String: String], predeploy: [String] = [], postdeploy: [String] = [],
                 healthchecks: [String: [HealthCheck]] = [:]) {
@@ -58,17 +63,65 @@ public struct DeployPlan: Codable, Sendable, Equatable {
             let healthchecks: [String: [HealthCheck]]?
         }
         let decoded: AppJSON
+        let json = Data(Self.withoutComments(text).utf8)
         do {
-            decoded = try JSONDecoder().decode(AppJSON.self, from: Data(text.utf8))
+            decoded = try JSONDecoder().decode(AppJSON.self, from: json)
         } catch {
             throw UserFacingError.invalid("app.json is not valid: \(Self.describe(error)); see man slipway-commands, DEPLOYS")
         }
+        ignoredKeys = Self.unread(in: (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] ?? [:])
         if let command = decoded.scripts?.dokku?.predeploy, !command.isEmpty { predeploy.append(command) }
         if let command = decoded.scripts?.dokku?.postdeploy, !command.isEmpty { postdeploy.append(command) }
         healthchecks = decoded.healthchecks ?? [:]
         for (type, checks) in healthchecks {
             for check in checks { try check.validate(type: type) }
         }
+    }
+
+    /// The keys of app.json this plan reads; any other is reported as ignored.
+    private static let read: Set<String> = ["healthchecks", "scripts.dokku.predeploy", "scripts.dokku.postdeploy"]
+
+    private static func unread(in object: [String: Any], path: String = "") -> [String] {
+        object.keys.sorted().flatMap { key -> [String] in
+            let name = path.isEmpty ? key : "\(path).\(key)"
+            if read.contains(name) { return [] }
+            guard read.contains(where: { $0.hasPrefix(name + ".") }) else { return [name] }
+            return unread(in: object[key] as? [String: Any] ?? [:], path: name)
+        }
+    }
+
+    /// app.json as Dokku reads it may carry `//` and `/* */` comments (Dokku's own
+    /// sample app has them); they become spaces, strings left as they are.
+    static func withoutComments(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        let scalars = Array(text.unicodeScalars)
+        var index = 0
+        var inString = false
+        while index < scalars.count {
+            let c = scalars[index]
+            let next: Unicode.Scalar? = index + 1 < scalars.count ? scalars[index + 1] : nil
+            if inString {
+                out.append(c)
+                if c == "\\", let next { out.append(next); index += 1 } else if c == "\"" { inString = false }
+            } else if c == "/", next == "/" {
+                while index < scalars.count, scalars[index] != "\n" { index += 1 }
+                continue
+            } else if c == "/", next == "*" {
+                index += 2
+                while index < scalars.count, !(scalars[index] == "*" && index + 1 < scalars.count && scalars[index + 1] == "/") {
+                    if scalars[index] == "\n" { out.append("\n") }
+                    index += 1
+                }
+                index += 2
+                out.append(" ")
+                continue
+            } else {
+                if c == "\"" { inString = true }
+                out.append(c)
+            }
+            index += 1
+        }
+        return String(out)
     }
 
     private static func describe(_ error: Error) -> String {

@@ -80,6 +80,8 @@ public struct DeployService: Sendable {
     /// How config changes (`config:set/unset/clear`).
     public enum ConfigChange: Sendable {
         case set([(EnvKey, String)])
+        /// The pairs become the whole config (`config:import --replace`).
+        case replace([(EnvKey, String)])
         case unset([EnvKey])
         case clear
     }
@@ -94,6 +96,7 @@ public struct DeployService: Sendable {
         func store() throws {
             switch change {
             case .set(let pairs): try config.set(pairs, in: scope, by: caller)
+            case .replace(let pairs): try config.replace(with: pairs, in: scope, by: caller)
             case .unset(let keys): try config.unset(keys, in: scope, by: caller)
             case .clear: try config.clear(scope, by: caller)
             }
@@ -118,6 +121,7 @@ public struct DeployService: Sendable {
         switch trigger {
         case .push(let pushed, _):
             plan = try readPlan(app, revision: pushed)
+            noteIgnoredKeys(plan, output)
             let build = try builds.build(app, revision: pushed, by: caller, output: output)
             (image, revision, reason) = (build.image, pushed, "push of \(pushed.prefix(12))")
         case .rebuild:
@@ -242,6 +246,12 @@ public struct DeployService: Sendable {
             return result.status == 0 ? result.stdout : nil
         }
         return try DeployPlan.parse(procfile: try show("Procfile"), appJSON: try show("app.json"))
+    }
+
+    /// Says which app.json keys the deploy does not act on.
+    private func noteIgnoredKeys(_ plan: DeployPlan, _ output: Output) {
+        guard !plan.ignoredKeys.isEmpty else { return }
+        output("-----> app.json: ignoring \(plan.ignoredKeys.joined(separator: ", ")) (Slipway does not read them)")
     }
 
     /// The app's scale for the plan's types: what ps:scale set, else web=1 and others 0.

@@ -45,6 +45,18 @@ public struct ConfigService: Sendable {
         }
     }
 
+    /// Makes the pairs the scope's whole config, in one transaction (`config:import --replace`).
+    public func replace(with pairs: [(EnvKey, String)], in scope: ConfigScope, by caller: Caller) throws {
+        try store.write { db in
+            let appID = try self.appID(scope, db)
+            try db.execute(sql: "DELETE FROM config_vars WHERE app_id IS ?", arguments: [appID])
+            for (key, value) in pairs {
+                try db.execute(sql: "INSERT INTO config_vars (app_id, key, value) VALUES (?, ?, ?)", arguments: [appID, key, value])
+            }
+            try db.audit(caller, app: scope.appName, detail: "replaced all config with \(pairs.map(\.0.rawValue).joined(separator: ", "))")
+        }
+    }
+
     public func clear(_ scope: ConfigScope, by caller: Caller) throws {
         try store.write { db in
             let appID = try self.appID(scope, db)
@@ -93,5 +105,131 @@ extension ConfigScope {
     var appName: String? {
         if case .app(let name) = self { return name.rawValue }
         return nil
+    }
+}
+
+/// What `config:import` reads from stdin: an env file (Dokku's and dotenv's
+/// `KEY=VALUE` lines) or a JSON object of strings. Nothing is expanded or run:
+/// `$NAME` and `$(...)` stay text.
+public enum ConfigImport {
+    public enum Format: String, Sendable, CaseIterable { case envfile, json }
+
+    /// The pairs, in input order (a later line for the same key wins). `format` nil:
+    /// JSON when the text starts with `{`, else an env file.
+    public static func parse(_ text: String, format: Format?) throws -> [(EnvKey, String)] {
+        let isJSON = format.map { $0 == .json } ?? text.drop { $0.isWhitespace }.hasPrefix("{")
+        let pairs = try isJSON ? json(text) : envfile(text)
+        guard !pairs.isEmpty else {
+            throw UserFacingError.invalid("No config vars to set: standard input held no KEY=VALUE line; pipe an env file, e.g. config:import web < .env")
+        }
+        for (key, value) in pairs where value.unicodeScalars.contains("\0") {
+            throw UserFacingError.invalid("the value of \(key) contains a NUL byte, which no environment can hold")
+        }
+        var seen: [String: Int] = [:]
+        var unique: [(EnvKey, String)] = []
+        for (key, value) in pairs {
+            if let index = seen[key.rawValue] { unique[index].1 = value } else { seen[key.rawValue] = unique.count; unique.append((key, value)) }
+        }
+        return unique
+    }
+
+    private static func json(_ text: String) throws -> [(EnvKey, String)] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw UserFacingError.invalid("standard input is not a JSON object of \"KEY\": \"value\" pairs (--format json)")
+        }
+        return try object.keys.sorted().map { name in
+            guard let value = object[name] as? String else {
+                throw UserFacingError.invalid("the value of \(quoted(name)) is not a JSON string; write it in quotes")
+            }
+            return (try EnvKey(name), value)
+        }
+    }
+
+    /// `KEY=VALUE` per line, optionally after `export `; blank lines and `#` lines are
+    /// skipped. A value is either unquoted (the rest of the line, cut at ` #`, trimmed)
+    /// or quoted as a shell word: `'...'` literal, `"..."` with `\n`, `\r`, `\t` and
+    /// backslash escapes (what `config:export --format envfile` writes), and `\'`
+    /// between quoted parts (what `--format exports` writes); quotes may span lines.
+    private static func envfile(_ text: String) throws -> [(EnvKey, String)] {
+        var pairs: [(EnvKey, String)] = []
+        let scalars = Array(text.unicodeScalars)
+        var index = 0
+        var line = 1
+        func isBlank(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" }
+        func skipBlanks() { while index < scalars.count, isBlank(scalars[index]) { index += 1 } }
+        func restOfLine() -> String {
+            var out = String.UnicodeScalarView()
+            while index < scalars.count, scalars[index] != "\n" { out.append(scalars[index]); index += 1 }
+            return String(out)
+        }
+        func fail(_ what: String) -> UserFacingError {
+            .invalid("standard input line \(line): \(what); write KEY=VALUE lines, quoting a value with spaces: KEY=\"a value\"")
+        }
+        while index < scalars.count {
+            skipBlanks()
+            if index == scalars.count { break }
+            if scalars[index] == "\n" || scalars[index] == "\r" { if scalars[index] == "\n" { line += 1 }; index += 1; continue }
+            if scalars[index] == "#" { _ = restOfLine(); continue }
+            var name = String.UnicodeScalarView()
+            while index < scalars.count, scalars[index] != "=", scalars[index] != "\n", !isBlank(scalars[index]) {
+                name.append(scalars[index]); index += 1
+            }
+            if String(name) == "export" { skipBlanks(); continue }
+            skipBlanks()
+            guard index < scalars.count, scalars[index] == "=" else { throw fail("\(quoted(String(name))) is not KEY=VALUE") }
+            index += 1
+            let key: EnvKey
+            do { key = try EnvKey(String(name)) } catch { throw fail("\(quoted(String(name))) is not a valid key (letters, digits and '_')") }
+            skipBlanks()
+            var value = String.UnicodeScalarView()
+            if index < scalars.count, scalars[index] == "'" || scalars[index] == "\"" {
+                let startLine = line
+                while index < scalars.count, !isBlank(scalars[index]), scalars[index] != "\n", scalars[index] != "\r" {
+                    let c = scalars[index]
+                    index += 1
+                    switch c {
+                    case "'":
+                        while index < scalars.count, scalars[index] != "'" {
+                            if scalars[index] == "\n" { line += 1 }
+                            value.append(scalars[index]); index += 1
+                        }
+                        guard index < scalars.count else { line = startLine; throw fail("the value of \(key) has no closing '") }
+                        index += 1
+                    case "\"":
+                        while index < scalars.count, scalars[index] != "\"" {
+                            var d = scalars[index]
+                            if d == "\n" { line += 1 }
+                            if d == "\\", index + 1 < scalars.count {
+                                index += 1
+                                d = scalars[index]
+                                switch d {
+                                case "n": d = "\n"
+                                case "r": d = "\r"
+                                case "t": d = "\t"
+                                default: break
+                                }
+                            }
+                            value.append(d); index += 1
+                        }
+                        guard index < scalars.count else { line = startLine; throw fail("the value of \(key) has no closing \"") }
+                        index += 1
+                    case "\\":
+                        guard index < scalars.count else { break }
+                        value.append(scalars[index]); index += 1
+                    default:
+                        value.append(c)
+                    }
+                }
+                let rest = restOfLine().trimmingCharacters(in: .whitespacesAndNewlines)
+                guard rest.isEmpty || rest.hasPrefix("#") else { throw fail("unexpected \(quoted(rest)) after the quoted value of \(key)") }
+            } else {
+                var rest = restOfLine()
+                if rest.hasPrefix("#") { rest = "" }
+                if let comment = rest.range(of: " #") ?? rest.range(of: "\t#") { rest = String(rest[..<comment.lowerBound]) }
+                value = rest.trimmingCharacters(in: .whitespacesAndNewlines).unicodeScalars
+            }
+            pairs.append((key, String(value)))
+        }
+        return pairs
     }
 }
