@@ -81,7 +81,7 @@ struct AccessTests {
         #expect(try w.run(["storage:mount", "bobs-app", "bob-data:/data", "--phase", "run", "--readonly"], asUser: "bob").status == 0)
         let report = try w.run(["storage:report", "bobs-app", "--format", "json"], asUser: "bob")
         #expect(report.out.contains("\"readonly\":true") && report.out.contains("\"run\""))
-        #expect(try w.run(["storage:destroy", "bob-data"], asUser: "bob").err.contains("mounted by bobs-app"))
+        #expect(try w.run(["storage:destroy", "bob-data", "--force"], asUser: "bob").err.contains("mounted by bobs-app"))
         // First mount of an unknown name creates it for the caller.
         #expect(try w.run(["storage:mount", "bobs-app", "fresh:/fresh"], asUser: "bob").out.contains("created"))
         #expect(FileManager.default.fileExists(atPath: w.core.paths.storage(try StorageName("fresh"))))

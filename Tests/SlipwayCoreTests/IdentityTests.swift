@@ -17,7 +17,7 @@ struct IdentityTests {
         #expect(w.run(["storage:create", "loot"]).status == 0)
         let (app, storage) = (try id("apps", "shop"), try id("storages", "loot"))
         #expect(w.run(["apps:destroy", "shop", "--force"]).status == 0)
-        #expect(w.run(["storage:destroy", "loot"]).status == 0)
+        #expect(w.run(["storage:destroy", "loot", "--force"]).status == 0)
         #expect(w.run(["apps:create", "shop"]).status == 0)
         #expect(w.run(["storage:create", "loot"]).status == 0)
         // SQLite alone would give the largest id out again once its row is gone.

@@ -275,7 +275,7 @@ struct TenantAttackTests {
             let result = try server.ssh(eve.key, step)
             #expect(result.status == 0, "\(step): \(result.err)")
         }
-        let destroy = try server.ssh(eve.key, "storage:destroy", "loot")
+        let destroy = try server.ssh(eve.key, "storage:destroy", "loot", "--force")
         #expect(destroy.status != 0 && destroy.err.hasPrefix("error: ") && destroy.err.contains("evil v2"), "\(destroy.err)")
         // bob takes the name if he can, and his app keeps a secret there.
         let create = try server.ssh(bob.key, "storage:create", "loot")
@@ -291,7 +291,7 @@ struct TenantAttackTests {
         #expect(!logs.out.contains(secret), "\(logs.out)")
         #expect(try server.ssh(eve.key, "apps:destroy", "evil", "--force").status == 0)  // its containers and images
         // With the app (and so its releases) gone, nothing holds loot any more.
-        let freed = try server.ssh(eve.key, "storage:destroy", "loot")
+        let freed = try server.ssh(eve.key, "storage:destroy", "loot", "--force")
         #expect(freed.status == 0, "\(freed.err)")
     }
 
@@ -313,11 +313,11 @@ struct TenantAttackTests {
         let name = try #require(started.out.split(whereSeparator: \.isWhitespace).map(String.init).first { $0.hasPrefix("evil.detached.") },
                                 "\(started.out) \(started.err)")
         #expect(try server.ssh(eve.key, "storage:unmount", "evil", "loot:/data").status == 0)
-        let refused = try server.ssh(eve.key, "storage:destroy", "loot")
+        let refused = try server.ssh(eve.key, "storage:destroy", "loot", "--force")
         #expect(refused.status != 0 && refused.err.hasPrefix("error: ") && refused.err.contains(name), "\(refused.err)")
         #expect(try server.ssh(eve.key, "storage:list").out.contains("loot"))
         #expect(try server.ssh(eve.key, "run:stop", "evil", name).status == 0)
-        let destroyed = try server.ssh(eve.key, "storage:destroy", "loot")
+        let destroyed = try server.ssh(eve.key, "storage:destroy", "loot", "--force")
         #expect(destroyed.status == 0, "\(destroyed.err)")
     }
 }

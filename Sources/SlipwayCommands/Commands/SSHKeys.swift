@@ -21,7 +21,7 @@ enum SSHKeys {
             let text: String
             if let keyName, keyName.contains("/") {
                 guard context.isLocal else {
-                    throw UserFacingError.invalid("key files are read only by the local CLI; \(hint)")
+                    throw UserFacingError.invalid("over SSH a key comes on stdin only: the server never reads its own files, so \(quoted(keyName)) was not read; \(hint)")
                 }
                 text = try readKeyFile(keyName)
             } else {
@@ -52,28 +52,31 @@ enum SSHKeys {
     }
 
     struct Remove: MutatingCommand {
-        static let configuration = CommandConfiguration(commandName: "ssh-keys:remove", abstract: "Remove a user's key by name or --fingerprint.")
+        static let configuration = CommandConfiguration(
+            commandName: "ssh-keys:remove",
+            abstract: "Remove a key: <user> <key-name>, <user> --fingerprint FP, or --fingerprint FP alone.")
         static let rule = AccessRule.admin
-        @Argument var user: String
+        @Argument(help: "Whose key (optional with --fingerprint).") var user: String?
         @Argument(help: "The key's name.") var keyName: String?
         @Option(help: "The key's SHA256 fingerprint instead of its name.") var fingerprint: String?
         var requirement: Requirement { .admin }
 
         func execute(in context: CommandContext) throws {
-            let userName = try UserName(user)
+            let userName = try user.map { try UserName($0) }
             let selector: UserService.KeySelector
-            switch (keyName, fingerprint) {
-            case (let name?, nil): selector = .name(try KeyName(name))
-            case (nil, let fingerprint?):
+            switch (userName, keyName, fingerprint) {
+            case (_?, let name?, nil): selector = .name(try KeyName(name))
+            case (_, nil, let fingerprint?):
                 guard fingerprint.hasPrefix("SHA256:") else {
                     throw UserFacingError.invalid("invalid fingerprint \(quoted(fingerprint)): give it as ssh-keygen -lf prints it, SHA256:...")
                 }
                 selector = .fingerprint(fingerprint)
             default:
-                throw UserFacingError(.usage, "name the key either by name or by --fingerprint, not both or neither; ssh-keys:list \(userName) shows them")
+                let list = userName.map { "ssh-keys:list \($0)" } ?? "ssh-keys:list"
+                throw UserFacingError(.usage, "name the key either as <user> <key-name> or by --fingerprint, not both or neither; \(list) shows them")
             }
-            try context.core.users.removeKey(of: userName, selector, by: context.caller)
-            context.print("removed the key from \(userName); it no longer logs in")
+            let owner = try context.core.users.removeKey(of: userName, selector, by: context.caller)
+            context.print("removed the key from \(owner); it no longer logs in")
         }
     }
 
@@ -89,6 +92,11 @@ enum SSHKeys {
             let whose: UserName? = try user.map { try UserName($0) } ?? (principal.isAdmin ? nil : UserName(principal.name))
             let keys = try context.core.users.keys(of: whose).map { KeyView(user: $0.user, key: $0.key) }
             if output.isJSON { return try context.printJSON(keys) }
+            if user != nil {
+                // One user's keys as Dokku prints them: a line per key, no header, for scripts.
+                for key in keys { context.print("\(key.fingerprint) NAME=\"\(key.user)\" KEY_NAME=\"\(key.name)\"") }
+                return
+            }
             context.print(Text.table(["USER", "NAME", "TYPE", "FINGERPRINT", "ADDED"], keys.map {
                 [$0.user, $0.name, $0.type, $0.fingerprint, Text.date($0.addedAt)]
             }))

@@ -19,48 +19,101 @@ enum StorageCommands {
     struct Mount: MutatingCommand {
         static let configuration = CommandConfiguration(
             commandName: "storage:mount",
-            abstract: "Mount storage into an app: storage:mount <app> <storage>:<container-path>.",
-            discussion: "A storage that does not exist yet is created for you. Host paths (/host/dir:/path) are for admins only. Phases: deploy = processes and deploy tasks, run = run and cron; default both.")
+            abstract: "Mount storage into an app: storage:mount <app> <storage>:<container-path>, or <app> <storage> --container-dir <path>.",
+            discussion: "A storage that does not exist yet is created for you. Mounting the same storage at the same path again updates its phases and mode. Host paths (/host/dir:/path) are for admins only. Phases: deploy = processes and deploy tasks, run = run and cron; default both.")
         static let rule = AccessRule.app(.owner)
         @Argument var app: String
-        @Argument(help: ArgumentHelp("<storage>:<container-path>", valueName: "mount")) var mount: String
+        @Argument(help: ArgumentHelp("<storage>:<container-path>, or <storage> with --container-dir", valueName: "mount")) var mount: String
+        @Option(help: "The path inside the container (Dokku's named-entry form).") var containerDir: String?
         @Option(help: "deploy, run, or deploy,run (default).") var phase: String = "deploy,run"
         @Flag(help: "Mount read-only.") var readonly = false
+        @Flag(help: "Mount read-only (Dokku's spelling of --readonly).") var volumeReadonly = false
+        @Option(help: "ro or rw (Dokku's bind options; others are refused).") var volumeOptions: String?
+        @Option(help: "Refused: a mount applies to every process type of the app.") var processType: String?
 
         var requirement: Requirement {
             // A host path is a way out of the tenant's lane: admins only. Anything
             // else needs ownership of the app and of the storage: a writer's own
             // storage would stay a path into the app after their access ends.
-            let source = mount.lastIndex(of: ":").map { String(mount[..<$0]) } ?? mount
+            let source = StorageCommands.source(of: mount, containerDir: containerDir)
             if source.hasPrefix("/") { return .all([.app(app, .write), .admin]) }
             return .all([.app(app, .owner), .storageOwner(source, allowMissing: true)])
         }
 
         func execute(in context: CommandContext) throws {
             let appName = try AppName(app)
-            let spec = try MountSpec(mount)
+            if processType != nil {
+                throw UserFacingError.invalid("--process-type is not supported: a mount applies to every process type of \(appName) (and its deploy tasks and runs, by --phase); leave it out")
+            }
+            let spec = try StorageCommands.spec(mount, containerDir: containerDir)
             let phases = try MountPhase.parseList(phase)
+            let readonly = try readonly || volumeReadonly || StorageCommands.readonly(volumeOptions)
             let result = try context.core.storage.mount(spec, on: appName, phases: phases, readonly: readonly, by: context.caller)
-            if result.createdStorage { context.print("storage \(MountView(result.info).source) created") }
-            context.print("-----> Mounted \(MountView(result.info).source) at \(spec.containerPath) for \(appName) (phases: \(MountPhase.format(phases))\(readonly ? ", readonly" : ""))")
+            let source = MountView(result.info).source
+            switch result.change {
+            case .created(let storageToo):
+                if storageToo { context.print("storage \(source) created") }
+                context.print("-----> Mounted \(source) at \(spec.containerPath) for \(appName) (phases: \(MountPhase.format(phases))\(readonly ? ", readonly" : ""))")
+            case .updated:
+                context.print("-----> Updated the mount of \(source) at \(spec.containerPath) for \(appName) (phases: \(MountPhase.format(phases))\(readonly ? ", readonly" : ""))")
+            }
             context.print("       takes effect at the next deploy or ps:restart \(appName)")
         }
     }
 
     struct Unmount: MutatingCommand {
-        static let configuration = CommandConfiguration(commandName: "storage:unmount", abstract: "Unmount storage from an app; its data is kept.")
+        static let configuration = CommandConfiguration(
+            commandName: "storage:unmount",
+            abstract: "Unmount storage from an app; its data is kept.",
+            discussion: "storage:unmount <app> <storage-or-host-path>:<container-path>, or <app> <storage> [--container-dir <path>] (needed only when the app mounts it twice).")
         static let rule = AccessRule.app(.write)
         @Argument var app: String
-        @Argument(help: ArgumentHelp("<storage-or-host-path>:<container-path>", valueName: "mount")) var mount: String
+        @Argument(help: ArgumentHelp("<storage-or-host-path>:<container-path>, or <storage>", valueName: "mount")) var mount: String
+        @Option(help: "The path inside the container (Dokku's named-entry form).") var containerDir: String?
         var requirement: Requirement { .app(app, .write) }
 
         func execute(in context: CommandContext) throws {
             let appName = try AppName(app)
-            let spec = try MountSpec(mount)
-            try context.core.storage.unmount(spec, from: appName, by: context.caller)
-            context.print("-----> Unmounted \(mount) from \(appName); the data is kept")
+            let source: MountSource, path: AbsolutePath?
+            if containerDir == nil, !mount.contains(":") {
+                (source, path) = (try MountSource(mount), nil)
+            } else {
+                let spec = try StorageCommands.spec(mount, containerDir: containerDir)
+                (source, path) = (spec.source, spec.containerPath)
+            }
+            try context.core.storage.unmount(source, at: path, from: appName, by: context.caller)
+            context.print("-----> Unmounted \(mount)\(containerDir.map { " from \($0)" } ?? "") from \(appName); the data is kept")
             context.print("       takes effect at the next deploy or ps:restart \(appName)")
         }
+    }
+
+    /// The mount's source as typed: before the last `:` in the short form, the whole
+    /// argument with `--container-dir`.
+    static func source(of mount: String, containerDir: String?) -> String {
+        if containerDir != nil { return mount }
+        return mount.lastIndex(of: ":").map { String(mount[..<$0]) } ?? mount
+    }
+
+    static func spec(_ mount: String, containerDir: String?) throws -> MountSpec {
+        guard let containerDir else { return try MountSpec(mount) }
+        guard !mount.contains(":") else {
+            throw UserFacingError.invalid("give either <storage>:<container-path> or <storage> --container-dir <path>, not both")
+        }
+        return try MountSpec(source: mount, containerPath: containerDir)
+    }
+
+    /// Dokku's `--volume-options`: only the bind modes mean something here.
+    static func readonly(_ options: String?) throws -> Bool {
+        var readonly = false
+        for option in (options ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !option.isEmpty {
+            switch option {
+            case "ro": readonly = true
+            case "rw": readonly = false
+            default:
+                throw UserFacingError.invalid("volume option \(quoted(option)) is not supported: Slipway binds storage read-write (rw) or read-only (ro); other options (relabeling, propagation, chown-on-mount) change the host directory or how it is shared")
+            }
+        }
+        return readonly
     }
 
     struct List: QueryCommand {
@@ -80,7 +133,7 @@ enum StorageCommands {
                 return
             }
             let mounts = try context.core.storage.mounts(of: try AppName(app)).map(MountView.init)
-            if output.isJSON { return try context.printJSON(mounts) }
+            if output.isJSON { return try context.printJSON(mounts.map(DokkuMountView.init)) }
             context.print(Text.heading("\(app) volume bind-mounts"))
             for mount in mounts { context.print("     \(mount.source):\(mount.containerPath)") }
         }
@@ -104,16 +157,38 @@ enum StorageCommands {
     }
 
     struct Destroy: MutatingCommand {
-        static let configuration = CommandConfiguration(commandName: "storage:destroy", abstract: "Delete a storage and its data (refused while mounted).")
+        static let configuration = CommandConfiguration(
+            commandName: "storage:destroy",
+            abstract: "Delete a storage and its data: type its name again on stdin, or pass --force (refused while mounted).")
         static let rule = AccessRule.user
         @Argument var name: String
+        @Flag(help: "Do not ask for the name again.") var force = false
         var requirement: Requirement { .storageOwner(name, allowMissing: false) }
 
         func execute(in context: CommandContext) throws {
             let storage = try StorageName(name)
+            if !force { try context.confirmDestruction(of: storage.rawValue, "storage \(storage) and its data") }
             try context.core.storage.destroy(storage, by: context.caller)
             context.print("storage \(storage) and its data destroyed")
         }
+    }
+}
+
+/// A mount as Dokku's `storage:list <app> --format json` shows it, with Slipway's phases.
+struct DokkuMountView: Codable {
+    let entry_name: String
+    let host_path: String
+    let container_path: String
+    /// "ro" for a read-only mount, "" otherwise (Dokku's bind options).
+    let volume_options: String
+    let phases: [String]
+
+    init(_ view: MountView) {
+        entry_name = view.kind == "storage" ? view.source : ""
+        host_path = view.hostDirectory
+        container_path = view.containerPath
+        volume_options = view.readonly ? "ro" : ""
+        phases = view.phases
     }
 }
 

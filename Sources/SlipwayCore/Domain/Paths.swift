@@ -76,19 +76,29 @@ public struct MountSpec: Hashable, Sendable {
     /// Container paths the engine mounts itself.
     static let engineOwned = ["/proc", "/dev", "/sys"]
 
+    /// The short form, `<name-or-host-path>:<container-path>`.
     public init(_ raw: String) throws {
         guard let colon = raw.lastIndex(of: ":") else {
-            throw UserFacingError.invalid("invalid mount \(quoted(raw)): write <storage-name>:<container-path>, e.g. uploads:/app/uploads")
+            throw UserFacingError.invalid("invalid mount \(quoted(raw)): write <storage-name>:<container-path>, e.g. uploads:/app/uploads, or name the entry with --container-dir /app/uploads")
         }
-        let left = String(raw[..<colon])
-        let target = try AbsolutePath(String(raw[raw.index(after: colon)...]), kind: "container path").rawValue
+        try self.init(source: String(raw[..<colon]), containerPath: String(raw[raw.index(after: colon)...]))
+    }
+
+    /// Dokku's named-entry form: `<name-or-host-path> --container-dir <container-path>`.
+    public init(source: String, containerPath: String) throws {
+        let target = try AbsolutePath(containerPath, kind: "container path").rawValue
         // The engine owns these (kernel filesystems and devices) and refuses a mount there.
         if let reserved = Self.engineOwned.first(where: { target == $0 || target.hasPrefix($0 + "/") }) {
             throw UserFacingError.invalid("invalid container path \(quoted(target)): \(reserved) belongs to the container's kernel filesystems; mount storage elsewhere, e.g. /app/data")
         }
-        containerPath = try AbsolutePath(target, kind: "container path")
-        source = left.hasPrefix("/")
-            ? .hostPath(try AbsolutePath(left, kind: "host path"))
-            : .storage(try StorageName(left))
+        self.containerPath = try AbsolutePath(target, kind: "container path")
+        self.source = try MountSource(source)
+    }
+}
+
+extension MountSource {
+    /// A leading `/` is a host path; anything else is a storage name.
+    public init(_ raw: String) throws {
+        self = raw.hasPrefix("/") ? .hostPath(try AbsolutePath(raw, kind: "host path")) : .storage(try StorageName(raw))
     }
 }

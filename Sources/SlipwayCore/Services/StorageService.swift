@@ -54,15 +54,31 @@ public struct StorageService: Sendable {
         return storage
     }
 
+    /// What `mount` did.
+    public enum MountChange: Sendable {
+        case created(storageToo: Bool)
+        /// The same source at the same path was mounted already: its phases and mode were set anew.
+        case updated
+    }
+
     /// Mounts `spec` into the app. A storage name that does not exist yet is created,
-    /// owned by the caller. The authorizer has already checked app write access and
-    /// storage ownership (or admin for host paths).
+    /// owned by the caller. Mounting the same source at the same path again updates
+    /// its phases and mode in place (as Dokku's `storage:mount` does). The authorizer
+    /// has already checked app write access and storage ownership (or admin for host paths).
     public func mount(_ spec: MountSpec, on appName: AppName, phases: Set<MountPhase>, readonly: Bool,
-                      by caller: Caller) throws -> (info: MountInfo, createdStorage: Bool) {
-        let result: (MountInfo, Bool) = try store.write { db in
+                      by caller: Caller) throws -> (info: MountInfo, change: MountChange) {
+        let result: (MountInfo, MountChange) = try store.write { db in
             let app = try AppService.existing(appName, db)
-            if try Mount.filter(Column("app_id") == app.id && Column("container_path") == spec.containerPath.rawValue).fetchCount(db) > 0 {
-                throw UserFacingError.conflict("\(appName) already has a mount at \(spec.containerPath); storage:unmount it first")
+            if var existing = try Mount.filter(Column("app_id") == app.id && Column("container_path") == spec.containerPath.rawValue).fetchOne(db) {
+                guard try info(for: existing, db).source == spec.source else {
+                    throw UserFacingError.conflict("Mount path already exists: \(appName) mounts \(describe(try info(for: existing, db).source)) at \(spec.containerPath); storage:unmount it first")
+                }
+                existing.phases = MountPhase.format(phases)
+                existing.readonly = readonly
+                try existing.update(db)
+                try db.audit(caller, app: appName.rawValue,
+                             detail: "updated the mount of \(describe(spec.source)) at \(spec.containerPath) (\(existing.phases)\(readonly ? ", readonly" : ""))")
+                return (try info(for: existing, db), .updated)
             }
             var mount = Mount(appId: app.id!, containerPath: spec.containerPath.rawValue,
                               phases: MountPhase.format(phases), readonly: readonly, createdAt: Date())
@@ -81,21 +97,29 @@ public struct StorageService: Sendable {
             try mount.insert(db)
             try db.audit(caller, app: appName.rawValue,
                          detail: "mounted \(describe(spec.source)) at \(spec.containerPath) (\(mount.phases)\(readonly ? ", readonly" : ""))")
-            return (try info(for: mount, db), created)
+            return (try info(for: mount, db), .created(storageToo: created))
         }
         if case .storage(let name) = spec.source { try makeDirectory(name) }
         return result
     }
 
-    public func unmount(_ spec: MountSpec, from appName: AppName, by caller: Caller) throws {
+    /// Removes the app's mount of `source` at `containerPath`; without a path, its one
+    /// mount of `source` (several: the caller must say which).
+    public func unmount(_ source: MountSource, at containerPath: AbsolutePath?, from appName: AppName, by caller: Caller) throws {
         try store.write { db in
             let app = try AppService.existing(appName, db)
-            let mounts = try Mount.filter(Column("app_id") == app.id && Column("container_path") == spec.containerPath.rawValue).fetchAll(db)
-            guard let mount = try mounts.first(where: { try info(for: $0, db).source == spec.source }) else {
-                throw UserFacingError.notFound("\(appName) has no mount of \(describe(spec.source)) at \(spec.containerPath); storage:list \(appName) shows its mounts")
+            var request = Mount.filter(Column("app_id") == app.id)
+            if let containerPath { request = request.filter(Column("container_path") == containerPath.rawValue) }
+            let mounts = try request.order(Column("container_path")).fetchAll(db).filter { try info(for: $0, db).source == source }
+            guard let mount = mounts.first else {
+                let at = containerPath.map { " at \($0)" } ?? ""
+                throw UserFacingError.notFound("\(appName) has no mount of \(describe(source))\(at); storage:list \(appName) shows its mounts")
+            }
+            guard mounts.count == 1 else {
+                throw UserFacingError(.usage, "\(appName) mounts \(describe(source)) at \(mounts.map(\.containerPath).joined(separator: ", ")); say which with --container-dir")
             }
             _ = try mount.delete(db)
-            try db.audit(caller, app: appName.rawValue, detail: "unmounted \(describe(spec.source)) from \(spec.containerPath) (data kept)")
+            try db.audit(caller, app: appName.rawValue, detail: "unmounted \(describe(source)) from \(mount.containerPath) (data kept)")
         }
     }
 

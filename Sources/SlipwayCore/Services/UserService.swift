@@ -152,21 +152,27 @@ public struct UserService: Sendable {
         case fingerprint(String)
     }
 
-    public func removeKey(of userName: UserName, _ selector: KeySelector, by caller: Caller) throws {
+    /// Removes the key and returns whose it was. Without a user, a fingerprint names
+    /// the key among everybody's (Dokku's `ssh-keys:remove --fingerprint`).
+    @discardableResult
+    public func removeKey(of userName: UserName?, _ selector: KeySelector, by caller: Caller) throws -> UserName {
         try store.write { db in
-            let user = try existing(userName, db)
+            let user = try userName.map { try existing($0, db) }
+            let candidates = try user.map { try keys(of: $0, db) } ?? SSHKeyRecord.fetchAll(db)
             let match: SSHKeyRecord?
             switch selector {
             case .name(let name):
-                match = try keys(of: user, db).first { $0.name == name }
+                match = candidates.first { $0.name == name }
             case .fingerprint(let fingerprint):
-                match = try keys(of: user, db).first { $0.fingerprint == fingerprint }
+                match = candidates.first { $0.fingerprint == fingerprint }
             }
-            guard let key = match else {
-                throw UserFacingError.notFound("\(userName) has no such key; ssh-keys:list \(userName) shows their keys")
+            guard let key = match, let owner = try user ?? User.fetchOne(db, key: key.userId) else {
+                throw UserFacingError.notFound(userName.map { "\($0) has no such key; ssh-keys:list \($0) shows their keys" }
+                                               ?? "no user has a key with this fingerprint; ssh-keys:list shows the keys")
             }
             _ = try key.delete(db)
-            try db.audit(caller, app: nil, detail: "removed key \(key.name) \(key.fingerprint) from \(userName)")
+            try db.audit(caller, app: nil, detail: "removed key \(key.name) \(key.fingerprint) from \(owner.name)")
+            return owner.name
         }
     }
 
