@@ -152,9 +152,11 @@ struct SSHFrontTests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         usleep(700_000)
+        // git's own ssh client first (found as git's child: a pattern over every command
+        // line on the host also matched other tests' processes), then git.
+        _ = try run("/usr/bin/pkill", ["-9", "-P", "\(process.processIdentifier)", "-x", "ssh"])
         kill(-process.processIdentifier, SIGKILL)
         process.interrupt()
-        _ = try run("/usr/bin/pkill", ["-9", "-f", "ssh.*\(server.port)"])
         process.waitUntilExit()
 
         #expect(server.isRunning)
