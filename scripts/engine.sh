@@ -38,7 +38,9 @@ fi
 
 as_root mkdir -p "$(dirname "$sock")"
 echo "engine: starting podman system service on $sock"
-as_root sh -c "nohup podman system service --time=0 unix://$sock >/var/log/podman-service.log 2>&1 &"
+# From the socket's directory: conmon writes an `oom` file into its working directory
+# when a container is OOM-killed, which would otherwise litter the caller's checkout.
+as_root sh -c "cd $(dirname "$sock") && nohup podman system service --time=0 unix://$sock >/var/log/podman-service.log 2>&1 &"
 for _ in $(seq 100); do ping && { echo "engine: answering on $sock"; exit 0; }; sleep 0.1; done
 echo "engine: podman's API did not answer on $sock; see /var/log/podman-service.log" >&2
 exit 1
