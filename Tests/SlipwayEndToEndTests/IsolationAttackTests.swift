@@ -256,7 +256,8 @@ struct IsolationAttackTests {
             USER someone
             CMD ["python3", "-m", "http.server", "5000"]
             """
-        #expect(try pushDockerfile(server, eve, app: "evil", hostile).status == 0)
+        let push = try pushDockerfile(server, eve, app: "evil", hostile)
+        #expect(push.status == 0, "\(push.err)")
         #expect(try server.ssh(eve.key, "storage:mount", "evil", "edata:/data").status == 0)
         let started = Date()
         let restart = try server.ssh(eve.key, "ps:restart", "evil")
