@@ -8,7 +8,13 @@ import SlipwayCore
 /// socket: podman's compatible service or Docker, with the same code.
 public final class DockerEngine: ContainerEngine {
     public let endpoint: String
-    private let client = HTTPClient.shared
+    private var client: HTTPClient { Self.client }
+    /// One client for the process, never shut down. Not `HTTPClient.shared`: its 90 s
+    /// idle read timeout ended a wait, or a followed log, of any container silent for
+    /// longer (a quiet deploy task failed with "HTTPClientError.readTimeout"). Each
+    /// request brings its own deadline instead.
+    private static let client = HTTPClient(eventLoopGroupProvider: .singleton,
+                                           configuration: HTTPClient.Configuration(timeout: .init(connect: .seconds(10))))
     private static let apiPrefix = "/v1.41"
 
     /// The sockets tried, in order, when the config names none.
