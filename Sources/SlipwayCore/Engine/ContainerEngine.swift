@@ -388,7 +388,9 @@ extension ContainerEngine {
 /// Runs async engine work from a plain thread (a CLI command or an SSH worker,
 /// never the cooperative pool) and waits for it: for ever, or until `timeout`,
 /// when the work is cancelled and `timedOut` (what did not finish) is thrown as
-/// an `unavailable` error.
+/// an `unavailable` error. Any error but a `UserFacingError` (a connection the
+/// engine broke off mid-answer) becomes an `unavailable` one naming `timedOut` too,
+/// so no transport error reaches a user raw.
 public func waitFor<T: Sendable>(timeout: Duration? = nil, timedOut: @autoclosure () -> String = "the container engine",
                                  _ operation: @escaping @Sendable () async throws -> T) throws -> T {
     let box = ResultBox<T>()
@@ -399,17 +401,26 @@ public func waitFor<T: Sendable>(timeout: Duration? = nil, timedOut: @autoclosur
         do { box.set(.success(try await operation())) } catch { box.set(.failure(error)) }
         done.signal()
     }
-    guard let timeout else {
+    let result: Result<T, Error>
+    if let timeout {
+        let (seconds, attoseconds) = timeout.components
+        let nanoseconds = Int(min(seconds, Int64(Int.max / 1_000_000_000 - 1))) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+        guard done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success, let finished = box.get() else {
+            task.cancel()
+            throw UserFacingError(.unavailable, "\(timedOut()) did not finish within \(describe(timeout)); try again, and if it persists an admin can check the container engine")
+        }
+        result = finished
+    } else {
         done.wait()
-        return try box.get()!.get()
+        result = box.get()!
     }
-    let (seconds, attoseconds) = timeout.components
-    let nanoseconds = Int(min(seconds, Int64(Int.max / 1_000_000_000 - 1))) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
-    guard done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success, let result = box.get() else {
-        task.cancel()
-        throw UserFacingError(.unavailable, "\(timedOut()) did not finish within \(describe(timeout)); try again, and if it persists an admin can check the container engine")
+    do {
+        return try result.get()
+    } catch let error as UserFacingError {
+        throw error
+    } catch {
+        throw UserFacingError(.unavailable, "\(timedOut()) broke off (\(error)); try again, and if it persists an admin can check the container engine")
     }
-    return try result.get()
 }
 
 /// `90 s`, `250 ms`: a bound as messages give it.
