@@ -24,7 +24,7 @@ public struct DeployLocks: Sendable {
                 return try store.write { db in
                     let appID = try AppService.id(of: app, db)
                     if let held = try DeployLock.fetchOne(db, key: appID) {
-                        if processes.isRunning(held.pid) { throw Self.busy(app, held) }
+                        if isHeld(held) { throw Self.busy(app, held) }
                         try Self.abandon(held, db)
                     }
                     var lock = DeployLock(appId: appID, holder: origin == Self.recoveryOrigin ? "the server's recovery after its restart" : caller.principal.name, pid: getpid(), origin: origin ?? caller.principal.channel,
@@ -68,14 +68,14 @@ public struct DeployLocks: Sendable {
 
     /// The app's lock, if held.
     public func status(_ app: AppName) throws -> (lock: DeployLock, stale: Bool)? {
-        try store.read { db in try Self.held(app, db).map { ($0, !processes.isRunning($0.pid)) } }
+        try store.read { db in try Self.held(app, db).map { ($0, !isHeld($0)) } }
     }
 
     /// `deploy:unlock`: removes a stale lock; a live deploy's lock stays.
     public func unlock(_ app: AppName, by caller: Caller) throws -> Bool {
         try store.write { db in
             guard let held = try Self.held(app, db) else { return false }
-            if processes.isRunning(held.pid) {
+            if isHeld(held) {
                 if held.origin == Self.recoveryOrigin { throw Self.busy(app, held) }
                 throw UserFacingError.conflict("\(app) is being deployed right now by \(held.holder) (process \(held.pid)); wait for it to finish")
             }

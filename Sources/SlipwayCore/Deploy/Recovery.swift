@@ -10,10 +10,10 @@ extension DeployService {
     /// their locks released. Returns one line per repair.
     public func endInterruptedDeploys() throws -> [String] {
         var repairs: [String] = []
-        for lock in try locks.all() where lock.origin == "ssh" || !locks.processes.isRunning(lock.pid) {
-            if locks.processes.isRunning(lock.pid) && lock.pid != getpid() {
-                locks.processes.forceStop(lock.pid)
-                for _ in 0..<50 where locks.processes.isRunning(lock.pid) { Thread.sleep(forTimeInterval: 0.1) }
+        for lock in try locks.all() where lock.origin == "ssh" || !locks.isHeld(lock) {
+            if locks.isHeld(lock) && lock.pid != getpid() {
+                locks.processes.forceStop(lock.pid, startedBy: lock.acquiredAt)
+                for _ in 0..<50 where locks.isHeld(lock) { Thread.sleep(forTimeInterval: 0.1) }
             }
             try store.write { db in try DeployLocks.abandon(lock, db) }
             repairs.append("released the deploy lock of \(lock.holder) (process \(lock.pid))")
