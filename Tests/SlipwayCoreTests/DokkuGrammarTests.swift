@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 @testable import SlipwayCommands
 @testable import SlipwayCore
@@ -103,6 +104,12 @@ struct DokkuGrammarTests {
         let refused = try w.run(["--force", "apps:destroy", "hidden"], asUser: "bob", stdin: nil)
         #expect(refused.status == 1 && refused.err.contains("not found"))
         #expect(try w.run(["apps:exists", "hidden"], asUser: "carol").status == 0)
+        // storage:destroy asks too, and the global --force answers it as its own does.
+        #expect(try w.run(["storage:create", "junk"], asUser: "bob").status == 0)
+        #expect(try w.run(["storage:destroy", "junk"], asUser: "bob", stdin: "").status == 1)
+        let storageForced = try w.run(["--force", "storage:destroy", "junk"], asUser: "bob", stdin: nil)
+        #expect(storageForced.status == 0 && !storageForced.err.contains("WARNING"), "\(storageForced.err)")
+        #expect(!(try w.run(["storage:list"], asUser: "bob").out.contains("junk")))
     }
 
     @Test func namespaceHelpListsTheNamespacesCommandsWithUsage() throws {
@@ -122,5 +129,40 @@ struct DokkuGrammarTests {
         #expect(try w.run(["run", "--help"], asUser: "bob").out.contains("USAGE: run"))
         let unknown = try w.run(["nope:help"], asUser: "bob")
         #expect(unknown.status == 2 && unknown.err.hasPrefix("error: unknown command \"nope:help\""))
+    }
+}
+
+/// `--trace` writes the command and who ran it to the server log, never its
+/// arguments: a `config:set` value is a tenant's secret.
+@Suite("Dokku grammar: --trace")
+struct TraceTests {
+    final class Lines: @unchecked Sendable {
+        private let lock = NSLock()
+        private var all: [String] = []
+        func add(_ line: String) { lock.withLock { all.append(line) } }
+        var text: String { lock.withLock { all.joined(separator: "\n") } }
+    }
+
+    struct Recording: LogHandler {
+        let lines: Lines
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { metadata[key] } set { metadata[key] = newValue } }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+            lines.add("\(message) \((metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        }
+    }
+
+    @Test func theLogNamesTheCommandAndNoValue() throws {
+        let w = try TestWorld()
+        #expect(w.run(["apps:create", "web"]).status == 0)
+        let lines = Lines()
+        let runner = CommandRunner(core: w.core, logger: Logger(label: "trace") { _ in Recording(lines: lines) })
+        let status = runner.run(["--trace", "config:set", "--no-restart", "web", "SECRET=hunter2"], as: .localAdmin,
+                                stdout: Buffer(), stderr: Buffer(), stdin: FixedInput(data: Data()))
+        #expect(status == 0)
+        #expect(lines.text.contains("trace: command started") && lines.text.contains("command=config:set")
+                && lines.text.contains("trace: command ended") && lines.text.contains("status=0"), "\(lines.text)")
+        #expect(!lines.text.contains("hunter2") && !lines.text.contains("SECRET"), "\(lines.text)")
     }
 }

@@ -124,7 +124,7 @@ enum Apps {
         }
     }
 
-    struct Destroy: ConfirmingCommand {
+    struct Destroy: MutatingCommand {
         static let configuration = CommandConfiguration(
             commandName: "apps:destroy",
             abstract: "Destroy an app: type its name again on stdin, or pass --force.",
@@ -137,15 +137,8 @@ enum Apps {
 
         func execute(in context: CommandContext) throws {
             let name = try AppName(app)
-            if !force {
-                context.note(" !     WARNING: Potentially Destructive Action")
-                context.note(" !     This command will destroy app \(name)\(purgeStorage ? " and the storage only it mounts" : " (storage is kept)").")
-                context.note(" !     To proceed, type \"\(name)\"")
-                let typed = context.stdin.isInteractive ? nil : try context.stdin.readLine(limit: 256)
-                guard let typed, String(decoding: typed, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == name.rawValue else {
-                    throw UserFacingError.invalid("confirmation did not match \(quoted(name.rawValue)); nothing was destroyed (use --force to skip the question)")
-                }
-            }
+            try context.confirmDestruction(of: name.rawValue, "app \(name)\(purgeStorage ? " and the storage only it mounts" : " (storage is kept)")",
+                                           forced: force)
             let purged = try context.core.deploys.destroy(name, purgeStorage: purgeStorage, by: context.caller)
             context.print("-----> Destroying \(name) (including all add-ons)")
             if !purged.isEmpty { context.print("       purged storage: \(purged.map(\.rawValue).joined(separator: ", "))") }

@@ -5,7 +5,9 @@ extension CommandContext {
     /// Dokku's question before a destructive command: warns on stderr, then reads one
     /// line from stdin, which must be `name`. A terminal answers nothing here (a
     /// script pipes the name in, or passes --force), so nothing is destroyed by accident.
-    func confirmDestruction(of name: String, _ what: String) throws {
+    /// `forced` (the command's own `--force`) or the global `--force` skip the question.
+    func confirmDestruction(of name: String, _ what: String, forced: Bool) throws {
+        if forced || force { return }
         note(" !     WARNING: Potentially Destructive Action")
         note(" !     This command will destroy \(what).")
         note(" !     To proceed, type \"\(name)\"")

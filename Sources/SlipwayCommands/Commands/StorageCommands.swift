@@ -167,7 +167,7 @@ enum StorageCommands {
 
         func execute(in context: CommandContext) throws {
             let storage = try StorageName(name)
-            if !force { try context.confirmDestruction(of: storage.rawValue, "storage \(storage) and its data") }
+            try context.confirmDestruction(of: storage.rawValue, "storage \(storage) and its data", forced: force)
             try context.core.storage.destroy(storage, by: context.caller)
             context.print("storage \(storage) and its data destroyed")
         }

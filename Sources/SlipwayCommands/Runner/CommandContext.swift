@@ -62,12 +62,15 @@ public final class CommandContext: @unchecked Sendable {
     public let gitHook: [String]?
     /// `--quiet`: no headers (dropped from stdout by `CommandRunner`) and no hints.
     public let quiet: Bool
+    /// The global `--force`: answers every confirmation (`confirmDestruction`).
+    public let force: Bool
 
     public init(core: Core, principal: Principal, stdout: TextOutput, stderr: TextOutput,
                 stdin: InputSource, commandName: String, cancellation: Cancellation = Cancellation(),
                 terminal: Terminal? = nil, environment: [String: String] = [:], gitHook: [String]? = nil,
-                quiet: Bool = false) {
+                quiet: Bool = false, force: Bool = false) {
         self.quiet = quiet
+        self.force = force
         self.cancellation = cancellation
         self.terminal = terminal
         self.environment = environment

@@ -76,12 +76,14 @@ public struct CommandRunner: Sendable {
             return execute(argv, as: principal, stdout: stdout, stderr: stderr, stdin: stdin, cancellation: cancellation,
                            terminal: terminal, environment: environment, handOff: handOff)
         }
-        // --trace: the command line, who ran it, its status and duration go to the server log.
+        // --trace: the command, who ran it, its status and duration go to the server log;
+        // not its arguments, which may be secrets (config:set values).
         let started = ContinuousClock.now
-        logger.info("trace: command started", metadata: ["argv": "\(argv)", "user": "\(principal.name)", "via": "\(principal.channel)"])
+        let command = (try? Invocation(argv))?.words.first ?? "help"
+        logger.info("trace: command started", metadata: ["command": "\(command)", "user": "\(principal.name)", "via": "\(principal.channel)"])
         let status = execute(argv, as: principal, stdout: stdout, stderr: stderr, stdin: stdin, cancellation: cancellation,
                              terminal: terminal, environment: environment, handOff: handOff)
-        logger.info("trace: command ended", metadata: ["argv": "\(argv)", "user": "\(principal.name)", "status": "\(status)",
+        logger.info("trace: command ended", metadata: ["command": "\(command)", "user": "\(principal.name)", "status": "\(status)",
                                                        "duration": "\(ContinuousClock.now - started)"])
         return status
     }
@@ -113,16 +115,12 @@ public struct CommandRunner: Sendable {
                 }
                 argv.insert(app, at: 1)
             }
-            var command = try parse(argv, type)
-            if invocation.force, var confirming = command as? any ConfirmingCommand {
-                confirming.force = true
-                command = confirming
-            }
+            let command = try parse(argv, type)
             appName = command.requirement.appName
             let context = CommandContext(core: core, principal: principal, stdout: invocation.quiet ? QuietOutput(stdout) : stdout,
                                          stderr: stderr, stdin: stdin, commandName: commandName, cancellation: cancellation,
                                          terminal: type.wantsTerminal ? terminal : nil, environment: environment, gitHook: gitHook,
-                                         quiet: invocation.quiet)
+                                         quiet: invocation.quiet, force: invocation.force)
             try core.authorizer.require(command.requirement, for: principal)
             if let handOff, let command = command as? any HandOffCommand {
                 handOff(try command.spawn(in: context))

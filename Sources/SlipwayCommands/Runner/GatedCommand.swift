@@ -38,12 +38,6 @@ extension HandOffCommand {
     }
 }
 
-/// A command that asks before it destroys (type the name again on stdin); the
-/// global `--force` answers for it, as the command's own `--force` does.
-public protocol ConfirmingCommand: MutatingCommand {
-    var force: Bool { get set }
-}
-
 /// A command that changes state: its failures are audited too (successes are
 /// audited by the service, inside the change's own transaction).
 public protocol MutatingCommand: GatedCommand {}
