@@ -25,7 +25,9 @@ struct RolloutTests {
     }
 
     /// The app, deployed as v1 with these processes at this scale.
-    func deployV1(_ processes: [String: String], scale: [String: Int], checks: [HealthCheck] = [HealthCheck(attempts: 1, wait: 0)]) throws {
+    func deployV1(_ processes: [String: String], scale: [String: Int], checks: [HealthCheck] = [HealthCheck(attempts: 1, wait: 0)],
+                  of app: AppName? = nil) throws {
+        let app = app ?? self.app
         _ = try core.apps.create(app, by: caller)
         let record = try #require(try core.apps.find(app))
         try core.store.write { db in
@@ -34,17 +36,19 @@ struct RolloutTests {
                 try entry.save(db)
             }
         }
-        try roll(version: 1, processes, checks: checks)
+        try roll(version: 1, processes, checks: checks, of: app)
     }
 
     /// Rolls a new release of `processes` out (no build, no tasks).
     @discardableResult
-    func roll(version: Int, _ processes: [String: String], checks: [HealthCheck] = [HealthCheck(attempts: 1, wait: 0)]) throws -> Release {
+    func roll(version: Int, _ processes: [String: String], checks: [HealthCheck] = [HealthCheck(attempts: 1, wait: 0)],
+              of app: AppName? = nil) throws -> Release {
+        let app = app ?? self.app
         let record = try #require(try core.apps.find(app))
         let plan = DeployPlan(processes: processes, healthchecks: ["web": checks])
         let snapshot = ReleaseSnapshot(plan: plan, environment: [:], mounts: [], formation: [:])
         let release = try core.store.write { db -> Release in
-            var release = Release(appId: record.id!, version: version, image: "slipway/web:\(version)", revision: "r\(version)", reason: "test",
+            var release = Release(appId: record.id!, version: version, image: "slipway/\(app):\(version)", revision: "r\(version)", reason: "test",
                                   snapshot: try DeployService.encode(snapshot), status: .deploying, startedBy: "test", startedAt: Date())
             try release.insert(db)
             return release
@@ -142,5 +146,21 @@ struct RolloutTests {
         let held = try deploys.locks.acquire(app, by: caller, origin: DeployLocks.recoveryOrigin)
         defer { locks.release(held) }
         #expect(DeployLocks.busy(app, held).message == "web is being brought back after a server restart and that did not finish in time; try again in a minute")
+    }
+
+    /// After a host restart no container is left. An app whose release now fails its
+    /// check is reported; the apps after it are brought back all the same.
+    @Test func anAppThatFailsAtStartKeepsNoOtherAppDown() throws {
+        let first = try AppName("aaa"), second = try AppName("bbb")
+        try deployV1(["web": "serve"], scale: ["web": 1], of: first)
+        try deployV1(["worker": "work"], scale: ["worker": 1], of: second)
+        for summary in try core.deploys.containers.list(app: nil, kind: nil) { try core.deploys.containers.remove([summary.id]) }
+        #expect(engine.names.isEmpty)
+        probe.status = 500
+        var lines: [String] = []
+        try deploys.reconcile { lines.append($0) }
+        #expect(lines.contains { $0.hasPrefix("aaa: not brought back: ") }, "\(lines)")
+        #expect(lines.contains("bbb: restarted the processes of v1"), "\(lines)")
+        #expect(engine.names.contains("bbb.worker.1"), "\(engine.names)")
     }
 }
