@@ -163,4 +163,15 @@ struct RolloutTests {
         #expect(lines.contains("bbb: restarted the processes of v1"), "\(lines)")
         #expect(engine.names.contains("bbb.worker.1"), "\(engine.names)")
     }
+
+    /// A start the engine never finishes: the call gives up, and the container it
+    /// created is removed all the same, though the work that made it was cancelled.
+    @Test func aContainerWhoseStartTimedOutIsRemoved() throws {
+        let containers = core.deploys.containers
+        var spec = ContainerSpec(image: "slipway/web:1", command: ["hang"])
+        spec.name = "web.hung"
+        #expect(throws: UserFacingError.self) { _ = try containers.start(spec, labels: containers.labels(app: app, kind: .task), timeout: .milliseconds(200)) }
+        for _ in 0..<200 where engine.container(named: "web.hung") != nil { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(engine.container(named: "web.hung") == nil, "\(engine.names)")
+    }
 }

@@ -34,9 +34,9 @@ public struct Containers: Sendable {
 
     /// Creates and starts a container with `labels` (every one set); a container
     /// that did not start is removed. Returns its id.
-    public func start(_ spec: ContainerSpec, labels: ContainerLabels) throws -> String {
+    public func start(_ spec: ContainerSpec, labels: ContainerLabels, timeout: Duration = Self.callTimeout) throws -> String {
         let spec = Self.labelled(spec, labels)
-        return try call("starting \(spec.name ?? "a container")") { engine in try await Self.start(spec, on: engine) }
+        return try call("starting \(spec.name ?? "a container")", timeout: timeout) { engine in try await Self.start(spec, on: engine) }
     }
 
     /// The same, inside async engine work (the builder's commit of a created container).
@@ -44,10 +44,17 @@ public struct Containers: Sendable {
         let id = try await engine.createContainer(spec)
         guard start else { return id }
         do { try await engine.startContainer(id) } catch {
-            try? await engine.removeContainer(id, force: true)
+            await removeAnyway(id, on: engine)
             throw error
         }
         return id
+    }
+
+    /// Removes a container that failed along the way, in a task of its own: the work
+    /// that made it may have been cancelled (a call past its timeout), and a request
+    /// made from a cancelled task never reaches the engine, which left it behind.
+    static func removeAnyway(_ id: String, on engine: ContainerEngine) async {
+        await Task.detached { try? await engine.removeContainer(id, force: true) }.value
     }
 
     /// How a container that ran to its end ended.
@@ -97,7 +104,7 @@ public struct Containers: Sendable {
                 guard let ended else { throw tooLong ?? UserFacingError(.conflict, "\(name) did not end within \(describe(timeout))") }
                 return ended
             } catch {
-                try? await engine.removeContainer(id, force: true)
+                await Self.removeAnyway(id, on: engine)
                 throw error
             }
         }

@@ -38,7 +38,7 @@ public struct BuilderService: Sendable {
             do {
                 try await engine.commitContainer(id, reference: base, changes: ["WORKDIR /app", "USER \(user)", "CMD [\"/bin/sh\"]"])
             } catch {
-                try? await engine.removeContainer(id, force: true)
+                await Containers.removeAnyway(id, on: engine)
                 throw error
             }
             try await engine.removeContainer(id, force: true)

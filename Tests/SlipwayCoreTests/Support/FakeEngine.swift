@@ -57,6 +57,8 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     }
     func attach(_ id: String) throws -> ContainerAttachment { throw UserFacingError(.unavailable, "the fake engine cannot attach") }
     func startContainer(_ id: String) async throws {
+        // A command with "hang" starts only after a long while (a stuck engine).
+        if lock.withLock({ boxes[id]?.command.contains("hang") == true }) { try await Task.sleep(for: .seconds(30)) }
         lock.withLock {
             guard var box = boxes[id] else { return }
             box.running = !box.command.contains("crash")
@@ -99,6 +101,8 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     func removeImage(_ reference: String) async throws {}
     func changes(_ id: String) async throws -> [FileChange] { [] }
     func removeContainer(_ id: String, force: Bool) async throws {
+        // As over HTTP: a request of a cancelled task is never sent.
+        try Task.checkCancellation()
         try lock.withLock {
             if let left = failingRemovals[id], left > 0 {
                 failingRemovals[id] = left - 1
