@@ -56,8 +56,11 @@ public struct NginxProxy: Proxy {
                 }
             }
             do { try reload() } catch {
-                // The live file goes back to what nginx last took.
+                // The live file goes back to what nginx last took, and nginx is told so:
+                // a reload that only timed out may still load the new file, and an undo
+                // of this change then finds the file unchanged and reloads nothing.
                 restore(previous, at: path)
+                try? reload()
                 throw error
             }
         }
