@@ -174,4 +174,29 @@ struct RolloutTests {
         for _ in 0..<200 where engine.container(named: "web.hung") != nil { Thread.sleep(forTimeInterval: 0.01) }
         #expect(engine.container(named: "web.hung") == nil, "\(engine.names)")
     }
+
+    /// The switch's state write fails after the proxy took the new containers: they
+    /// go, and the proxy points at the old release's again (not at nothing).
+    @Test func aFailedSwitchPutsTrafficBackOnTheOldRelease() throws {
+        try deployV1(["web": "serve"], scale: ["web": 1])
+        let proxy = try #require(core.routing.proxy as? RecordingProxy)
+        let old = try #require(proxy.live(app)).endpoints
+        #expect(old.count == 1)
+        let record = try #require(try core.apps.find(app))
+        let plan = DeployPlan(processes: ["web": "serve"], healthchecks: ["web": [HealthCheck(attempts: 1, wait: 0)]])
+        let snapshot = ReleaseSnapshot(plan: plan, environment: [:], mounts: [], formation: [:])
+        let release = try core.store.write { db -> Release in
+            var release = Release(appId: record.id!, version: 2, image: "slipway/web:2", revision: "r2", reason: "test",
+                                  snapshot: try DeployService.encode(snapshot), status: .deploying, startedBy: "test", startedAt: Date())
+            try release.insert(db)
+            return release
+        }
+        #expect(throws: UserFacingError.self) {
+            try deploys.rollout(app, record: record, release: release, snapshot: snapshot, types: nil,
+                                recording: { _ in throw UserFacingError.invalid("disk full") }, output: output)
+        }
+        #expect(try currentVersion() == 1)
+        #expect(proxy.live(app)?.endpoints == old, "\(proxy.live(app)?.endpoints ?? [])")
+        #expect(engine.names == ["web.web.1"], "\(engine.names)")
+    }
 }

@@ -37,6 +37,7 @@ extension DeployService {
 
         // Start.
         var started: [(type: String, index: Int, id: String, name: String)] = []
+        var published = false
         do {
             for type in snapshot.plan.processes.keys.sorted() where replacing.contains(type) {
                 let quantity = formation[type] ?? 0
@@ -68,6 +69,7 @@ extension DeployService {
             let webReplaced = replacing.contains("web")
             let liveEndpoints = webReplaced ? endpoints : try currentEndpoints(record.id!)
             if webReplaced || record.currentReleaseId == nil {
+                published = true
                 try routing.publish(app, endpoints: liveEndpoints.map(\.address))
                 output("-----> Switched \(app) to \(release.label)\(webReplaced ? " (\(liveEndpoints.count) web)" : "")")
             }
@@ -88,6 +90,8 @@ extension DeployService {
             }
         } catch {
             _ = try? containers.remove(started.map(\.id))
+            // Traffic goes back to the endpoints still recorded: the old release's.
+            if published { _ = try? routing.publish(app) }
             throw error
         }
 
