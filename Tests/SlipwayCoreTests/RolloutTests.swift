@@ -171,7 +171,9 @@ struct RolloutTests {
         var spec = ContainerSpec(image: "slipway/web:1", command: ["hang"])
         spec.name = "web.hung"
         #expect(throws: UserFacingError.self) { _ = try containers.start(spec, labels: containers.labels(app: app, kind: .task), timeout: .milliseconds(200)) }
-        for _ in 0..<200 where engine.container(named: "web.hung") != nil { Thread.sleep(forTimeInterval: 0.01) }
+        // The cleanup runs after the call gave up: wait for it (long: the pool may be busy).
+        let deadline = Date().addingTimeInterval(30)
+        while engine.container(named: "web.hung") != nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         #expect(engine.container(named: "web.hung") == nil, "\(engine.names)")
     }
 
