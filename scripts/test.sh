@@ -3,5 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Everything the build and the tests leave in the temporary folder goes with this run's own.
+TMPDIR=$(mktemp -d /tmp/slipway-test-run.XXXXXX)
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
+started=$SECONDS
 swift build --build-tests
+echo "test.sh: built in $((SECONDS - started)) s"
 swift test --skip-build "$@"
+echo "test.sh: built and tested in $((SECONDS - started)) s"

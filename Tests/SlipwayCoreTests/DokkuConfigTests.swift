@@ -120,7 +120,7 @@ struct DokkuConfigTests {
         let out = BytesOutput()
         let status = w.runner.run(["config:bundle", "web"], as: .localAdmin, stdout: out, stderr: Buffer(), stdin: FixedInput(data: Data()))
         #expect(status == 0)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bundle-\(UUID().uuidString)").path
+        let directory = scratchPath("bundle")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try out.bytes.write(to: URL(fileURLWithPath: directory + "/env.tar"))

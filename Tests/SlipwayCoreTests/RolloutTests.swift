@@ -17,7 +17,7 @@ struct RolloutTests {
 
     init() throws {
         var settings = Settings()
-        settings.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-test-\(UUID().uuidString)").path
+        settings.dataDir = scratchPath("slipway-test")
         settings.waitToRetire = 0
         core = try Core(settings: settings, engine: engine, probe: probe, proxy: RecordingProxy(directory: settings.dataDir + "/proxy"), processes: LocalProcesses())
         deploys = core.deploys

@@ -27,7 +27,7 @@ struct RoutingUnitTests {
 
     /// openssl makes what users bring: a self-signed certificate and its key.
     func makeCertificate(_ names: [String], days: Int = 2) throws -> (cert: String, key: String) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-cert-\(UUID().uuidString)").path
+        let dir = scratchPath("slipway-cert")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let result = try ProcessRunner.run("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",

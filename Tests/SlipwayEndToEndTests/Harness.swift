@@ -106,7 +106,8 @@ final class ReadAll: @unchecked Sendable {
     }
 }
 
-/// Stops an instance's nginx and removes its containers (they outlive servers by design).
+/// Stops an instance's nginx and removes its containers, networks and the images it
+/// built (they outlive servers by design).
 final class Leftovers: Sendable {
     let dataDir: String
     init(dataDir: String) { self.dataDir = dataDir }
@@ -125,7 +126,10 @@ final class Leftovers: Sendable {
             for name in $(curl -s --unix-socket /run/podman/podman.sock -G 'http://d/v1.41/networks' --data-urlencode "filters=$0" | python3 -c 'import json,sys; print(" ".join(n["Name"] for n in json.load(sys.stdin)))'); do
               curl -s --unix-socket /run/podman/podman.sock -X DELETE "http://d/v1.41/networks/$name" >/dev/null
             done
-            """, filter])
+            for image in $(sqlite3 "$1/slipway.db" 'SELECT DISTINCT image FROM builds' 2>/dev/null); do
+              curl -s --unix-socket /run/podman/podman.sock -X DELETE "http://d/v1.41/images/$image" >/dev/null
+            done
+            """, filter, dataDir])
     }
 }
 
@@ -183,10 +187,19 @@ final class TCPConnection {
 }
 
 func temporaryDirectory(_ prefix: String) throws -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+    let path = scratchRoot + "/\(prefix)-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
+
+/// One folder per test process holds every file the end-to-end tests make (data
+/// dirs, repositories, keys); it goes when the process exits, failed tests included.
+let scratchRoot: String = {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-e2e-run.\(getpid())").path
+    try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: scratchRoot) }
+    return root
+}()
 
 /// A fresh key pair from ssh-keygen: (public key line, private key path).
 func generateKey(_ type: String = "ed25519", bits: Int? = nil, comment: String = "e2e@test") throws -> (publicLine: String, privatePath: String) {

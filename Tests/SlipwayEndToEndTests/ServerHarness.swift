@@ -125,7 +125,9 @@ func makeRepository(_ files: [String: Data], branch: String = "main") throws -> 
         try data.write(to: URL(fileURLWithPath: path))
     }
     let added = try run("/usr/bin/git", ["-C", dir, "add", "."])
-    let committed = try run("/usr/bin/git", ["-C", dir, "commit", "-q", "-m", "initial"], environment: env)
+    // A line of its own in each message keeps revisions (and so image tags) unique
+    // across tests: equal files committed in the same second would share them.
+    let committed = try run("/usr/bin/git", ["-C", dir, "commit", "-q", "-m", "initial", "-m", "test \(UUID().uuidString)"], environment: env)
     guard added.status == 0, committed.status == 0 else { throw HarnessError("git commit: \(added.err)\(committed.err)") }
     return dir
 }

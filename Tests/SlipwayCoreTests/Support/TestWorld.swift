@@ -36,6 +36,17 @@ struct Outcome {
     let err: String
 }
 
+/// A fresh path (not created) under one folder per test process, which goes when
+/// the process exits.
+func scratchPath(_ prefix: String) -> String { scratchRoot + "/\(prefix)-\(UUID().uuidString)" }
+
+private let scratchRoot: String = {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-core-run.\(getpid())").path
+    try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: scratchRoot) }
+    return root
+}()
+
 /// A fresh Slipway state (temp data dir, real SQLite) driven through the real
 /// command runner, as the local CLI and SSH drive it.
 struct TestWorld {
@@ -45,7 +56,7 @@ struct TestWorld {
 
     init(settings: (inout Settings) -> Void = { _ in }) throws {
         var s = Settings()
-        s.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-test-\(UUID().uuidString)").path
+        s.dataDir = scratchPath("slipway-test")
         settings(&s)
         proxy = RecordingProxy(directory: s.dataDir + "/proxy")
         core = try Core(settings: s, engine: RecordingEngine(), probe: RefusingProbe(), proxy: proxy, processes: LocalProcesses())
@@ -98,7 +109,7 @@ func runTool(_ path: String, _ args: [String]) throws -> (status: Int32, out: St
 
 /// Makes a key pair with ssh-keygen in a temp dir; returns the public key line.
 func makeKey(_ type: String, bits: Int? = nil, comment: String = "test@host") throws -> (line: String, path: String) {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-keys-\(UUID().uuidString)")
+    let dir = URL(fileURLWithPath: scratchPath("slipway-keys"))
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let path = dir.appendingPathComponent("id").path
     var args = ["-q", "-t", type, "-N", "", "-C", comment, "-f", path]
