@@ -151,6 +151,34 @@ struct PushTests {
         #expect(try w.core.apps.find(try AppName("bobs-app")) != nil)
     }
 
+    /// Two first pushes of one new app: the one that ends empty must not take away the
+    /// app the other is deploying (it holds the deploy lock) or has just deployed (its
+    /// release is recorded before git writes its branch).
+    @Test func anEmptyFirstPushLeavesTheAppAConcurrentPushIsDeploying() throws {
+        let w = try world()
+        defer { cleanUp(w) }
+        let bob = try w.principal("bob")
+        guard case .spawn(let first) = w.runner.job(for: ["git-receive-pack", "fresh"], as: bob, environment: [:]) else {
+            Issue.record("a first push was not handed to git")
+            return
+        }
+        let app = try AppName("fresh")
+        let caller = Caller(principal: bob, command: "git push")
+        // The other push is deploying: it holds the lock.
+        let lock = try w.core.deploys.locks.acquire(app, by: caller)
+        try first.finished?(1)
+        #expect(try w.core.apps.find(app) != nil, "removed while another push was deploying it")
+        // The other push's deploy ended and let the lock go; git has not written its branch yet.
+        try w.core.store.write { db in
+            var release = Release(appId: try AppService.id(of: app, db), version: 1, image: "slipway/fresh:1", revision: "r1", reason: "test",
+                                  snapshot: "{}", status: .failed, startedBy: "bob", startedAt: Date())
+            try release.insert(db)
+        }
+        w.core.deploys.locks.release(lock)
+        try first.finished?(1)
+        #expect(try w.core.apps.find(app) != nil, "removed after another push deployed it")
+    }
+
     @Test func aCommandThatWantsTheTerminalSaysSo() throws {
         let w = try world()
         defer { cleanUp(w) }

@@ -11,6 +11,23 @@ extension DeployService {
         let lock = try locks.acquire(app, by: caller)
         // The lock row goes with the app's; releasing it then finds nothing.
         defer { locks.release(lock) }
+        return try destroyHoldingLock(app, purgeStorage: purgeStorage, by: caller)
+    }
+
+    /// Removes an app that a first push created when that push left it empty: no
+    /// branch and no release. Under the app's deploy lock, and not at all while the
+    /// lock is held, so a concurrent push of the same new app that is building or
+    /// deploying keeps it (its release row exists before it lets the lock go).
+    public func destroyIfNeverDeployed(_ app: AppName, by caller: Caller) throws {
+        guard let lock = try? locks.acquire(app, by: caller) else { return }
+        defer { locks.release(lock) }
+        let record = try existing(app)
+        let released = try store.read { db in try Release.filter(Column("app_id") == record.id!).fetchCount(db) > 0 }
+        guard !released, try !git.hasBranches(app) else { return }
+        _ = try destroyHoldingLock(app, purgeStorage: false, by: caller)
+    }
+
+    private func destroyHoldingLock(_ app: AppName, purgeStorage: Bool, by caller: Caller) throws -> [StorageName] {
         let record = try existing(app)
         try containers.remove(try containers.list(app: app, kind: nil).map(\.id))
         try routing.unpublish(app)

@@ -35,7 +35,8 @@ public final class Core: Sendable {
         users = UserService(store: store)
         apps = AppService(store: store, authorizer: authorizer, settings: settings, paths: paths)
         config = ConfigService(store: store)
-        storage = StorageService(store: store, paths: paths, engine: engine, releasesToKeep: settings.releasesToKeep)
+        storage = StorageService(store: store, paths: paths, containers: Containers(engine: engine, instance: try paths.instanceID()),
+                                 releasesToKeep: settings.releasesToKeep)
         events = EventLog(store: store)
         git = GitService(store: store, paths: paths, apps: apps)
         builder = BuilderService(store: store, paths: paths, settings: settings, engine: engine)

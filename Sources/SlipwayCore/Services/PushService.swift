@@ -70,8 +70,8 @@ public struct PushService: Sendable {
     /// Starts a push of `app`: creates it when no app has the name (the caller, who
     /// passed `.appOrMissing(app, .write)`, becomes its owner), installs the hook
     /// (`hookCommand`; nil stores pushes without building) and returns git's side to
-    /// spawn. When that ends, an app this push created and left without a branch
-    /// (the push failed, was killed or was rejected) is removed again.
+    /// spawn. When that ends, an app this push created and left without a branch or
+    /// a release (the push failed, was killed or was rejected) is removed again.
     public func receive(_ app: AppName, by caller: Caller, hookCommand: [String]?, gitProtocol: String?) throws -> Spawn {
         guard let pusher = Pusher(app: app, principal: caller.principal) else {
             throw UserFacingError(.usage, "git pushes arrive over SSH from a registered user; push to ssh://<host>:2222/\(app)")
@@ -85,10 +85,8 @@ public struct PushService: Sendable {
         }
         let repository = try git.ensureRepository(app, hookCommand: hookCommand)
         let environment = git.environment(gitProtocol: gitProtocol, extra: pusher.environment)
-        return Spawn(argv: [GitService.gitExecutable, "receive-pack", repository], environment: environment) { [apps, git] _ in
-            if created, try !git.hasBranches(app) {
-                _ = try apps.destroy(app, purgeStorage: false, by: caller)
-            }
+        return Spawn(argv: [GitService.gitExecutable, "receive-pack", repository], environment: environment) { [deploys] _ in
+            if created { try deploys.destroyIfNeverDeployed(app, by: caller) }
         }
     }
 
@@ -114,9 +112,7 @@ public struct PushService: Sendable {
         guard !update.isDeletion else {
             throw UserFacingError.conflict("\(branch) is the deploy branch of \(name) and cannot be deleted")
         }
-        guard !app.locked else {
-            throw UserFacingError.conflict("\(name) is locked; nothing was deployed (apps:unlock \(name) allows deploys again)")
-        }
+        // A locked app is refused by the deploy's own gate, with the same words.
         try deploys.deploy(name, trigger: .push(revision: update.new, branch: branch), by: caller, output: output)
     }
 }

@@ -7,7 +7,7 @@ public struct StorageService: Sendable {
     let store: Store
     let paths: DataPaths
     /// Asked which running `run` containers still bind a storage about to be destroyed.
-    let engine: ContainerEngine
+    let containers: Containers
     /// Releases an app keeps (and may start again): their storage cannot be destroyed.
     var releasesToKeep = 5
 
@@ -145,9 +145,12 @@ public struct StorageService: Sendable {
     /// Deletes the storage and its data; refuses while any app mounts it, a kept
     /// release binds it, or a `run` container started before its unmount still runs.
     public func destroy(_ name: StorageName, by caller: Caller) throws {
-        // No new run can bind it once no app mounts it, so asking the engine first
-        // (outside the transaction) leaves no gap.
+        // Mounts first, then the engine: once no app mounts the storage no new run can
+        // bind it, so the running containers found after that are all there will be.
+        // (Asked the other way round, a run could start between the engine's answer
+        // and an unmount.) The transaction checks the mounts again.
         if let storage = try store.read({ db in try Storage.filter(Column("name") == name.rawValue).fetchOne(db) }) {
+            try refuseIfMounted(storage)
             let runs = try runs(holding: storage)
             guard runs.isEmpty else {
                 throw UserFacingError.conflict("storage \(name) is still bound by running containers: \(runs.joined(separator: ", ")); stop them first (run:stop <app> <name>) or wait until they end")
@@ -157,10 +160,7 @@ public struct StorageService: Sendable {
             guard let storage = try Storage.filter(Column("name") == name.rawValue).fetchOne(db) else {
                 throw UserFacingError.notFound("storage \(quoted(name.rawValue)) not found")
             }
-            let users = try mounts(of: storage, db).map { "\($0.app) at \($0.containerPath)" }
-            guard users.isEmpty else {
-                throw UserFacingError.conflict("storage \(name) is mounted by \(users.joined(separator: ", ")); storage:unmount it first")
-            }
+            try refuseIfMounted(storage, db)
             let holders = try releases(holding: storage, db)
             guard holders.isEmpty else {
                 throw UserFacingError.conflict("storage \(name) is bound by releases that may start again (ps:scale, ps:restart, releases:rollback): \(holders.joined(separator: ", ")); after storage:unmount, deploy each app anew (ps:restart <app>), and destroy it once \(releasesToKeep) newer releases have replaced those")
@@ -212,11 +212,17 @@ public struct StorageService: Sendable {
 
     /// "web.detached.1a2b3c4d": this server's containers whose label says they bind `storage`.
     private func runs(holding storage: Storage) throws -> [String] {
-        let engine = self.engine, instance = try paths.instanceID(), needle = ContainerLabel.storageValue([storage.id].compactMap { $0 })
-        return try waitFor { [engine] in
-            try await engine.listContainers(labels: [ContainerLabel.instance: instance])
-                .filter { ($0.labels[ContainerLabel.storage] ?? "").contains(needle) && $0.state != "exited" }
-                .map(\.name).sorted()
+        let needle = ContainerLabel.storageValue([storage.id].compactMap { $0 })
+        return try containers.list(app: nil, kind: nil)
+            .filter { ($0.labels[ContainerLabel.storage] ?? "").contains(needle) && $0.state != "exited" }
+            .map(\.name).sorted()
+    }
+
+    private func refuseIfMounted(_ storage: Storage, _ db: Database? = nil) throws {
+        let users = try (db.map { try mounts(of: storage, $0) } ?? store.read { try mounts(of: storage, $0) })
+            .map { "\($0.app) at \($0.containerPath)" }
+        guard users.isEmpty else {
+            throw UserFacingError.conflict("storage \(storage.name) is mounted by \(users.joined(separator: ", ")); storage:unmount it first")
         }
     }
 
