@@ -52,9 +52,11 @@ public struct Containers: Sendable {
 
     /// Removes a container that failed along the way, in a task of its own: the work
     /// that made it may have been cancelled (a call past its timeout), and a request
-    /// made from a cancelled task never reaches the engine, which left it behind.
+    /// made from a cancelled task never reaches the engine, which left it behind. Off
+    /// the cooperative pool, as `waitFor`'s work is: callers blocked on that pool's few
+    /// threads (sync tests; seen in CI) kept the removal from ever running.
     static func removeAnyway(_ id: String, on engine: ContainerEngine) async {
-        await Task.detached { try? await engine.removeContainer(id, force: true) }.value
+        await Task.detached(executorPreference: BlockingBridgeExecutor.shared) { try? await engine.removeContainer(id, force: true) }.value
     }
 
     /// How a container that ran to its end ended.

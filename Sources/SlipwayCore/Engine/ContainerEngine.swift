@@ -429,14 +429,18 @@ func describe(_ duration: Duration) -> String {
     return seconds >= 1 || attoseconds == 0 ? "\(seconds) s" : "\(attoseconds / 1_000_000_000_000_000) ms"
 }
 
-/// Runs `waitFor`'s tasks on a queue of their own, whose threads dispatch adds as needed.
+/// Runs `waitFor`'s tasks (and other engine work that must not wait for the
+/// cooperative pool) off that pool, on threads dispatch adds as needed.
 final class BlockingBridgeExecutor: TaskExecutor {
     static let shared = BlockingBridgeExecutor()
-    private let queue = DispatchQueue(label: "slipway.wait-for", attributes: .concurrent)
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        // A serial queue per job: dispatch gives a serial queue a thread even when every
+        // thread of its shared pool is blocked; a concurrent queue's jobs then wait
+        // (measured with a small program: all global threads blocked, the concurrent
+        // queue's job never ran, the serial queue's ran at once).
+        DispatchQueue(label: "slipway.wait-for").async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 
