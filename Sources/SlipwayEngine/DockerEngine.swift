@@ -227,7 +227,7 @@ public final class DockerEngine: ContainerEngine {
     public func createContainer(_ spec: ContainerSpec) async throws -> String {
         struct Body: Encodable {
             struct Host: Encodable {
-                struct Restart: Encodable { let Name: String }
+                struct Restart: Encodable { let Name: String; let MaximumRetryCount: Int }
                 struct Binding: Encodable { let HostIp: String; let HostPort: String }
                 let Binds: [String]
                 let Init: Bool
@@ -288,7 +288,7 @@ public final class DockerEngine: ContainerEngine {
                                           MemorySwap: spec.limits.memoryBytes, MemoryReservation: spec.limits.memoryReservationBytes, NanoCpus: spec.limits.nanoCPUs,
                                           PidsLimit: spec.limits.pids,
                                           NetworkMode: network,
-                                          RestartPolicy: .init(Name: spec.restartPolicy.rawValue), AutoRemove: spec.autoRemove,
+                                          RestartPolicy: .init(Name: spec.restartPolicy.engineName, MaximumRetryCount: spec.restartPolicy.maximumRetryCount), AutoRemove: spec.autoRemove,
                                           PortBindings: port.map { [$0: [.init(HostIp: "127.0.0.1", HostPort: "")]] },
                                           UsernsMode: usernsMode, SecurityOpt: spec.sandbox == nil ? nil : ["no-new-privileges"]))
         let query = spec.name.map { ["name": $0] } ?? [:]

@@ -57,6 +57,12 @@ struct CommandTableTests {
         "run:list": (.app(.write), ["run:list", "web"], .app("web", .write)),
         "run:stop": (.app(.write), ["run:stop", "web", "web.detached.1234abcd"], .app("web", .write)),
         "ps:report": (.app(.read), ["ps:report", "web"], .app("web", .read)),
+        "ps:set": (.app(.write), ["ps:set", "web", "restart-policy", "on-failure:20"], .app("web", .write)),
+        "checks:report": (.app(.read), ["checks:report", "web", "--format", "json"], .app("web", .read)),
+        "checks:disable": (.app(.write), ["checks:disable", "web", "worker,web"], .app("web", .write)),
+        "checks:enable": (.app(.write), ["checks:enable", "web"], .app("web", .write)),
+        "checks:skip": (.app(.write), ["checks:skip", "web", "web"], .app("web", .write)),
+        "checks:set": (.app(.write), ["checks:set", "web", "wait-to-retire", "30"], .app("web", .write)),
         "ps:scale": (.app(.write), ["ps:scale", "web", "web=2", "worker=1"], .app("web", .write)),
         "ps:restart": (.app(.write), ["ps:restart", "web", "worker"], .app("web", .write)),
         "ps:start": (.app(.write), ["ps:start", "web"], .app("web", .write)),
@@ -117,6 +123,7 @@ struct CommandTableTests {
         #expect(try requirement(["ssh-keys:list"]) == .user)
         #expect(try requirement(["apps:report"]) == .user)
         #expect(try requirement(["resource:report"]) == .user)
+        #expect(try requirement(["checks:report"]) == .user)
     }
 
     @Test func everyCommandIsInTheManPage() throws {

@@ -13,11 +13,19 @@ extension CommandContext {
 /// `ps:*`: the app's processes.
 enum Ps {
     struct Report: QueryCommand {
-        static let configuration = CommandConfiguration(commandName: "ps:report", abstract: "Show an app's release, scale and process containers.")
+        static let configuration = CommandConfiguration(
+            commandName: "ps:report", abstract: "Show an app's release, scale, restart policy and process containers.",
+            discussion: "With --ps-restart-policy or --ps-computed-restart-policy, print only that value.")
         static let rule = AccessRule.app(.read)
         @Argument var app: String
         @OptionGroup var output: FormatOption
+        @Flag(help: "Print only this value.") var info: InfoFlag?
         var requirement: Requirement { .app(app, .read) }
+
+        /// Dokku's info flags of ps:report that Slipway has (no global restart policy: it is per app).
+        enum InfoFlag: String, EnumerableFlag, CaseIterable {
+            case psRestartPolicy, psComputedRestartPolicy
+        }
 
         struct View: Codable {
             struct Process: Codable { let name: String; let type: String; let release: String; let state: String }
@@ -27,23 +35,58 @@ enum Ps {
             let processes: [Process]
             let endpoints: [String]
             let url: String
+            /// The app's own `ps:set` value ("" when unset) and the one its containers get, under Dokku's keys.
+            let restartPolicy: String
+            let computedRestartPolicy: String
+
+            enum CodingKeys: String, CodingKey {
+                case release, formation, stopped, processes, endpoints, url
+                case restartPolicy = "restart-policy", computedRestartPolicy = "computed-restart-policy"
+            }
         }
 
         func execute(in context: CommandContext) throws {
-            let report = try context.core.deploys.report(try AppName(app))
+            let report = try context.core.deploys.report(try AppName(app)), settings = report.settings
             let view = View(release: report.current?.label, formation: report.formation, stopped: report.stopped,
                             processes: report.processes.map { .init(name: $0.name, type: $0.type, release: $0.release, state: $0.state) },
-                            endpoints: report.endpoints, url: report.url)
+                            endpoints: report.endpoints, url: report.url,
+                            restartPolicy: settings.restartPolicy?.description ?? "", computedRestartPolicy: settings.computedRestartPolicy.description)
+            switch info {
+            case .psRestartPolicy?: return context.print(view.restartPolicy)
+            case .psComputedRestartPolicy?: return context.print(view.computedRestartPolicy)
+            case nil: break
+            }
             if output.isJSON { return try context.printJSON(view) }
             context.print(Text.heading("\(app) process information"))
-            context.print("       Release:     \(view.release ?? "(not deployed yet)")\(view.stopped ? " (stopped: ps:start \(app))" : "")")
-            context.print("       Scale:       \(view.formation.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
-            context.print("       URL:         \(view.url)")
-            context.print("       Web:         \(view.endpoints.isEmpty ? "-" : view.endpoints.joined(separator: " "))")
+            context.print("       Release:         \(view.release ?? "(not deployed yet)")\(view.stopped ? " (stopped: ps:start \(app))" : "")")
+            context.print("       Scale:           \(view.formation.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+            context.print("       URL:             \(view.url)")
+            context.print("       Web:             \(view.endpoints.isEmpty ? "-" : view.endpoints.joined(separator: " "))")
+            context.print("       Restart policy:  \(view.computedRestartPolicy)\(view.restartPolicy.isEmpty ? " (default)" : "")")
             if !view.processes.isEmpty {
                 context.print()
                 context.print(Text.table(["NAME", "TYPE", "RELEASE", "STATE"], view.processes.map { [$0.name, $0.type, $0.release, $0.state] }))
             }
+        }
+    }
+
+    struct Set: MutatingCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ps:set", abstract: "Set (or, without a value, reset) a ps property: restart-policy no|always|unless-stopped|on-failure[:N].",
+            discussion: "The default restart policy is on-failure:10. A change applies at the next deploy or ps:restart.")
+        static let rule = AccessRule.app(.write)
+        @Argument var app: String
+        @Argument(help: "restart-policy") var key: String
+        @Argument(help: "no, always, unless-stopped, on-failure or on-failure:N (N from 1 to 1000); none: the default.") var value: String = ""
+        var requirement: Requirement { .app(app, .write) }
+
+        func execute(in context: CommandContext) throws {
+            guard key == "restart-policy" else {
+                throw UserFacingError.invalid("\(quoted(key)) is not a ps property Slipway sets; the one there is: restart-policy (e.g. ps:set \(app) restart-policy on-failure:20)")
+            }
+            try context.core.processSettings.setRestartPolicy(value, app: try AppName(app), by: context.caller)
+            context.print(value.isEmpty ? "-----> Reset restart-policy of \(app) to the default, \(RestartPolicy.processDefault)" : "-----> Set restart-policy of \(app) to \(value)")
+            context.note("it applies at the next deploy or ps:restart \(app)")
         }
     }
 

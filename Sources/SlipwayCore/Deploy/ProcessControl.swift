@@ -19,6 +19,8 @@ extension DeployService {
         public let processes: [ProcessInfo]
         public let endpoints: [String]
         public let url: String
+        /// Its restart policy and checks (`ps:set`, `checks:*`).
+        public let settings: ProcessSettingsService.Values
     }
 
     public func report(_ app: AppName) throws -> Report {
@@ -30,7 +32,8 @@ extension DeployService {
         }.sorted { ($0.type, $0.index) < ($1.type, $1.index) }
         let formation = try current.map { try self.formation(of: record.id!, plan: $0.snapshot.plan) } ?? [:]
         return Report(current: current?.release, formation: formation, stopped: record.processesStopped, processes: processes,
-                      endpoints: try currentEndpoints(record.id!).map(\.address), url: try routing.url(for: app))
+                      endpoints: try currentEndpoints(record.id!).map(\.address), url: try routing.url(for: app),
+                      settings: try processSettings.values(of: app))
     }
 
     /// `ps:scale web=2 worker=1`: records the scale and, on a deployed app, starts

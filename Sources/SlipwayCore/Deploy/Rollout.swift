@@ -18,17 +18,25 @@ extension DeployService {
     /// new containers are removed and nothing else has changed (a failed check
     /// throws `ProcessFailure`). `recording` writes more in the transaction that
     /// makes the release current (a push's revision).
+    ///
+    /// The app's process settings shape it: containers get its restart policy; a
+    /// type whose checks are skipped (`checks:skip`) is switched to unchecked; one
+    /// whose checks are disabled (`checks:disable`) is not checked either, and its
+    /// old containers stop before the new ones start, as Dokku does (for apps that
+    /// must never run twice at once). Unlike Dokku, those old containers are only
+    /// removed once the new ones serve: if the new ones fail, they start again.
     func rollout(_ app: AppName, record: App, release: Release, snapshot: ReleaseSnapshot, types: Set<String>?,
                  recording: (@Sendable (Database) throws -> Void)? = nil, output: @escaping Output) throws {
         let containers = self.containers
         let formation = try formation(of: record.id!, plan: snapshot.plan)
+        let process = try processSettings.values(of: app)
         let before = try processContainers(app)
         let replacing = types ?? Set(snapshot.plan.processes.keys).union(before.map(\.slipway.type).filter { !$0.isEmpty })
         var spec = ContainerSpec(image: release.image)
         spec.environment = environment(snapshot)
         spec.sandbox = try TenantSandbox(appID: record.id!, instance: instance)
         spec.binds = try binds(snapshot.mounts, image: release.image, sandbox: spec.sandbox!)
-        spec.restartPolicy = .onFailure
+        spec.restartPolicy = process.computedRestartPolicy
         let port = self.port(snapshot)
         if let commandless = snapshot.plan.processes.filter({ replacing.contains($0.key) && $0.value.isEmpty && (formation[$0.key] ?? 0) > 0 }).keys.first,
            try containers.inspectImage(release.image)?.hasCommand == false {
@@ -38,7 +46,14 @@ extension DeployService {
         // Start.
         var started: [(type: String, index: Int, id: String, name: String)] = []
         var published = false
+        // checks:disable: the old containers of those types stop first (kept until the switch).
+        let stoppedFirst = before.filter { replacing.contains($0.slipway.type) && process.checkMode(of: $0.slipway.type) == .disabled && $0.state == "running" }
         do {
+            if !stoppedFirst.isEmpty {
+                let types = Set(stoppedFirst.map(\.slipway.type)).sorted().joined(separator: ", ")
+                output("-----> Zero downtime is disabled for \(types) (checks:disable): stopping the old processes first")
+                try containers.stop(stoppedFirst.map(\.id), remove: false)
+            }
             for type in snapshot.plan.processes.keys.sorted() where replacing.contains(type) {
                 let quantity = formation[type] ?? 0
                 guard quantity > 0 else { continue }
@@ -57,13 +72,23 @@ extension DeployService {
             }
             // Check.
             var endpoints: [(name: String, address: String)] = []
-            for process in started where process.type == "web" {
-                let name = Self.processName(app, process.type, process.index)
-                let address = try check(web: process.id, name: name, port: port, checks: snapshot.plan.healthchecks[process.type] ?? [], output: output)
+            for one in started where one.type == "web" {
+                let name = Self.processName(app, one.type, one.index)
+                if let mode = process.checkMode(of: one.type) {
+                    output("-----> Checks of \(name) are \(mode.rawValue) (checks:enable \(app) \(one.type) turns them on)")
+                    endpoints.append((name, try address(web: one.id, name: name, port: port)))
+                    continue
+                }
+                let address = try check(web: one.id, name: name, port: port, checks: snapshot.plan.healthchecks[one.type] ?? [], output: output)
                 endpoints.append((name, address))
             }
-            for process in started where process.type != "web" {
-                try checkRunning(process.id, name: Self.processName(app, process.type, process.index), output: output)
+            for one in started where one.type != "web" {
+                let name = Self.processName(app, one.type, one.index)
+                if let mode = process.checkMode(of: one.type) {
+                    output("-----> Checks of \(name) are \(mode.rawValue) (checks:enable \(app) \(one.type) turns them on)")
+                    continue
+                }
+                try checkRunning(one.id, name: name, output: output)
             }
             // Switch: the router first (validated), then the state, in one transaction.
             let webReplaced = replacing.contains("web")
@@ -90,6 +115,7 @@ extension DeployService {
             }
         } catch {
             _ = try? containers.remove(started.map(\.id))
+            if !stoppedFirst.isEmpty { restartStoppedFirst(app, record: record, stoppedFirst, port: port, output: output) }
             // Traffic goes back to the endpoints still recorded: the old release's.
             if published { _ = try? routing.publish(app) }
             throw error
@@ -98,9 +124,10 @@ extension DeployService {
         // Retire what the new containers replace, after in-flight requests had time to finish.
         let retiring = before.filter { replacing.contains($0.slipway.type) }
         if !retiring.isEmpty {
-            if retiring.contains(where: { $0.slipway.type == "web" && $0.state == "running" }) && settings.waitToRetire > 0 {
-                output("-----> Retiring the old processes in \(settings.waitToRetire) s")
-                Thread.sleep(forTimeInterval: TimeInterval(settings.waitToRetire))
+            let wait = process.computedWaitToRetire
+            if retiring.contains(where: { $0.slipway.type == "web" && $0.state == "running" && !stoppedFirst.map(\.id).contains($0.id) }) && wait > 0 {
+                output("-----> Retiring the old processes in \(wait) s")
+                Thread.sleep(forTimeInterval: TimeInterval(wait))
             }
             for old in retiring {
                 // One that does not stop or go now (the engine restarting it) is taken by the renames below.
@@ -144,6 +171,47 @@ extension DeployService {
         return pending.compactMap { failures[$0.name] }
     }
 
+    /// After a failed rollout that had stopped the old containers first
+    /// (checks:disable): they start again, and when the engine gave the web ones
+    /// other host ports, the router and the recorded endpoints follow them.
+    private func restartStoppedFirst(_ app: AppName, record: App, _ stopped: [ContainerSummary], port: Int, output: @escaping Output) {
+        let containers = self.containers
+        output("-----> Starting the old processes again")
+        var endpoints: [(name: String, address: String)] = []
+        for old in stopped {
+            do {
+                try containers.call("starting \(old.name) again") { engine in try await engine.startContainer(old.id) }
+                if old.slipway.type == "web", let hostPort = try containers.inspect(old.id)?.hostPorts[port] {
+                    endpoints.append((old.name, "127.0.0.1:\(hostPort)"))
+                }
+            } catch {
+                output(" !     could not start \(old.name) again: \((error as? UserFacingError)?.message ?? "\(error)"); ps:restart \(app) starts the app's processes")
+            }
+        }
+        guard !endpoints.isEmpty, let recorded = try? currentEndpoints(record.id!),
+              Set(recorded.map(\.address)) != Set(endpoints.map(\.address)) else { return }
+        do {
+            try routing.publish(app, endpoints: endpoints.map(\.address))
+            try store.write { db in
+                try db.execute(sql: "DELETE FROM endpoints WHERE app_id = ?", arguments: [record.id])
+                for endpoint in endpoints {
+                    var row = Endpoint(appId: record.id!, containerName: endpoint.name, address: endpoint.address)
+                    try row.insert(db)
+                }
+            }
+        } catch {
+            output(" !     could not point the router at the old processes again: \((error as? UserFacingError)?.message ?? "\(error)"); ps:restart \(app) does")
+        }
+    }
+
+    /// A new web container's loopback address, without checking it (checks skipped or disabled).
+    func address(web id: String, name: String, port: Int) throws -> String {
+        guard let details = try containers.inspect(id), let hostPort = details.hostPorts[port] else {
+            throw UserFacingError(.conflict, "\(name) has no published port \(port)")
+        }
+        return "127.0.0.1:\(hostPort)"
+    }
+
     func currentEndpoints(_ appID: Int64) throws -> [(name: String, address: String)] {
         try store.read { db in
             try Endpoint.filter(Column("app_id") == appID).order(Column("container_name")).fetchAll(db).map { ($0.containerName, $0.address) }
@@ -155,10 +223,7 @@ extension DeployService {
     /// A new web container passes when it answers HTTP on its port (default), or
     /// passes the app.json checks. Returns its loopback address.
     func check(web id: String, name: String, port: Int, checks: [HealthCheck], output: @escaping Output) throws -> String {
-        guard let details = try containers.inspect(id), let hostPort = details.hostPorts[port] else {
-            throw UserFacingError(.conflict, "\(name) has no published port \(port)")
-        }
-        let address = "127.0.0.1:\(hostPort)"
+        let address = try address(web: id, name: name, port: port)
         if checks.isEmpty {
             output("-----> Checking \(name): HTTP on port \(port) within \(settings.checkTimeout) s")
             let deadline = Date().addingTimeInterval(TimeInterval(settings.checkTimeout))

@@ -280,10 +280,59 @@ public struct ResourceLimits: Sendable, Equatable, Codable {
     }
 }
 
-/// The engine's restart policy for a container.
-public enum RestartPolicy: String, Sendable, Equatable {
-    case never = "no"
-    case onFailure = "on-failure"
+/// The engine's restart policy for a container, as Docker names it (and Dokku's
+/// `ps:set APP restart-policy` spells it: `no`, `always`, `unless-stopped`,
+/// `on-failure`, `on-failure:N`).
+public enum RestartPolicy: Sendable, Equatable, CustomStringConvertible {
+    case never
+    case always
+    case unlessStopped
+    /// Restarted after a non-zero exit, at most `maxRetries` times (nil: without end).
+    case onFailure(maxRetries: Int?)
+
+    /// Dokku's default for app processes: `on-failure:10`.
+    public static let processDefault = RestartPolicy.onFailure(maxRetries: 10)
+    /// The largest N `on-failure:N` takes.
+    public static let maxRetriesBound = 1000
+
+    /// Docker's `HostConfig.RestartPolicy.Name`.
+    public var engineName: String {
+        switch self {
+        case .never: "no"
+        case .always: "always"
+        case .unlessStopped: "unless-stopped"
+        case .onFailure: "on-failure"
+        }
+    }
+
+    /// Docker's `HostConfig.RestartPolicy.MaximumRetryCount` (0: no bound, or not on-failure).
+    public var maximumRetryCount: Int {
+        if case .onFailure(let count?) = self { return count }
+        return 0
+    }
+
+    /// As `ps:set` takes it and `ps:report` shows it: `on-failure:10`.
+    public var description: String {
+        if case .onFailure(let count?) = self { return "on-failure:\(count)" }
+        return engineName
+    }
+
+    /// Parses Dokku's spelling; nil for anything else (a bad count included).
+    public init?(_ text: String) {
+        switch text {
+        case "no": self = .never
+        case "always": self = .always
+        case "unless-stopped": self = .unlessStopped
+        case "on-failure": self = .onFailure(maxRetries: nil)
+        default:
+            let prefix = "on-failure:"
+            guard text.hasPrefix(prefix) else { return nil }
+            let digits = text.dropFirst(prefix.count)
+            guard (1...4).contains(digits.count), digits.allSatisfy({ ("0"..."9").contains($0) }),
+                  let count = Int(digits), (1...Self.maxRetriesBound).contains(count) else { return nil }
+            self = .onFailure(maxRetries: count)
+        }
+    }
 }
 
 /// One container as `inspect` sees it.

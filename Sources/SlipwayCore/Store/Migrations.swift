@@ -225,6 +225,24 @@ enum Migrations {
                     ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value);
                 """)
         }
+        migrator.registerMigration("v-process-settings: restart policy and checks") { db in
+            try db.execute(sql: """
+                -- ps:set APP restart-policy and checks:set APP wait-to-retire; NULL: the default.
+                CREATE TABLE process_settings (
+                    app_id INTEGER PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+                    restart_policy TEXT,
+                    wait_to_retire INTEGER CHECK (wait_to_retire IS NULL OR wait_to_retire BETWEEN 0 AND 3600)
+                );
+                -- checks:disable / checks:skip of one process type, or of all ('_all_'); a type's
+                -- own row wins over '_all_'. No row: checks run (checks:enable).
+                CREATE TABLE check_modes (
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    process_type TEXT NOT NULL,
+                    mode TEXT NOT NULL CHECK (mode IN ('disabled', 'skipped')),
+                    PRIMARY KEY (app_id, process_type)
+                );
+                """)
+        }
         return migrator
     }
 }

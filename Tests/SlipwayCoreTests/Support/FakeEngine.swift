@@ -16,6 +16,7 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
         var exitCode: Int32 = 0
         var inspections = 0
         var hostPort: Int?
+        var restartPolicy: RestartPolicy = .never
     }
 
     let endpoint = "fake-engine"
@@ -50,7 +51,7 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
             next += 1
             let id = "c\(next)"
             boxes[id] = Box(id: id, name: name, labels: spec.labels, command: spec.command?.joined(separator: " ") ?? "",
-                            hostPort: spec.publishedPort.map { _ in 40000 + next })
+                            hostPort: spec.publishedPort.map { _ in 40000 + next }, restartPolicy: spec.restartPolicy)
             log.append("create \(name)")
             return id
         }
@@ -61,6 +62,7 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
         if lock.withLock({ boxes[id]?.command.contains("hang") == true }) { try await Task.sleep(for: .seconds(30)) }
         lock.withLock {
             guard var box = boxes[id] else { return }
+            log.append("start \(box.name)")
             box.running = !box.command.contains("crash")
             box.status = box.running ? "running" : "exited"
             boxes[id] = box
@@ -73,6 +75,7 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     func resizeContainer(_ id: String, columns: Int, rows: Int) async throws {}
     func stopContainer(_ id: String, timeoutSeconds: Int) async throws {
         lock.withLock {
+            if let box = boxes[id] { log.append("stop \(box.name)") }
             boxes[id]?.running = false
             boxes[id]?.status = "exited"
         }
