@@ -1,17 +1,30 @@
 import Foundation
 import SlipwayCore
 
-/// A container's stdin/stdout/stderr, attached over the engine's hijacked HTTP
-/// connection (`POST /containers/{id}/attach` with `Upgrade: tcp`). AsyncHTTPClient
+/// A container's (or an exec's) stdin/stdout/stderr, attached over the engine's
+/// hijacked HTTP connection (`POST /containers/{id}/attach` or `POST /exec/{id}/start`
+/// with `Upgrade: tcp`). AsyncHTTPClient
 /// closes on `101 Switching Protocols`, so this one connection is a plain blocking
 /// unix socket, used from the command's own thread.
 final class SocketAttachment: ContainerAttachment, @unchecked Sendable {
     private let fd: Int32
     private var leftover: Data
 
-    /// Connects and upgrades; the container must not have started yet, so no output is missed.
+    /// Attaches to a container; it must not have started yet, so no output is missed.
+    convenience init(socketPath: String, containerID: String) throws {
+        try self.init(socketPath: socketPath,
+                      request: "POST /v1.41/containers/\(containerID)/attach?stream=1&stdin=1&stdout=1&stderr=1", body: nil, what: "attach")
+    }
+
+    /// Starts an exec instance attached (its output begins only once this connection exists).
+    convenience init(socketPath: String, execID: String, tty: Bool) throws {
+        try self.init(socketPath: socketPath, request: "POST /v1.41/exec/\(execID)/start",
+                      body: Data("{\"Detach\":false,\"Tty\":\(tty)}".utf8), what: "start the exec")
+    }
+
+    /// Connects, sends `request` (method and path) with `body` as JSON, and upgrades.
     /// (Once `fd` is set every property is, so a throw below still closes it in `deinit`.)
-    init(socketPath: String, containerID: String) throws {
+    private init(socketPath: String, request: String, body: Data?, what: String) throws {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         self.fd = fd
         leftover = Data()
@@ -29,21 +42,21 @@ final class SocketAttachment: ContainerAttachment, @unchecked Sendable {
         guard connected == 0 else {
             throw UserFacingError(.unavailable, "the container engine at \(socketPath) is not answering; start it (scripts/engine.sh starts podman's API service) or set engine_socket in the config")
         }
-        let request = "POST /v1.41/containers/\(containerID)/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n"
-            + "Host: engine\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: text/plain\r\n\r\n"
-        try writeAll(Data(request.utf8))
+        let requestHead = "\(request) HTTP/1.1\r\nHost: engine\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+            + (body.map { "Content-Type: application/json\r\nContent-Length: \($0.count)\r\n" } ?? "Content-Type: text/plain\r\n") + "\r\n"
+        try writeAll(Data(requestHead.utf8) + (body ?? Data()))
         // Read the response head; anything after it is already stream data.
         var head = Data()
         while head.range(of: Data("\r\n\r\n".utf8)) == nil {
             let chunk = try readSome(timeoutMilliseconds: 10_000)
-            guard let chunk, !chunk.isEmpty else { throw UserFacingError(.unavailable, "the container engine closed the attach connection") }
+            guard let chunk, !chunk.isEmpty else { throw UserFacingError(.unavailable, "the container engine closed the connection to \(what)") }
             head.append(chunk)
-            if head.count > 64 * 1024 { throw UserFacingError(.unavailable, "the container engine sent an oversized attach response") }
+            if head.count > 64 * 1024 { throw UserFacingError(.unavailable, "the container engine sent an oversized answer to \(what)") }
         }
         let end = head.range(of: Data("\r\n\r\n".utf8))!
         let statusLine = String(decoding: head[..<end.lowerBound], as: UTF8.self).split(separator: "\r\n").first ?? ""
         guard statusLine.contains(" 101 ") || statusLine.contains(" 200 ") else {
-            throw UserFacingError(.unavailable, "the container engine refused to attach: \(statusLine)")
+            throw UserFacingError(.unavailable, "the container engine refused to \(what): \(statusLine)")
         }
         leftover = Data(head[end.upperBound...])
     }
@@ -90,5 +103,9 @@ final class SocketAttachment: ContainerAttachment, @unchecked Sendable {
 extension DockerEngine {
     public func attach(_ id: String) throws -> ContainerAttachment {
         try SocketAttachment(socketPath: endpoint, containerID: id)
+    }
+
+    public func startExec(_ execID: String, tty: Bool) throws -> ContainerAttachment {
+        try SocketAttachment(socketPath: endpoint, execID: Self.escape(execID), tty: tty)
     }
 }

@@ -319,6 +319,33 @@ public final class DockerEngine: ContainerEngine {
         try await expectSuccess(try await send(.POST, "/containers/\(Self.escape(id))/resize", query: ["w": String(columns), "h": String(rows)]))
     }
 
+    public func createExec(in containerID: String, _ spec: ExecSpec) async throws -> String {
+        struct Body: Encodable {
+            let Cmd: [String]
+            let Env: [String]
+            let AttachStdin = true
+            let AttachStdout = true
+            let AttachStderr = true
+            let Tty: Bool
+            // No User: the engine runs it as the container's configured user, in its user
+            // namespace. Never privileged: an exec must not get more than its container has.
+            let Privileged = false
+        }
+        struct Reply: Decodable { let Id: String }
+        let body = Body(Cmd: spec.command, Env: spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }, Tty: spec.tty)
+        return try await decode(Reply.self, try await send(.POST, "/containers/\(Self.escape(containerID))/exec", json: body)).Id
+    }
+
+    public func resizeExec(_ execID: String, columns: Int, rows: Int) async throws {
+        try await expectSuccess(try await send(.POST, "/exec/\(Self.escape(execID))/resize", query: ["w": String(columns), "h": String(rows)]))
+    }
+
+    public func inspectExec(_ execID: String) async throws -> ExecState {
+        struct Reply: Decodable { let Running: Bool?; let ExitCode: Int32? }
+        let reply = try await decode(Reply.self, try await send(.GET, "/exec/\(Self.escape(execID))/json"))
+        return ExecState(running: reply.Running ?? false, exitCode: reply.ExitCode)
+    }
+
     public func stopContainer(_ id: String, timeoutSeconds: Int) async throws {
         try await expectSuccess(try await send(.POST, "/containers/\(Self.escape(id))/stop", query: ["t": String(timeoutSeconds)],
                                                timeout: .seconds(Int64(timeoutSeconds) + 30)), allowing: [304, 404])
@@ -474,7 +501,7 @@ public final class DockerEngine: ContainerEngine {
 
     // MARK: Helpers
 
-    private static func escape(_ component: String) -> String {
+    static func escape(_ component: String) -> String {
         // '/' stays: image references contain it and the engines route on the raw path.
         component.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~:/@"))) ?? component
     }

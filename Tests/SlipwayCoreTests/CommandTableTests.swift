@@ -56,6 +56,7 @@ struct CommandTableTests {
         "run:detached": (.app(.write), ["run:detached", "web", "sleep", "60"], .app("web", .write)),
         "run:list": (.app(.write), ["run:list", "web"], .app("web", .write)),
         "run:stop": (.app(.write), ["run:stop", "web", "web.detached.1234abcd"], .app("web", .write)),
+        "enter": (.app(.write), ["enter", "web", "web.1", "sh", "-c", "exit 7"], .app("web", .write)),
         "ps:report": (.app(.read), ["ps:report", "web"], .app("web", .read)),
         "ps:set": (.app(.write), ["ps:set", "web", "restart-policy", "on-failure:20"], .app("web", .write)),
         "checks:report": (.app(.read), ["checks:report", "web", "--format", "json"], .app("web", .read)),

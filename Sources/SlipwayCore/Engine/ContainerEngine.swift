@@ -29,6 +29,16 @@ public protocol ContainerEngine: Sendable {
     func streamLogs(_ id: String, follow: Bool, tail: Int?, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws
     /// Sets the size of a running container's tty.
     func resizeContainer(_ id: String, columns: Int, rows: Int) async throws
+    /// Makes an exec instance: `spec.command` to run inside the running container
+    /// `containerID`, in its namespaces and as its configured user. Returns the exec's id.
+    func createExec(in containerID: String, _ spec: ExecSpec) async throws -> String
+    /// Starts the exec attached to its stdin and output (frames, or the tty's bytes
+    /// as they are when `tty`). Blocking: call from the command's own thread.
+    func startExec(_ execID: String, tty: Bool) throws -> ContainerAttachment
+    /// Sets the size of a started exec's tty.
+    func resizeExec(_ execID: String, columns: Int, rows: Int) async throws
+    /// Whether the exec still runs, and its exit code once it ended.
+    func inspectExec(_ execID: String) async throws -> ExecState
     /// Asks the container to stop (SIGTERM), killing it after `timeoutSeconds`. Stopped already is fine.
     func stopContainer(_ id: String, timeoutSeconds: Int) async throws
     /// nil when the container does not exist.
@@ -156,6 +166,33 @@ public struct ContainerSpec: Sendable, Equatable {
     public init(image: String, command: [String]? = nil) {
         self.image = image
         self.command = command
+    }
+}
+
+/// A process to run inside a running container (`enter`). Built by Slipway only:
+/// never privileged, never another user than the container's own.
+public struct ExecSpec: Sendable, Equatable {
+    public var command: [String]
+    /// Added to the container's environment (`TERM` under a tty).
+    public var environment: [String: String] = [:]
+    public var tty = false
+
+    public init(command: [String], environment: [String: String] = [:], tty: Bool = false) {
+        self.command = command
+        self.environment = environment
+        self.tty = tty
+    }
+}
+
+/// An exec instance as the engine reports it.
+public struct ExecState: Sendable, Equatable {
+    public let running: Bool
+    /// Meaningful once `running` is false.
+    public let exitCode: Int32?
+
+    public init(running: Bool, exitCode: Int32?) {
+        self.running = running
+        self.exitCode = exitCode
     }
 }
 

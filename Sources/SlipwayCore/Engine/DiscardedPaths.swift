@@ -41,4 +41,15 @@ public enum DiscardedPaths {
         lines.append("       To keep files across runs and deploys, write them under a mount: storage:mount \(app) <storage>:<path>")
         return lines.joined(separator: "\n")
     }
+
+    /// The notice printed after `enter`: the container keeps running, so what the
+    /// command wrote is still there, but only until the process's next deploy or restart.
+    public static func enterNotice(app: AppName, process: String, written: [String], limit: Int = 10) -> String? {
+        guard !written.isEmpty else { return nil }
+        var lines = ["-----> Written outside persistent storage: these paths stay only in this container (\(process)) until its next deploy or restart:"]
+        lines += written.prefix(limit).map { "       \($0)" }
+        if written.count > limit { lines.append("       ... and \(written.count - limit) more") }
+        lines.append("       To keep files across deploys, write them under a mount: storage:mount \(app) <storage>:<path>")
+        return lines.joined(separator: "\n")
+    }
 }

@@ -67,29 +67,8 @@ public struct RunService: Sendable {
         }
         defer { io.terminal?.onResize(nil) }
 
-        Thread.detachNewThread {
-            do {
-                while true {
-                    let chunk = try io.readStdin(64 * 1024)
-                    if chunk.isEmpty { break }
-                    try attachment.write(chunk)
-                }
-            } catch {}
-            attachment.closeWrite()
-        }
-
-        // With a tty the engine sends the terminal's bytes as they are; without, stdout/stderr frames.
-        var decoder = FrameDecoder()
-        pumping: while true {
-            if io.isCancelled() { return 130 }
-            guard let bytes = try attachment.read(timeoutMilliseconds: 250) else { continue }
-            if bytes.isEmpty { break }
-            let chunks = spec.tty ? [OutputChunk(stream: .stdout, data: bytes)] : decoder.feed(bytes)
-            for chunk in chunks {
-                let delivered = chunk.stream == .stdout ? io.stdout(chunk.data) : io.stderr(chunk.data)
-                if !delivered { break pumping }  // the caller left; the deferred removal stops the container
-            }
-        }
+        // A caller who left is cancelled too; the deferred removal stops the container.
+        if try Self.pump(attachment, tty: spec.tty, io: io) == .cancelled { return 130 }
         if io.isCancelled() { return 130 }
         let (status, changes) = try containers.call { engine in (try await engine.exitCode(ofEnded: id), try await engine.changes(id)) }
         let oomKilled = status == 0 ? false : (try? containers.inspect(id))??.oomKilled ?? false

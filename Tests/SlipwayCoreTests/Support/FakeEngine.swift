@@ -25,6 +25,9 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     private var next = 0
     private var log: [String] = []
     private var failingRemovals: [String: Int] = [:]
+    /// Exec ids to their container's id; paths execs wrote, by container id.
+    private var execs: [String: String] = [:]
+    private var written: [String: [String]] = [:]
     /// Output every container prints.
     var output = "boom\n"
 
@@ -73,6 +76,36 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
         sink(OutputChunk(stream: .stdout, data: Data(output.utf8)))
     }
     func resizeContainer(_ id: String, columns: Int, rows: Int) async throws {}
+    /// Execs run at once: each prints `execOutput` on stdout and exits with `execStatus`.
+    var execOutput = "entered\n"
+    var execStatus: Int32 = 0
+    /// Paths each exec adds to its container's filesystem (`changes`).
+    var execWrites: [String] = []
+    func createExec(in containerID: String, _ spec: ExecSpec) async throws -> String {
+        try lock.withLock {
+            guard let box = boxes[containerID] else { throw UserFacingError.notFound("no such container: \(containerID)") }
+            guard box.running else { throw UserFacingError(.conflict, "container \(box.name) is not running") }
+            next += 1
+            log.append("exec \(box.name) \(spec.command.joined(separator: " "))\(spec.tty ? " (tty)" : "")")
+            execs["e\(next)"] = containerID
+            return "e\(next)"
+        }
+    }
+    func startExec(_ execID: String, tty: Bool) throws -> ContainerAttachment {
+        lock.withLock {
+            if let id = execs[execID] { written[id, default: []] += execWrites }
+            // Without a tty the engine frames stdout: stream 1, then the length, big-endian.
+            let text = Data(execOutput.utf8)
+            var bytes = text
+            if !tty {
+                let n = UInt32(text.count)
+                bytes = Data([1, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)]) + text
+            }
+            return CannedAttachment(bytes)
+        }
+    }
+    func resizeExec(_ execID: String, columns: Int, rows: Int) async throws {}
+    func inspectExec(_ execID: String) async throws -> ExecState { ExecState(running: false, exitCode: lock.withLock { execStatus }) }
     func stopContainer(_ id: String, timeoutSeconds: Int) async throws {
         lock.withLock {
             if let box = boxes[id] { log.append("stop \(box.name)") }
@@ -102,7 +135,7 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     }
     func commitContainer(_ id: String, reference: String, changes: [String]) async throws {}
     func removeImage(_ reference: String) async throws {}
-    func changes(_ id: String) async throws -> [FileChange] { [] }
+    func changes(_ id: String) async throws -> [FileChange] { lock.withLock { (written[id] ?? []).map { FileChange(path: $0, kind: .added) } } }
     func removeContainer(_ id: String, force: Bool) async throws {
         // As over HTTP: a request of a cancelled task is never sent.
         try Task.checkCancellation()
@@ -123,6 +156,21 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     func ensureNetwork(of sandbox: TenantSandbox) async throws {}
     func removeNetwork(of sandbox: TenantSandbox) async throws {}
     func userNamespaceBase(of sandbox: TenantSandbox) async throws -> UInt32 { sandbox.idRange.hostBase }
+}
+
+/// An attachment that gives fixed bytes, then the end; what is written to it is dropped.
+final class CannedAttachment: ContainerAttachment, @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending: Data?
+    init(_ bytes: Data) { pending = bytes }
+    func write(_ data: Data) throws {}
+    func closeWrite() {}
+    func read(timeoutMilliseconds: Int32) throws -> Data? {
+        lock.withLock {
+            defer { pending = Data() }
+            return pending ?? Data()
+        }
+    }
 }
 
 /// Health checks against fake containers: every address answers `status`.

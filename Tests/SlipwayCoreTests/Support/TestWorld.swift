@@ -140,6 +140,10 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
     func waitContainer(_ id: String) async throws -> Int32 { record("wait \(id)"); return 0 }
     func streamLogs(_ id: String, follow: Bool, tail: Int?, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws { record("logs \(id)") }
     func resizeContainer(_ id: String, columns: Int, rows: Int) async throws { record("resize \(id)") }
+    func createExec(in containerID: String, _ spec: ExecSpec) async throws -> String { record("exec \(containerID)"); return "e1" }
+    func startExec(_ execID: String, tty: Bool) throws -> ContainerAttachment { throw UserFacingError(.unavailable, "the recording engine cannot attach") }
+    func resizeExec(_ execID: String, columns: Int, rows: Int) async throws { record("resize exec \(execID)") }
+    func inspectExec(_ execID: String) async throws -> ExecState { ExecState(running: false, exitCode: 0) }
     func stopContainer(_ id: String, timeoutSeconds: Int) async throws { record("stop \(id)") }
     func inspectContainer(_ id: String) async throws -> ContainerDetails? { record("inspect container \(id)"); return nil }
     func removeImage(_ reference: String) async throws { record("remove image \(reference)") }
