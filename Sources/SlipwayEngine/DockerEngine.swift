@@ -399,6 +399,13 @@ public final class DockerEngine: ContainerEngine {
         try await expectSuccess(try await send(.POST, "/commit", query: query, body: .bytes(ByteBuffer(string: "{}")), contentType: "application/json"))
     }
 
+    public func tagImage(_ reference: String, as newReference: String) async throws {
+        let colon = newReference.lastIndex(of: ":").flatMap { $0 > (newReference.lastIndex(of: "/") ?? newReference.startIndex) ? $0 : nil }
+        let query = ["repo": colon.map { String(newReference[..<$0]) } ?? newReference,
+                     "tag": colon.map { String(newReference[newReference.index(after: $0)...]) } ?? "latest"]
+        try await expectSuccess(try await send(.POST, "/images/\(Self.escape(reference))/tag", query: query))
+    }
+
     public func removeImage(_ reference: String) async throws {
         try await expectSuccess(try await send(.DELETE, "/images/\(Self.escape(reference))"), allowing: [404, 409])
     }

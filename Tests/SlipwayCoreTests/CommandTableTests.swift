@@ -25,6 +25,7 @@ struct CommandTableTests {
         "apps:list": (.user, ["apps:list"], .user),
         "apps:report": (.app(.read), ["apps:report", "web"], .app("web", .read)),
         "apps:rename": (.app(.owner), ["apps:rename", "web", "www"], .app("web", .owner)),
+        "apps:clone": (.app(.read), ["apps:clone", "--skip-deploy", "web", "www"], .app("web", .read)),
         "apps:destroy": (.app(.owner), ["apps:destroy", "web", "--force"], .app("web", .owner)),
         "apps:lock": (.app(.write), ["apps:lock", "web"], .app("web", .write)),
         "apps:unlock": (.app(.write), ["apps:unlock", "web"], .app("web", .write)),

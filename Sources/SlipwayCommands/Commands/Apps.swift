@@ -146,7 +146,9 @@ enum Apps {
     }
 
     struct Rename: MutatingCommand {
-        static let configuration = CommandConfiguration(commandName: "apps:rename", abstract: "Rename an app (its repo, config and access move with it).")
+        static let configuration = CommandConfiguration(
+            commandName: "apps:rename", abstract: "Rename an app, deployed or not (its repo, config, access, domains and releases move with it).",
+            discussion: "A running app's processes are started again under the new name; its old default domain is no longer routed.")
         static let rule = AccessRule.app(.owner)
         @Argument var old: String
         @Argument var new: String
@@ -154,8 +156,34 @@ enum Apps {
 
         func execute(in context: CommandContext) throws {
             let newName = try AppName(new)
-            try context.core.deploys.rename(try AppName(old), to: newName, by: context.caller)
-            context.print("app \(old) renamed to \(newName); update your git remote to ssh://<host>:2222/\(newName)")
+            try context.core.deploys.rename(try AppName(old), to: newName, by: context.caller, output: context.progress)
+            context.print("-----> Renaming \(old) to \(newName)... done")
+            context.note("update your git remote: git remote set-url <remote> ssh://<host>:2222/\(newName)")
+        }
+    }
+
+    struct Clone: MutatingCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "apps:clone", abstract: "Make a new app, which you own, from an app you can read: its repo, config, mounts and limits.",
+            discussion: "Then it deploys the app's deployed revision unless --skip-deploy. Custom domains, certificates and collaborators "
+                + "are not copied; mounts are copied only where you could make them with storage:mount.")
+        static let rule = AccessRule.app(.read)
+        @Flag(help: "Copy only; do not build and deploy the new app.") var skipDeploy = false
+        @Flag(help: "Exit 0, with a warning, if the new name is taken.") var ignoreExisting = false
+        @Argument var old: String
+        @Argument var new: String
+        // Read access to the source is all it takes: a reader already sees its config
+        // (config:show) and fetches its repo; the clone's own rules (apps:create's, and
+        // storage:mount's for each mount) are checked as it is made.
+        var requirement: Requirement { .app(old, .read) }
+
+        func execute(in context: CommandContext) throws {
+            let (source, name) = (try AppName(old), try AppName(new))
+            let result = try context.core.deploys.clone(source, to: name, deploy: !skipDeploy, ignoreExisting: ignoreExisting,
+                                                        by: context.caller, output: context.progress)
+            if result.nameTaken { return context.note(" !     Name is already taken") }
+            for mount in result.skippedMounts { context.note(" !     not copied: the mount \(mount)") }
+            context.print("app \(name) created as a clone of \(source); push to it with: git remote add slipway ssh://<host>:2222/\(name)")
         }
     }
 

@@ -4,7 +4,7 @@ import SlipwayCore
 /// The whole command surface, in the order `help` lists it.
 public enum CommandTree {
     public static let commands: [any GatedCommand.Type] = [
-        Apps.Create.self, Apps.Exists.self, Apps.List.self, Apps.Report.self, Apps.Rename.self, Apps.Destroy.self,
+        Apps.Create.self, Apps.Exists.self, Apps.List.self, Apps.Report.self, Apps.Rename.self, Apps.Clone.self, Apps.Destroy.self,
         Apps.Lock.self, Apps.Unlock.self, Apps.Locked.self,
         ACL.Add.self, ACL.Remove.self, ACL.List.self,
         Config.Set.self, Config.Unset.self, Config.Get.self, Config.Show.self, Config.Keys.self,

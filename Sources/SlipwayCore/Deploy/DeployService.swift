@@ -41,6 +41,9 @@ public struct DeployService: Sendable {
         case rollback(version: Int?)
         /// Build the deployed revision again.
         case rebuild
+        /// apps:clone: build this revision of the app's repository (copied from `source`);
+        /// once it serves, the app records the branch and revision as a push does.
+        case clone(source: AppName, revision: String, branch: String?)
     }
 
     /// How long a new non-web process must keep running to pass its check.
@@ -131,6 +134,11 @@ public struct DeployService: Sendable {
             plan = try readPlan(app, revision: deployed)
             let build = try builds.build(app, revision: deployed, by: caller, output: output)
             (image, revision, reason) = (build.image, deployed, "rebuild of \(deployed.prefix(12))")
+        case .clone(let source, let cloned, _):
+            plan = try readPlan(app, revision: cloned)
+            noteIgnoredKeys(plan, output)
+            let build = try builds.build(app, revision: cloned, by: caller, output: output)
+            (image, revision, reason) = (build.image, cloned, "clone of \(source) at \(cloned.prefix(12))")
         case .config:
             guard let current else { return nil }
             (image, revision, plan) = (current.release.image, current.release.revision, current.snapshot.plan)
@@ -196,6 +204,9 @@ public struct DeployService: Sendable {
 
     /// For a push: the deploy branch and its revision, written with the release.
     private func recordingPush(_ trigger: Trigger, app: AppName, caller: Caller) -> (@Sendable (Database) throws -> Void)? {
+        if case .clone(_, let revision, let branch) = trigger {
+            return { [apps] db in try apps.recordPush(branch: branch ?? "main", revision: revision, of: app, db) }
+        }
         guard case .push(let revision, let branch) = trigger else { return nil }
         return { [apps] db in
             try apps.recordPush(branch: branch, revision: revision, of: app, db)

@@ -56,6 +56,10 @@ extension DeployService {
             guard let lock = try? locks.acquire(record.name, by: caller, origin: DeployLocks.recoveryOrigin) else { continue }
             defer { locks.release(lock) }
             do {
+                if try self.apps.pendingRename(of: record.id!) != nil {
+                    try finishInterruptedRename(of: record)
+                    report("\(record.name): finished a rename cut short (the other name's processes and routing removed)")
+                }
                 try repair(record, report: report)
             } catch {
                 report("\(record.name): not brought back: \((error as? UserFacingError)?.message ?? "\(error)")")

@@ -25,9 +25,14 @@ extension DeployService {
     /// old containers stop before the new ones start, as Dokku does (for apps that
     /// must never run twice at once). Unlike Dokku, those old containers are only
     /// removed once the new ones serve: if the new ones fail, they start again.
+    ///
+    /// With `renamingTo` (apps:rename) the new containers carry that name, the switch
+    /// moves the app's site to it, and `recording` must record the rename.
     func rollout(_ app: AppName, record: App, release: Release, snapshot: ReleaseSnapshot, types: Set<String>?,
-                 recording: (@Sendable (Database) throws -> Void)? = nil, output: @escaping Output) throws {
+                 renamingTo: AppName? = nil, recording: (@Sendable (Database) throws -> Void)? = nil, output: @escaping Output) throws {
         let containers = self.containers
+        // The name the new containers carry, in their names and labels.
+        let label = renamingTo ?? app
         let formation = try formation(of: record.id!, plan: snapshot.plan)
         let process = try processSettings.values(of: app)
         let before = try processContainers(app)
@@ -62,8 +67,8 @@ extension DeployService {
                     var one = spec
                     let command = snapshot.plan.processes[type] ?? ""
                     one.command = command.isEmpty ? nil : ["/bin/sh", "-c", command]
-                    one.name = "\(Self.processName(app, type, index)).new-\(UUID().uuidString.prefix(6).lowercased())"
-                    var labels = labels(app, kind: .process, release: release)
+                    one.name = "\(Self.processName(label, type, index)).new-\(UUID().uuidString.prefix(6).lowercased())"
+                    var labels = labels(label, kind: .process, release: release)
                     (labels.type, labels.index) = (type, String(index))
                     one.publishedPort = type == "web" ? port : nil
                     one.limits = try resources.limits(for: app, processType: type)
@@ -73,7 +78,7 @@ extension DeployService {
             // Check.
             var endpoints: [(name: String, address: String)] = []
             for one in started where one.type == "web" {
-                let name = Self.processName(app, one.type, one.index)
+                let name = Self.processName(label, one.type, one.index)
                 if let mode = process.checkMode(of: one.type) {
                     output("-----> Checks of \(name) are \(mode.rawValue) (checks:enable \(app) \(one.type) turns them on)")
                     endpoints.append((name, try address(web: one.id, name: name, port: port)))
@@ -83,7 +88,7 @@ extension DeployService {
                 endpoints.append((name, address))
             }
             for one in started where one.type != "web" {
-                let name = Self.processName(app, one.type, one.index)
+                let name = Self.processName(label, one.type, one.index)
                 if let mode = process.checkMode(of: one.type) {
                     output("-----> Checks of \(name) are \(mode.rawValue) (checks:enable \(app) \(one.type) turns them on)")
                     continue
@@ -93,10 +98,14 @@ extension DeployService {
             // Switch: the router first (validated), then the state, in one transaction.
             let webReplaced = replacing.contains("web")
             let liveEndpoints = webReplaced ? endpoints : try currentEndpoints(record.id!)
-            if webReplaced || record.currentReleaseId == nil {
+            if webReplaced || record.currentReleaseId == nil || renamingTo != nil {
                 published = true
-                try routing.publish(app, endpoints: liveEndpoints.map(\.address))
-                output("-----> Switched \(app) to \(release.label)\(webReplaced ? " (\(liveEndpoints.count) web)" : "")")
+                if let renamingTo {
+                    try routing.switchName(of: record, to: renamingTo, endpoints: liveEndpoints.map(\.address))
+                } else {
+                    try routing.publish(app, endpoints: liveEndpoints.map(\.address))
+                }
+                output("-----> Switched \(label) to \(release.label)\(webReplaced ? " (\(liveEndpoints.count) web)" : "")")
             }
             var done = release
             done.status = .succeeded
@@ -117,7 +126,9 @@ extension DeployService {
             _ = try? containers.remove(started.map(\.id))
             if !stoppedFirst.isEmpty { restartStoppedFirst(app, record: record, stoppedFirst, port: port, output: output) }
             // Traffic goes back to the endpoints still recorded: the old release's.
-            if published { _ = try? routing.publish(app) }
+            if published {
+                if let renamingTo { routing.restoreName(of: record, from: renamingTo) } else { _ = try? routing.publish(app) }
+            }
             throw error
         }
 
@@ -135,7 +146,7 @@ extension DeployService {
             }
         }
         // The new containers take the plain names now that those are free.
-        for failure in converge(app, started.map { ($0.id, Self.processName(app, $0.type, $0.index)) }) {
+        for failure in converge(label, started.map { ($0.id, Self.processName(label, $0.type, $0.index)) }) {
             output(" !     could not rename \(failure) (it runs under its temporary name)")
         }
     }

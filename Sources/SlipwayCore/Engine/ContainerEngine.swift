@@ -49,6 +49,8 @@ public protocol ContainerEngine: Sendable {
     func commitContainer(_ id: String, reference: String, changes: [String]) async throws
     /// Removes an image; one that is gone or still used by a container is left as is.
     func removeImage(_ reference: String) async throws
+    /// Gives an image another name (`slipway/<app>:<rev>`); its other names stay (apps:rename).
+    func tagImage(_ reference: String, as newReference: String) async throws
     /// Paths the container changed in its own filesystem (`/containers/{id}/changes`).
     func changes(_ id: String) async throws -> [FileChange]
     func removeContainer(_ id: String, force: Bool) async throws

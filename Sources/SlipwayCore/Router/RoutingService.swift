@@ -91,6 +91,53 @@ public struct RoutingService: Sendable {
         try serialized { try proxy.remove(app: app) }
     }
 
+    /// `apps:rename`'s switch, before the state records the rename: the app's site
+    /// moves to `new` and points at `endpoints`; its old default domain (and any
+    /// custom domain under it) is no longer routed. The old site first loses its
+    /// custom domains (a name is served by one file only), then the new one takes
+    /// them, then the old file goes: custom domains are never unrouted. If a step
+    /// fails the old site is put back as the state records it, and the error thrown.
+    func switchName(of app: App, to new: AppName, endpoints: [String]) throws {
+        try serialized {
+            let (before, renamed) = try store.read { db in
+                let record = try AppService.find(id: app.id, db) ?? app
+                var renamed = record
+                renamed.name = new
+                let global = try globalDomain(db)
+                var site = try self.site(of: renamed, endpoints: endpoints, db)
+                site.names = site.names.filter { Self.reservation(of: $0, global: global) != .app(record.name.rawValue) }
+                site.tls?.names.removeAll { !site.names.contains($0) }
+                return (try recordedSite(of: record, db), site)
+            }
+            var narrowed = before
+            narrowed.names = [before.names[0]]
+            narrowed.tls?.names.removeAll { $0 != before.names[0] }
+            if narrowed.tls?.names.isEmpty == true { narrowed.tls = nil }
+            var appliedNew = false
+            do {
+                try proxy.apply(narrowed)
+                try proxy.apply(renamed)
+                appliedNew = true
+                try proxy.remove(app: before.app)
+            } catch {
+                if appliedNew { try? proxy.remove(app: new) }
+                try? proxy.apply(before)
+                throw error
+            }
+        }
+    }
+
+    /// Undoes `switchName` when the rename could not be recorded: the new name's file
+    /// goes and the app's site is applied again as the state (its old name) has it.
+    func restoreName(of app: App, from new: AppName) {
+        try? serialized {
+            try? proxy.remove(app: new)
+            if let site = try? store.read({ db in try AppService.find(id: app.id, db).map { try recordedSite(of: $0, db) } }) {
+                try? proxy.apply(site)
+            }
+        }
+    }
+
     /// The app's site as recorded: its names, and its endpoints unless it is stopped.
     func recordedSite(of app: App, _ db: Database) throws -> Site {
         try site(of: app, endpoints: try recordedEndpoints(app, db), db)

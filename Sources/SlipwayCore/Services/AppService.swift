@@ -25,11 +25,7 @@ public struct AppService: Sendable {
         guard caller.principal.isAdmin || settings.usersCanCreateApps else {
             throw UserFacingError.denied("only admins may create apps on this server; ask an admin to create \(name) and add you with acl:add")
         }
-        guard try Self.find(name, db) == nil else {
-            // A hidden app and a visible one answer alike, but the name is still taken.
-            throw UserFacingError.conflict("name is already taken: an app named \(quoted(name.rawValue)) exists; choose another name")
-        }
-        try ensureDefaultDomainIsFree(name, db)
+        try ensureFree(name, db)
         var app = App(id: try db.freshID("apps"), name: name, createdAt: Date(), createdBy: caller.principal.name, locked: false)
         try app.insert(db)
         if let userID = caller.principal.userID {
@@ -121,22 +117,133 @@ public struct AppService: Sendable {
         }
     }
 
-    public func rename(_ old: AppName, to new: AppName, by caller: Caller) throws {
-        try store.write { db in
-            var app = try Self.existing(old, db)
-            guard try Self.find(new, db) == nil else {
-                throw UserFacingError.conflict("name is already taken: an app named \(quoted(new.rawValue)) exists; choose another name")
-            }
-            try ensureDefaultDomainIsFree(new, db)
-            let oldRepo = paths.repository(old), newRepo = paths.repository(new)
-            if FileManager.default.fileExists(atPath: oldRepo) {
-                // Inside the transaction: if the move fails, the rename is rolled back.
-                try FileManager.default.moveItem(atPath: oldRepo, toPath: newRepo)
-            }
-            app.name = new
-            try app.update(db)
-            try db.audit(caller, app: new.rawValue, detail: "renamed app \(old) to \(new)")
+    /// A new app's name must be no app's, nor one a rename in progress holds, and its
+    /// default domain no other app's custom domain.
+    private func ensureFree(_ name: AppName, _ db: Database) throws {
+        guard try Self.find(name, db) == nil else {
+            // A hidden app and a visible one answer alike, but the name is still taken.
+            throw UserFacingError.conflict("name is already taken: an app named \(quoted(name.rawValue)) exists; choose another name")
         }
+        if try Bool.fetchOne(db, sql: "SELECT 1 FROM app_renames WHERE old_name = ? OR new_name = ?", arguments: [name.rawValue, name.rawValue]) == true {
+            throw UserFacingError.conflict("name is taken for now: an app is being renamed from or to \(quoted(name.rawValue)); try again in a minute, or choose another name")
+        }
+        try ensureDefaultDomainIsFree(name, db)
+    }
+
+    // MARK: Clones
+
+    /// What `apps:clone` copied and left out.
+    public struct CloneCopy: Sendable {
+        public let app: App
+        /// Mounts not copied, each with why: managed storage the caller does not own,
+        /// host paths for a caller who is not an admin (the rules of `storage:mount`).
+        public let skippedMounts: [String]
+    }
+
+    /// `apps:clone`'s rows: a new app the caller owns (`create`'s rules) with `source`'s
+    /// config, the mounts the caller could make with storage:mount, its resource limits
+    /// and reservations, its scale and deploy branch; not its custom domains (a domain
+    /// belongs to one app), certificates, collaborators or releases. `repository` (a
+    /// staged copy) is moved into place inside the transaction. Audited on both apps.
+    func clone(_ source: AppName, to name: AppName, repository: String, by caller: Caller) throws -> CloneCopy {
+        try store.write { db in
+            let original = try Self.existing(source, db)
+            var app = try create(name, by: caller, in: db)
+            let (from, to) = (original.id!, app.id!)
+            try db.execute(sql: "INSERT INTO config_vars (app_id, key, value) SELECT ?, key, value FROM config_vars WHERE app_id = ?", arguments: [to, from])
+            try db.execute(sql: "INSERT INTO formations (app_id, process_type, quantity) SELECT ?, process_type, quantity FROM formations WHERE app_id = ?",
+                           arguments: [to, from])
+            try db.execute(sql: """
+                INSERT INTO resource_settings (app_id, process_type, memory, memory_reservation, nano_cpus, pids)
+                SELECT ?, process_type, memory, memory_reservation, nano_cpus, pids FROM resource_settings WHERE app_id = ?
+                """, arguments: [to, from])
+            var skipped: [String] = []
+            for row in try Row.fetchAll(db, sql: """
+                SELECT m.id, m.host_path, m.container_path, s.name AS storage, s.owner_id FROM mounts m LEFT JOIN storages s ON s.id = m.storage_id
+                WHERE m.app_id = ? ORDER BY m.container_path
+                """, arguments: [from]) {
+                let path: String = row["container_path"]
+                if let host: String = row["host_path"], !caller.principal.isAdmin {
+                    skipped.append("\(host):\(path) (host paths are for admins)")
+                    continue
+                }
+                if let storage: String = row["storage"], !caller.principal.isAdmin, row["owner_id"] as Int64? != caller.principal.userID {
+                    skipped.append("\(storage):\(path) (storage you do not own)")
+                    continue
+                }
+                try db.execute(sql: """
+                    INSERT INTO mounts (app_id, storage_id, host_path, container_path, phases, readonly, created_at)
+                    SELECT ?, storage_id, host_path, container_path, phases, readonly, ? FROM mounts WHERE id = ?
+                    """, arguments: [to, Date(), row["id"] as Int64])
+            }
+            app.deployBranch = original.deployBranch
+            try app.update(db)
+            try FileManager.default.moveItem(atPath: repository, toPath: paths.repository(name))
+            let note = skipped.isEmpty ? "" : "; mounts not copied: \(skipped.joined(separator: ", "))"
+            try db.audit(caller, app: name.rawValue, detail: "cloned app \(source) to \(name)\(note)")
+            try db.audit(caller, app: source.rawValue, detail: "cloned \(source) (its repo and config) to \(name)")
+            return CloneCopy(app: app, skippedMounts: skipped)
+        }
+    }
+
+    // MARK: Renames
+
+    /// A rename in progress: the app, the names it has and will have.
+    struct PendingRename: Sendable {
+        let appID: Int64
+        let old: AppName
+        let new: AppName
+    }
+
+    /// Starts `apps:rename`: checks the new name is free and reserves both names until
+    /// `endRename` (the caller holds the app's deploy lock). Returns the app as it is.
+    func beginRename(_ old: AppName, to new: AppName, by caller: Caller) throws -> App {
+        try store.write { db in
+            let app = try Self.existing(old, db)
+            try ensureFree(new, db)
+            try db.execute(sql: "INSERT INTO app_renames (app_id, old_name, new_name, started_at) VALUES (?, ?, ?, ?)",
+                           arguments: [app.id, old.rawValue, new.rawValue, Date()])
+            return app
+        }
+    }
+
+    /// The app's rename in progress (one cut short by a crash, for recovery), if any.
+    func pendingRename(of appID: Int64) throws -> PendingRename? {
+        try store.read { db in
+            try Row.fetchOne(db, sql: "SELECT old_name, new_name FROM app_renames WHERE app_id = ?", arguments: [appID]).map {
+                PendingRename(appID: appID, old: AppName(uncheckedRawValue: $0["old_name"]), new: AppName(uncheckedRawValue: $0["new_name"]))
+            }
+        }
+    }
+
+    /// Frees the names a rename reserved.
+    func endRename(_ appID: Int64) throws {
+        try store.write { db in try db.execute(sql: "DELETE FROM app_renames WHERE app_id = ?", arguments: [appID]) }
+    }
+
+    /// The rename itself, inside the caller's transaction (a deploy's switch, or on its
+    /// own): the row's name, the repository (moved here, so a failed move rolls the
+    /// rename back), the images its builds and releases name (already tagged anew),
+    /// and custom domains under the old default domain, which stay the old name's
+    /// (names under `<app>.<global>` belong to the app of that name).
+    func commitRename(_ appID: Int64, from old: AppName, to new: AppName, images: [String: String], by caller: Caller, _ db: Database) throws {
+        guard var app = try Self.find(id: appID, db), app.name == old else { throw UserFacingError.appNotFound(old.rawValue) }
+        let global = try RoutingService.globalDomain(db, settings: settings)
+        let dropped = try String.fetchAll(db, sql: "SELECT name FROM domains WHERE app_id = ? ORDER BY name", arguments: [appID])
+            .filter { RoutingService.reservation(of: $0, global: global) == .app(old.rawValue) }
+        for name in dropped { try db.execute(sql: "DELETE FROM domains WHERE name = ?", arguments: [name]) }
+        for (before, after) in images {
+            try db.execute(sql: "UPDATE builds SET image = ? WHERE app_id = ? AND image = ?", arguments: [after, appID, before])
+            try db.execute(sql: "UPDATE releases SET image = ? WHERE app_id = ? AND image = ?", arguments: [after, appID, before])
+        }
+        let oldRepo = paths.repository(old), newRepo = paths.repository(new)
+        if FileManager.default.fileExists(atPath: oldRepo) {
+            try FileManager.default.moveItem(atPath: oldRepo, toPath: newRepo)
+        }
+        app.name = new
+        try app.update(db)
+        let note = dropped.isEmpty ? "" : "; dropped the custom domains under its old default domain: \(dropped.joined(separator: " "))"
+        try db.audit(caller, app: new.rawValue, detail: "renamed app \(old) to \(new)\(note)")
     }
 
     public func setLocked(_ name: AppName, _ locked: Bool, by caller: Caller) throws {

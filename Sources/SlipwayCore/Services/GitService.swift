@@ -80,6 +80,31 @@ public struct GitService: Sendable {
         return path
     }
 
+    /// apps:clone: a new bare repository beside the real ones holding every branch and
+    /// tag of `source`'s (its objects fetched: nothing is shared with it, and no remote
+    /// pointing at it is left), HEAD on `head` when given. Returns its path; the caller
+    /// moves it into place (`paths.repository`) or removes it.
+    func stagedCopy(of source: AppName, head: String?) throws -> String {
+        let staging = "\(paths.repositories)/.clone-of-\(source).git.\(UUID().uuidString)"
+        let env = environment(gitProtocol: nil)
+        func git(_ args: [String]) throws {
+            let result = try ProcessRunner.run(Self.gitExecutable, args, environment: env)
+            guard result.status == 0 else { throw GitError.failed("git \(args.first ?? ""): \(result.stderr)") }
+        }
+        do {
+            try git(["init", "--quiet", "--bare", "--initial-branch=main", staging])
+            if FileManager.default.fileExists(atPath: paths.repository(source) + "/HEAD") {
+                try git(["--git-dir", staging, "fetch", "--quiet", "--no-write-fetch-head", paths.repository(source),
+                         "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"])
+            }
+            if let head { try git(["--git-dir", staging, "symbolic-ref", "HEAD", "refs/heads/\(head)"]) }
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
+        return staging
+    }
+
     /// `git upload-pack` on the app's repository (a fetch or clone), for the front to spawn.
     public func uploadPack(_ app: AppName, gitProtocol: String?) throws -> Spawn {
         Spawn(argv: [Self.gitExecutable, "upload-pack", try ensureRepository(app)], environment: environment(gitProtocol: gitProtocol))

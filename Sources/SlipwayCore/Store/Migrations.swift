@@ -243,6 +243,20 @@ enum Migrations {
                 );
                 """)
         }
+        migrator.registerMigration("v-app-renames: renames in progress") { db in
+            // apps:rename of a deployed app starts processes under the new name before the
+            // app's row takes it: this row reserves both names meanwhile (apps:create and
+            // apps:rename refuse them) and tells the server's recovery which name's
+            // containers and proxy file to remove if the rename was cut short.
+            try db.execute(sql: """
+                CREATE TABLE app_renames (
+                    app_id INTEGER PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+                    old_name TEXT NOT NULL,
+                    new_name TEXT NOT NULL,
+                    started_at DATETIME NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }
