@@ -48,6 +48,9 @@ struct CommandTableTests {
         "storage:list": (.app(.read), ["storage:list", "web"], .app("web", .read)),
         "storage:report": (.app(.read), ["storage:report", "web"], .app("web", .read)),
         "storage:destroy": (.user, ["storage:destroy", "data"], .storageOwner("data", allowMissing: false)),
+        "storage:list-entries": (.user, ["storage:list-entries", "--format", "json"], .user),
+        "storage:info": (.user, ["storage:info", "data"], .storageOwner("data", allowMissing: false)),
+        "storage:set": (.user, ["storage:set", "data", "mode", "0770"], .storageOwner("data", allowMissing: false)),
         "resource:limit": (.app(.write), ["resource:limit", "--memory", "256m", "--cpu", "0.5", "--pids", "100", "--process-type", "worker", "web"], .app("web", .write)),
         "resource:limit-clear": (.app(.write), ["resource:limit-clear", "web"], .app("web", .write)),
         "resource:reserve": (.app(.write), ["resource:reserve", "--memory", "128m", "web"], .app("web", .write)),
@@ -122,6 +125,7 @@ struct CommandTableTests {
         #expect(try requirement(["config:get", "--global", "A"]) == .admin)
         #expect(try requirement(["config:export", "--global"]) == .admin)
         #expect(try requirement(["storage:mount", "web", "/etc:/x"]) == .all([.app("web", .write), .admin]))
+        #expect(try requirement(["storage:create", "data", "/srv/data"]) == .admin)
         #expect(try requirement(["ssh-keys:list"]) == .user)
         #expect(try requirement(["apps:report"]) == .user)
         #expect(try requirement(["resource:report"]) == .user)

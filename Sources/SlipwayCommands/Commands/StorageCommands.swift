@@ -5,14 +5,66 @@ import SlipwayCore
 /// `storage:*`: persistent directories that survive deploys, tasks and `run`.
 enum StorageCommands {
     struct Create: MutatingCommand {
-        static let configuration = CommandConfiguration(commandName: "storage:create", abstract: "Create a managed storage directory that you own.")
+        static let configuration = CommandConfiguration(
+            commandName: "storage:create",
+            abstract: "Create a managed storage directory that you own (again: set its --chown and --mode anew).",
+            discussion: "--chown herokuish|heroku|paketo|root|false|<uid>: the directory's owner inside the containers that mount it, "
+                + "given to that uid of each app's user namespace as the app starts (default: the image's user; false: never changed). "
+                + "--mode 0770: its permission bits (3 or 4 octal digits; no setuid, setgid or sticky bit). "
+                + "A host path is not an entry here: admins mount one directly (storage:mount <app> /host/dir:/path).")
         static let rule = AccessRule.user
         @Argument(help: "Lowercase letters, digits and '-'.") var name: String
-        var requirement: Requirement { .user }
+        @Argument(help: "Refused: Slipway's storage lives under its data directory; admins mount host paths directly.") var path: String?
+        @Option(help: "herokuish, heroku, paketo, root, false, or a uid 0-65535 (inside the container).") var chown: String?
+        @Option(help: "The directory's permission bits, e.g. 0770.") var mode: String?
+        @Option(help: "docker-local (the only one Slipway has).") var scheduler: String?
+        @Option(help: "Delete (what storage:destroy does here); Retain is refused.") var reclaimPolicy: String?
+        @OptionGroup var kubernetes: KubernetesOptions
+        // A host path would name a host directory: only admins may even try.
+        var requirement: Requirement { path == nil ? .user : .admin }
 
         func execute(in context: CommandContext) throws {
-            let storage = try context.core.storage.create(try StorageName(name), by: context.caller)
-            context.print("storage \(storage.name) created; mount it with: storage:mount <app> \(storage.name):/app/<dir>")
+            let storage = try StorageName(name)
+            if let path {
+                throw UserFacingError.invalid("storage:create takes no host path (\(quoted(path))): Slipway keeps storage under its data directory and never changes a host directory's owner or mode; mount the host path directly: storage:mount <app> \(path):/container/path")
+            }
+            try StorageCommands.refuse(scheduler: scheduler, reclaimPolicy: reclaimPolicy, kubernetes)
+            let properties = StorageService.Properties(chown: try chown.map(StorageChown.init), mode: try mode.map(DirectoryMode.init))
+            let result = try context.core.storage.create(storage, properties: properties, by: context.caller)
+            context.print("-----> Storage entry \(storage) \(result.existed ? "already exists, leaving in place; its properties were set anew" : "created")")
+            if let mode = properties.mode { context.print("       Setting directory mode to \(mode.rawValue)") }
+            if let chown = properties.chown { context.print("       " + StorageCommands.ownerNote(chown)) }
+            context.note("       mount it with: storage:mount <app> \(storage) --container-dir /app/<dir>")
+        }
+    }
+
+    /// Dokku's k3s options: refused, saying why.
+    struct KubernetesOptions: ParsableArguments {
+        @Option(help: .hidden) var size: String?
+        @Option(help: .hidden) var accessMode: String?
+        @Option(help: .hidden) var storageClassName: String?
+        @Option(help: .hidden) var namespace: String?
+    }
+
+    static func refuse(scheduler: String?, reclaimPolicy: String?, _ kubernetes: KubernetesOptions) throws {
+        if let scheduler, scheduler != "docker-local" {
+            throw UserFacingError.invalid("scheduler \(quoted(scheduler)) is not supported: Slipway runs containers on this host only (docker-local); leave --scheduler out")
+        }
+        if let reclaimPolicy, reclaimPolicy != "Delete" {
+            throw UserFacingError.invalid("reclaim policy \(quoted(reclaimPolicy)) is not supported: storage:destroy always deletes the directory and its data here (Delete); keep the data by keeping the storage")
+        }
+        let given = [("--size", kubernetes.size), ("--access-mode", kubernetes.accessMode),
+                     ("--storage-class-name", kubernetes.storageClassName), ("--namespace", kubernetes.namespace)].filter { $0.1 != nil }
+        if let first = given.first {
+            throw UserFacingError.invalid("\(first.0) is a k3s option (a PersistentVolumeClaim's); Slipway's storage is a directory on this host; leave it out")
+        }
+    }
+
+    /// What an owner setting does, in one line.
+    static func ownerNote(_ chown: StorageChown) -> String {
+        switch chown {
+        case .unchanged: "The directory's owner is left as it is (an app sees it owned by nobody; give others write access with --mode if it must write)"
+        case .id(let id, _): "Directory owner inside the containers: \(id):\(id), set as each app that mounts it starts"
         }
     }
 
@@ -140,7 +192,10 @@ enum StorageCommands {
     }
 
     struct Report: QueryCommand {
-        static let configuration = CommandConfiguration(commandName: "storage:report", abstract: "Show an app's mounts with phases, host directories and owners.")
+        static let configuration = CommandConfiguration(
+            commandName: "storage:report", abstract: "Show an app's mounts (Dokku's keys; --format json: one object).",
+            discussion: "One line per phase (build, deploy, run: the -v options) and per mount field (attachment.<n>.<field>), "
+                + "as Dokku's report; attachment.<n>.owner is the storage's owner.")
         static let rule = AccessRule.app(.read)
         @Argument var app: String
         @OptionGroup var output: FormatOption
@@ -148,11 +203,105 @@ enum StorageCommands {
 
         func execute(in context: CommandContext) throws {
             let mounts = try context.core.storage.mounts(of: try AppName(app)).map(MountView.init)
-            if output.isJSON { return try context.printJSON(mounts) }
+            let values = Self.values(mounts)
+            if output.isJSON {
+                // Dokku's keys without the report's prefix and, as Dokku 0.38 still emits them, with it.
+                var object: [String: String] = [:]
+                for (key, value) in values { object[key] = value; object["storage-" + key] = value }
+                return try context.printJSON(object)
+            }
             context.print(Text.heading("\(app) storage information"))
-            context.print(Text.table(["SOURCE", "CONTAINER PATH", "PHASES", "MODE", "HOST DIRECTORY", "OWNER"], mounts.map {
-                [$0.source, $0.containerPath, $0.phases.joined(separator: ","), $0.readonly ? "ro" : "rw", $0.hostDirectory, $0.owner ?? "-"]
-            }))
+            let width = max(31, values.keys.map { $0.count + 10 }.max() ?? 0)
+            for key in values.keys.sorted() {
+                let label = "Storage " + key.replacingOccurrences(of: "-", with: " ").replacingOccurrences(of: ".", with: " ") + ":"
+                context.print("       " + label.padding(toLength: max(width, label.count), withPad: " ", startingAt: 0) + values[key]!)
+            }
+        }
+
+        /// "deploy-mounts" → "-v /host:/app/x:ro ...", "attachment.1.entry-name" → "uploads", ...
+        static func values(_ mounts: [MountView]) -> [String: String] {
+            func binds(_ phase: String) -> String {
+                mounts.filter { $0.phases.contains(phase) }.map { "-v \($0.hostDirectory):\($0.containerPath)\($0.readonly ? ":ro" : "")" }
+                    .joined(separator: " ")
+            }
+            // Storage is never bound into builds.
+            var values = ["build-mounts": "", "deploy-mounts": binds("deploy"), "run-mounts": binds("run")]
+            for (index, mount) in mounts.enumerated() {
+                let prefix = "attachment.\(index + 1)."
+                let fields = ["entry-name": mount.kind == "storage" ? mount.source : "", "host-path": mount.hostDirectory,
+                              "container-path": mount.containerPath, "phases": mount.phases.joined(separator: ","),
+                              "process-type": "_default_", "subpath": "", "readonly": String(mount.readonly),
+                              "volume-options": "", "volume-chown": "", "owner": mount.owner ?? ""]
+                for (field, value) in fields { values[prefix + field] = value }
+            }
+            return values
+        }
+    }
+
+    struct ListEntries: QueryCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "storage:list-entries", abstract: "List the storage entries you own (admins: all).")
+        static let rule = AccessRule.user
+        @OptionGroup var output: FormatOption
+        var requirement: Requirement { .user }
+
+        func execute(in context: CommandContext) throws {
+            let entries = try context.core.storage.entries(for: context.principal).map(EntryView.init)
+            if output.isJSON { return try context.printJSON(entries) }
+            guard !entries.isEmpty else { return context.print("-----> No storage entries registered") }
+            context.print("-----> Storage entries:")
+            for entry in entries { context.print("       \(entry.name)\t\(entry.scheduler)\t\(entry.host_path)") }
+        }
+    }
+
+    struct Info: QueryCommand {
+        static let configuration = CommandConfiguration(commandName: "storage:info", abstract: "Show one storage entry: its directory, owner setting, mode and mounts.")
+        static let rule = AccessRule.user
+        @Argument var name: String
+        @OptionGroup var output: FormatOption
+        var requirement: Requirement { .storageOwner(name, allowMissing: false) }
+
+        func execute(in context: CommandContext) throws {
+            let entry = EntryView(try context.core.storage.info(try StorageName(name)))
+            if output.isJSON { return try context.printJSON(entry) }
+            context.print("-----> Storage entry \(entry.name)")
+            for (label, value) in [("Scheduler", entry.scheduler), ("Host path", entry.host_path), ("Chown", entry.chown ?? ""),
+                                   ("Mode", entry.mode ?? ""), ("Owner", entry.owner ?? ""), ("Mounted by", entry.mounted_by.joined(separator: ", "))]
+            where !value.isEmpty {
+                context.print("       " + (label + ":").padding(toLength: 18, withPad: " ", startingAt: 0) + value)
+            }
+        }
+    }
+
+    struct SetProperty: MutatingCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "storage:set", abstract: "Set (or, without a value, clear) a storage property: chown or mode.",
+            discussion: "chown: as storage:create --chown, applied as each app that mounts it starts next; cleared: the image's user. "
+                + "mode: as --mode, applied to the directory at once and at each start; cleared: permissions left as they are.")
+        static let rule = AccessRule.user
+        @Argument var name: String
+        @Argument var property: String
+        @Argument var value: String?
+        var requirement: Requirement { .storageOwner(name, allowMissing: false) }
+
+        func execute(in context: CommandContext) throws {
+            let storage = try StorageName(name)
+            guard let known = StorageService.Property(rawValue: property) else {
+                if ["access-mode", "namespace", "reclaim-policy", "size", "storage-class-name"].contains(property) {
+                    throw UserFacingError.invalid("\(property) is a k3s property (a PersistentVolumeClaim's); Slipway's storage is a directory on this host, with chown and mode")
+                }
+                throw UserFacingError.invalid("Invalid property specified, valid properties include: \(StorageService.Property.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let value = value.flatMap { $0.isEmpty ? nil : $0 }
+            let properties = try context.core.storage.set(storage, known, to: value, by: context.caller)
+            context.print("-----> Storage entry \(storage) updated")
+            switch known {
+            case .chown:
+                context.print("       " + (properties.chown.map(StorageCommands.ownerNote)
+                    ?? "Directory owner: the image's user of each app that mounts it, set as it starts"))
+            case .mode:
+                context.print("       " + (properties.mode.map { "Directory mode: \($0.rawValue)" } ?? "Directory mode: left as it is"))
+            }
         }
     }
 
@@ -212,6 +361,30 @@ struct MountView: Codable {
         readonly = info.readonly
         hostDirectory = info.hostDirectory
         owner = info.owner?.rawValue
+    }
+}
+
+/// A storage entry as Dokku's `storage:info` / `storage:list-entries --format json`
+/// show it (`chown` and `mode` only when set), with Slipway's owner and mounting apps.
+struct EntryView: Codable {
+    let name: String
+    let scheduler: String
+    let host_path: String
+    let chown: String?
+    let mode: String?
+    let schema_version: Int
+    let owner: String?
+    let mounted_by: [String]
+
+    init(_ entry: (info: StorageService.StorageInfo, properties: StorageService.Properties)) {
+        name = entry.info.storage.name.rawValue
+        scheduler = "docker-local"
+        host_path = entry.info.hostDirectory
+        chown = entry.properties.chown?.rawValue
+        mode = entry.properties.mode?.rawValue
+        schema_version = 1
+        owner = entry.info.owner?.rawValue
+        mounted_by = entry.info.mountedBy.map(\.rawValue)
     }
 }
 

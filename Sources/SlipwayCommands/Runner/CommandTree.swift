@@ -11,6 +11,7 @@ public enum CommandTree {
         Config.Export.self, Config.Clear.self, Config.Import.self, Config.Bundle.self,
         StorageCommands.Create.self, StorageCommands.Mount.self, StorageCommands.Unmount.self,
         StorageCommands.List.self, StorageCommands.Report.self, StorageCommands.Destroy.self,
+        StorageCommands.ListEntries.self, StorageCommands.Info.self, StorageCommands.SetProperty.self,
         Resource.Limit.self, Resource.LimitClear.self, Resource.Reserve.self, Resource.ReserveClear.self, Resource.Report.self,
         Users.Add.self, Users.Remove.self, Users.List.self, Users.Report.self, Users.SetAdmin.self,
         SSHKeys.Add.self, SSHKeys.Remove.self, SSHKeys.List.self, WhoAmI.self,

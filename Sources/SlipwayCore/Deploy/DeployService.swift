@@ -327,11 +327,12 @@ public struct DeployService: Sendable {
         return labels
     }
 
-    /// Binds for deploy-phase mounts; managed storage is created and owned by the image's user.
+    /// Binds for deploy-phase mounts; managed storage is created and owned as its `chown` says (by default the image's user).
     func binds(_ mounts: [ReleaseSnapshot.MountSnapshot], image: String, sandbox: TenantSandbox) throws -> [String] {
         guard !mounts.isEmpty else { return [] }
         try storage.ensurePresent(mounts)
         let user = try containers.inspectImage(image)?.user ?? ""
-        return try ImageUser.binds(mounts, image: image, imageUser: user, sandbox: sandbox, containers: containers)
+        return try ImageUser.binds(mounts, properties: try storage.properties(of: mounts), image: image, imageUser: user,
+                                   sandbox: sandbox, containers: containers)
     }
 }

@@ -142,7 +142,7 @@ public struct RunService: Sendable {
         labels.origin = caller.principal.channel
         labels.storage = ContainerLabel.storageValue(mounts.compactMap(\.storageID))
         spec.sandbox = try TenantSandbox(appID: build.appId, instance: containers.instance)
-        spec.binds = try ImageUser.binds(mounts.map(\.snapshot), image: build.image, imageUser: image.user, sandbox: spec.sandbox!, containers: containers)
+        spec.binds = try ImageUser.binds(mounts.map(\.snapshot), properties: try storage.properties(of: mounts.map(\.snapshot)), image: build.image, imageUser: image.user, sandbox: spec.sandbox!, containers: containers)
         spec.limits = try resources.limits(for: app, processType: ResourceService.runType)
         return (spec, labels, mounts)
     }
@@ -165,12 +165,21 @@ public struct RunService: Sendable {
 /// The numeric owner of an image's configured user, for chowning managed storage.
 enum ImageUser {
     /// Bind strings for the mounts (`run`, deploy tasks, processes alike); managed
-    /// storage is created if needed and owned by the host uid the image's user runs
-    /// as in the app's user namespace, so a non-root app can write to it. Host paths
-    /// are bound as they are.
-    static func binds(_ mounts: [ReleaseSnapshot.MountSnapshot], image: String, imageUser: String,
-                      sandbox: TenantSandbox, containers: Containers) throws -> [String] {
-        var owner: (uid: uid_t, gid: gid_t)?
+    /// storage is created if needed and owned by the host uid its `chown` property
+    /// names in the app's user namespace (by default the image's user, so a non-root
+    /// app can write to it; `false`: left alone), with its `mode` applied. `properties`
+    /// are the storages' current ones by id (`StorageService.properties(of:)`). Host
+    /// paths are bound as they are.
+    static func binds(_ mounts: [ReleaseSnapshot.MountSnapshot], properties: [Int64: StorageService.Properties] = [:],
+                      image: String, imageUser: String, sandbox: TenantSandbox, containers: Containers) throws -> [String] {
+        var imageOwner: (uid: uid_t, gid: gid_t)?
+        var base: UInt32?
+        // The host id of `inside` in the app's namespace (ids past the range are its last).
+        func host(_ inside: (uid: uid_t, gid: gid_t)) throws -> (uid: uid_t, gid: gid_t) {
+            if base == nil { base = try containers.call { engine in try await engine.userNamespaceBase(of: sandbox) } }
+            let last = sandbox.idRange.size - 1
+            return (base! + min(inside.uid, last), base! + min(inside.gid, last))
+        }
         return try mounts.map { mount in
             if mount.managed {
                 try FileManager.default.createDirectory(atPath: mount.hostDirectory, withIntermediateDirectories: true)
@@ -178,15 +187,33 @@ enum ImageUser {
             // A read-only mount reads what is there as it is: taking it over would take
             // it from the app that writes it (each app has its own uids).
             if mount.managed && !mount.readonly {
-                if owner == nil {
-                    let inside = try resolve(imageUser, image: image, sandbox: sandbox, containers: containers)
-                    let base = try containers.call { engine in try await engine.userNamespaceBase(of: sandbox) }
-                    let last = sandbox.idRange.size - 1
-                    owner = (base + min(inside.uid, last), base + min(inside.gid, last))
+                let wanted = mount.storageId.flatMap { properties[$0] } ?? StorageService.Properties()
+                switch wanted.chown {
+                case .unchanged?:
+                    break
+                case .id(let id, _)?:
+                    try own(mount.hostDirectory, by: try host((id, id)))
+                case nil:
+                    if imageOwner == nil {
+                        imageOwner = try host(try resolve(imageUser, image: image, sandbox: sandbox, containers: containers))
+                    }
+                    try own(mount.hostDirectory, by: imageOwner!)
                 }
-                try own(mount.hostDirectory, by: owner!)
+                if let mode = wanted.mode { try apply(mode, to: mount.hostDirectory) }
             }
             return "\(mount.hostDirectory):\(mount.containerPath)\(mount.readonly ? ":ro" : "")"
+        }
+    }
+
+    /// Sets the storage directory's own permission bits (not its contents', as Dokku's
+    /// `--mode`); never through a symbolic link.
+    static func apply(_ mode: DirectoryMode, to directory: String) throws {
+        var info = stat()
+        guard lstat(directory, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw UserFacingError(.unavailable, "storage directory \(directory) is missing or not a directory")
+        }
+        guard chmod(directory, mode_t(mode.bits)) == 0 else {
+            throw UserFacingError(.unavailable, "cannot set mode \(mode.rawValue) on storage \(directory): \(String(cString: strerror(errno)))")
         }
     }
 

@@ -41,17 +41,108 @@ public struct StorageService: Sendable {
         public let hostDirectory: String
     }
 
-    public func create(_ name: StorageName, by caller: Caller) throws -> Storage {
-        let storage = try store.write { db in
-            guard try Storage.filter(Column("name") == name.rawValue).fetchCount(db) == 0 else {
-                throw UserFacingError.conflict("storage \(quoted(name.rawValue)) already exists; choose another name")
-            }
-            let storage = try insertStorage(name, caller, db)
-            try db.audit(caller, app: nil, detail: "created storage \(name)")
-            return storage
+    /// The properties `storage:create` and `storage:set` manage: the directory's owner
+    /// inside the containers that mount it, and its permission bits.
+    public struct Properties: Sendable, Equatable {
+        /// nil: the image's user of each app that mounts it (Slipway's default).
+        public var chown: StorageChown?
+        /// nil: the permissions are left as they are (a new directory gets 0755).
+        public var mode: DirectoryMode?
+
+        public init(chown: StorageChown? = nil, mode: DirectoryMode? = nil) {
+            self.chown = chown
+            self.mode = mode
         }
-        try makeDirectory(name)
-        return storage
+
+        /// As the row stores them (values written through `set` or `create` were validated).
+        init(_ storage: Storage) {
+            chown = storage.chown.flatMap { try? StorageChown($0) }
+            mode = storage.mode.flatMap { try? DirectoryMode($0) }
+        }
+
+        /// " (chown 1000, mode 0770)", or "" without either: for the audit log.
+        var described: String {
+            let parts = [chown.map { "chown \($0.rawValue)" }, mode.map { "mode \($0.rawValue)" }].compactMap { $0 }
+            return parts.isEmpty ? "" : " (\(parts.joined(separator: ", ")))"
+        }
+    }
+
+    /// Creates the storage with `properties`. Run again by its owner (or an admin) on
+    /// an existing storage, it keeps the data and sets the properties anew, omitted ones
+    /// cleared (Dokku's `storage:create` converges an entry the same way); `existed`
+    /// says which happened.
+    public func create(_ name: StorageName, properties: Properties = Properties(),
+                       by caller: Caller) throws -> (storage: Storage, existed: Bool) {
+        let result: (Storage, Bool) = try store.write { db in
+            if var existing = try Storage.filter(Column("name") == name.rawValue).fetchOne(db) {
+                guard caller.principal.isAdmin || (existing.ownerId != nil && existing.ownerId == caller.principal.userID) else {
+                    throw UserFacingError.conflict("storage \(quoted(name.rawValue)) already exists; choose another name")
+                }
+                existing.chown = properties.chown?.rawValue
+                existing.mode = properties.mode?.rawValue
+                try existing.update(db)
+                try db.audit(caller, app: nil, detail: "created storage \(name) again: properties set anew\(properties.described)")
+                return (existing, true)
+            }
+            var storage = try insertStorage(name, caller, db)
+            storage.chown = properties.chown?.rawValue
+            storage.mode = properties.mode?.rawValue
+            try storage.update(db)
+            try db.audit(caller, app: nil, detail: "created storage \(name)\(properties.described)")
+            return (storage, false)
+        }
+        try makeDirectory(name, mode: properties.mode)
+        return result
+    }
+
+    /// A storage's properties and the apps that mount it (`storage:info`). The
+    /// authorizer has already checked that the caller owns it or is an admin.
+    public func info(_ name: StorageName) throws -> (info: StorageInfo, properties: Properties) {
+        try store.read { db in
+            guard let storage = try Storage.filter(Column("name") == name.rawValue).fetchOne(db) else {
+                throw UserFacingError.notFound("storage \(quoted(name.rawValue)) not found; storage:create \(name) makes it")
+            }
+            return (try storageInfo(storage, db), Properties(storage))
+        }
+    }
+
+    /// A property `storage:set` changes.
+    public enum Property: String, Sendable, CaseIterable {
+        case chown, mode
+    }
+
+    /// Sets (a value) or clears (nil) one property. A mode is applied to the directory
+    /// at once; an owner as each app that mounts it starts next (the uid is one of that
+    /// app's user namespace, so it cannot be applied before).
+    public func set(_ name: StorageName, _ property: Property, to value: String?, by caller: Caller) throws -> Properties {
+        let properties: Properties = try store.write { db in
+            guard var storage = try Storage.filter(Column("name") == name.rawValue).fetchOne(db) else {
+                throw UserFacingError.notFound("storage \(quoted(name.rawValue)) not found; storage:create \(name) makes it")
+            }
+            switch property {
+            case .chown: storage.chown = try value.map { try StorageChown($0).rawValue }
+            case .mode: storage.mode = try value.map { try DirectoryMode($0).rawValue }
+            }
+            try storage.update(db)
+            let stored = property == .chown ? storage.chown : storage.mode
+            let detail = stored.map { "set \(property.rawValue) of storage \(name) to \($0)" } ?? "cleared \(property.rawValue) of storage \(name)"
+            try db.audit(caller, app: nil, detail: detail)
+            return Properties(storage)
+        }
+        if property == .mode, let mode = properties.mode { try makeDirectory(name, mode: mode) }
+        return properties
+    }
+
+    /// The current properties of the managed storage among `mounts`, by storage id:
+    /// read as each container starts, so a `storage:set` applies to the next start of
+    /// any release.
+    public func properties(of mounts: [ReleaseSnapshot.MountSnapshot]) throws -> [Int64: Properties] {
+        let ids = mounts.filter(\.managed).compactMap(\.storageId)
+        guard !ids.isEmpty else { return [:] }
+        return try store.read { db in
+            try Storage.filter(ids.contains(Column("id"))).fetchAll(db)
+                .reduce(into: [Int64: Properties]()) { $0[$1.id!] = Properties($1) }
+        }
     }
 
     /// What `mount` did.
@@ -135,11 +226,18 @@ public struct StorageService: Sendable {
         try store.read { db in
             var request = Storage.order(Column("name"))
             if !principal.isAdmin { request = request.filter(Column("owner_id") == principal.userID) }
-            return try request.fetchAll(db).map { storage in
-                let apps = try mounts(of: storage, db).map { $0.app }.reduce(into: [AppName]()) { if $0.last != $1 { $0.append($1) } }
-                return StorageInfo(storage: storage, owner: try ownerName(storage, db), mountedBy: apps, hostDirectory: paths.storage(storage.name))
-            }
+            return try request.fetchAll(db).map { try storageInfo($0, db) }
         }
+    }
+
+    /// `storage:list-entries`: the storages the principal owns (admins: all), with their properties.
+    public func entries(for principal: Principal) throws -> [(info: StorageInfo, properties: Properties)] {
+        try storages(for: principal).map { ($0, Properties($0.storage)) }
+    }
+
+    private func storageInfo(_ storage: Storage, _ db: Database) throws -> StorageInfo {
+        let apps = try mounts(of: storage, db).map { $0.app }.reduce(into: [AppName]()) { if $0.last != $1 { $0.append($1) } }
+        return StorageInfo(storage: storage, owner: try ownerName(storage, db), mountedBy: apps, hostDirectory: paths.storage(storage.name))
     }
 
     /// Deletes the storage and its data; refuses while any app mounts it, a kept
@@ -234,10 +332,13 @@ public struct StorageService: Sendable {
         return storage
     }
 
-    /// The managed directory. Ownership is set to the image's user at deploy (a later step).
-    private func makeDirectory(_ name: StorageName) throws {
-        try FileManager.default.createDirectory(atPath: paths.storage(name), withIntermediateDirectories: true,
+    /// The managed directory (0755 when new), with `mode` applied when given. Its owner
+    /// is set as each app that mounts it starts (`ImageUser.binds`).
+    private func makeDirectory(_ name: StorageName, mode: DirectoryMode? = nil) throws {
+        let directory = paths.storage(name)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o755])
+        if let mode { try ImageUser.apply(mode, to: directory) }
     }
 
     /// The apps that mount `storage` and where, by app name.

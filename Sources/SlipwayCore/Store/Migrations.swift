@@ -257,6 +257,14 @@ enum Migrations {
                 );
                 """)
         }
+        migrator.registerMigration("v-storage-properties: chown and mode of storage entries") { db in
+            // storage:create --chown/--mode and storage:set: NULL chown gives the directory
+            // to the image's user at each start; NULL mode leaves the permissions alone.
+            try db.execute(sql: """
+                ALTER TABLE storages ADD COLUMN chown TEXT;
+                ALTER TABLE storages ADD COLUMN mode TEXT;
+                """)
+        }
         return migrator
     }
 }

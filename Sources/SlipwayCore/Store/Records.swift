@@ -179,6 +179,10 @@ public struct Storage: SlipwayRecord, HasRowID, Equatable {
     /// nil: created by the local admin; only admins manage it.
     public var ownerId: Int64?
     public var createdAt: Date
+    /// `StorageChown.rawValue`; nil: the image's user of each app that mounts it.
+    public var chown: String? = nil
+    /// `DirectoryMode.rawValue`; nil: the permissions are left as they are.
+    public var mode: String? = nil
 }
 
 /// A mount of a storage (or, admins only, a host path) into an app's containers.
