@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 
-/// README.md's command lines, run verbatim in bash, in order, against a test server,
-/// each checked for its exit status and what a reader would expect to see.
+/// README.md's and the man pages' command lines, run verbatim in bash, in order,
+/// against a test server, each checked for its exit status and what a reader would
+/// expect to see.
 @Suite("Documentation examples", .serialized)
 struct DocumentationExamplesTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
@@ -69,26 +70,111 @@ struct DocumentationExamplesTests {
         return lines
     }
 
+    /// The lines of the `.nf` ... `.fi` (no-fill) blocks of a man page: its examples.
+    static func manLines(_ page: String) -> [String] {
+        var lines: [String] = [], inside = false
+        for line in page.split(separator: "\n").map(String.init) {
+            if line == ".nf" { inside = true } else if line == ".fi" { inside = false } else if inside { lines.append(line) }
+        }
+        return lines
+    }
+
     @Test func theReadmeRunsAsWritten() throws {
         _ = try BuilderImage.bootstrap.get()
-        let server = try TestServer()
-        let work = try temporaryDirectory("slipway-docs")
-        defer {
-            server.slipway.cleanUp()
-            try? FileManager.default.removeItem(atPath: server.slipway.dataDir)
-            try? FileManager.default.removeItem(atPath: server.slipway.configPath)
-            try? FileManager.default.removeItem(atPath: work)
+        // The reader: run.sh's first admin (as root).
+        let reader = try ReaderShell(admin: "root")
+        defer { reader.remove() }
+        // The files the README only mentions: the reader's app checkout (its first push is
+        // v1), bob's key, and a certificate for the domain.
+        let app = try makeRepository(["Procfile": Data("web: python3 -m http.server --bind 0.0.0.0 $PORT\n".utf8),
+                                      "index.html": Data("hello from the docs\n".utf8), ".gitignore": Data("*.pem\n*.pub\n".utf8)])
+        defer { try? FileManager.default.removeItem(atPath: app) }
+        try reader.makeKey(app + "/bob.pub", comment: "bob@laptop")
+        try reader.makeCertificate(in: app)
+
+        let readme = try String(contentsOfFile: Self.root + "/README.md", encoding: .utf8)
+        let lines = Self.shellLines(readme).filter { Self.excluded[$0] == nil }
+        #expect(Set(Self.excluded.keys).isSubset(of: Set(Self.shellLines(readme))), "an excluded line is gone from README.md")
+        #expect(lines.count == Self.expectations.count, "README.md's examples and this test's expectations differ: \(lines)")
+        for (line, expected) in zip(lines, Self.expectations) {
+            try #require(line.hasPrefix(expected.prefix), "README.md's next example is \(line), expected \(expected.prefix)")
+            reader.check(line, in: app, expected)
         }
-        // The reader: run.sh's first admin (as root), a home with a key and a git identity.
-        let admin = try TestUser.register("root", admin: true, on: server.slipway)
-        let home = work + "/home", bin = work + "/bin"
-        for dir in [home + "/.ssh", bin] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+    }
+
+    /// What the man pages' examples show (a line not listed here must exit 0 and print
+    /// no error); and the lines that cannot run, each with its reason.
+    static let manExpectations: [String: Expectation] = [
+        "ssh -p 2222 host -- --quiet apps:list": .init(prefix: "", shows: "web\n"),
+        "ssh -p 2222 host -- --app web --quiet apps:report --app-locked": .init(prefix: "", shows: "false\n"),
+        "echo hi | ssh -p 2222 host run web cat": .init(prefix: "", shows: "hi\n"),
+        "ssh -t -p 2222 host run web bash": .init(prefix: "", shows: "hello world\n", stdin: "echo \"$GREETING\"\n"),
+        "ssh -p 2222 host run web python3 manage.py migrate": .init(prefix: "", shows: "migrated\n"),
+        "eval \"$(ssh -p 2222 host config:export web)\"": .init(prefix: "", shows: ""),
+        "docker run $(ssh -p 2222 host config:export --format docker-args-keys web) image": .init(prefix: "", shows: "--env=GREETING image"),
+        "mkdir -p env.d && ssh -p 2222 host config:bundle web | tar -x -C env.d": .init(prefix: "", shows: ""),
+        "ssh -p 2222 host apps:clone web web-preview": .init(prefix: "", shows: "web-preview"),
+        "ssh -p 2222 host apps:rename web-preview preview": .init(prefix: "", shows: "preview"),
+        "ssh -p 2222 host enter web web.1 ls /app": .init(prefix: "", shows: "Procfile\n"),
+        "ssh -t -p 2222 host enter web": .init(prefix: "", shows: "enter-ok\n", stdin: "echo enter-ok\nexit\n"),
+        "ssh -p 2222 host ps:set web restart-policy on-failure:5": .init(prefix: "", shows: "on-failure:5"),
+    ]
+
+    @Test func theManPagesRunAsWritten() throws {
+        _ = try BuilderImage.bootstrap.get()
+        let reader = try ReaderShell(admin: "root")
+        defer { reader.remove() }
+        // What the pages assume: a deployed app `web` (a Procfile app with a manage.py),
+        // apps `staging` and `scratch`, and the files their lines read.
+        let app = try makeRepository(["Procfile": Data("web: python3 -m http.server --bind 0.0.0.0 $PORT\n".utf8),
+                                      "manage.py": Data("import sys\nprint(sys.argv[1] + 'd')\n".utf8),
+                                      ".gitignore": Data("*.pem\n*.pub\n.env\nenv.d/\n".utf8)])
+        defer { try? FileManager.default.removeItem(atPath: app) }
+        for line in ["ssh -p 2222 host apps:create web", "git push ssh://host:2222/web main", "ssh -p 2222 host apps:create staging",
+                     "ssh -p 2222 host apps:create scratch"] {
+            reader.check(line, in: app, .init(prefix: "", shows: ""))
+        }
+        for name in ["bob", "alice", "carol"] { try reader.makeKey(app + "/\(name).pub", comment: "\(name)@laptop") }
+        try reader.makeKey(reader.home + "/alice/.ssh/id_ed25519.pub", comment: "alice@desktop")
+        try reader.makeCertificate(in: app)
+        try "FROM_ENV=1\nOTHER=two words\n".write(toFile: app + "/.env", atomically: true, encoding: .utf8)
+
+        var ran = 0
+        // slipway(8) first: it makes the first admin, as a reader would.
+        for page in ["slipway.8", "slipway-commands.7"] {
+            let text = try String(contentsOfFile: Self.root + "/man/" + page, encoding: .utf8)
+            for line in Self.manLines(text) {
+                reader.check(line, in: app, Self.manExpectations[line] ?? .init(prefix: "", shows: ""))
+                ran += 1
+            }
+        }
+        #expect(ran >= 20, "the man pages' examples were not found")
+        #expect(Set(Self.manExpectations.keys).isSubset(of: Set(try ["slipway.8", "slipway-commands.7"].flatMap {
+            Self.manLines(try String(contentsOfFile: Self.root + "/man/" + $0, encoding: .utf8))
+        })), "a line this test expects is gone from the man pages")
+    }
+}
+
+/// A reader's shell on a fresh test server, set up as the docs assume: `ssh` (git's
+/// too) drops the documented `-p 2222` and reaches this server as the admin whatever
+/// host is named; `slipway` is the binary under test on the server's data dir; `:8080`
+/// becomes the server's proxy port; `/home/alice` is a folder of the test's; `docker`
+/// prints its arguments.
+struct ReaderShell {
+    let server: TestServer
+    let work: String
+    let home: String
+    let environment: [String: String]
+
+    init(admin name: String) throws {
+        server = try TestServer()
+        work = try temporaryDirectory("slipway-docs")
+        home = work + "/home"
+        let admin = try TestUser.register(name, admin: true, on: server.slipway)
+        let bin = work + "/bin"
+        for dir in [home + "/.ssh", home + "/alice/.ssh", bin] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         #expect(try run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", home + "/.ssh/id_ed25519"]).status == 0)
         try "[user]\n\tname = Reader\n\temail = reader@example.com\n".write(toFile: home + "/.gitconfig", atomically: true, encoding: .utf8)
-
-        // The substitutions, all here: `ssh` (also git's) drops the documented `-p 2222` and
-        // reaches this server as `admin`; `slipway` is the binary under test on its data
-        // dir; `:8080` becomes this server's proxy port (in `substitute` below).
         let options = server.sshOptions(key: admin.key).map { "'\($0)'" }.joined(separator: " ")
         try """
             #!/bin/bash
@@ -101,38 +187,53 @@ struct DocumentationExamplesTests {
             """.write(toFile: bin + "/ssh", atomically: true, encoding: .utf8)
         try "#!/bin/sh\nexec '\(Slipway.binary)' --data-dir '\(server.slipway.dataDir)' --config '\(server.slipway.configPath)' \"$@\"\n"
             .write(toFile: bin + "/slipway", atomically: true, encoding: .utf8)
-        for tool in ["ssh", "slipway"] { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/" + tool) }
-        func substitute(_ line: String) -> String { line.replacingOccurrences(of: ":8080", with: ":\(server.slipway.proxyPort)") }
-        let environment = ["HOME": home, "PATH": bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
-                           "GIT_SSH_COMMAND": "ssh", "GIT_SSH_VARIANT": "ssh"]
+        try "#!/bin/sh\necho docker \"$@\"\n".write(toFile: bin + "/docker", atomically: true, encoding: .utf8)
+        for tool in ["ssh", "slipway", "docker"] { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/" + tool) }
+        environment = ["HOME": home, "PATH": bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+                       "GIT_SSH_COMMAND": "ssh", "GIT_SSH_VARIANT": "ssh"]
+    }
 
-        // The files the README only mentions: the reader's app checkout (its first push is
-        // v1), bob's key, and a certificate for the domain.
-        let app = try makeRepository(["Procfile": Data("web: python3 -m http.server --bind 0.0.0.0 $PORT\n".utf8),
-                                      "index.html": Data("hello from the docs\n".utf8), ".gitignore": Data("*.pem\n*.pub\n".utf8)])
-        defer { try? FileManager.default.removeItem(atPath: app) }
-        #expect(try run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "bob@laptop", "-f", work + "/bob"]).status == 0)
-        try FileManager.default.copyItem(atPath: work + "/bob.pub", toPath: app + "/bob.pub")
-        let made = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                                                "-keyout", app + "/key.pem", "-out", app + "/cert.pem", "-days", "2", "-subj", "/CN=www.example.com",
-                                                "-addext", "subjectAltName=DNS:www.example.com"])
-        #expect(made.status == 0, "\(made.err)")
+    func remove() {
+        server.slipway.cleanUp()
+        try? FileManager.default.removeItem(atPath: server.slipway.dataDir)
+        try? FileManager.default.removeItem(atPath: server.slipway.configPath)
+        try? FileManager.default.removeItem(atPath: work)
+    }
 
-        let readme = try String(contentsOfFile: Self.root + "/README.md", encoding: .utf8)
-        let lines = Self.shellLines(readme).filter { Self.excluded[$0] == nil }
-        #expect(Set(Self.excluded.keys).isSubset(of: Set(Self.shellLines(readme))), "an excluded line is gone from README.md")
-        #expect(lines.count == Self.expectations.count, "README.md's examples and this test's expectations differ: \(lines)")
-        for (line, expected) in zip(lines, Self.expectations) {
-            try #require(line.hasPrefix(expected.prefix), "README.md's next example is \(line), expected \(expected.prefix)")
+    func substitute(_ line: String) -> String {
+        line.replacingOccurrences(of: ":8080", with: ":\(server.slipway.proxyPort)").replacingOccurrences(of: "/home/alice", with: home + "/alice")
+    }
+
+    /// Runs `line` in bash in `directory` and checks it as a reader would: exit 0 (a
+    /// streaming line is stopped after 8 s), the expected text shown, no error.
+    func check(_ line: String, in directory: String, _ expected: DocumentationExamplesTests.Expectation) {
+        do {
             let script = "cd -- \"$0\" || exit 99\n" + substitute(line)
-            let stdin = expected.stdin.map { Data($0.utf8) }
             let result = expected.follow
-                ? try run("/usr/bin/timeout", ["-s", "KILL", "8", "/bin/bash", "-c", script, app], environment: environment)
-                : try run("/bin/bash", ["-c", script, app], stdin: stdin, environment: environment)
+                ? try run("/usr/bin/timeout", ["-s", "KILL", "8", "/bin/bash", "-c", script, directory], environment: environment)
+                : try run("/bin/bash", ["-c", script, directory], stdin: expected.stdin.map { Data($0.utf8) }, environment: environment)
             let shown = result.out + result.err
             if !expected.follow { #expect(result.status == 0, "\(line)\nexit \(result.status): \(shown)") }
-            #expect(shown.contains(expected.shows), "\(line)\nshows: \(shown)")
+            // ("".contains("") is false: an empty expectation asks for nothing but the rest.)
+            #expect(expected.shows.isEmpty || shown.contains(expected.shows), "\(line)\nshows: \(shown)")
             #expect(!shown.contains("error:"), "\(line)\nshows: \(shown)")
+        } catch {
+            Issue.record("\(line): \(error)")
         }
+    }
+
+    /// A fresh public key at `path` (its private half stays in the test's own folder).
+    func makeKey(_ path: String, comment: String) throws {
+        let key = work + "/key-\(UUID().uuidString)"
+        #expect(try run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", key]).status == 0)
+        try FileManager.default.moveItem(atPath: key + ".pub", toPath: path)
+    }
+
+    /// cert.pem and key.pem for www.example.com in `directory`.
+    func makeCertificate(in directory: String) throws {
+        let made = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                                                "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem", "-days", "2", "-subj", "/CN=www.example.com",
+                                                "-addext", "subjectAltName=DNS:www.example.com"])
+        #expect(made.status == 0, "\(made.err)")
     }
 }
