@@ -79,7 +79,7 @@ public struct BuildService: Sendable {
             }
             let archived = try gitOutput(archive + [revision])
             guard archived.status == 0 else { throw UserFacingError.invalid("git archive of \(revision.prefix(12)) failed: \(archived.stderr)") }
-            try waitFor { [engine, request] in try await engine.buildImage(request, output: output) }
+            try Self.runBuild(request, on: engine, output: output)
             record.status = .succeeded
             output("=====> Built \(tag)")
         } catch {
@@ -94,6 +94,20 @@ public struct BuildService: Sendable {
         }
         if let message = record.error { throw UserFacingError(.conflict, message) }
         return record
+    }
+
+    /// Runs the engine's build. A build whose step's OCI runtime process was sent
+    /// SIGKILL (podman: "while running runtime: signal: killed"; a step stopped by its
+    /// memory limit shows exit status 137 instead) is tried once more, saying so:
+    /// podman's build steps have died this way in the test suite under load with no
+    /// limit reached and no cause found in Slipway, and the same build then passed.
+    static func runBuild(_ request: BuildRequest, on engine: ContainerEngine, output: @escaping @Sendable (String) -> Void) throws {
+        do {
+            try waitFor { try await engine.buildImage(request, output: output) }
+        } catch let error as UserFacingError where error.message.contains("while running runtime: signal: killed") {
+            output("-----> The engine's build step was killed from outside (not by a limit); building once more")
+            try waitFor { try await engine.buildImage(request, output: output) }
+        }
     }
 
     /// Refuses a Dockerfile that reaches outside its build (`DockerfilePolicy`),

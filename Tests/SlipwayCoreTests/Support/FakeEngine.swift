@@ -46,7 +46,18 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     func inspectImage(_ reference: String) async throws -> ImageInfo? {
         ImageInfo(id: reference, created: nil, size: 0, user: "", labels: [:])
     }
-    func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws {}
+    /// The next builds fail with these messages, one each; then builds succeed.
+    var buildFailures: [String] {
+        get { lock.withLock { scriptedBuildFailures } }
+        set { lock.withLock { scriptedBuildFailures = newValue } }
+    }
+    private var scriptedBuildFailures: [String] = []
+    func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws {
+        record("build \(request.tag)")
+        try lock.withLock {
+            if !scriptedBuildFailures.isEmpty { throw UserFacingError(.conflict, "the build failed: " + scriptedBuildFailures.removeFirst()) }
+        }
+    }
     func createContainer(_ spec: ContainerSpec) async throws -> String {
         try lock.withLock {
             let name = spec.name ?? "auto-\(next)"

@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+@testable import SlipwayCore
+
+/// A build whose step the engine's runtime lost to a SIGKILL from outside is tried
+/// once more; a build that failed on its own (or by its memory limit) is not.
+@Suite("A build killed from outside is tried once more")
+struct BuildRetryTests {
+    static let killed = "building at STEP \"RUN make\": while running runtime: signal: killed"
+    static let outOfMemory = "building at STEP \"RUN make\": while running runtime: exit status 137"
+
+    func build(_ failures: [String]) -> (attempts: Int, error: String?, lines: [String]) {
+        let engine = FakeEngine()
+        engine.buildFailures = failures
+        let lines = Lines()
+        var error: String?
+        do {
+            try BuildService.runBuild(BuildRequest(contextTarFile: "/nonexistent", tag: "slipway/web:1"), on: engine, output: { lines.append($0) })
+        } catch let failure as UserFacingError {
+            error = failure.message
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+        return (engine.calls.filter { $0.hasPrefix("build ") }.count, error, lines.all)
+    }
+
+    final class Lines: @unchecked Sendable {
+        private let lock = NSLock()
+        private var lines: [String] = []
+        func append(_ line: String) { lock.withLock { lines.append(line) } }
+        var all: [String] { lock.withLock { lines } }
+    }
+
+    @Test func aStepKilledFromOutsideIsBuiltOnceMore() {
+        let once = build([Self.killed])
+        #expect(once.attempts == 2 && once.error == nil, "\(once)")
+        #expect(once.lines == ["-----> The engine's build step was killed from outside (not by a limit); building once more"])
+        let twice = build([Self.killed, Self.killed])
+        #expect(twice.attempts == 2 && twice.error?.hasSuffix("signal: killed") == true, "\(twice)")
+    }
+
+    @Test func otherFailuresAreNotRetried() {
+        for failure in [Self.outOfMemory, "building at STEP \"RUN false\": while running runtime: exit status 1"] {
+            let result = build([failure])
+            #expect(result.attempts == 1 && result.error == "the build failed: " + failure && result.lines.isEmpty, "\(result)")
+        }
+    }
+}
