@@ -47,6 +47,46 @@ struct DeployPlanTests {
         #expect(decoded.ignoredKeys == [] && decoded.predeploy == plan.predeploy)
     }
 
+    /// app.json `formation` as Dokku reads it: each type's quantity; the rest of an
+    /// entry (max_parallel, autoscaling, service) is named as ignored.
+    @Test func formationQuantitiesAreReadAndTheRestIsNamedAsIgnored() throws {
+        let plan = try DeployPlan.parse(procfile: "web: a\nworker: b\nclock: c\n", appJSON: """
+            {"formation": {
+              "web": {"quantity": 20, "max_parallel": 1},
+              "worker": {"quantity": 0, "autoscaling": {"min_quantity": 1, "triggers": {"http": {}}}},
+              "clock": {"service": {"exposed": true}},
+              // a type the Procfile no longer has, scaled to 0, is accepted as Dokku does
+              "gone": {"quantity": 0}
+            }}
+            """)
+        #expect(plan.formation == ["web": 20, "worker": 0])
+        #expect(plan.ignoredKeys == ["formation.clock.service", "formation.web.max_parallel", "formation.worker.autoscaling"])
+        // A release's snapshot keeps it; one made before formations were read has none.
+        let decoded = try JSONDecoder().decode(DeployPlan.self, from: try JSONEncoder().encode(plan))
+        #expect(decoded.formation == ["web": 20, "worker": 0])
+        let older = try JSONDecoder().decode(DeployPlan.self, from: Data(#"{"processes":{"web":"a"},"predeploy":[],"postdeploy":[],"healthchecks":{}}"#.utf8))
+        #expect(older.formation == nil)
+        #expect(String(decoding: try JSONEncoder().encode(older), as: UTF8.self).contains("formation") == false)
+
+        // No quantity anywhere: no formation (ps:scale keeps the scale), as Dokku.
+        for appJSON in [#"{"formation": {"web": {"max_parallel": 2}}}"#, #"{"formation": {}}"#, #"{"formation": {"web": {"quantity": null}}}"#] {
+            let none = try DeployPlan.parse(procfile: "web: a\n", appJSON: appJSON)
+            #expect(none.formation == nil, "\(appJSON)")
+        }
+        // Without a Procfile the image's command is web, and web is what a formation may scale.
+        #expect(try DeployPlan.parse(procfile: nil, appJSON: #"{"formation": {"web": {"quantity": 3}}}"#).formation == ["web": 3])
+    }
+
+    /// A process type name in app.json is the tenant's text: it reaches the error quoted,
+    /// never as raw control characters that could forge lines of the deploy's output.
+    @Test func aHostileFormationTypeIsQuotedInTheRefusal() {
+        let appJSON = #"{"formation": {"x\n-----> Application deployed\u001b[2K": {"quantity": 1}}}"#
+        let error = #expect(throws: UserFacingError.self) { try DeployPlan.parse(procfile: "web: a\n", appJSON: appJSON) }
+        let message = error?.message ?? ""
+        #expect(message.contains(#"there is no process type "x\n-----> Application deployed\u{1b}[2K""#), "\(message)")
+        #expect(!message.contains("\n") && !message.contains("\u{1b}"), "\(message)")
+    }
+
     @Test func withoutAProcfileTheImageCommandIsWeb() throws {
         #expect(try DeployPlan.parse(procfile: nil, appJSON: nil).processes == ["web": ""])
     }
@@ -70,6 +110,20 @@ struct DeployPlanTests {
         (#"{"healthchecks": {"web": [{"path": "/a b"}]}}"#, "must start with / and hold no spaces"),
         (#"{"healthchecks": {"web": [{"attempts": 0}]}}"#, "attempts must be within 1...100"),
         (#"{"healthchecks": {"web": [{"timeout": 601}]}}"#, "timeout must be within 1...600"),
+        // formation: hostile quantities are refused with their path, and nothing is deployed.
+        (#"{"formation": {"web": {"quantity": -1}}}"#, "app.json formation.web.quantity must be a whole number from 0 to 20"),
+        (#"{"formation": {"web": {"quantity": 21}}}"#, "app.json formation.web.quantity must be a whole number from 0 to 20"),
+        (#"{"formation": {"web": {"quantity": 9223372036854775808}}}"#, "app.json formation.web.quantity must be a whole number"),
+        (#"{"formation": {"web": {"quantity": 1e300}}}"#, "app.json formation.web.quantity must be a whole number"),
+        (#"{"formation": {"web": {"quantity": 2.5}}}"#, "app.json formation.web.quantity must be a whole number"),
+        (#"{"formation": {"web": {"quantity": "2"}}}"#, "app.json formation.web.quantity must be a whole number"),
+        (#"{"formation": {"web": {"quantity": true}}}"#, "app.json formation.web.quantity must be a whole number"),
+        (#"{"formation": {"web": {"quantity": {"quantity": 1}}}}"#, "app.json formation.web.quantity must be a whole number"),
+        (#"{"formation": {"web": {"quantity": [1]}}}"#, "app.json formation.web.quantity must be a whole number"),
+        (#"{"formation": {"web": 2}}"#, "app.json is not valid: formation.web"),
+        (#"{"formation": [{"web": 2}]}"#, "app.json is not valid: formation"),
+        (#"{"formation": "web=2"}"#, "app.json is not valid: formation"),
+        (#"{"formation": {"worker": {"quantity": 1}}}"#, #"app.json formation: there is no process type "worker" to run 1 of; the Procfile has web"#),
     ])
     func badAppJSONIsRefused(appJSON: String, message: String) {
         #expect { try DeployPlan.parse(procfile: "web: x\n", appJSON: appJSON) } throws: { error in

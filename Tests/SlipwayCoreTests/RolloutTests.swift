@@ -42,10 +42,10 @@ struct RolloutTests {
     /// Rolls a new release of `processes` out (no build, no tasks).
     @discardableResult
     func roll(version: Int, _ processes: [String: String], checks: [HealthCheck] = [HealthCheck(attempts: 1, wait: 0)],
-              of app: AppName? = nil) throws -> Release {
+              formation: [String: Int]? = nil, of app: AppName? = nil) throws -> Release {
         let app = app ?? self.app
         let record = try #require(try core.apps.find(app))
-        let plan = DeployPlan(processes: processes, healthchecks: ["web": checks])
+        let plan = DeployPlan(processes: processes, healthchecks: ["web": checks], formation: formation)
         let snapshot = ReleaseSnapshot(plan: plan, environment: [:], mounts: [], formation: [:])
         let release = try core.store.write { db -> Release in
             var release = Release(appId: record.id!, version: version, image: "slipway/\(app):\(version)", revision: "r\(version)", reason: "test",
@@ -101,6 +101,72 @@ struct RolloutTests {
         try deploys.scale(app, ["web": 1], by: caller, output: output)
         #expect(engine.names == ["web.web.1"])
         #expect(try deploys.report(app).endpoints.count == 1)
+    }
+
+    /// app.json `formation` (Dokku's docs, process-management "Manually managing process
+    /// scaling"): it decides how many containers run, types it leaves out run 0, ps:scale
+    /// is refused while such a release is current, and a later release without one keeps
+    /// the scale the formation set, which ps:scale then changes again.
+    @Test func anAppJSONFormationDecidesTheScaleAndTurnsPsScaleOff() throws {
+        let processes = ["web": "serve", "worker": "work", "clock": "tick"]
+        try deployV1(processes, scale: ["web": 1, "clock": 3])
+        #expect(engine.names == ["web.clock.1", "web.clock.2", "web.clock.3", "web.web.1"])
+
+        // v2 comes with web 2, worker 1: clock, left out, runs 0.
+        try roll(version: 2, processes, formation: ["web": 2, "worker": 1])
+        #expect(engine.names == ["web.web.1", "web.web.2", "web.worker.1"])
+        var report = try deploys.report(app)
+        #expect(report.formation == ["web": 2, "worker": 1, "clock": 0] && report.scaleFromAppJSON)
+        #expect(report.endpoints.count == 2)
+
+        // ps:scale is refused with Dokku's words and how to change it; nothing changes.
+        let storedBefore = try storedScale()
+        let refused = #expect(throws: UserFacingError.self) { try deploys.scale(app, ["web": 5], by: caller, output: output) }
+        #expect(refused?.message == "App web contains an app.json file with a formations key and cannot be manually scaled; its scale comes from the formation in app.json of v2: change formation.<type>.quantity there and git push (a push without a formation lets ps:scale set it again)")
+        #expect(try storedScale() == storedBefore)
+        #expect(engine.names == ["web.web.1", "web.web.2", "web.worker.1"])
+
+        // A restart and a redeploy (config change) keep the formation's scale; the deploy
+        // stores it as the app's scale in the switch's transaction, with its audit event.
+        try deploys.restart(app, type: nil, by: caller, output: output)
+        #expect(engine.names == ["web.web.1", "web.web.2", "web.worker.1"])
+        try deploys.deploy(app, trigger: .config, by: caller, output: output)
+        #expect(engine.names == ["web.web.1", "web.web.2", "web.worker.1"])
+        #expect(try storedScale() == ["clock": 0, "web": 2, "worker": 1])
+        let events = try core.store.read { db in try String.fetchAll(db, sql: "SELECT detail FROM events WHERE detail LIKE 'scaled %'") }
+        #expect(events == ["scaled clock=0 web=2 worker=1 (app.json formation of v3)"])
+
+        // v4 has no formation: the scale the formation set stays, and ps:scale works again.
+        try roll(version: 4, processes)
+        report = try deploys.report(app)
+        #expect(report.formation == ["web": 2, "worker": 1, "clock": 0] && !report.scaleFromAppJSON)
+        try deploys.scale(app, ["worker": 0, "clock": 1], by: caller, output: output)
+        #expect(engine.names == ["web.clock.1", "web.web.1", "web.web.2"])
+
+        // A rollback to the release with the formation brings its scale and the refusal back.
+        try deploys.deploy(app, trigger: .rollback(version: 3), by: caller, output: output)
+        #expect(engine.names == ["web.web.1", "web.web.2", "web.worker.1"])
+        #expect(throws: UserFacingError.self) { try deploys.scale(app, ["web": 1], by: caller, output: output) }
+    }
+
+    /// A deploy with a formation that fails its checks leaves the app's stored scale as
+    /// it was: the formation is recorded only by the transaction that makes it current.
+    @Test func aFailedDeployWithAFormationLeavesTheStoredScale() throws {
+        try deployV1(["web": "serve"], scale: ["web": 1])
+        try roll(version: 2, ["web": "serve"], formation: ["web": 3])
+        #expect(engine.names == ["web.web.1", "web.web.2", "web.web.3"])
+        probe.status = 500
+        #expect(throws: UserFacingError.self) { try deploys.deploy(app, trigger: .config, by: caller, output: output) }
+        #expect(try storedScale() == ["web": 1])
+        #expect(try currentVersion() == 2)
+        #expect(engine.names == ["web.web.1", "web.web.2", "web.web.3"])
+    }
+
+    /// The app's scale as ps:scale (or a formation's deploy) stored it.
+    func storedScale() throws -> [String: Int] {
+        try core.store.read { db in
+            Dictionary(uniqueKeysWithValues: try FormationEntry.fetchAll(db).map { ($0.processType, $0.quantity) })
+        }
     }
 
     @Test func aLockedAppRefusesEveryDeploySourceAndChangesNothing() throws {

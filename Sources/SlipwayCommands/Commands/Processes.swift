@@ -15,7 +15,7 @@ enum Ps {
     struct Report: QueryCommand {
         static let configuration = CommandConfiguration(
             commandName: "ps:report", abstract: "Show an app's release, scale, restart policy and process containers.",
-            discussion: "With --ps-restart-policy or --ps-computed-restart-policy, print only that value.")
+            discussion: "With --ps-restart-policy, --ps-computed-restart-policy or --ps-can-scale, print only that value.")
         static let rule = AccessRule.app(.read)
         @Argument var app: String
         @OptionGroup var output: FormatOption
@@ -24,7 +24,7 @@ enum Ps {
 
         /// Dokku's info flags of ps:report that Slipway has (no global restart policy: it is per app).
         enum InfoFlag: String, EnumerableFlag, CaseIterable {
-            case psRestartPolicy, psComputedRestartPolicy
+            case psRestartPolicy, psComputedRestartPolicy, psCanScale
         }
 
         struct View: Codable {
@@ -38,10 +38,15 @@ enum Ps {
             /// The app's own `ps:set` value ("" when unset) and the one its containers get, under Dokku's keys.
             let restartPolicy: String
             let computedRestartPolicy: String
+            /// Dokku's "true"/"false": false while the current release's app.json formation sets the scale.
+            let canScale: String
+            /// Where the scale comes from: "app.json" (its formation) or "ps:scale" (with its defaults).
+            let scaleSource: String
 
             enum CodingKeys: String, CodingKey {
                 case release, formation, stopped, processes, endpoints, url
                 case restartPolicy = "restart-policy", computedRestartPolicy = "computed-restart-policy"
+                case canScale = "can-scale", scaleSource = "scale-source"
             }
         }
 
@@ -50,16 +55,19 @@ enum Ps {
             let view = View(release: report.current?.label, formation: report.formation, stopped: report.stopped,
                             processes: report.processes.map { .init(name: $0.name, type: $0.type, release: $0.release, state: $0.state) },
                             endpoints: report.endpoints, url: report.url,
-                            restartPolicy: settings.restartPolicy?.description ?? "", computedRestartPolicy: settings.computedRestartPolicy.description)
+                            restartPolicy: settings.restartPolicy?.description ?? "", computedRestartPolicy: settings.computedRestartPolicy.description,
+                            canScale: report.scaleFromAppJSON ? "false" : "true", scaleSource: report.scaleFromAppJSON ? "app.json" : "ps:scale")
             switch info {
             case .psRestartPolicy?: return context.print(view.restartPolicy)
             case .psComputedRestartPolicy?: return context.print(view.computedRestartPolicy)
+            case .psCanScale?: return context.print(view.canScale)
             case nil: break
             }
             if output.isJSON { return try context.printJSON(view) }
             context.print(Text.heading("\(app) process information"))
             context.print("       Release:         \(view.release ?? "(not deployed yet)")\(view.stopped ? " (stopped: ps:start \(app))" : "")")
             context.print("       Scale:           \(view.formation.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+            context.print("       Scale from:      \(report.scaleFromAppJSON ? "app.json formation of \(view.release ?? "?") (ps:scale is off; change app.json and push)" : "ps:scale")")
             context.print("       URL:             \(view.url)")
             context.print("       Web:             \(view.endpoints.isEmpty ? "-" : view.endpoints.joined(separator: " "))")
             context.print("       Restart policy:  \(view.computedRestartPolicy)\(view.restartPolicy.isEmpty ? " (default)" : "")")
@@ -103,8 +111,8 @@ enum Ps {
             var quantities: [String: Int] = [:]
             for pair in pairs {
                 let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                guard parts.count == 2, ProcessType.isValid(parts[0]), let count = Int(parts[1]), (0...20).contains(count) else {
-                    throw UserFacingError.invalid("\(quoted(pair)) is not TYPE=COUNT with a count from 0 to 20; e.g. ps:scale \(app) web=2")
+                guard parts.count == 2, ProcessType.isValid(parts[0]), let count = Int(parts[1]), (0...ProcessType.maximumScale).contains(count) else {
+                    throw UserFacingError.invalid("\(quoted(pair)) is not TYPE=COUNT with a count from 0 to \(ProcessType.maximumScale); e.g. ps:scale \(app) web=2")
                 }
                 quantities[parts[0]] = count
             }

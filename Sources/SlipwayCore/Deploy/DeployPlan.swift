@@ -11,18 +11,24 @@ public struct DeployPlan: Codable, Sendable, Equatable {
     public var postdeploy: [String]
     /// Process type -> checks from app.json `healthchecks`.
     public var healthchecks: [String: [HealthCheck]]
+    /// Process type -> quantity from app.json `formation` (Dokku's), nil when it sets
+    /// no quantity. When set it is the release's scale: the types it leaves out run 0
+    /// and `ps:scale` is refused while this release is current (Dokku's rule).
+    public var formation: [String: Int]? = nil
     /// app.json keys Slipway does not read (`env`, `cron`, ...), as dotted paths, for
     /// the deploy's output; not part of a release's snapshot.
     public var ignoredKeys: [String] = []
 
-    enum CodingKeys: String, CodingKey { case processes, predeploy, postdeploy, healthchecks }
+    // `formation` is left out of snapshots that have none, so theirs read as before.
+    enum CodingKeys: String, CodingKey { case processes, predeploy, postdeploy, healthchecks, formation }
 
     public init(processes: [String: String], predeploy: [String] = [], postdeploy: [String] = [],
-                healthchecks: [String: [HealthCheck]] = [:]) {
+                healthchecks: [String: [HealthCheck]] = [:], formation: [String: Int]? = nil) {
         self.processes = processes
         self.predeploy = predeploy
         self.postdeploy = postdeploy
         self.healthchecks = healthchecks
+        self.formation = formation
     }
 
     /// Parses a revision's Procfile and app.json (either may be absent). A Dockerfile
@@ -59,13 +65,19 @@ public struct DeployPlan: Codable, Sendable, Equatable {
                 struct Dokku: Decodable { let predeploy: String?; let postdeploy: String? }
                 let dokku: Dokku?
             }
+            /// Dokku's per-type entry; only `quantity` is read (max_parallel, autoscaling,
+            /// service are named as ignored).
+            struct ProcessFormation: Decodable { let quantity: Quantity? }
             let scripts: Scripts?
             let healthchecks: [String: [HealthCheck]]?
+            let formation: [String: ProcessFormation]?
         }
         let decoded: AppJSON
         let json = Data(Self.withoutComments(text).utf8)
         do {
             decoded = try JSONDecoder().decode(AppJSON.self, from: json)
+        } catch let error as UserFacingError {
+            throw error
         } catch {
             throw UserFacingError.invalid("app.json is not valid: \(Self.describe(error)); see man slipway-commands, DEPLOYS")
         }
@@ -76,16 +88,48 @@ public struct DeployPlan: Codable, Sendable, Equatable {
         for (type, checks) in healthchecks {
             for check in checks { try check.validate(type: type) }
         }
+        try read(formation: decoded.formation?.compactMapValues { $0.quantity?.value })
     }
 
-    /// The keys of app.json this plan reads; any other is reported as ignored.
-    private static let read: Set<String> = ["healthchecks", "scripts.dokku.predeploy", "scripts.dokku.postdeploy"]
+    /// app.json `formation.<type>.quantity`, as Dokku applies it: only when some type
+    /// has a quantity; a type it names must be one the Procfile runs, except at 0
+    /// (Dokku accepts scaling a type it no longer has to 0).
+    private mutating func read(formation quantities: [String: Int]?) throws {
+        guard let quantities, !quantities.isEmpty else { return }
+        let types = processes.keys.sorted().joined(separator: ", ")
+        for (type, quantity) in quantities.sorted(by: { $0.key < $1.key }) where processes[type] == nil && quantity > 0 {
+            throw UserFacingError.invalid("app.json formation: there is no process type \(quoted(type)) to run \(quantity) of; the Procfile has \(types)")
+        }
+        formation = quantities.filter { processes[$0.key] != nil }
+    }
 
-    private static func unread(in object: [String: Any], path: String = "") -> [String] {
-        object.keys.sorted().flatMap { key -> [String] in
-            let name = path.isEmpty ? key : "\(path).\(key)"
-            if read.contains(name) { return [] }
-            guard read.contains(where: { $0.hasPrefix(name + ".") }) else { return [name] }
+    /// `formation.<type>.quantity`: a whole number from 0 to the server's maximum scale,
+    /// refused with its path otherwise (strings, fractions, huge numbers, objects).
+    struct Quantity: Decodable {
+        let value: Int
+        init(from decoder: Decoder) throws {
+            let path = decoder.codingPath.map(\.stringValue).joined(separator: ".")
+            let container = try decoder.singleValueContainer()
+            guard let value = try? container.decode(Int.self), (0...ProcessType.maximumScale).contains(value) else {
+                throw UserFacingError.invalid("app.json \(path) must be a whole number from 0 to \(ProcessType.maximumScale) (the most ps:scale allows), e.g. \"quantity\": 2")
+            }
+            self.value = value
+        }
+    }
+
+    /// The keys of app.json this plan reads, as paths (`*`: any key there); any other
+    /// is reported as ignored.
+    private static let read: [[String]] = [["healthchecks"], ["scripts", "dokku", "predeploy"], ["scripts", "dokku", "postdeploy"],
+                                           ["formation", "*", "quantity"]]
+
+    private static func unread(in object: [String: Any], path: [String] = []) -> [String] {
+        func matches(_ pattern: [String], _ name: [String]) -> Bool {
+            zip(pattern, name).allSatisfy { $0 == "*" || $0 == $1 }
+        }
+        return object.keys.sorted().flatMap { key -> [String] in
+            let name = path + [key]
+            if read.contains(where: { $0.count == name.count && matches($0, name) }) { return [] }
+            guard read.contains(where: { $0.count > name.count && matches($0, name) }) else { return [name.joined(separator: ".")] }
             return unread(in: object[key] as? [String: Any] ?? [:], path: name)
         }
     }
@@ -138,6 +182,9 @@ public struct DeployPlan: Codable, Sendable, Equatable {
 
 /// Process type names: what `ps:scale` and container names accept.
 public enum ProcessType {
+    /// The most containers of one type an app may run (`ps:scale`, app.json `formation`).
+    public static let maximumScale = 20
+
     public static func isValid(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, ("a"..."z").contains(first), name.count <= 30 else { return false }
         return name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }

@@ -171,8 +171,10 @@ public struct DeployService: Sendable {
                 try runTask(app, release: release, snapshot: snapshot, command: task, phase: "predeploy", output: output)
             }
             // 4-6. Start, check, switch, retire.
+            let push = recordingPush(trigger, app: app, caller: caller)
+            let scale = recordingFormation(of: plan, appID: record.id!, app: app, release: release, caller: caller)
             try rollout(app, record: record, release: release, snapshot: snapshot, types: nil,
-                        recording: recordingPush(trigger, app: app, caller: caller), output: output)
+                        recording: { db in try push?(db); try scale(db) }, output: output)
         } catch {
             // The summary first, then the failed process's last log lines (if any), each on its own line.
             let (problem, logLines) = ProcessFailure.parts(of: error)
@@ -211,6 +213,26 @@ public struct DeployService: Sendable {
         return { [apps] db in
             try apps.recordPush(branch: branch, revision: revision, of: app, db)
             try db.audit(caller, app: app.rawValue, detail: "pushed \(branch) at \(revision.prefix(12))")
+        }
+    }
+
+    /// For a release with an app.json formation: the app's stored scale becomes it as
+    /// the release becomes current (Dokku: a later deploy without one keeps that scale,
+    /// and ps:scale changes it again); types it leaves out are stored at 0.
+    private func recordingFormation(of plan: DeployPlan, appID: Int64, app: AppName, release: Release,
+                                    caller: Caller) -> @Sendable (Database) throws -> Void {
+        guard plan.formation != nil else { return { _ in } }
+        let scale = Self.formation(plan: plan, stored: [])
+        return { db in
+            let before = try FormationEntry.filter(Column("app_id") == appID).fetchAll(db)
+            guard Set(before.map { "\($0.processType)=\($0.quantity)" }) != Set(scale.map { "\($0.key)=\($0.value)" }) else { return }
+            try FormationEntry.filter(Column("app_id") == appID).deleteAll(db)
+            for (type, quantity) in scale {
+                var entry = FormationEntry(appId: appID, processType: type, quantity: quantity)
+                try entry.insert(db)
+            }
+            try db.audit(caller, app: app.rawValue, detail: "scaled " + scale.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                         + " (app.json formation of \(release.label))")
         }
     }
 
@@ -259,15 +281,29 @@ public struct DeployService: Sendable {
         return try DeployPlan.parse(procfile: try show("Procfile"), appJSON: try show("app.json"))
     }
 
-    /// Says which app.json keys the deploy does not act on.
+    /// Says which app.json keys the deploy does not act on, and the scale its formation sets.
     private func noteIgnoredKeys(_ plan: DeployPlan, _ output: Output) {
-        guard !plan.ignoredKeys.isEmpty else { return }
-        output("-----> app.json: ignoring \(plan.ignoredKeys.joined(separator: ", ")) (Slipway does not read them)")
+        if !plan.ignoredKeys.isEmpty {
+            output("-----> app.json: ignoring \(plan.ignoredKeys.joined(separator: ", ")) (Slipway does not read them)")
+        }
+        if plan.formation != nil {
+            let scale = Self.formation(plan: plan, stored: []).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            output("-----> app.json formation sets the scale: \(scale) (ps:scale is off while it does)")
+        }
     }
 
-    /// The app's scale for the plan's types: what ps:scale set, else web=1 and others 0.
+    /// The app's scale for the plan's types: app.json's formation if the plan has one
+    /// (types it leaves out run 0), else what ps:scale set, else web=1 and others 0.
     func formation(of appID: Int64, plan: DeployPlan) throws -> [String: Int] {
+        if plan.formation != nil { return Self.formation(plan: plan, stored: []) }
         let set = try store.read { db in try FormationEntry.filter(Column("app_id") == appID).fetchAll(db) }
+        return Self.formation(plan: plan, stored: set)
+    }
+
+    private static func formation(plan: DeployPlan, stored set: [FormationEntry]) -> [String: Int] {
+        if let declared = plan.formation {
+            return Dictionary(uniqueKeysWithValues: plan.processes.keys.map { ($0, declared[$0] ?? 0) })
+        }
         var result: [String: Int] = [:]
         for type in plan.processes.keys {
             result[type] = set.first { $0.processType == type }?.quantity ?? (type == "web" ? 1 : 0)

@@ -21,6 +21,8 @@ extension DeployService {
         public let url: String
         /// Its restart policy and checks (`ps:set`, `checks:*`).
         public let settings: ProcessSettingsService.Values
+        /// Whether the current release's app.json `formation` sets the scale (ps:scale is then refused).
+        public let scaleFromAppJSON: Bool
     }
 
     public func report(_ app: AppName) throws -> Report {
@@ -33,7 +35,7 @@ extension DeployService {
         let formation = try current.map { try self.formation(of: record.id!, plan: $0.snapshot.plan) } ?? [:]
         return Report(current: current?.release, formation: formation, stopped: record.processesStopped, processes: processes,
                       endpoints: try currentEndpoints(record.id!).map(\.address), url: try routing.url(for: app),
-                      settings: try processSettings.values(of: app))
+                      settings: try processSettings.values(of: app), scaleFromAppJSON: current?.snapshot.plan.formation != nil)
     }
 
     /// `ps:scale web=2 worker=1`: records the scale and, on a deployed app, starts
@@ -48,6 +50,12 @@ extension DeployService {
             }
         }
         try admit(app, by: caller, output: output) { record, _ in
+            // Read again under the lock: a deploy that just ended may have brought a formation.
+            let current = try currentRelease(of: record)
+            if let current, current.snapshot.plan.formation != nil {
+                // Dokku's words first; then how to change the scale here.
+                throw UserFacingError.conflict("App \(app) contains an app.json file with a formations key and cannot be manually scaled; its scale comes from the formation in app.json of \(current.release.label): change formation.<type>.quantity there and git push (a push without a formation lets ps:scale set it again)")
+            }
             try scaleAdmitted(record, current: current, quantities, by: caller, output: output)
         }
     }
