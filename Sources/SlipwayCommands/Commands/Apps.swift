@@ -168,7 +168,7 @@ enum Apps {
             discussion: "Then it deploys the app's deployed revision unless --skip-deploy. Custom domains, certificates and collaborators "
                 + "are not copied; mounts are copied only where you could make them with storage:mount.")
         static let rule = AccessRule.app(.read)
-        @Flag(help: "Copy only; do not build and deploy the new app.") var skipDeploy = false
+        @Flag(help: "Copy only; do not build and deploy the new app (ps:rebuild deploys it later).") var skipDeploy = false
         @Flag(help: "Exit 0, with a warning, if the new name is taken.") var ignoreExisting = false
         @Argument var old: String
         @Argument var new: String

@@ -128,7 +128,9 @@ public struct DeployService: Sendable {
             let build = try builds.build(app, revision: pushed, by: caller, output: output)
             (image, revision, reason) = (build.image, pushed, "push of \(pushed.prefix(12))")
         case .rebuild:
-            guard let deployed = current?.release.revision ?? record.deployedRevision else {
+            // A clone not deployed yet (--skip-deploy, or its deploy failed) was never
+            // pushed but has its source's repository: it builds its deploy branch, as Dokku does.
+            guard let deployed = current?.release.revision ?? record.deployedRevision ?? git.head(of: app, branch: record.deployBranch) else {
                 throw UserFacingError.conflict("\(app) has never been pushed; git push it first")
             }
             plan = try readPlan(app, revision: deployed)

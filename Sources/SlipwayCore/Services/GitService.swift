@@ -110,6 +110,17 @@ public struct GitService: Sendable {
         Spawn(argv: [Self.gitExecutable, "upload-pack", try ensureRepository(app)], environment: environment(gitProtocol: gitProtocol))
     }
 
+    /// The commit at the tip of `branch` (`main` when nil) of the app's repository, or
+    /// nil when there is no such branch (or no repository).
+    public func head(of app: AppName, branch: String?) -> String? {
+        let result = try? ProcessRunner.run(Self.gitExecutable, ["--git-dir", paths.repository(app), "rev-parse", "--verify", "-q",
+                                                                 "refs/heads/\(branch ?? "main")^{commit}"],
+                                            environment: environment(gitProtocol: nil))
+        guard let result, result.status == 0 else { return nil }
+        let revision = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        return revision.isEmpty ? nil : revision
+    }
+
     /// Whether the app's repository has any branch yet.
     public func hasBranches(_ app: AppName) throws -> Bool {
         let listing = try ProcessRunner.run(Self.gitExecutable, ["--git-dir", paths.repository(app), "for-each-ref", "--count=1", "refs/heads/"],
