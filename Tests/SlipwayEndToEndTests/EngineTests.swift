@@ -6,10 +6,27 @@ import Testing
 /// The builder image, made once per test run with the real `builder:bootstrap`.
 enum BuilderImage {
     static let reference = "slipway/builder:bookworm"
-    /// The bootstrap's output, for the test that checks it.
+    /// The bootstrap's output, for the test that checks it, and the ids of the builder
+    /// image and its app base that it replaced (none on a fresh engine).
     static let bootstrap: Result<Slipway.Result, Error> = Result {
+        replaced.set([reference, BuilderService.appBase(of: reference)].compactMap(imageID))
         let slipway = try Slipway()
         return try slipway("builder:bootstrap")
+    }
+    static let replaced = Replaced()
+
+    final class Replaced: @unchecked Sendable {
+        private let lock = NSLock()
+        private var ids: [String] = []
+        func set(_ value: [String]) { lock.withLock { ids = value } }
+        var all: [String] { lock.withLock { ids } }
+    }
+
+    /// The engine's id of an image, or nil when it has none by that name.
+    static func imageID(_ reference: String) -> String? {
+        let answer = try? run("/usr/bin/curl", ["-s", "--unix-socket", "/run/podman/podman.sock", "http://d/v1.41/images/\(reference)/json"])
+        let object = answer.flatMap { try? JSONSerialization.jsonObject(with: Data($0.out.utf8)) as? [String: Any] }
+        return object?["Id"] as? String
     }
 }
 
@@ -32,6 +49,11 @@ struct EngineTests {
         // Procfile apps build on its app base: the same files, working in /app as app.
         let base = try await engine.inspectImage(BuilderService.appBase(of: BuilderImage.reference))
         #expect(base?.user == "app" && base?.workingDirectory == "/app")
+        // The images it replaced are gone, not left behind nameless (the suite's own
+        // apps built on them were removed with their tests).
+        for id in BuilderImage.replaced.all {
+            #expect(try await engine.inspectImage(id) == nil, "the replaced image \(id) is still there")
+        }
     }
 
     @Test func aContainersWholeLife() async throws {

@@ -86,8 +86,14 @@ public struct BuilderService: Sendable {
         let tar = try ProcessRunner.run("/bin/tar", ["--numeric-owner", "-C", rootfs, "-cf", tarball, "."])
         guard tar.status == 0 else { throw UserFacingError(.unavailable, "packing the root filesystem failed: \(tar.stderr)") }
         try waitFor { [engine] in
+            // The images this one replaces go too, once nothing uses them (by id: the
+            // import takes the builder's name away from the old one, which would
+            // otherwise stay behind nameless; one still used is left to the engine).
+            let replaced = [try await engine.inspectImage(image)?.id, try await engine.inspectImage(Self.appBase(of: image))?.id].compactMap { $0 }
             try await engine.importImage(fromTarFile: tarball, reference: image, changes: ["LABEL org.slipway.builder=debian-bookworm"])
             try? await engine.removeImage(Self.appBase(of: image))
+            let imported = try await engine.inspectImage(image)?.id
+            for id in replaced where id != imported { try? await engine.removeImage(id) }
         }
         try ensureAppBase()
         try store.write { db in try db.audit(caller, app: nil, detail: "bootstrapped builder image \(image)") }
