@@ -15,12 +15,15 @@ public struct DeployPlan: Codable, Sendable, Equatable {
     /// no quantity. When set it is the release's scale: the types it leaves out run 0
     /// and `ps:scale` is refused while this release is current (Dokku's rule).
     public var formation: [String: Int]? = nil
-    /// app.json keys Slipway does not read (`env`, `cron`, ...), as dotted paths, for
+    /// app.json `cron`: the tasks this release schedules while it is current; nil when
+    /// it declares none (left out of its snapshot, so older snapshots read as before).
+    public var cron: [CronEntry]? = nil
+    /// app.json keys Slipway does not read (`env`, `buildpacks`, ...), as dotted paths, for
     /// the deploy's output; not part of a release's snapshot.
     public var ignoredKeys: [String] = []
 
     // `formation` is left out of snapshots that have none, so theirs read as before.
-    enum CodingKeys: String, CodingKey { case processes, predeploy, postdeploy, healthchecks, formation }
+    enum CodingKeys: String, CodingKey { case processes, predeploy, postdeploy, healthchecks, formation, cron }
 
     public init(processes: [String: String], predeploy: [String] = [], postdeploy: [String] = [],
                 healthchecks: [String: [HealthCheck]] = [:], formation: [String: Int]? = nil) {
@@ -71,6 +74,7 @@ public struct DeployPlan: Codable, Sendable, Equatable {
             let scripts: Scripts?
             let healthchecks: [String: [HealthCheck]]?
             let formation: [String: ProcessFormation]?
+            let cron: JSONValue?
         }
         let decoded: AppJSON
         let json = Data(Self.withoutComments(text).utf8)
@@ -89,6 +93,10 @@ public struct DeployPlan: Codable, Sendable, Equatable {
             for check in checks { try check.validate(type: type) }
         }
         try read(formation: decoded.formation?.compactMapValues { $0.quantity?.value })
+        if let entries = decoded.cron {
+            let read = try CronEntry.read(entries)
+            cron = read.isEmpty ? nil : read
+        }
     }
 
     /// app.json `formation.<type>.quantity`, as Dokku applies it: only when some type
@@ -120,7 +128,7 @@ public struct DeployPlan: Codable, Sendable, Equatable {
     /// The keys of app.json this plan reads, as paths (`*`: any key there); any other
     /// is reported as ignored.
     private static let read: [[String]] = [["healthchecks"], ["scripts", "dokku", "predeploy"], ["scripts", "dokku", "postdeploy"],
-                                           ["formation", "*", "quantity"]]
+                                           ["formation", "*", "quantity"], ["cron"]]
 
     private static func unread(in object: [String: Any], path: [String] = []) -> [String] {
         func matches(_ pattern: [String], _ name: [String]) -> Bool {
