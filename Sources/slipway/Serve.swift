@@ -23,6 +23,13 @@ struct Serve: ParsableCommand {
         } catch {
             logger.warning("could not look for leftover run containers", metadata: ["error": "\(error)"])
         }
+        // Outputs the previous server (or a process of its) was still recording end as interrupted.
+        do {
+            let interrupted = try core.outputs.markInterrupted()
+            if interrupted > 0 { logger.info("stored outputs left running by an earlier server marked interrupted", metadata: ["count": "\(interrupted)"]) }
+        } catch {
+            logger.warning("could not mark interrupted outputs", metadata: ["error": "\(error)"])
+        }
         // Deploys the previous server left half done end before any new one can start.
         for repair in try core.deploys.endInterruptedDeploys() { logger.warning("recovery", metadata: ["repair": "\(repair)"]) }
         var options = try SSHServer.Options.parse(listen: listen ?? core.settings.listen)

@@ -56,6 +56,10 @@ public struct Settings: Sendable, Equatable {
     public var nginxConfig: String = "/etc/nginx/nginx.conf"
     /// An app's access log is rotated past this size (one older generation is kept).
     public var accessLogMaxBytes: Int = 16 << 20
+    /// Stored outputs (builds, deploys, tasks, cron and detached runs) kept per app and kind.
+    public var outputRecordsToKeep: Int = 20
+    /// The most one stored output keeps; past it the middle is left out, head and tail kept.
+    public var outputMaxBytes: Int = 1 << 20
     /// Limits of every tenant container and build whose app sets none (`default_memory`,
     /// `default_cpus`, `default_pids`); see etc/slipway.toml for why these values.
     public var defaultLimits = ResourceLimits(memoryBytes: 512 << 20, nanoCPUs: 1_000_000_000, pids: 512)
@@ -144,7 +148,8 @@ public struct Settings: Sendable, Equatable {
             case "builder_mirror":
                 guard let mirror = value.string, mirror.hasPrefix("http://") || mirror.hasPrefix("https://") else { throw wrongType("an http(s) URL") }
                 settings.builderMirror = mirror
-            case "max_sessions", "idle_timeout", "shutdown_grace", "releases_to_keep", "check_timeout", "proxy_port", "tls_port", "access_log_max_bytes":
+            case "max_sessions", "idle_timeout", "shutdown_grace", "releases_to_keep", "check_timeout", "proxy_port", "tls_port", "access_log_max_bytes",
+                 "output_records_to_keep", "output_max_bytes":
                 guard let n = value.int, n > 0 else { throw wrongType("a positive whole number") }
                 switch key {
                 case "max_sessions": settings.maxSessions = n
@@ -152,6 +157,10 @@ public struct Settings: Sendable, Equatable {
                 case "releases_to_keep": settings.releasesToKeep = n
                 case "check_timeout": settings.checkTimeout = n
                 case "access_log_max_bytes": settings.accessLogMaxBytes = n
+                case "output_records_to_keep": settings.outputRecordsToKeep = n
+                case "output_max_bytes":
+                    guard n >= OutputRecording.minimumBytes else { throw wrongType("at least \(OutputRecording.minimumBytes) bytes") }
+                    settings.outputMaxBytes = n
                 case "proxy_port", "tls_port":
                     guard n <= 65535 else { throw wrongType("a port number") }
                     if key == "proxy_port" { settings.proxyPort = n } else { settings.tlsPort = n }
@@ -206,6 +215,11 @@ public struct DataPaths: Sendable {
     public var storageRoot: String { root + "/storage" }
     /// Scratch space for builds; safe to delete.
     public var builds: String { root + "/builds" }
+    /// Stored outputs (`OutputService`), one folder per app id: ids are never handed
+    /// out again and survive renames.
+    public var outputsRoot: String { root + "/outputs" }
+    public func outputs(ofApp appID: Int64) -> String { "\(outputsRoot)/\(appID)" }
+    public func output(_ record: OutputRecord) -> String { "\(outputs(ofApp: record.appId))/\(record.id ?? 0).log" }
 
     /// A random id made on first use, labelling this data dir's containers: servers
     /// that share an engine never touch each other's.

@@ -84,7 +84,7 @@ public struct AppService: Sendable {
     /// Destroys the app: its config, mounts, ACL and repo. Managed storage is kept
     /// unless `purgeStorage`, and then only storage no other app mounts.
     public func destroy(_ name: AppName, purgeStorage: Bool, by caller: Caller) throws -> [StorageName] {
-        let purged: [StorageName] = try store.write { db in
+        let (appID, purged): (Int64?, [StorageName]) = try store.write { db in
             let app = try Self.existing(name, db)
             var purged: [StorageName] = []
             if purgeStorage {
@@ -100,10 +100,11 @@ public struct AppService: Sendable {
             }
             let purgedNote = purged.isEmpty ? "" : "; purged storage \(purged.map(\.rawValue).joined(separator: ", "))"
             try db.audit(caller, app: name.rawValue, detail: "destroyed app \(name)\(purgedNote)")
-            return purged
+            return (app.id, purged)
         }
         // Files go after the commit: a crash in between leaves only unreferenced files.
         try? FileManager.default.removeItem(atPath: paths.repository(name))
+        if let appID { try? FileManager.default.removeItem(atPath: paths.outputs(ofApp: appID)) }
         for storage in purged { try? FileManager.default.removeItem(atPath: paths.storage(storage)) }
         return purged
     }

@@ -22,6 +22,8 @@ public final class Core: Sendable {
     public let certificates: CertificateService
     public let deploys: DeployService
     public let access: AccessService
+    /// Stored output of builds, deploys, deploy tasks, cron and detached runs.
+    public let outputs: OutputService
 
     /// Prepares the data directory and opens (migrating) the database. The engine is
     /// only contacted when a command needs it; the proxy only when routing changes.
@@ -31,6 +33,7 @@ public final class Core: Sendable {
         paths = DataPaths(root: settings.dataDir)
         try paths.prepare()
         store = try Store(path: paths.database)
+        outputs = OutputService(store: store, paths: paths, settings: settings)
         authorizer = Authorizer(store: store)
         users = UserService(store: store)
         apps = AppService(store: store, authorizer: authorizer, settings: settings, paths: paths)

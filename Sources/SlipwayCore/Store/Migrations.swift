@@ -265,6 +265,24 @@ enum Migrations {
                 ALTER TABLE storages ADD COLUMN mode TEXT;
                 """)
         }
+        migrator.registerMigration("v-output-records: stored output of builds, deploys, tasks and runs") { db in
+            // The text is a file under <data-dir>/outputs/<app id>/<id>.log (OutputService);
+            // status is open-ended (running, succeeded, failed, interrupted, skipped, stopped).
+            try db.execute(sql: """
+                CREATE TABLE output_records (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    kind TEXT NOT NULL,
+                    ref TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    started_at DATETIME NOT NULL,
+                    finished_at DATETIME,
+                    bytes INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX output_records_by_app_kind ON output_records(app_id, kind, id);
+                CREATE INDEX output_records_running ON output_records(status) WHERE status = 'running';
+                """)
+        }
         return migrator
     }
 }
