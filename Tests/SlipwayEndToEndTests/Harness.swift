@@ -187,7 +187,9 @@ final class TCPConnection {
 }
 
 func temporaryDirectory(_ prefix: String) throws -> String {
-    let path = scratchRoot + "/\(prefix)-\(UUID().uuidString)"
+    // Short: unix sockets live in some of these (ssh's ControlPath adds 17 characters
+    // to its path, and the whole must fit in 108 bytes even under test.sh's TMPDIR).
+    let path = scratchRoot + "/\(prefix)-\(UUID().uuidString.prefix(8))"
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
@@ -195,7 +197,7 @@ func temporaryDirectory(_ prefix: String) throws -> String {
 /// One folder per test process holds every file the end-to-end tests make (data
 /// dirs, repositories, keys); it goes when the process exits, failed tests included.
 let scratchRoot: String = {
-    let root = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-e2e-run.\(getpid())").path
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("e2e.\(getpid())").path
     try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     atexit { try? FileManager.default.removeItem(atPath: scratchRoot) }
     return root
