@@ -16,6 +16,7 @@ public enum CommandTree {
         Users.Add.self, Users.Remove.self, Users.List.self, Users.Report.self, Users.SetAdmin.self,
         SSHKeys.Add.self, SSHKeys.Remove.self, SSHKeys.List.self, WhoAmI.self,
         Run.self, RunDetached.self, RunList.self, RunStop.self, Enter.self,
+        Cron.List.self, Cron.RunNow.self, Cron.Suspend.self, Cron.Resume.self, Cron.Logs.self,
         Ps.Report.self, Ps.Set.self, Ps.Scale.self, Ps.Restart.self, Ps.Start.self, Ps.Stop.self, Ps.Rebuild.self,
         Checks.Report.self, Checks.Disable.self, Checks.Enable.self, Checks.Skip.self, Checks.Set.self,
         Releases.List.self, Releases.Rollback.self, Logs.self, DeployLockCommands.Status.self, DeployLockCommands.Unlock.self,

@@ -60,6 +60,10 @@ public struct Settings: Sendable, Equatable {
     public var outputRecordsToKeep: Int = 20
     /// The most one stored output keeps; past it the middle is left out, head and tail kept.
     public var outputMaxBytes: Int = 1 << 20
+    /// The timezone cron schedules are read in (`cron_timezone`, an IANA name, valid).
+    public var cronTimezone: String = "UTC"
+    /// Seconds a cron run may take before it is stopped, unless its entry sets `timeout`.
+    public var cronTimeout: Int = 3600
     /// Limits of every tenant container and build whose app sets none (`default_memory`,
     /// `default_cpus`, `default_pids`); see etc/slipway.toml for why these values.
     public var defaultLimits = ResourceLimits(memoryBytes: 512 << 20, nanoCPUs: 1_000_000_000, pids: 512)
@@ -192,6 +196,14 @@ public struct Settings: Sendable, Equatable {
                 if key == "nginx_config" { settings.nginxConfig = path } else { settings.nginxIncludeDir = path }
             case "default_memory", "max_memory", "default_cpus", "max_cpus", "default_pids", "max_pids":
                 try settings.setResource(key, value.string ?? value.int.map(String.init) ?? value.double.map { String($0) }, source: source)
+            case "cron_timezone":
+                guard let name = value.string, TimeZone(identifier: name) != nil else { throw wrongType("an IANA timezone name such as \"UTC\" or \"Europe/Berlin\"") }
+                settings.cronTimezone = name
+            case "cron_timeout":
+                guard let n = value.int, CronEntry.timeoutRange.contains(n) else {
+                    throw wrongType("a whole number of seconds from \(CronEntry.timeoutRange.lowerBound) to \(CronEntry.timeoutRange.upperBound)")
+                }
+                settings.cronTimeout = n
             case "initial_admin_keys":
                 guard let array = value.array else { throw wrongType("an array of public key lines") }
                 settings.initialAdminKeys = try array.map { try $0.string ?? { throw wrongType("an array of public key lines") }() }

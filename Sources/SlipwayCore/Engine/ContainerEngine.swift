@@ -237,6 +237,8 @@ public enum ContainerKind: String, Sendable, CaseIterable {
     case run
     /// `run:detached`.
     case detached
+    /// A cron run (scheduled, or `cron:run`): `run`'s container on a clock.
+    case cron
     /// Slipway's own short-lived container (the image-user lookup, the app base).
     case helper
 }

@@ -22,6 +22,8 @@ public final class Core: Sendable {
     public let certificates: CertificateService
     public let deploys: DeployService
     public let access: AccessService
+    /// app.json cron: entries, runs, suspensions (the scheduler lives in `slipway serve`).
+    public let cron: CronService
     /// Stored output of builds, deploys, deploy tasks, cron and detached runs.
     public let outputs: OutputService
 
@@ -51,6 +53,7 @@ public final class Core: Sendable {
         deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
                                 storage: storage, builds: builds, git: git, routing: routing, locks: locks,
                                 instance: try paths.instanceID())
+        cron = CronService(store: store, settings: settings, apps: apps, deploys: deploys, runs: runs, outputs: outputs, registry: CronRunRegistry())
         access = AccessService(apps: apps, users: users, runs: runs)
         pushes = PushService(apps: apps, git: git, deploys: deploys, users: users, authorizer: authorizer)
     }

@@ -40,7 +40,15 @@ public struct RunService: Sendable {
 
     /// Runs `command` (the image's own command when empty); returns its exit status.
     public func run(_ app: AppName, command: [String], by caller: Caller, io: IO) throws -> Int32 {
-        var (spec, labels, mounts) = try containerSpec(app, command: command, kind: .run, by: caller)
+        try run(app, command: command, by: caller, io: io, kind: .run)
+    }
+
+    /// `run`'s path for other kinds of one-off container (a cron run: `kind` `.cron`,
+    /// the current release's `image`, `started` told the container's name once it exists).
+    func run(_ app: AppName, command: [String], by caller: Caller, io: IO, kind: ContainerKind,
+             image: (reference: String, appID: Int64)? = nil, started: (String) throws -> Void = { _ in }) throws -> Int32 {
+        var (spec, labels, mounts) = try containerSpec(app, command: command, kind: kind, by: caller, image: image)
+        try started(spec.name!)
         spec.openStdin = true
         if let terminal = io.terminal {
             spec.tty = true
@@ -122,10 +130,16 @@ public struct RunService: Sendable {
 
     /// A run container for the app's latest build: its config, its run-phase storage,
     /// labels that let `run:list` and the orphan sweep find it.
-    private func containerSpec(_ app: AppName, command: [String], kind: ContainerKind,
-                               by caller: Caller) throws -> (ContainerSpec, ContainerLabels, [StorageService.MountInfo]) {
-        guard let build = try builds.latestSuccessful(of: app) else {
-            throw UserFacingError.notFound("\(app) has no build yet; git push it first")
+    private func containerSpec(_ app: AppName, command: [String], kind: ContainerKind, by caller: Caller,
+                               image chosen: (reference: String, appID: Int64)? = nil) throws -> (ContainerSpec, ContainerLabels, [StorageService.MountInfo]) {
+        let build: (image: String, appId: Int64)
+        if let chosen {
+            build = (chosen.reference, chosen.appID)
+        } else {
+            guard let latest = try builds.latestSuccessful(of: app) else {
+                throw UserFacingError.notFound("\(app) has no build yet; git push it first")
+            }
+            build = (latest.image, latest.appId)
         }
         let containers = try self.containers
         guard let image = try containers.inspectImage(build.image) else {

@@ -283,6 +283,39 @@ enum Migrations {
                 CREATE INDEX output_records_running ON output_records(status) WHERE status = 'running';
                 """)
         }
+        migrator.registerMigration("v-cron: cron runs and suspensions") { db in
+            // One row per cron run (scheduled or cron:run), also the skipped ones; status:
+            // running, succeeded, failed, skipped, stopped, timed out, interrupted. The
+            // entries themselves live in the release's snapshot (its plan's `cron`).
+            // A suspension's entry_id '*' suspends every entry of the app.
+            try db.execute(sql: """
+                CREATE TABLE cron_runs (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    entry_id TEXT NOT NULL,
+                    command TEXT NOT NULL,
+                    trigger TEXT NOT NULL,
+                    origin TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    exit_code INTEGER,
+                    container TEXT,
+                    output_id INTEGER,
+                    detail TEXT,
+                    scheduled_for DATETIME,
+                    started_at DATETIME NOT NULL,
+                    finished_at DATETIME
+                );
+                CREATE INDEX cron_runs_by_entry ON cron_runs(app_id, entry_id, id);
+                CREATE INDEX cron_runs_running ON cron_runs(status) WHERE status = 'running';
+                CREATE TABLE cron_suspensions (
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    entry_id TEXT NOT NULL,
+                    suspended_by TEXT NOT NULL,
+                    suspended_at DATETIME NOT NULL,
+                    PRIMARY KEY (app_id, entry_id)
+                );
+                """)
+        }
         return migrator
     }
 }
