@@ -23,9 +23,15 @@ struct Serve: ParsableCommand {
         } catch {
             logger.warning("could not look for leftover run containers", metadata: ["error": "\(error)"])
         }
-        // Outputs the previous server (or a process of its) was still recording end as interrupted.
+        // Detached runs' outputs are read again; the others left running end as interrupted.
+        var followed = Set<Int64>()
         do {
-            let interrupted = try core.outputs.markInterrupted()
+            followed = try core.runs.resumeDetachedOutputs()
+        } catch {
+            logger.warning("could not follow the detached runs of an earlier server", metadata: ["error": "\(error)"])
+        }
+        do {
+            let interrupted = try core.outputs.markInterrupted(except: followed)
             if interrupted > 0 { logger.info("stored outputs left running by an earlier server marked interrupted", metadata: ["count": "\(interrupted)"]) }
         } catch {
             logger.warning("could not mark interrupted outputs", metadata: ["error": "\(error)"])

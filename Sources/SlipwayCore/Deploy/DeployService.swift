@@ -52,6 +52,9 @@ public struct DeployService: Sendable {
     /// The facade for this server's containers.
     var containers: Containers { Containers(engine: engine, instance: instance) }
 
+    /// Where deploys' and deploy tasks' output is kept.
+    var outputs: OutputService { OutputService(store: store, paths: paths, settings: settings) }
+
     // MARK: The gate
 
     /// The one way into a deploy, for every source: waits (bounded) for the server's
@@ -114,8 +117,13 @@ public struct DeployService: Sendable {
 
     /// The pipeline proper, the gate passed.
     @discardableResult
-    private func deploy(_ record: App, lock: DeployLock, trigger: Trigger, by caller: Caller, output: @escaping Output) throws -> Release? {
+    private func deploy(_ record: App, lock: DeployLock, trigger: Trigger, by caller: Caller, output emit: @escaping Output) throws -> Release? {
         let app = record.name
+        // The whole stream the caller sees is stored with the release (releases:output
+        // APP vN): held back until the release has its number, then written through.
+        let stored = DeployOutput(emit)
+        defer { stored.finish(.failed) }
+        let output: Output = stored.line
         let current = try currentRelease(of: record)
 
         // 1. What to release: image, revision, plan.
@@ -165,6 +173,7 @@ public struct DeployService: Sendable {
             return release
         }
         try? locks.setVersion(lock, release.version)
+        stored.begin(try? outputs.start(app: app, kind: .deploy, ref: release.label))
         output("-----> Releasing \(app) \(release.label) (\(reason))")
 
         do {
@@ -188,7 +197,9 @@ public struct DeployService: Sendable {
                 try db.audit(caller, app: app.rawValue, outcome: "failed", detail: "deploy of \(release.label) failed: \(problem)")
             }
             let serving = current.map { "\(app) still serves \($0.release.label)" } ?? "nothing of \(app) was started"
-            throw UserFacingError(.conflict, "deploy of \(release.label) failed: \(problem); \(serving)\(logLines)")
+            let failure = UserFacingError(.conflict, "deploy of \(release.label) failed: \(problem); \(serving)\(logLines)")
+            stored.finish(.failed, lastWords: "\(failure)")
+            throw failure
         }
         try store.write { [release] db in
             try db.audit(caller, app: app.rawValue, detail: "deployed \(release.label) (\(reason))")
@@ -203,6 +214,7 @@ public struct DeployService: Sendable {
         }
         housekeeping(app, appID: record.id!, output: output)
         output("=====> Application deployed: \(try routing.url(for: app))")
+        stored.finish(.succeeded)
         return release
     }
 
@@ -328,7 +340,11 @@ public struct DeployService: Sendable {
     /// One task in a fresh container from the release image, with the app's env and
     /// deploy-phase storage; output streams to the caller; a non-zero exit fails the deploy.
     func runTask(_ app: AppName, release: Release, snapshot: ReleaseSnapshot, command: String, phase: String,
-                 output: @escaping Output) throws {
+                 output emit: @escaping Output) throws {
+        // Each task's output is also stored on its own (ref "v3 predeploy").
+        let recording = try? outputs.start(app: app, kind: .task, ref: "\(release.label) \(phase)")
+        defer { recording?.finish(.failed) }
+        let output: Output = { line in recording?.write(line); emit(line) }
         output("-----> Running \(phase) task: \(command)")
         var spec = ContainerSpec(image: release.image, command: ["/bin/sh", "-c", command])
         spec.name = "\(app).\(phase).\(UUID().uuidString.prefix(8).lowercased())"
@@ -344,8 +360,11 @@ public struct DeployService: Sendable {
         guard ended.status == 0 else {
             let why = OutOfMemory.reason(exitCode: ended.status, oomKilled: ended.details?.oomKilled ?? false, memoryLimit: spec.limits.memoryBytes,
                                          app: app, processType: nil, settings: settings)
-            throw UserFacingError(.conflict, "the \(phase) task \(quoted(command)) \(why ?? "exited with status \(ended.status)")")
+            let failure = UserFacingError(.conflict, "the \(phase) task \(quoted(command)) \(why ?? "exited with status \(ended.status)")")
+            recording?.writeLines(" !     " + failure.message)
+            throw failure
         }
+        recording?.finish(.succeeded)
     }
 
     // MARK: Shared container settings
@@ -372,5 +391,45 @@ public struct DeployService: Sendable {
         let user = try containers.inspectImage(image)?.user ?? ""
         return try ImageUser.binds(mounts, properties: try storage.properties(of: mounts), image: image, imageUser: user,
                                    sandbox: sandbox, containers: containers)
+    }
+}
+
+/// A deploy's output on its way to the caller and to the store: lines before the
+/// release has a number (the build's) are held, and written once `begin` gets the
+/// recording. Thread-safe: build output arrives from the engine's threads.
+final class DeployOutput: @unchecked Sendable {
+    private let lock = NSLock()
+    private let emit: DeployService.Output
+    private var held: [String] = []
+    private var recording: OutputRecording?
+    private var begun = false
+
+    init(_ emit: @escaping DeployService.Output) { self.emit = emit }
+
+    /// Passes `text` on to the caller, and stores it.
+    func line(_ text: String) {
+        lock.withLock {
+            if let recording { recording.write(text) } else if !begun { held.append(text) }
+        }
+        emit(text)
+    }
+
+    /// The release exists: what was held goes to `recording` (nil: storing failed;
+    /// the deploy goes on without it).
+    func begin(_ recording: OutputRecording?) {
+        lock.withLock {
+            begun = true
+            self.recording = recording
+            for text in held { recording?.write(text) }
+            held = []
+        }
+    }
+
+    /// Ends the stored output (only the first call counts); `lastWords` is what the
+    /// caller is shown after it, the error, stored as its last lines.
+    func finish(_ status: OutputStatus, lastWords: String? = nil) {
+        let recording = lock.withLock { () -> OutputRecording? in defer { self.recording = nil }; return self.recording }
+        if let lastWords { recording?.writeLines(lastWords) }
+        recording?.finish(status)
     }
 }

@@ -14,6 +14,9 @@ public struct BuildService: Sendable {
     let git: GitService
     let builder: BuilderService
 
+    /// Where each build's output is kept.
+    var outputs: OutputService { OutputService(store: store, paths: paths, settings: settings) }
+
     /// The image name of an app's revision.
     public static func imageTag(app: AppName, revision: String) -> String {
         "slipway/\(app):\(revision.prefix(12))"
@@ -23,7 +26,7 @@ public struct BuildService: Sendable {
     /// The build is recorded (`builds:list`) whatever its outcome.
     @discardableResult
     public func build(_ app: AppName, revision: String, by caller: Caller,
-                      output: @escaping @Sendable (String) -> Void) throws -> Build {
+                      output emit: @escaping @Sendable (String) -> Void) throws -> Build {
         let repo = paths.repository(app)
         let env = Self.gitEnvironment(git)
         func gitOutput(_ args: [String]) throws -> ProcessRunner.Result {
@@ -42,6 +45,10 @@ public struct BuildService: Sendable {
             try build.insert(db)
             return build
         }
+        // Every line the caller sees is stored too (builds:output APP ID). A store that
+        // cannot write (a full disk) does not fail the build.
+        let recording = try? outputs.start(app: app, kind: .build, ref: String(record.id!))
+        let output: @Sendable (String) -> Void = { line in recording?.write(line); emit(line) }
 
         let scratch = paths.builds + "/\(app)-\(UUID().uuidString)"
         var limits = ResourceLimits()
@@ -92,6 +99,8 @@ public struct BuildService: Sendable {
             try record.update(db)
             try db.audit(caller, app: app.rawValue, detail: "build \(record.status) for \(revision.prefix(12))\(record.error.map { ": \($0)" } ?? "")")
         }
+        if let message = record.error { recording?.writeLines(" !     " + message) }
+        recording?.finish(record.status == .succeeded ? .succeeded : .failed)
         if let message = record.error { throw UserFacingError(.conflict, message) }
         return record
     }

@@ -77,6 +77,11 @@ public struct OutputService: Sendable {
         return try OutputRecording(record: record, file: paths.output(record), maxBytes: maxBytes, store: store)
     }
 
+    /// Records `record` (still running) again from its start: its file is emptied.
+    func restart(_ record: OutputRecord) throws -> OutputRecording {
+        try OutputRecording(record: record, file: paths.output(record), maxBytes: maxBytes, store: store)
+    }
+
     /// The app's records of `kind` (those for `ref` only, when given), newest first.
     public func records(of app: AppName, kind: OutputKind, ref: String?) throws -> [OutputRecord] {
         try store.read { db in
@@ -135,14 +140,50 @@ public struct OutputService: Sendable {
         }
     }
 
-    /// Called as `slipway serve` starts: records left running by the previous server
-    /// (or a process it outlived) become `interrupted`. Returns how many.
+    /// `builds:output`, `releases:output`, `run:logs`: the app's record of `kind` for
+    /// `ref` (nil: the latest), its text handed to `output`; with `follow`, what is
+    /// added too until it ends or `isCancelled`. Returns that record as last read.
+    /// `listing` without a ref: every stored record of the kind instead (newest
+    /// first, maybe none), no text.
     @discardableResult
-    public func markInterrupted() throws -> Int {
+    public func show(_ app: AppName, kind: OutputKind, ref: String?, listing: Bool = false, follow: Bool,
+                     isCancelled: @Sendable () -> Bool, output: (String) -> Void) throws -> [OutputRecord] {
+        let found = try records(of: app, kind: kind, ref: ref)
+        if listing && ref == nil { return found }
+        guard let record = found.first else {
+            throw UserFacingError.notFound(Self.missing(app, kind: kind, ref: ref))
+        }
+        if follow { return [try self.follow(record, isCancelled: isCancelled, output: output) ?? record] }
+        output(try text(of: record))
+        return [record]
+    }
+
+    /// Why there is nothing to show, and where to look.
+    static func missing(_ app: AppName, kind: OutputKind, ref: String?) -> String {
+        switch (kind, ref) {
+        case (.build, let id?): "\(app) has no stored output of build \(id) (only recent builds keep theirs); builds:list \(app) shows the builds"
+        case (.deploy, let version?): "\(app) has no stored output of release \(version) (only recent deploys keep theirs); releases \(app) lists them"
+        case (.run, let name?): "\(app) has no stored output of a detached run \(quoted(name)); run:detached prints the name to use"
+        case (.task, let ref?), (.cron, let ref?): "\(app) has no stored output for \(quoted(ref))"
+        case (.build, nil): "\(app) has no stored build output yet; git push builds it"
+        case (.deploy, nil): "\(app) has no stored deploy output yet; git push deploys it"
+        case (_, nil): "\(app) has no stored \(kind) output yet"
+        }
+    }
+
+    /// Called as `slipway serve` starts: records left running by the previous server
+    /// (or a process it outlived) become `interrupted`, but those in `followed` (detached
+    /// runs followed again, `RunService.resumeDetachedOutputs`). Returns how many.
+    @discardableResult
+    public func markInterrupted(except followed: Set<Int64> = []) throws -> Int {
         try store.write { db in
-            try db.execute(sql: "UPDATE output_records SET status = ?, finished_at = ? WHERE status = ?",
-                           arguments: [OutputStatus.interrupted.rawValue, Date(), OutputStatus.running.rawValue])
-            return db.changesCount
+            let left = try Int64.fetchAll(db, sql: "SELECT id FROM output_records WHERE status = ?", arguments: [OutputStatus.running.rawValue])
+                .filter { !followed.contains($0) }
+            for id in left {
+                try db.execute(sql: "UPDATE output_records SET status = ?, finished_at = ? WHERE id = ? AND status = ?",
+                               arguments: [OutputStatus.interrupted.rawValue, Date(), id, OutputStatus.running.rawValue])
+            }
+            return left.count
         }
     }
 

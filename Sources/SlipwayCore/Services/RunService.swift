@@ -92,12 +92,18 @@ public struct RunService: Sendable {
     }
 
     /// `run:detached`: starts `command` in the background and returns the container's
-    /// name. The engine removes it when it ends; `run:stop` ends it early.
+    /// name. Its output is stored (`run:logs`) by a follower that removes the container
+    /// once it ended (DetachedRunOutput.swift); `run:stop` ends it early.
     public func runDetached(_ app: AppName, command: [String], by caller: Caller) throws -> String {
         var (spec, labels, _) = try containerSpec(app, command: command, kind: .detached, by: caller)
-        spec.autoRemove = true
-        _ = try containers.start(spec, labels: labels)
+        // The local CLI exits at once, its follower with it: the engine removes the
+        // container then, and the next `slipway serve` follows it if it still runs.
+        spec.autoRemove = caller.principal.channel == "local"
+        let recording = try? outputs.start(app: app, kind: .run, ref: spec.name!)
+        let id: String
+        do { id = try containers.start(spec, labels: labels) } catch { recording?.finish(.failed); throw error }
         try events.record(caller, app: app.rawValue, detail: "started \(spec.name!)")
+        followDetached(id: id, name: spec.name!, into: recording)
         return spec.name!
     }
 
