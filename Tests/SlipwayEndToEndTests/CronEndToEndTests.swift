@@ -1,0 +1,170 @@
+import Foundation
+import SlipwayCore
+import SlipwayEngine
+import Testing
+
+/// app.json cron over the real OpenSSH client, git and podman, on one server the tests
+/// share. They wait for real minutes, so they run at the same time (not serialized):
+/// about three minutes in all.
+@Suite("Cron end to end")
+struct CronEndToEndTests {
+    let engine = DockerEngine.locate(configured: nil)
+
+    /// One server for the suite's tests; the last test to finish stops it.
+    final class Shared: @unchecked Sendable {
+        static let instance = Shared()
+        private let lock = NSLock()
+        private var server: TestServer?
+        private var owner: TestUser?
+        private var users = 0
+
+        func acquire() throws -> (TestServer, TestUser) {
+            try lock.withLock {
+                if server == nil {
+                    _ = try BuilderImage.bootstrap.get()
+                    let started = try TestServer()
+                    server = started
+                    owner = try TestUser.register("bob", on: started.slipway)
+                }
+                users += 1
+                return (server!, owner!)
+            }
+        }
+
+        func release() {
+            lock.withLock {
+                users -= 1
+                guard users == 0, let server else { return }
+                _ = server.stop()
+                server.slipway.cleanUp()
+                try? FileManager.default.removeItem(atPath: server.slipway.dataDir)
+                self.server = nil
+            }
+        }
+    }
+
+    static let procfile = "web: python3 server.py\n"
+
+    func push(_ server: TestServer, _ bob: TestUser, _ app: String, cron: String, version: String) throws -> Slipway.Result {
+        let repo = try makeRepository(DeployTests.appFiles(version, procfile: Self.procfile, appJSON: #"{"cron": \#(cron)}"#))
+        return try server.git(bob.key, ["push", "-f", server.url(app), "main"], in: repo)
+    }
+
+    /// The entry's row in `cron:list --format json`.
+    func listing(_ server: TestServer, _ bob: TestUser, _ app: String) throws -> [[String: Any]] {
+        let out = try server.ssh(bob.key, "cron:list", app, "--format", "json").out
+        return try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [[String: Any]] ?? []
+    }
+
+    /// Polls `condition` every second until it holds or `seconds` pass.
+    func waitFor(_ seconds: Double, _ condition: () async throws -> Bool) async rethrows -> Bool {
+        let until = Date().addingTimeInterval(seconds)
+        while Date() < until {
+            if try await condition() { return true }
+            try? await Task.sleep(for: .seconds(1))
+        }
+        return try await condition()
+    }
+
+    /// Seconds until the next minute boundary plus `after`.
+    func pastNextMinute(by after: Double) -> Double {
+        let now = Date().timeIntervalSince1970
+        return (now / 60).rounded(.down) * 60 + 60 - now + after
+    }
+
+    func cronContainers(_ server: TestServer, _ app: String) async throws -> [ContainerSummary] {
+        let instance = try String(contentsOfFile: server.slipway.dataDir + "/instance-id", encoding: .utf8)
+        return try await engine.listContainers(labels: ["org.slipway.app": app, "org.slipway.kind": "cron", "org.slipway.instance": instance])
+    }
+
+    /// Every minute, a line appended to storage: it is there within 70 s, cron:list shows
+    /// the run succeeded with its time, cron:logs its output and the notice for the file
+    /// written outside storage; cron:suspend stops runs until cron:resume.
+    @Test func aMinutelyEntryWritesToStorageAndSuspendStopsIt() async throws {
+        let (server, bob) = try Shared.instance.acquire()
+        defer { Shared.instance.release() }
+        let app = "ticker"
+        #expect(try server.ssh(bob.key, "apps:create", app).status == 0)
+        defer { _ = try? server.ssh(bob.key, "--force", "apps:destroy", app) }
+        #expect(try server.ssh(bob.key, "storage:mount", app, "ticker-data:/data").status == 0)
+
+        // A shell operator outside quotes is refused at deploy time with the entry's index.
+        let refused = try push(server, bob, app, cron: #"[{"command": "echo a", "schedule": "@daily"}, {"command": "date >> /data/log", "schedule": "* * * * *"}]"#, version: "v0")
+        #expect(refused.status != 0)
+        #expect(refused.err.contains("app.json cron[1]: command \"date >> /data/log\" uses the shell's \">>\"; cron commands run without a shell"), "\(refused.err)")
+
+        let command = "sh -c 'echo tick-$(date +%s) | tee -a /data/ticks; echo lost > /app/outside.txt'"
+        let pushed = try push(server, bob, app, cron: #"[{"command": "\#(command)", "schedule": "* * * * *"}]"#, version: "v1")
+        #expect(pushed.status == 0, "\(pushed.err)")
+        let id = try #require(try listing(server, bob, app).first?["id"] as? String)
+        func ticks() throws -> String { try server.ssh(bob.key, "run", app, "sh", "-c", "'cat /data/ticks 2>/dev/null; true'").out }
+
+        // Suspended at once: no run at the next minute (a run that started before it may be there).
+        #expect(try server.ssh(bob.key, "cron:suspend", app).status == 0)
+        let before = try ticks()
+        try await Task.sleep(for: .seconds(pastNextMinute(by: 8)))
+        #expect(try ticks() == before)
+        #expect(try listing(server, bob, app).first?["suspended"] as? Bool == true)
+        #expect(try server.ssh(bob.key, "cron:list", app).out.contains("suspended"))
+
+        // Resumed: within 70 s the line is in storage, and cron:list shows the run succeeded with its time.
+        #expect(try server.ssh(bob.key, "cron:resume", app).status == 0)
+        let resumedAt = Date()
+        var entry: [String: Any] = [:]
+        let ran = try await waitFor(70) {
+            entry = try listing(server, bob, app).first ?? [:]
+            let last = (entry["lastRun"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) }
+            return entry["lastStatus"] as? String == "succeeded" && (last ?? .distantPast) > resumedAt
+        }
+        #expect(ran, "\(entry)")
+        let after = try ticks()
+        #expect(after.count > before.count && after.hasPrefix("tick-"), "\(after)")
+        let text = try server.ssh(bob.key, "cron:list", app).out
+        #expect(text.contains("NEXT RUN (UTC)") && text.contains(id) && text.contains("succeeded"), "\(text)")
+        let lastRun = try #require(entry["lastRun"] as? String)
+        #expect(text.contains(String(lastRun.prefix(16)).replacingOccurrences(of: "T", with: " ")), "\(text) \(lastRun)")
+        // Its output, with the notice for what it wrote outside storage (gone: the next run's container is new).
+        let logs = try server.ssh(bob.key, "cron:logs", app, id)
+        #expect(logs.status == 0 && logs.out.contains("tick-"), "\(logs.out) \(logs.err)")
+        #expect(logs.out.contains("-----> Discarded") && logs.out.contains("/app/outside.txt"), "\(logs.out)")
+        #expect(try server.ssh(bob.key, "run", app, "ls", "/app/outside.txt").status != 0)
+        let events = try server.ssh(bob.key, "events").out
+        #expect(events.contains("cron \(id) started") && events.contains("cron \(id) succeeded"), "\(events)")
+        #expect(try await cronContainers(server, app).isEmpty)
+        _ = try? server.ssh(bob.key, "cron:suspend", app)
+    }
+
+    /// forbid: a run due while the previous one still sleeps is skipped and recorded;
+    /// a release without the entry removes it.
+    @Test func forbidSkipsAnOverlapAndAReleaseWithoutTheEntryRemovesIt() async throws {
+        let (server, bob) = try Shared.instance.acquire()
+        defer { Shared.instance.release() }
+        let app = "sleeper"
+        #expect(try server.ssh(bob.key, "apps:create", app).status == 0)
+        defer { _ = try? server.ssh(bob.key, "--force", "apps:destroy", app) }
+        let cron = #"[{"command": "sh -c 'echo sleeping; sleep 66'", "schedule": "* * * * *", "concurrency_policy": "forbid", "timeout": 90}]"#
+        let pushed = try push(server, bob, app, cron: cron, version: "v1")
+        #expect(pushed.status == 0, "\(pushed.err)")
+        var entry: [String: Any] = [:]
+        let started = try await waitFor(75) {
+            entry = try listing(server, bob, app).first ?? [:]
+            return entry["lastStatus"] as? String == "running"
+        }
+        #expect(started, "\(entry)")
+        let id = try #require(entry["id"] as? String)
+        let skipped = try await waitFor(pastNextMinute(by: 10)) {
+            try listing(server, bob, app).first?["lastStatus"] as? String == "skipped"
+        }
+        #expect(skipped)
+        let events = try server.ssh(bob.key, "events").out
+        #expect(events.contains("cron \(id) skipped: the run started"), "\(events)")
+        #expect(try await cronContainers(server, app).count == 1)
+
+        let without = try makeRepository(DeployTests.appFiles("v2", procfile: Self.procfile))
+        #expect(try server.git(bob.key, ["push", "-f", server.url(app), "main"], in: without).status == 0)
+        #expect(try listing(server, bob, app).isEmpty)
+        #expect(try server.ssh(bob.key, "cron:list", app).err.contains("has no cron entries"))
+        // The sleeping run ends on its own and its container goes.
+        #expect(try await waitFor(80) { try await cronContainers(server, app).isEmpty })
+    }
+}
