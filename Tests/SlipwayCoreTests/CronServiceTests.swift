@@ -150,3 +150,23 @@ import Testing
         #expect(Settings().cronTimezone == "UTC")
     }
 }
+
+extension CronServiceTests {
+    /// An every-minute entry keeps its latest runs only (a skipped run prunes too).
+    @Test func runsArePrunedPerEntry() throws {
+        try goLive(1, [report])
+        let appID = try #require(try w.core.apps.find(app)?.id)
+        try w.core.store.write { db in
+            for index in 0..<(CronService.runsToKeep + 5) {
+                var old = CronRun(appId: appID, entryId: report.id, command: report.command, trigger: "schedule", origin: "cron",
+                                  status: index == 0 ? .running : .succeeded, startedAt: Date().addingTimeInterval(-Double(1000 - index)))
+                try old.insert(db)
+            }
+        }
+        _ = try w.core.cron.execute(app, entry: report, trigger: "schedule", scheduledFor: nil, by: CronService.scheduler, io: nil)
+        let runs = try w.core.cron.runs(of: app, id: report.id)
+        // The newest 100 (the skip among them) and the oldest, which still runs.
+        #expect(runs.count == CronService.runsToKeep + 1)
+        #expect(runs.first?.status == .skipped && runs.last?.status == .running)
+    }
+}

@@ -232,6 +232,7 @@ public struct CronService: Sendable {
                 run.finishedAt = run.startedAt
                 run.detail = "the run started \(ISO8601DateFormatter().string(from: busy.startedAt)) still runs (concurrency_policy forbid)"
                 try run.insert(db)
+                try Self.prune(appID: appID, entryID: entry.id, db)
                 try db.audit(caller, app: app.rawValue, outcome: "skipped", detail: "cron \(entry.id) skipped: \(run.detail!)")
                 return
             }
@@ -245,6 +246,7 @@ public struct CronService: Sendable {
             }
             try run.insert(db)
             try db.audit(caller, app: app.rawValue, detail: "cron \(entry.id) started (\(trigger)): \(entry.command)")
+            try Self.prune(appID: appID, entryID: entry.id, db)
         }
         signal?.started(run.id!)
         if run.status == .skipped { return run }
@@ -307,6 +309,17 @@ public struct CronService: Sendable {
             try db.audit(caller, app: app.rawValue, outcome: outcome, detail: "cron \(entry.id) \(status.rawValue)\(detail.map { ": \($0)" } ?? "")")
         }
         return try store.read { db in try CronRun.fetchOne(db, key: run.id) } ?? run
+    }
+
+    /// Rows kept per entry: an every-minute entry would otherwise add 1440 a day.
+    static let runsToKeep = 100
+
+    /// Drops the entry's oldest finished runs past `runsToKeep` (their events stay in the audit log).
+    static func prune(appID: Int64, entryID: String, _ db: Database) throws {
+        try db.execute(sql: """
+            DELETE FROM cron_runs WHERE app_id = ? AND entry_id = ? AND status != 'running' AND id NOT IN
+              (SELECT id FROM cron_runs WHERE app_id = ? AND entry_id = ? ORDER BY id DESC LIMIT ?)
+            """, arguments: [appID, entryID, appID, entryID, runsToKeep])
     }
 
     static func outputStatus(_ status: CronRun.Status) -> OutputStatus {
