@@ -158,7 +158,8 @@ struct CronEndToEndTests {
         #expect(skipped)
         let events = try server.ssh(bob.key, "events").out
         #expect(events.contains("cron \(id) skipped: the run started"), "\(events)")
-        #expect(try await cronContainers(server, app).count == 1)
+        let sleeping = try await cronContainers(server, app)
+        #expect(sleeping.count == 1, "\(sleeping.map { "\($0.name) \($0.state)" }) \(events)")
 
         let without = try makeRepository(DeployTests.appFiles("v2", procfile: Self.procfile))
         #expect(try server.git(bob.key, ["push", "-f", server.url(app), "main"], in: without).status == 0)
@@ -166,5 +167,81 @@ struct CronEndToEndTests {
         #expect(try server.ssh(bob.key, "cron:list", app).err.contains("has no cron entries"))
         // The sleeping run ends on its own and its container goes.
         #expect(try await waitFor(80) { try await cronContainers(server, app).isEmpty })
+    }
+
+    /// replace stops the running run when the next is due; an entry's timeout stops a
+    /// hung run; cron:run runs an entry now, attached, with its exit status.
+    @Test func replaceTimeoutAndRunNow() async throws {
+        let (server, bob) = try Shared.instance.acquire()
+        defer { Shared.instance.release() }
+        let app = "replacer"
+        #expect(try server.ssh(bob.key, "apps:create", app).status == 0)
+        defer { _ = try? server.ssh(bob.key, "--force", "apps:destroy", app) }
+        let cron = #"""
+            [{"command": "sh -c 'echo long; sleep 150'", "schedule": "* * * * *", "concurrency_policy": "replace", "timeout": 300},
+             {"command": "sleep 120", "schedule": "* * * * *", "timeout": 3},
+             {"command": "sh -c 'echo manual-ok; exit 3'", "schedule": "@yearly"}]
+            """#
+        let pushed = try push(server, bob, app, cron: cron, version: "v1")
+        #expect(pushed.status == 0, "\(pushed.err)")
+        let ids = try listing(server, bob, app).compactMap { $0["id"] as? String }
+        try #require(ids.count == 3)
+
+        // cron:run: attached like run, its exit status passed on, its output kept.
+        let manual = try server.ssh(bob.key, "cron:run", app, ids[2])
+        #expect(manual.status == 3 && manual.out == "manual-ok\n", "\(manual.out) \(manual.err)")
+        #expect(try server.ssh(bob.key, "cron:logs", app, ids[2]).out.contains("manual-ok"))
+        #expect(try listing(server, bob, app)[2]["lastStatus"] as? String == "failed")
+
+        // The hung entry is stopped after its 3 s.
+        var statuses: [String] = []
+        let timedOut = try await waitFor(80) {
+            statuses = try listing(server, bob, app).map { $0["lastStatus"] as? String ?? "-" }
+            return statuses[1] == "timed out" && statuses[0] == "running"
+        }
+        #expect(timedOut, "\(statuses) \((try? server.ssh(bob.key, "events").out) ?? "") \(server.log.suffix(4000))")
+        #expect(try server.ssh(bob.key, "cron:logs", app, ids[1]).out.contains("stopped after 3 s (the entry's timeout)"))
+
+        // At the next minute the long run is replaced: stopped (its container gone), a new one runs.
+        let replaced = try await waitFor(pastNextMinute(by: 15)) {
+            try server.ssh(bob.key, "events").out.contains("cron \(ids[0]) stopped: replaced by a newer run")
+        }
+        #expect(replaced)
+        // The replaced container goes; the timed-out entry's new run goes 3 s after it started: one is left.
+        var runners: [ContainerSummary] = []
+        let settled = try await waitFor(15) {
+            runners = try await cronContainers(server, app).filter { $0.state == "running" }
+            return runners.count == 1
+        }
+        #expect(settled, "\(runners.map(\.name))")
+        #expect(try listing(server, bob, app)[0]["lastStatus"] as? String == "running")
+        _ = try? server.ssh(bob.key, "cron:suspend", app)
+    }
+
+    /// A server killed during a run: the next one removes the run's container and marks
+    /// the run interrupted. (A server of its own: the shared one keeps running.)
+    @Test func aServerKilledDuringARunLeavesNothingBehind() async throws {
+        _ = try BuilderImage.bootstrap.get()
+        let first = try TestServer()
+        defer { first.slipway.cleanUp(); try? FileManager.default.removeItem(atPath: first.slipway.dataDir) }
+        let bob = try TestUser.register("bob", on: first.slipway)
+        let app = "killed"
+        #expect(try first.ssh(bob.key, "apps:create", app).status == 0)
+        let cron = #"[{"command": "sleep 200", "schedule": "* * * * *", "concurrency_policy": "forbid"}]"#
+        #expect(try push(first, bob, app, cron: cron, version: "v1").status == 0)
+        let running = try await waitFor(75) { try listing(first, bob, app).first?["lastStatus"] as? String == "running" }
+        #expect(running)
+        #expect(try await waitFor(10) { try await cronContainers(first, app).count == 1 })
+        // Suspended, so the next server starts no new run that the checks below would see.
+        #expect(try first.ssh(bob.key, "cron:suspend", app).status == 0)
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        #expect(try await cronContainers(first, app).count == 1)
+
+        let second = try TestServer(slipway: first.slipway)
+        defer { _ = try? second.ssh(bob.key, "--force", "apps:destroy", app); _ = second.stop() }
+        #expect(try await cronContainers(second, app).isEmpty)
+        #expect(try listing(second, bob, app).first?["lastStatus"] as? String == "interrupted")
+        #expect(try second.ssh(bob.key, "events").out.contains("cron "), "the runs' events stay")
     }
 }
