@@ -26,7 +26,9 @@ extension RunService {
                 try await engine.streamLogs(id, follow: true, tail: nil) { lines.feed($0.data) }
             }) != nil
             lines.flush()
-            let status = try? containers.call { engine in try await engine.exitCode(ofEnded: id) }
+            // Gone already (removed by run:stop): no exit status to wait for.
+            let present = ((try? containers.inspect(id)) ?? nil) != nil
+            let status = present ? try? containers.call { engine in try await engine.exitCode(ofEnded: id) } : nil
             _ = try? containers.remove([id])
             guard streamed, let status else {
                 // Removed before it ended (run:stop, access ended) or the engine went away.
