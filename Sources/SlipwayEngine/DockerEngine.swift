@@ -68,7 +68,7 @@ public final class DockerEngine: ContainerEngine {
         do {
             return try await client.execute(request, timeout: timeout)
         } catch {
-            throw unreachable
+            throw unreachable(because: error)
         }
     }
 
@@ -99,16 +99,22 @@ public final class DockerEngine: ContainerEngine {
         var request = HTTPClientRequest(url: URL(httpURLWithSocketPath: endpoint, uri: "/_ping")!.absoluteString)
         request.headers.add(name: "Host", value: "engine")
         do {
-            let response = try await client.execute(request, timeout: .seconds(3))
+            // A missing or refusing socket fails at once; the bound is for an engine that
+            // accepted and is slow to answer. 3 s was too short on a loaded 2-core host
+            // (ci13: pushes refused as "not answering" while podman was busy building).
+            let response = try await client.execute(request, timeout: .seconds(20))
             _ = try await response.body.collect(upTo: 1024)
-            guard response.status == .ok else { throw unreachable }
+            guard response.status == .ok else { throw unreachable(because: nil) }
         } catch {
-            throw unreachable
+            throw unreachable(because: error)
         }
     }
 
-    private var unreachable: UserFacingError {
-        UserFacingError(.unavailable, "the container engine at \(endpoint) is not answering; start it (scripts/engine.sh starts podman's API service) or set engine_socket in the config")
+    /// The engine did not answer; what the HTTP client saw is kept in the message (a
+    /// refused connection and a request past its bound call for different fixes).
+    private func unreachable(because error: Error?) -> UserFacingError {
+        let seen = error.map { " (\($0))" } ?? ""
+        return UserFacingError(.unavailable, "the container engine at \(endpoint) is not answering\(seen); start it (scripts/engine.sh starts podman's API service) or set engine_socket in the config")
     }
 
     public func version() async throws -> EngineVersion {
@@ -270,8 +276,13 @@ public final class DockerEngine: ContainerEngine {
             if try await isPodman() {
                 // podman maps this exact range (every container of the app shares it, so
                 // they share storage); Docker applies its daemon-wide userns-remap instead.
+                // `size` too: without it podman 4.3 sizes the namespace from the image's
+                // files, and that path (containers/storage's getMaxSizeFromImage, taking
+                // the layer store's lock inside CreateContainer) deadlocked the whole
+                // engine under concurrent writers (ci13: every later call hung; goroutine
+                // dump in the closing note of that session).
                 let map = "0:\(base):\(sandbox.idRange.size)"
-                usernsMode = "auto:uidmapping=\(map),gidmapping=\(map)"
+                usernsMode = "auto:size=\(sandbox.idRange.size),uidmapping=\(map),gidmapping=\(map)"
             }
             if !spec.networkDisabled {
                 try await ensureNetwork(of: sandbox)
