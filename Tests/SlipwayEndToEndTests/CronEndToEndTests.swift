@@ -142,7 +142,10 @@ struct CronEndToEndTests {
         let app = "sleeper"
         #expect(try server.ssh(bob.key, "apps:create", app).status == 0)
         defer { _ = try? server.ssh(bob.key, "--force", "apps:destroy", app) }
-        let cron = #"[{"command": "sh -c 'echo sleeping; sleep 66'", "schedule": "* * * * *", "concurrency_policy": "forbid", "timeout": 90}]"#
+        // Sleeps well past the next slot: on a loaded host the skip may be seen tens of
+        // seconds after it happened, and the run must still be there then (with 66 s
+        // it had ended by the time ci14 looked).
+        let cron = #"[{"command": "sh -c 'echo sleeping; sleep 110'", "schedule": "* * * * *", "concurrency_policy": "forbid", "timeout": 150}]"#
         let pushed = try push(server, bob, app, cron: cron, version: "v1")
         #expect(pushed.status == 0, "\(pushed.err)")
         var entry: [String: Any] = [:]
@@ -166,7 +169,7 @@ struct CronEndToEndTests {
         #expect(try listing(server, bob, app).isEmpty)
         #expect(try server.ssh(bob.key, "cron:list", app).err.contains("has no cron entries"))
         // The sleeping run ends on its own and its container goes.
-        #expect(try await waitFor(80) { try await cronContainers(server, app).isEmpty })
+        #expect(try await waitFor(130) { try await cronContainers(server, app).isEmpty })
     }
 
     /// replace stops the running run when the next is due; an entry's timeout stops a

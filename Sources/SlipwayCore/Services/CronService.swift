@@ -185,9 +185,7 @@ public struct CronService: Sendable {
     public func due(at minute: Date) throws -> [(app: AppName, entry: CronEntry)] {
         let zone = timeZone
         let candidates = try store.read { db -> [(AppName, Int64, Int64)] in
-            try Row.fetchAll(db, sql: "SELECT name, id, current_release_id FROM apps WHERE current_release_id IS NOT NULL").map {
-                (AppName(uncheckedRawValue: $0["name"]), $0["id"], $0["current_release_id"])
-            }
+            try AppService.all(db).compactMap { app in app.currentReleaseId.map { (app.name, app.id!, $0) } }
         }
         var due: [(AppName, CronEntry)] = []
         for (app, appID, releaseID) in candidates {
