@@ -161,10 +161,17 @@ struct CronEndToEndTests {
             try listing(server, bob, app).first?["lastStatus"] as? String == "skipped"
         }
         #expect(skipped)
-        let events = try server.ssh(bob.key, "events").out
-        #expect(events.contains("cron \(id) skipped: the run started"), "\(events)")
+        // Forbid held: one run started, the skip came while it ran (before it ended), and
+        // never more than one of its containers at a time. Read from the recorded events,
+        // not from a container seen now: on a loaded host the test may look after the
+        // sleeping run has ended (ci at 594fbba saw the skip 51 s late).
         let sleeping = try await cronContainers(server, app)
-        #expect(sleeping.count == 1, "\(sleeping.map { "\($0.name) \($0.state)" }) \(events)")
+        #expect(sleeping.count <= 1, "\(sleeping.map { "\($0.name) \($0.state)" })")
+        let events = try server.ssh(bob.key, "events").out
+        let ofEntry = events.split(separator: "\n").filter { $0.contains("cron \(id) ") }
+        let skip = try #require(ofEntry.firstIndex { $0.contains("cron \(id) skipped: the run started") }, "\(events)")
+        #expect(ofEntry[..<skip].filter { $0.contains("started (schedule)") }.count == 1, "\(events)")
+        #expect(!ofEntry[..<skip].contains { $0.contains("succeeded") || $0.contains("failed") }, "\(events)")
 
         let without = try makeRepository(DeployTests.appFiles("v2", procfile: Self.procfile))
         #expect(try server.git(bob.key, ["push", "-f", server.url(app), "main"], in: without).status == 0)
