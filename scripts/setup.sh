@@ -13,6 +13,14 @@ packages=(libssh-dev libsqlite3-dev sqlite3 pkg-config zlib1g-dev libstdc++-12-d
 
 install_missing setup "${packages[@]}"
 
+# Hermetic package sources for the build tests and Benchmarks/buildpacks.sh: Tests/Fixtures/package_index.py
+# makes a Python index and an npm registry from these Debian packages' installed files (Flask and
+# its dependencies, express and its node-* closure, six and is-number as the "one more" packages),
+# so no test reaches the internet. The tests write package-lock.json with npm: from Debian's
+# package unless the host's Node.js already brings one (NodeSource's does, and conflicts with it).
+install_missing fixtures python3-flask python3-six node-express node-is-number nodejs
+command -v npm >/dev/null || install_missing fixtures npm
+
 # The container engine (podman and its Docker-compatible API service).
 "$(dirname "$0")/engine.sh"
 
