@@ -97,7 +97,17 @@ struct CronEndToEndTests {
         let pushed = try push(server, bob, app, cron: #"[{"command": "\#(command)", "schedule": "* * * * *"}]"#, version: "v1")
         #expect(pushed.status == 0, "\(pushed.err)")
         let id = try #require(try listing(server, bob, app).first?["id"] as? String)
+        let deployedAt = Date()
         func ticks() throws -> String { try server.ssh(bob.key, "run", app, "sh", "-c", "'cat /data/ticks 2>/dev/null; true'").out }
+
+        // Within 70 s of the deploy, the line is in storage and cron:list shows the run succeeded.
+        var first: [String: Any] = [:]
+        let ranAfterDeploy = try await waitFor(70 - Date().timeIntervalSince(deployedAt)) {
+            first = try listing(server, bob, app).first ?? [:]
+            return first["lastStatus"] as? String == "succeeded"
+        }
+        #expect(ranAfterDeploy, "\(first)")
+        #expect(try ticks().hasPrefix("tick-"))
 
         // Suspended at once: no run at the next minute (a run that started before it may be there).
         #expect(try server.ssh(bob.key, "cron:suspend", app).status == 0)
@@ -228,6 +238,38 @@ struct CronEndToEndTests {
         #expect(settled, "\(runners.map(\.name))")
         #expect(try listing(server, bob, app)[0]["lastStatus"] as? String == "running")
         _ = try? server.ssh(bob.key, "cron:suspend", app)
+    }
+
+    /// cron:run --detach returns at once; cron:logs -t follows the run to its end and
+    /// returns then; -n keeps the last lines.
+    @Test func aDetachedRunNowIsFollowedToItsEnd() async throws {
+        let (server, bob) = try Shared.instance.acquire()
+        defer { Shared.instance.release() }
+        let app = "detacher"
+        #expect(try server.ssh(bob.key, "apps:create", app).status == 0)
+        defer { _ = try? server.ssh(bob.key, "--force", "apps:destroy", app) }
+        let cron = #"[{"command": "sh -c 'echo step-1; sleep 6; echo step-2'", "schedule": "@yearly"}]"#
+        let pushed = try push(server, bob, app, cron: cron, version: "v1")
+        #expect(pushed.status == 0, "\(pushed.err)")
+        let id = try #require(try listing(server, bob, app).first?["id"] as? String)
+
+        let started = Date()
+        let detached = try server.ssh(bob.key, "cron:run", app, id, "--detach")
+        #expect(detached.status == 0 && detached.err.contains("cron:logs \(app) \(id) -t"), "\(detached.out) \(detached.err)")
+        #expect(Date().timeIntervalSince(started) < 6, "cron:run --detach waited for the run")
+        #expect(try listing(server, bob, app).first?["lastStatus"] as? String == "running")
+        // Following: both lines, and it returns when the run ends (not before the sleep).
+        let followed = try server.ssh(bob.key, "cron:logs", app, id, "-t")
+        #expect(followed.status == 0, "\(followed.err)")
+        #expect(followed.out.contains("step-1\n") && followed.out.contains("step-2\n"), "\(followed.out)")
+        #expect(Date().timeIntervalSince(started) >= 6)
+        #expect(try await waitFor(20) { try listing(server, bob, app).first?["lastStatus"] as? String == "succeeded" })
+        let last = try server.ssh(bob.key, "cron:logs", app, id, "-n", "1").out
+        #expect(last == "step-2\n", "\(last)")
+        #expect(try await waitFor(20) { try await cronContainers(server, app).isEmpty })
+        // An id the app does not have is an error that changes nothing.
+        let unknown = try server.ssh(bob.key, "cron:run", app, "nosuchid")
+        #expect(unknown.status != 0 && unknown.err.hasPrefix("error: "), "\(unknown.err)")
     }
 
     /// A server killed during a run: the next one removes the run's container and marks
