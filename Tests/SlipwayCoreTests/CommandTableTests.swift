@@ -98,6 +98,7 @@ struct CommandTableTests {
         "deploy:unlock": (.app(.write), ["deploy:unlock", "web"], .app("web", .write)),
         "builds:list": (.app(.read), ["builds:list", "web"], .app("web", .read)),
         "builds:report": (.app(.read), ["builds:report", "web"], .app("web", .read)),
+        "repo:purge-cache": (.app(.write), ["repo:purge-cache", "web"], .app("web", .write)),
         "builds:output": (.app(.read), ["builds:output", "web", "7", "-t"], .app("web", .read)),
         "builder:bootstrap": (.admin, ["builder:bootstrap"], .admin),
         "builder:report": (.user, ["builder:report"], .user),

@@ -31,6 +31,10 @@ enum Builder {
             context.print("       Present:          \(report.present ? "yes" : "no; an admin can run builder:bootstrap")")
             if let id = report.id { context.print("       Image id:         \(id)") }
             if let size = report.sizeBytes { context.print("       Size:             \(size / 1_000_000) MB") }
+            if report.present {
+                let languages = report.languages.keys.sorted().map { "\($0) \(report.languages[$0]!)" }.joined(separator: ", ")
+                context.print("       Languages:        \(languages.isEmpty ? "none (made before dependency installs; an admin can run builder:bootstrap again)" : languages)")
+            }
             context.print("       Engine:           \(report.engine)")
         }
     }

@@ -30,12 +30,15 @@ enum Builds {
         struct View: Codable {
             let latestSuccessful: BuildView?
             let latestAttempt: BuildView?
+            /// Bytes of the app's dependency installs and download cache (repo:purge-cache empties it).
+            let cacheBytes: Int64
         }
 
         func execute(in context: CommandContext) throws {
             let name = try AppName(app)
             let report = try context.core.builds.report(of: name)
-            let view = View(latestSuccessful: report.latestSuccessful.map(BuildView.init), latestAttempt: report.latestAttempt.map(BuildView.init))
+            let view = View(latestSuccessful: report.latestSuccessful.map(BuildView.init), latestAttempt: report.latestAttempt.map(BuildView.init),
+                            cacheBytes: report.cacheBytes)
             if output.isJSON { return try context.printJSON(view) }
             context.print(Text.heading("\(name) build information"))
             context.print("       Latest image:      \(view.latestSuccessful?.image ?? "(no successful build yet; git push builds)")")
@@ -44,6 +47,22 @@ enum Builds {
                 context.print("       Latest attempt:    \(attempt.status) at \(Text.date(attempt.startedAt)) by \(attempt.startedBy)")
                 if let error = attempt.error { context.print("       Latest error:      \(error)") }
             }
+            context.print("       Build cache:       \(byteCount(view.cacheBytes)) (dependency installs and downloads; repo:purge-cache \(name) empties it)")
+        }
+    }
+}
+
+/// `repo:*`: Dokku's name for the app's build cache.
+enum Repo {
+    struct PurgeCache: MutatingCommand {
+        static let configuration = CommandConfiguration(commandName: "repo:purge-cache", abstract: "Remove an app's dependency installs and download cache.")
+        static let rule = AccessRule.app(.write)
+        @Argument var app: String
+        var requirement: Requirement { .app(app, .write) }
+
+        func execute(in context: CommandContext) throws {
+            let freed = try context.core.builds.purgeCache(of: try AppName(app), by: context.caller)
+            context.print("-----> Build cache of \(app) purged (\(byteCount(freed)) freed); the next build installs dependencies again")
         }
     }
 }
@@ -71,4 +90,11 @@ struct BuildView: Codable {
         finishedAt = build.finishedAt
         error = build.error
     }
+}
+
+/// "0 B", "734 kB", "41.2 MB": sizes of build caches.
+private func byteCount(_ bytes: Int64) -> String {
+    if bytes < 1000 { return "\(bytes) B" }
+    if bytes < 1_000_000 { return "\(bytes / 1000) kB" }
+    return String(format: "%.1f MB", Double(bytes) / 1_000_000)
 }

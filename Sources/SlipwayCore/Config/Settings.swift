@@ -35,6 +35,9 @@ public struct Settings: Sendable, Equatable {
     public var builderImage: String = "slipway/builder:bookworm"
     /// The Debian mirror `builder:bootstrap` installs from.
     public var builderMirror: String = "http://deb.debian.org/debian"
+    /// CA files (PEM) every dependency install trusts besides the system's (a private
+    /// index, a TLS-intercepting proxy); admin-only, mounted read-only into installs.
+    public var buildCACertificates: [String] = []
 
     /// Images of this many latest successful releases are kept; older ones are removed.
     public var releasesToKeep: Int = 5
@@ -204,6 +207,12 @@ public struct Settings: Sendable, Equatable {
                     throw wrongType("a whole number of seconds from \(CronEntry.timeoutRange.lowerBound) to \(CronEntry.timeoutRange.upperBound)")
                 }
                 settings.cronTimeout = n
+            case "build_ca_certificates":
+                guard let array = value.array else { throw wrongType("an array of absolute paths of PEM files") }
+                settings.buildCACertificates = try array.map { item in
+                    guard let path = item.string, path.hasPrefix("/") else { throw wrongType("an array of absolute paths of PEM files") }
+                    return path
+                }
             case "initial_admin_keys":
                 guard let array = value.array else { throw wrongType("an array of public key lines") }
                 settings.initialAdminKeys = try array.map { try $0.string ?? { throw wrongType("an array of public key lines") }() }
@@ -244,6 +253,11 @@ public struct DataPaths: Sendable {
         try id.write(toFile: file, atomically: true, encoding: .utf8)
         return id
     }
+
+    /// Per-app build caches (dependency installs and download caches), by app id:
+    /// a name used again never finds another app's.
+    public var buildCacheRoot: String { root + "/build-cache" }
+    public func buildCache(ofApp appID: Int64) -> String { "\(buildCacheRoot)/\(appID)" }
 
     public func repository(_ app: AppName) -> String { "\(repositories)/\(app).git" }
     public func storage(_ name: StorageName) -> String { "\(storageRoot)/\(name)" }

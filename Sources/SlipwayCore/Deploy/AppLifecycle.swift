@@ -36,6 +36,7 @@ extension DeployService {
             try String.fetchAll(db, sql: "SELECT DISTINCT image FROM builds WHERE app_id = ?", arguments: [record.id])
         }
         _ = try? containers.call { engine in for image in images { try? await engine.removeImage(image) } }
+        builds.installer.purge(appID: record.id!)
         if let sandbox = try? TenantSandbox(appID: record.id!, instance: instance) {
             _ = try? containers.call { engine in try await engine.removeNetwork(of: sandbox) }
         }

@@ -80,8 +80,16 @@ public struct BuildService: Sendable {
                 try text.write(toFile: generated, atomically: true, encoding: .utf8)
                 output("-----> Building \(app) from \(revision.prefix(12)) with its Dockerfile")
             } else {
-                let base = try builder.ensureAppBase()
-                try Self.procfileDockerfile(base: base).write(toFile: generated, atomically: true, encoding: .utf8)
+                // Dependencies (requirements.txt, package.json) are read from git, never
+                // from a checkout: a link in the repo is refused, not followed on the host.
+                let plan = try DependencyPlan.detect { path in try Self.topLevelFile(path, of: revision, gitOutput) }
+                if let plan { output(plan.headline) }
+                var from = try builder.ensureAppBase()
+                if let plan {
+                    from = try installer.image(for: plan, app: app, appID: record.appId, base: from, environment: try config.environmentVariables(of: app),
+                                               limits: request.limits, sandbox: request.sandbox!, scratch: scratch, output: output)
+                }
+                try Self.procfileDockerfile(base: from, buildScript: plan?.runsBuildScript == true).write(toFile: generated, atomically: true, encoding: .utf8)
                 output("-----> Building \(app) from \(revision.prefix(12)) on \(settings.builderImage) (Procfile app)")
             }
             let archived = try gitOutput(archive + [revision])
@@ -148,10 +156,11 @@ public struct BuildService: Sendable {
     }
 
     /// `builds:report`: the last successful build and the latest attempt, read together.
-    public func report(of app: AppName) throws -> (latestSuccessful: Build?, latestAttempt: Build?) {
-        try store.read { db in
-            (try Self.latestSuccessful(of: app, db), try Self.builds(of: app, limit: 1, db).first)
+    public func report(of app: AppName) throws -> (latestSuccessful: Build?, latestAttempt: Build?, cacheBytes: Int64) {
+        let (latest, attempt, appID) = try store.read { db in
+            (try Self.latestSuccessful(of: app, db), try Self.builds(of: app, limit: 1, db).first, try AppService.find(app, db)?.id)
         }
+        return (latest, attempt, appID.map { installer.size(appID: $0) } ?? 0)
     }
 
     private static func builds(of app: AppName, limit: Int, _ db: Database) throws -> [Build] {
@@ -183,9 +192,57 @@ public struct BuildService: Sendable {
     /// builder's app base (which works in /app as `app`). One step: each step is a
     /// layer commit (~0.35 s on podman), and this is the whole build of an app
     /// without dependencies.
-    static func procfileDockerfile(base: String) -> String {
+    /// With dependencies, `base` is the app's install image (`DependencyInstaller`), and
+    /// a Node app's `scripts.build` runs after the code, as a Dockerfile step.
+    static func procfileDockerfile(base: String, buildScript: Bool = false) -> String {
         let uid = BuilderService.appUser.uid
-        return "FROM \(base)\nCOPY --chown=\(uid):\(uid) . /app\n"
+        return "FROM \(base)\nCOPY --chown=\(uid):\(uid) . /app\n" + (buildScript ? "RUN npm_config_cache=/tmp/.npm npm run build\n" : "")
+    }
+
+    /// The bytes of a top-level file of `revision` from git's objects; nil when absent.
+    /// A symbolic link, a folder or a file past `DependencyPlan.maxFileBytes` is refused.
+    static func topLevelFile(_ path: String, of revision: String, _ git: ([String]) throws -> ProcessRunner.Result) throws -> Data? {
+        let listed = try git(["ls-tree", "-l", revision, "--", path])
+        guard listed.status == 0 else { throw UserFacingError.invalid("cannot read \(path) of \(revision.prefix(12)): \(listed.stderr)") }
+        let line = listed.stdout.split(separator: "\n").first { $0.hasSuffix("\t" + path) }
+        guard let line else { return nil }
+        let fields = line.split(separator: "\t")[0].split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count == 4 else { throw UserFacingError.invalid("cannot read \(path) of \(revision.prefix(12))") }
+        if fields[0] == "120000" {
+            throw UserFacingError.invalid("\(path) of \(revision.prefix(12)) is a symbolic link; commit the file itself")
+        }
+        guard fields[1] == "blob", !fields[0].hasPrefix("16") else {
+            throw UserFacingError.invalid("\(path) of \(revision.prefix(12)) is not a file; commit \(path) as a file at the top level")
+        }
+        guard let size = Int(fields[3]), size <= DependencyPlan.maxFileBytes else {
+            throw UserFacingError.invalid("\(path) of \(revision.prefix(12)) is larger than \(DependencyPlan.maxFileBytes >> 20) MB; Slipway reads dependency files up to that size")
+        }
+        let blob = try git(["cat-file", "blob", String(fields[2])])
+        guard blob.status == 0 else { throw UserFacingError.invalid("cannot read \(path) of \(revision.prefix(12)): \(blob.stderr)") }
+        return Data(blob.stdout.utf8)
+    }
+
+    /// The per-app dependency installs and download caches.
+    var installer: DependencyInstaller { DependencyInstaller(paths: paths, settings: settings, engine: engine) }
+
+    /// Bytes of the app's build cache (installs and downloads), for `builds:report`.
+    public func cacheSize(of app: AppName) throws -> Int64 {
+        let appID = try store.read { db in try AppService.id(of: app, db) }
+        return installer.size(appID: appID)
+    }
+
+    /// `repo:purge-cache`: removes the app's installs, their images and its download
+    /// cache; the next build installs from scratch. Returns the bytes freed.
+    @discardableResult
+    public func purgeCache(of app: AppName, by caller: Caller) throws -> Int64 {
+        let appID = try store.write { db -> Int64 in
+            let id = try AppService.id(of: app, db)
+            try db.audit(caller, app: app.rawValue, detail: "purged the build cache")
+            return id
+        }
+        let size = installer.size(appID: appID)
+        installer.purge(appID: appID)
+        return size
     }
 
     /// The environment for git plumbing on an app's repo, inside a push too.

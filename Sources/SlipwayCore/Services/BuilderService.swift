@@ -54,12 +54,16 @@ public struct BuilderService: Sendable {
         public let sizeBytes: Int64?
         public let created: String?
         public let engine: String
+        /// Languages the image carries for apps without a Dockerfile, and their versions.
+        public var languages: [String: String] = [:]
     }
 
     public func report() throws -> Report {
         let image = settings.builderImage
         let info = try waitFor { [engine] in try await engine.inspectImage(image) }
-        return Report(image: image, present: info != nil, id: info?.id, sizeBytes: info?.size, created: info?.created, engine: engine.endpoint)
+        var report = Report(image: image, present: info != nil, id: info?.id, sizeBytes: info?.size, created: info?.created, engine: engine.endpoint)
+        report.languages = BuilderLanguages(labels: info?.labels ?? [:]).versions
+        return report
     }
 
     /// debootstrap (Debian bookworm, minbase, python3) into a scratch folder, add the
@@ -75,11 +79,14 @@ public struct BuilderService: Sendable {
         try FileManager.default.createDirectory(atPath: rootfs, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
 
-        progress("-----> Bootstrapping Debian bookworm with python3 from \(settings.builderMirror) (a minute or two)")
-        let strap = try ProcessRunner.run(debootstrap, ["--variant=minbase", "--include=python3,ca-certificates", "bookworm", rootfs, settings.builderMirror])
+        progress("-----> Bootstrapping Debian bookworm with python3 (venv, pip) from \(settings.builderMirror) (a minute or two)")
+        let strap = try ProcessRunner.run(debootstrap, ["--variant=minbase", "--include=\(Self.debootstrapPackages.joined(separator: ","))", "bookworm", rootfs, settings.builderMirror])
         guard strap.status == 0 else {
             throw UserFacingError(.unavailable, "debootstrap failed: \(strap.stderr.split(separator: "\n").suffix(3).joined(separator: " / ")); check that \(settings.builderMirror) is reachable")
         }
+        progress("-----> Adding Node.js and npm (apt-get in the new root)")
+        try installWithApt(Self.aptPackages, in: rootfs)
+        let languages = BuilderLanguages.fromDpkgStatus((try? String(contentsOfFile: rootfs + "/var/lib/dpkg/status", encoding: .utf8)) ?? "")
         try finishRootfs(rootfs)
 
         progress("-----> Importing it as \(image)")
@@ -90,7 +97,8 @@ public struct BuilderService: Sendable {
             // import takes the builder's name away from the old one, which would
             // otherwise stay behind nameless; one still used is left to the engine).
             let replaced = [try await engine.inspectImage(image)?.id, try await engine.inspectImage(Self.appBase(of: image))?.id].compactMap { $0 }
-            try await engine.importImage(fromTarFile: tarball, reference: image, changes: ["LABEL org.slipway.builder=debian-bookworm"])
+            try await engine.importImage(fromTarFile: tarball, reference: image,
+                                         changes: ["LABEL org.slipway.builder=debian-bookworm", "LABEL \(BuilderLanguages.label)=\(languages.labelValue)"])
             try? await engine.removeImage(Self.appBase(of: image))
             let imported = try await engine.inspectImage(image)?.id
             for id in replaced where id != imported { try? await engine.removeImage(id) }
@@ -98,8 +106,28 @@ public struct BuilderService: Sendable {
         try ensureAppBase()
         try store.write { db in try db.audit(caller, app: nil, detail: "bootstrapped builder image \(image)") }
         let report = try report()
+        progress("-----> Languages: \(languages.versions.keys.sorted().map { "\($0) \(languages.versions[$0]!)" }.joined(separator: ", "))")
         progress("=====> Builder image \(image) ready (\(report.sizeBytes.map { "\($0 / 1_000_000) MB" } ?? "size unknown"))")
         return report
+    }
+
+    /// What debootstrap installs (its resolver reads no `Provides`, which npm's
+    /// dependencies need: those come from apt-get afterwards, `aptPackages`).
+    static let debootstrapPackages = ["python3", "ca-certificates", "python3-venv", "python3-pip"]
+    static let aptPackages = ["nodejs", "npm"]
+
+    /// apt-get install inside the new root (chroot; the host's resolver for the download).
+    private func installWithApt(_ packages: [String], in rootfs: String) throws {
+        try? FileManager.default.removeItem(atPath: rootfs + "/etc/resolv.conf")
+        try? FileManager.default.copyItem(atPath: "/etc/resolv.conf", toPath: rootfs + "/etc/resolv.conf")
+        defer { try? "".write(toFile: rootfs + "/etc/resolv.conf", atomically: false, encoding: .utf8) }
+        let env = ["DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
+        for args in [["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + packages] {
+            let result = try ProcessRunner.run("/usr/sbin/chroot", [rootfs] + args, environment: env)
+            guard result.status == 0 else {
+                throw UserFacingError(.unavailable, "\(args.prefix(2).joined(separator: " ")) in the builder's root failed: \((result.stdout + result.stderr).split(separator: "\n").suffix(3).joined(separator: " / ")); check that \(settings.builderMirror) is reachable")
+            }
+        }
     }
 
     /// Drops apt's caches and adds the unprivileged `app` user (uid 1000) with home /app.

@@ -84,6 +84,13 @@ public struct DockerfilePolicy: Sendable {
             state.stageCount += 1
         case "RUN":
             if let flag = flags.first {
+                if flag.hasPrefix("--mount") && flag.contains("type=cache") {
+                    // A cache mount lives in the engine's builder, shared by every tenant's
+                    // builds; it cannot be namespaced per app on podman's builder nor on
+                    // Docker's classic one (only BuildKit has cache ids, and Slipway does
+                    // not use it).
+                    throw refuse("RUN --mount=type=cache is not allowed on this server: the engine's build cache would be shared with other apps' builds. Keep slow steps cached as layers instead: COPY the dependency files alone, RUN the install, then COPY the code (a two-stage Dockerfile keeps build tools out of the image); or drop the Dockerfile and let Slipway install requirements.txt or package.json with a per-app cache")
+                }
                 throw refuse("RUN \(flag.split(separator: "=").first ?? "") is not allowed on this server: build steps may not mount other stages, caches or secrets, nor choose their network; COPY what a step needs instead")
             }
         case "ADD", "COPY":

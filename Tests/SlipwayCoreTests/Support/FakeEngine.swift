@@ -44,8 +44,18 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     func version() async throws -> EngineVersion { EngineVersion(version: "0", apiVersion: "1.41", kind: "fake") }
     func importImage(fromTarFile path: String, reference: String, changes: [String]) async throws {}
     func inspectImage(_ reference: String) async throws -> ImageInfo? {
-        ImageInfo(id: reference, created: nil, size: 0, user: "", labels: [:])
+        lock.withLock { missingImages.contains(reference) ? nil : ImageInfo(id: reference, created: nil, size: 0, user: "", labels: imageLabels) }
     }
+    /// Labels every image has (the builder's languages); images the engine does not have.
+    var imageLabels: [String: String] = [:]
+    var missingImages: Set<String> = []
+    /// Every container spec and build request, as asked.
+    var specs: [ContainerSpec] { lock.withLock { createdSpecs } }
+    var builds: [BuildRequest] { lock.withLock { buildRequests } }
+    private var createdSpecs: [ContainerSpec] = []
+    private var buildRequests: [BuildRequest] = []
+    var contexts: [String] { lock.withLock { buildContexts } }
+    private var buildContexts: [String] = []
     /// The next builds fail with these messages, one each; then builds succeed.
     var buildFailures: [String] {
         get { lock.withLock { scriptedBuildFailures } }
@@ -55,6 +65,10 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws {
         record("build \(request.tag)")
         try lock.withLock {
+            buildRequests.append(request)
+            // What the engine was sent (the Dockerfile and every file), as text.
+            buildContexts.append(String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: request.contextTarFile))) ?? Data(), as: UTF8.self))
+            missingImages.remove(request.tag)
             if !scriptedBuildFailures.isEmpty { throw UserFacingError(.conflict, "the build failed: " + scriptedBuildFailures.removeFirst()) }
         }
     }
@@ -63,6 +77,7 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
             let name = spec.name ?? "auto-\(next)"
             guard !boxes.values.contains(where: { $0.name == name }) else { throw UserFacingError(.conflict, "name \(name) is already in use") }
             next += 1
+            createdSpecs.append(spec)
             let id = "c\(next)"
             boxes[id] = Box(id: id, name: name, labels: spec.labels, command: spec.command?.joined(separator: " ") ?? "",
                             hostPort: spec.publishedPort.map { _ in 40000 + next }, restartPolicy: spec.restartPolicy)

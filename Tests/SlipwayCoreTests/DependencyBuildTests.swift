@@ -1,0 +1,259 @@
+import Foundation
+import SlipwayHost
+import Testing
+@testable import SlipwayCore
+
+/// Issue 16's build core on the fake engine: language detection from git's objects,
+/// version checks, the install keyed on the dependency files (no container when
+/// reused), config in the install container only, and repo:purge-cache's gate.
+@Suite("Dependency installs of apps without a Dockerfile")
+struct DependencyBuildTests {
+    let engine = FakeEngine()
+    let core: Core
+    let caller = Caller(principal: .localAdmin, command: "test")
+    let web = try! AppName("web")
+    static let languages = [BuilderLanguages.label: "node=18.20.4,npm=9.2.0,python=3.11.2"]
+
+    init() throws {
+        var settings = Settings()
+        settings.dataDir = scratchPath("slipway-test")
+        core = try Core(settings: settings, engine: engine, probe: FakeProbe(), proxy: RecordingProxy(directory: settings.dataDir + "/proxy"), processes: LocalProcesses())
+        engine.imageLabels = Self.languages
+        _ = try core.apps.create(web, by: caller)
+    }
+
+    /// Commits `files` (name → text; a value starting with "->" is a symbolic link to
+    /// the rest) to the app's repository; returns the revision.
+    func commit(_ files: [String: String]) throws -> String {
+        let repo = core.paths.repository(web)
+        let work = scratchPath("work")
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        func git(_ args: [String], in dir: String? = nil) throws -> String {
+            let result = try ProcessRunner.run("/usr/bin/git", args, environment: ["HOME": work, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                                                                               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"], currentDirectory: dir)
+            guard result.status == 0 else { throw UserFacingError.invalid("git \(args): \(result.stderr)") }
+            return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        if !FileManager.default.fileExists(atPath: repo) { _ = try git(["init", "-q", "--bare", repo]) }
+        _ = try git(["init", "-q", work])
+        for (name, text) in files.merging(["Procfile": "web: python3 app.py\n"], uniquingKeysWith: { a, _ in a }) {
+            if text.hasPrefix("->") {
+                try FileManager.default.createSymbolicLink(atPath: work + "/" + name, withDestinationPath: String(text.dropFirst(2)))
+            } else {
+                try text.write(toFile: work + "/" + name, atomically: true, encoding: .utf8)
+            }
+        }
+        _ = try git(["add", "-A"], in: work)
+        _ = try git(["commit", "-q", "-m", "c"], in: work)
+        let revision = try git(["rev-parse", "HEAD"], in: work)
+        _ = try git(["push", "-q", "-f", repo, "HEAD:refs/heads/main"], in: work)
+        return revision
+    }
+
+    final class Lines: @unchecked Sendable {
+        private let lock = NSLock()
+        private var lines: [String] = []
+        func append(_ line: String) { lock.withLock { lines.append(line) } }
+        var all: [String] { lock.withLock { lines } }
+    }
+
+    /// Builds `files`; returns the lines printed and the error, if any.
+    func build(_ files: [String: String]) throws -> (lines: [String], error: String?) {
+        let revision = try commit(files)
+        let lines = Lines()
+        do {
+            try core.builds.build(web, revision: revision, by: caller) { lines.append($0) }
+            return (lines.all, nil)
+        } catch let error as UserFacingError {
+            return (lines.all, error.message)
+        }
+    }
+
+    var installContainers: [ContainerSpec] { engine.specs.filter { $0.name?.hasPrefix("web.deps.") == true } }
+
+    // MARK: Detection and reuse
+
+    @Test func aPythonAppInstallsOnceAndReusesItsLayerWhenOnlyCodeChanges() throws {
+        let first = try build(["requirements.txt": "flask==3.0.0\n", "app.py": "print(1)\n"])
+        #expect(first.error == nil, "\(first)")
+        #expect(first.lines.first == "-----> Python app (requirements.txt)")
+        #expect(installContainers.count == 1)
+        let install = try #require(installContainers.first)
+        #expect(install.command == ["/bin/sh", "-c", DependencyPlan(language: .python, sources: [], files: [:], runsBuildScript: false, requestedVersion: nil).installScript])
+        #expect(install.sandbox?.appID == 1 && install.user == "0" && install.workingDirectory == "/app")
+        let cache = core.paths.buildCache(ofApp: 1)
+        #expect(install.binds.contains("\(cache)/cache:/cache"))
+        #expect(install.binds.contains { $0.hasPrefix(cache + "/installs/.tmp-") && $0.hasSuffix(":/app") })
+        #expect(install.environment["PIP_CACHE_DIR"] == "/cache/pip")
+        // The install became its own image, and the app's code is copied onto it.
+        let key = try #require(try FileManager.default.contentsOfDirectory(atPath: cache + "/installs").first)
+        #expect(engine.builds.map(\.tag).first == "slipway/deps-app-1:\(key)")
+        #expect(engine.contexts.last?.contains("FROM slipway/deps-app-1:\(key)\nCOPY --chown=1000:1000 . /app\n") == true)
+        #expect(FileManager.default.contents(atPath: "\(cache)/installs/\(key)/requirements.txt") == Data("flask==3.0.0\n".utf8))
+
+        let second = try build(["requirements.txt": "flask==3.0.0\n", "app.py": "print(2)\n"])
+        #expect(second.error == nil, "\(second)")
+        #expect(second.lines.prefix(2) == ["-----> Python app (requirements.txt)", "-----> Dependencies unchanged (requirements.txt): reusing the installed layer"])
+        #expect(installContainers.count == 1, "no install container on the second build")
+        #expect(engine.builds.count == 3, "only the app's own build: \(engine.builds.map(\.tag))")
+
+        // A new dependency: a new install, from a copy of the previous one.
+        let third = try build(["requirements.txt": "flask==3.0.0\nrequests\n", "app.py": "print(2)\n"])
+        #expect(third.error == nil, "\(third)")
+        #expect(installContainers.count == 2)
+        #expect(third.lines.contains("-----> Installing dependencies with pip, starting from the previous install"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache + "/installs").filter { !$0.hasPrefix(".") }.count == 2)
+    }
+
+    @Test func aNodeAppWithALockRunsNpmCiAndItsBuildScriptAfterTheCode() throws {
+        let package = #"{"name":"a","engines":{"node":">=18 <21"},"scripts":{"build":"tsc"},"dependencies":{"express":"^4"}}"#
+        let result = try build(["package.json": package, "package-lock.json": "{}", "index.js": ""])
+        #expect(result.error == nil, "\(result)")
+        #expect(result.lines.first == "-----> Node.js app (package.json, package-lock.json)")
+        #expect(installContainers.first?.command?.last?.contains("npm ci") == true)
+        #expect(installContainers.first?.environment["npm_config_cache"] == "/cache/npm")
+        #expect(engine.contexts.last?.contains("COPY --chown=1000:1000 . /app\nRUN npm_config_cache=/tmp/.npm npm run build\n") == true)
+        #expect(engine.contexts.first?.contains("ENV PATH=/app/node_modules/.bin:") == true)
+    }
+
+    @Test func anAppWithoutDependencyFilesBuildsAsBefore() throws {
+        let result = try build(["app.py": ""])
+        #expect(result.error == nil && result.lines.first?.hasPrefix("-----> Building web from ") == true, "\(result)")
+        #expect(installContainers.isEmpty && engine.builds.count == 1)
+    }
+
+    // MARK: Config reaches the install only
+
+    @Test func configReachesTheInstallContainerButNoImageNorTheStoredOutput() throws {
+        let secret = "https://bob:s3cr3t-t0ken@pypi.example.com/simple"
+        try core.config.set([(try EnvKey("PIP_INDEX_URL"), secret)], in: .app(web), by: caller)
+        engine.output = "Looking in indexes: \(secret)\n"
+        let result = try build(["requirements.txt": "flask\n"])
+        #expect(result.error == nil, "\(result)")
+        #expect(installContainers.first?.environment["PIP_INDEX_URL"] == secret)
+        #expect(engine.builds.allSatisfy { $0.buildArgs.isEmpty })
+        #expect(!engine.contexts.contains { $0.contains("s3cr3t") })
+        #expect(!result.lines.contains { $0.contains("s3cr3t") })
+        let stored = try core.outputs.text(of: try #require(try core.outputs.records(of: web, kind: .build, ref: nil).first))
+        #expect(!stored.contains("s3cr3t") && stored.contains("Looking in indexes: [config value]"), "\(stored)")
+    }
+
+    // MARK: Versions
+
+    @Test func versionsTheBuilderLacksAreRefusedNamingTheOnesItHas() throws {
+        let python = try build(["requirements.txt": "flask\n", "runtime.txt": "python-3.12.1\n"])
+        #expect(python.error == "runtime.txt asks for Python 3.12.1, but the builder carries Python 3.11.2 only; ask for 3.11.2 (or remove runtime.txt), or build with a Dockerfile")
+        let short = try build(["requirements.txt": "flask\n", ".python-version": "3.11\n"])
+        #expect(short.error == nil, "\(short)")
+        let node = try build(["package.json": #"{"engines":{"node":"^20.1"}}"#])
+        #expect(node.error?.hasPrefix("package.json engines.node asks for \"^20.1\", but the builder carries Node.js 18.20.4 only") == true, "\(node)")
+        #expect(installContainers.count == 1, "refused before any install")
+    }
+
+    @Test func aBuilderFromBeforeLanguagesAsksForABootstrap() throws {
+        engine.imageLabels = [:]
+        let result = try build(["requirements.txt": "flask\n"])
+        #expect(result.error == "the builder image slipway/builder:bookworm carries no Python (it was made before Slipway installed dependencies); an admin must run builder:bootstrap again")
+    }
+
+    // MARK: Hostile dependency files
+
+    @Test func hostileDependencyFilesAreRefusedBeforeAnyInstall() throws {
+        let link = try build(["requirements.txt": "->/etc/shadow"])
+        #expect(link.error?.contains("requirements.txt of ") == true && link.error?.hasSuffix("is a symbolic link; commit the file itself") == true, "\(link)")
+        let outside = try build(["package.json": "->../../../../etc/passwd"])
+        #expect(outside.error?.hasSuffix("is a symbolic link; commit the file itself") == true, "\(outside)")
+        let notJSON = try build(["package.json": "{ not json"])
+        #expect(notJSON.error?.hasPrefix("package.json is not valid JSON") == true, "\(notJSON)")
+        let array = try build(["package.json": "[1]"])
+        #expect(array.error == "package.json must hold a JSON object; fix it and push again")
+        let huge = try build(["requirements.txt": String(repeating: "a\n", count: DependencyPlan.maxFileBytes / 2 + 1)])
+        #expect(huge.error?.hasSuffix("is larger than 8 MB; Slipway reads dependency files up to that size") == true, "\(huge)")
+        let both = try build(["requirements.txt": "flask\n", "package.json": "{}"])
+        #expect(both.error?.hasPrefix("the app has both requirements.txt and package.json") == true)
+        #expect(installContainers.isEmpty)
+    }
+
+    @Test func pyprojectDependenciesAreInstalledWithoutTheProject() throws {
+        let result = try build(["pyproject.toml": "[project]\nname = \"a\"\ndependencies = [\"flask>=3\", \"gunicorn\"]\n"])
+        #expect(result.error == nil && result.lines.first == "-----> Python app (pyproject.toml)", "\(result)")
+        let key = try #require(try FileManager.default.contentsOfDirectory(atPath: core.paths.buildCache(ofApp: 1) + "/installs").first)
+        #expect(FileManager.default.contents(atPath: core.paths.buildCache(ofApp: 1) + "/installs/\(key)/requirements.txt") == Data("flask>=3\ngunicorn\n".utf8))
+        let noTable = try build(["pyproject.toml": "[tool.black]\nline-length = 1\n"])
+        #expect(noTable.error == nil && noTable.lines.first?.hasPrefix("-----> Building") == true, "\(noTable)")
+    }
+
+    // MARK: repo:purge-cache
+
+    @Test func purgeCacheEmptiesTheCacheAndOnlyWritersMayAskForIt() throws {
+        let world = try TestWorld()
+        #expect(world.run(["users:add", "rita"]).status == 0)
+        #expect(world.run(["users:add", "sam"]).status == 0)
+        #expect(world.run(["apps:create", "shop"]).status == 0)
+        #expect(world.run(["acl:add", "shop", "rita", "read"]).status == 0)
+        let cache = world.core.paths.buildCache(ofApp: 1)
+        try FileManager.default.createDirectory(atPath: cache + "/cache/pip", withIntermediateDirectories: true)
+        try Data(count: 5000).write(to: URL(fileURLWithPath: cache + "/cache/pip/wheel"))
+        let reader = try world.run(["repo:purge-cache", "shop"], asUser: "rita")
+        #expect(reader.status != 0 && reader.err.contains("error:"), "\(reader)")
+        let stranger = try world.run(["repo:purge-cache", "shop"], asUser: "sam")
+        let missing = try world.run(["repo:purge-cache", "nosuch"], asUser: "sam")
+        #expect(stranger.status != 0 && stranger.err == missing.err.replacingOccurrences(of: "nosuch", with: "shop"), "\(stranger)")
+        #expect(FileManager.default.fileExists(atPath: cache + "/cache/pip/wheel"))
+        #expect(world.run(["builds:report", "shop"]).out.contains("Build cache:       "))
+        #expect(world.run(["builds:report", "shop", "--format", "json"]).out.contains("\"cacheBytes\":"))
+        let owner = world.run(["repo:purge-cache", "shop"])
+        #expect(owner.status == 0 && owner.out.contains("-----> Build cache of shop purged"), "\(owner)")
+        #expect(!FileManager.default.fileExists(atPath: cache))
+        #expect(try world.dump().contains("purged the build cache"))
+    }
+
+    @Test func destroyingTheAppRemovesItsCache() throws {
+        _ = try build(["requirements.txt": "flask\n"])
+        #expect(FileManager.default.fileExists(atPath: core.paths.buildCache(ofApp: 1)))
+        _ = try core.deploys.destroy(web, purgeStorage: false, by: caller)
+        #expect(!FileManager.default.fileExists(atPath: core.paths.buildCache(ofApp: 1)))
+        #expect(engine.calls.contains { $0.hasPrefix("rmi slipway/deps-app-1:") })
+    }
+}
+
+/// npm's range forms `engines.node` uses, against concrete versions.
+@Suite("Semver ranges of engines.node")
+struct SemverRangeTests {
+    @Test(arguments: [
+        (">=18", "18.20.4", true), (">=18", "16.1.0", false), (">18", "18.20.4", false), (">18.2", "18.3.0", true),
+        ("^18.2.0", "18.20.4", true), ("^18.2.0", "19.0.0", false), ("^0.2.3", "0.2.9", true), ("^0.2.3", "0.3.0", false), ("^0.0.3", "0.0.4", false),
+        ("~18.19", "18.19.9", true), ("~18.19", "18.20.0", false), ("~18", "18.99.0", true),
+        ("18.x", "18.20.4", true), ("18.x", "20.0.0", false), ("18", "18.0.1", true), ("*", "1.0.0", true), ("", "18.0.0", true),
+        ("16 || 18", "18.1.0", true), ("16 || 20", "18.1.0", false), (">=14 <19", "18.20.4", true), (">=14 <18", "18.20.4", false),
+        ("18.20.4", "18.20.4", true), ("=18.20.3", "18.20.4", false), ("v18.20.4", "18.20.4", true), ("16 - 18", "18.20.4", true),
+        ("16 - 18.1", "18.20.4", false), (">= 18", "18.0.0", true), ("<=18", "18.99.1", true), ("<18", "18.0.0", false),
+    ])
+    func ranges(_ range: String, _ version: String, _ expected: Bool) throws {
+        #expect(try SemverRange(range).contains(version) == expected, "\(range) vs \(version)")
+    }
+
+    @Test(arguments: ["latest", ">=abc", "18.x.2", "1.2.3.4", "^", "node 18"])
+    func nonsenseIsRefused(_ range: String) {
+        #expect(throws: UserFacingError.self) { try SemverRange(range) }
+    }
+
+    @Test func builderVersionsComeFromDpkgStatus() {
+        let status = """
+            Package: python3
+            Status: install ok installed
+            Version: 3.11.2-1+b1
+
+            Package: nodejs
+            Status: install ok installed
+            Version: 18.20.4+dfsg-1~deb12u1
+
+            Package: npm
+            Status: deinstall ok config-files
+            Version: 9.2.0~ds1-1
+            """
+        #expect(BuilderLanguages.fromDpkgStatus(status).versions == ["python": "3.11.2", "node": "18.20.4"])
+        #expect(BuilderLanguages(labels: [BuilderLanguages.label: "node=18.20.4,python=3.11.2"]).versions["python"] == "3.11.2")
+    }
+}
