@@ -110,6 +110,9 @@ import Testing
         let repairs = try w.core.cron.endInterruptedRuns()
         #expect(repairs.contains("marked 1 cron run interrupted"))
         #expect(try w.core.cron.runs(of: app, id: report.id).map(\.status) == [.skipped, .interrupted])
+        let interrupted = try w.core.store.read { db in try Row.fetchOne(db, sql: "SELECT outcome, detail FROM events WHERE detail LIKE 'cron %' ORDER BY id DESC") }
+        #expect(interrupted?["outcome"] == "interrupted")
+        #expect(interrupted?["detail"] == "cron \(report.id) interrupted: the server stopped during the run")
     }
 
     /// Read to see, write to act; a stranger gets the same answer as for a missing app.

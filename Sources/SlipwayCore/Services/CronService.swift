@@ -368,9 +368,18 @@ public struct CronService: Sendable {
     public func endInterruptedRuns() throws -> [String] {
         var repairs: [String] = []
         let marked = try store.write { db in
-            try db.execute(sql: "UPDATE cron_runs SET status = 'interrupted', detail = 'the server stopped', finished_at = ? WHERE status = 'running' AND origin != 'local'",
-                           arguments: [Date()])
-            return db.changesCount
+            let left = try CronRun.filter(Column("status") == CronRun.Status.running.rawValue && Column("origin") != "local").fetchAll(db)
+            for var run in left {
+                run.status = .interrupted
+                run.detail = "the server stopped"
+                run.finishedAt = Date()
+                try run.update(db)
+                // Its end is audited like every other run's (the app may be gone: then no event).
+                if let app = try AppService.find(id: run.appId, db)?.name {
+                    try db.audit(Self.scheduler, app: app.rawValue, outcome: "interrupted", detail: "cron \(run.entryId) interrupted: the server stopped during the run")
+                }
+            }
+            return left.count
         }
         if marked > 0 { repairs.append("marked \(marked) cron run\(marked == 1 ? "" : "s") interrupted") }
         let containers = try runs.containers
