@@ -494,6 +494,28 @@ public final class DockerEngine: ContainerEngine {
         try await expectSuccess(try await send(.DELETE, "/networks/\(Self.escape(sandbox.network))"), allowing: [404, 409, 500])
     }
 
+    public func connectNetwork(of sandbox: TenantSandbox, container id: String, alias: String) async throws {
+        struct Endpoint: Encodable { let Aliases: [String] }
+        struct Body: Encodable { let Container: String; let EndpointConfig: Endpoint }
+        let response = try await send(.POST, "/networks/\(Self.escape(sandbox.network))/connect",
+                                      json: Body(Container: id, EndpointConfig: Endpoint(Aliases: [alias])))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        // Connected already: Docker says 403 "already exists", podman 500 "already ... connected".
+        if (200..<300).contains(response.status.code) || String(buffer: body).contains("already") { return }
+        try check(response, body)
+    }
+
+    public func disconnectNetwork(of sandbox: TenantSandbox, container id: String) async throws {
+        struct Body: Encodable { let Container: String; let Force: Bool }
+        let response = try await send(.POST, "/networks/\(Self.escape(sandbox.network))/disconnect", json: Body(Container: id, Force: true))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        let text = String(buffer: body).lowercased()
+        // Not connected, or the network or container gone: nothing left to undo.
+        if (200..<300).contains(response.status.code) || response.status.code == 404
+            || ["not connected", "no such", "not found"].contains(where: text.contains) { return }
+        try check(response, body)
+    }
+
     public func userNamespaceBase(of sandbox: TenantSandbox) async throws -> UInt32 {
         if try await isPodman() { return sandbox.idRange.hostBase }
         // Docker maps every container through one daemon-wide range (`userns-remap`),

@@ -51,6 +51,15 @@ struct CommandTableTests {
         "storage:list-entries": (.user, ["storage:list-entries", "--format", "json"], .user),
         "storage:info": (.user, ["storage:info", "data"], .storageOwner("data", allowMissing: false)),
         "storage:set": (.user, ["storage:set", "data", "mode", "0770"], .storageOwner("data", allowMissing: false)),
+        "postgres:create": (.user, ["postgres:create", "db"], .datastore(.postgres, "db", .manage, allowMissing: true)),
+        "postgres:list": (.user, ["postgres:list", "--format", "json"], .user),
+        "postgres:info": (.user, ["postgres:info", "db"], .datastore(.postgres, "db", .use)),
+        "postgres:link": (.user, ["postgres:link", "db", "web", "--alias", "DB_URL"], .all([.datastore(.postgres, "db", .manage), .app("web", .write)])),
+        "postgres:unlink": (.user, ["postgres:unlink", "db", "web"], .all([.datastore(.postgres, "db", .manage), .app("web", .write)])),
+        "postgres:restart": (.user, ["postgres:restart", "db"], .datastore(.postgres, "db", .use)),
+        "postgres:logs": (.user, ["postgres:logs", "db", "-t"], .datastore(.postgres, "db", .use)),
+        "postgres:destroy": (.user, ["postgres:destroy", "db", "--force"], .datastore(.postgres, "db", .manage)),
+        "services:bootstrap": (.admin, ["services:bootstrap", "postgres"], .admin),
         "resource:limit": (.app(.write), ["resource:limit", "--memory", "256m", "--cpu", "0.5", "--pids", "100", "--process-type", "worker", "web"], .app("web", .write)),
         "resource:limit-clear": (.app(.write), ["resource:limit-clear", "web"], .app("web", .write)),
         "resource:reserve": (.app(.write), ["resource:reserve", "--memory", "128m", "web"], .app("web", .write)),
@@ -135,6 +144,7 @@ struct CommandTableTests {
         #expect(try requirement(["config:export", "--global"]) == .admin)
         #expect(try requirement(["storage:mount", "web", "/etc:/x"]) == .all([.app("web", .write), .admin]))
         #expect(try requirement(["storage:create", "data", "/srv/data"]) == .admin)
+        #expect(try requirement(["postgres:info", "db", "--show-password"]) == .datastore(.postgres, "db", .manage))
         #expect(try requirement(["ssh-keys:list"]) == .user)
         #expect(try requirement(["apps:report"]) == .user)
         #expect(try requirement(["resource:report"]) == .user)

@@ -22,6 +22,8 @@ public enum CommandTree {
         Releases.List.self, Releases.Rollback.self, Outputs.Release.self, Logs.self, DeployLockCommands.Status.self, DeployLockCommands.Unlock.self,
         Domains.Report.self, Domains.Add.self, Domains.Set.self, Domains.Remove.self, Domains.Clear.self, Domains.SetGlobal.self,
         Certs.Add.self, Certs.Remove.self, Certs.Report.self, ProxyReport.self, ProxyLogs.self,
+        Postgres.Create.self, Postgres.List.self, Postgres.Info.self, Postgres.Link.self, Postgres.Unlink.self,
+        Postgres.Restart.self, Postgres.Logs.self, Postgres.Destroy.self, ServicesBootstrap.self,
         Builds.List.self, Builds.Report.self, Repo.PurgeCache.self, Outputs.Build.self, Builder.Bootstrap.self, Builder.Report.self,
         Events.self, Help.self, Version.self,
         GitCommands.ReceivePack.self, GitCommands.UploadPack.self,

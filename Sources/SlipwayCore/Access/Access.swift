@@ -39,6 +39,9 @@ public indirect enum Requirement: Sendable, Equatable {
     /// The caller owns the storage (or is an admin); `allowMissing` lets a storage
     /// that does not exist yet pass, for commands that create it.
     case storageOwner(String, allowMissing: Bool)
+    /// The caller may `access` the backing service of `kind` named by the string
+    /// (see `DatastoreAccess`); `allowMissing` lets a free name pass, for `create`.
+    case datastore(DatastoreKind, String, DatastoreAccess, allowMissing: Bool = false)
     /// The named user is the caller, or the caller is an admin.
     case selfOrAdmin(String)
     /// Every one of these.

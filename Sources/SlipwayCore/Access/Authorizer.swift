@@ -51,9 +51,39 @@ public struct Authorizer: Sendable {
                 }
                 throw UserFacingError.notFound("storage \(quoted(rawName)) not found; storage:create \(name) makes it")
             }
+        case .datastore(let kind, let rawName, let needed, let allowMissing):
+            let name = try DatastoreName(rawName)
+            let missing = UserFacingError.notFound(DatastoreService.notFoundMessage(kind, rawName))
+            guard let service = try DatastoreService.find(kind, name, db) else {
+                if allowMissing { return }
+                throw missing
+            }
+            guard let held = try access(of: principal, to: service, in: db) else {
+                // Hidden and missing answer alike (but a name cannot be taken twice).
+                if allowMissing {
+                    throw UserFacingError.conflict("\(kind.namespace) service \(quoted(rawName)) already exists; choose another name")
+                }
+                throw missing
+            }
+            guard held == .manage || needed == .use else {
+                throw UserFacingError.denied("you may use \(kind.namespace) service \(quoted(rawName)) through an app linked to it; this needs its owner (or an admin)")
+            }
         case .all(let parts):
             for part in parts { try check(part, for: principal, in: db) }
         }
+    }
+
+    /// What the principal may do with a backing service: `.manage` for its owner and
+    /// admins, `.use` for writers of an app linked to it, nil otherwise (it is hidden).
+    public func access(of principal: Principal, to service: Datastore, in db: Database) throws -> DatastoreAccess? {
+        if principal.isAdmin { return .manage }
+        guard let userID = principal.userID else { return nil }
+        if service.ownerId == userID { return .manage }
+        let writes = try Bool.fetchOne(db, sql: """
+            SELECT EXISTS (SELECT 1 FROM service_links l JOIN app_members m ON m.app_id = l.app_id
+                           WHERE l.service_id = ? AND m.user_id = ? AND m.role IN ('write', 'owner'))
+            """, arguments: [service.id, userID]) ?? false
+        return writes ? .use : nil
     }
 
     /// The principal's role on `app`: admins own every app; others need an ACL entry.

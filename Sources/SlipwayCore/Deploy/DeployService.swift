@@ -115,6 +115,20 @@ public struct DeployService: Sendable {
         }
     }
 
+    /// The same for a change to one app's config made by another service (a backing
+    /// service's link writes its row and the URL in one transaction, `store`):
+    /// `stored` runs after it (joining networks), then a deployed app is redeployed
+    /// unless `restart` is false, all under the app's lock.
+    public func changeAppConfig(_ app: AppName, restart: Bool, by caller: Caller, output: @escaping Output,
+                                store: () throws -> Void, stored: () throws -> Void) throws {
+        guard restart, try isDeployed(app) else { try store(); return try stored() }
+        try admit(app, by: caller, output: output) { record, lock in
+            try store()
+            try stored()
+            try deploy(try existing(app), lock: lock, trigger: .config, by: caller, output: output)
+        }
+    }
+
     /// The pipeline proper, the gate passed.
     @discardableResult
     private func deploy(_ record: App, lock: DeployLock, trigger: Trigger, by caller: Caller, output emit: @escaping Output) throws -> Release? {

@@ -61,6 +61,11 @@ public protocol ContainerEngine: Sendable {
     func ensureNetwork(of sandbox: TenantSandbox) async throws
     /// Removes the app's network; gone already is fine.
     func removeNetwork(of sandbox: TenantSandbox) async throws
+    /// Puts a running container on another sandbox's network as well, reachable there
+    /// by `alias` (a backing service on the network of an app linked to it). On it already is fine.
+    func connectNetwork(of sandbox: TenantSandbox, container id: String, alias: String) async throws
+    /// Takes the container off that network; not on it (or gone) is fine.
+    func disconnectNetwork(of sandbox: TenantSandbox, container id: String) async throws
     /// The host uid that id 0 of the sandbox's containers runs as, for owning storage:
     /// the sandbox's own range on podman, the daemon's `userns-remap` range on Docker.
     /// Throws when the engine would run the sandbox's containers as host root.
@@ -231,6 +236,8 @@ public enum ContainerLabel {
 public enum ContainerKind: String, Sendable, CaseIterable {
     /// A process of a release (`web.1`, `worker.2`).
     case process
+    /// A backing service's one container (`postgres:create`).
+    case service
     /// A predeploy or postdeploy task.
     case task
     /// `run`, attached to the caller.

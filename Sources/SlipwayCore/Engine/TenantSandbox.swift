@@ -21,16 +21,38 @@ public struct TenantSandbox: Sendable, Equatable, Codable {
     public let idRange: IDRange
 
     public init(appID: Int64, instance: String) throws {
-        guard appID > 0, appID < Int64(IDRange.appCapacity) else {
-            throw UserFacingError(.unavailable, "app id \(appID) has no user-namespace range left (at most \(IDRange.appCapacity - 1) apps per server)")
+        let apps = IDRange.appCapacity - IDRange.serviceCapacity
+        guard appID > 0, appID < Int64(apps) else {
+            throw UserFacingError(.unavailable, "app id \(appID) has no user-namespace range left (at most \(apps - 1) apps per server)")
         }
         self.appID = appID
+        self.instance = instance
+        serviceID = nil
+        idRange = IDRange(hostBase: IDRange.firstHostID + UInt32(appID) * IDRange.size, size: IDRange.size)
+    }
+
+    /// A backing service's sandbox (`postgres:create`): a range and a network of its
+    /// own, never an app's. Services take the ranges from the top of the id space down
+    /// (service 1 the last one), so apps and services never meet however many of
+    /// each are made. `appID` then holds that range's slot.
+    public init(serviceID: Int64, instance: String) throws {
+        guard serviceID > 0, serviceID <= Int64(IDRange.serviceCapacity) else {
+            throw UserFacingError(.unavailable, "service id \(serviceID) has no user-namespace range left (at most \(IDRange.serviceCapacity) services per server)")
+        }
+        appID = Int64(IDRange.appCapacity) - serviceID
+        self.serviceID = serviceID
         self.instance = instance
         idRange = IDRange(hostBase: IDRange.firstHostID + UInt32(appID) * IDRange.size, size: IDRange.size)
     }
 
-    /// The engine network of the app's containers and builds.
-    public var network: String { "slipway-\(instance.prefix(12))-app-\(appID)" }
+    /// Set for a backing service's sandbox.
+    public let serviceID: Int64?
+
+    /// The engine network of the app's containers and builds (or the service's own).
+    public var network: String {
+        if let serviceID { return "slipway-\(instance.prefix(12))-svc-\(serviceID)" }
+        return "slipway-\(instance.prefix(12))-app-\(appID)"
+    }
 }
 
 /// A contiguous range of host uids (and the same gids) a user namespace maps its
@@ -46,6 +68,8 @@ public struct IDRange: Sendable, Equatable, Codable {
     /// any login or system user. Range 0 is left to the engine itself.
     public static let firstHostID: UInt32 = 1 << 31
     public static let appCapacity = (UInt32.max - firstHostID) / size
+    /// The slots at the top kept for backing services (`TenantSandbox(serviceID:)`).
+    public static let serviceCapacity: UInt32 = 4096
 
     /// The host id of `id` inside the namespace.
     public func host(_ id: UInt32) -> UInt32 { hostBase + min(id, size - 1) }

@@ -26,6 +26,8 @@ public final class Core: Sendable {
     public let cron: CronService
     /// Stored output of builds, deploys, deploy tasks, cron and detached runs.
     public let outputs: OutputService
+    /// Backing services (postgres:, redis:) and their links to apps.
+    public let datastores: DatastoreService
 
     /// Prepares the data directory and opens (migrating) the database. The engine is
     /// only contacted when a command needs it; the proxy only when routing changes.
@@ -55,6 +57,9 @@ public final class Core: Sendable {
                                 instance: try paths.instanceID())
         cron = CronService(store: store, settings: settings, apps: apps, deploys: deploys, runs: runs, outputs: outputs, registry: CronRunRegistry())
         access = AccessService(apps: apps, users: users, runs: runs)
+        datastores = DatastoreService(store: store, paths: paths, settings: settings,
+                                      containers: Containers(engine: engine, instance: try paths.instanceID()),
+                                      deploys: deploys, authorizer: authorizer)
         pushes = PushService(apps: apps, git: git, deploys: deploys, users: users, authorizer: authorizer)
     }
 }

@@ -316,6 +316,33 @@ enum Migrations {
                 );
                 """)
         }
+        migrator.registerMigration("v-services: backing services (postgres, redis) and their links to apps") { db in
+            // A service is owned like storage (owner_id NULL: the local admin's). Its data
+            // lives in <data-dir>/services/<id>/data (DatastoreService). A link's alias is
+            // the app's config var holding the service's URL; an app's links go with it,
+            // and a service with links cannot be deleted (RESTRICT): destroy refuses first.
+            try db.execute(sql: """
+                CREATE TABLE services (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL CHECK (kind IN ('postgres', 'redis')),
+                    name TEXT NOT NULL,
+                    owner_id INTEGER REFERENCES users(id) ON DELETE RESTRICT,
+                    image TEXT NOT NULL,
+                    password TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    created_at DATETIME NOT NULL,
+                    UNIQUE (kind, name)
+                );
+                CREATE TABLE service_links (
+                    service_id INTEGER NOT NULL REFERENCES services(id) ON DELETE RESTRICT,
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    alias TEXT NOT NULL,
+                    created_at DATETIME NOT NULL,
+                    PRIMARY KEY (service_id, app_id)
+                );
+                CREATE INDEX service_links_by_app ON service_links(app_id);
+                """)
+        }
         return migrator
     }
 }

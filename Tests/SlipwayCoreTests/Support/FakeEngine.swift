@@ -182,6 +182,8 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     }
     func ensureNetwork(of sandbox: TenantSandbox) async throws {}
     func removeNetwork(of sandbox: TenantSandbox) async throws {}
+    func connectNetwork(of sandbox: TenantSandbox, container id: String, alias: String) async throws {}
+    func disconnectNetwork(of sandbox: TenantSandbox, container id: String) async throws {}
     func userNamespaceBase(of sandbox: TenantSandbox) async throws -> UInt32 { sandbox.idRange.hostBase }
 }
 

@@ -155,6 +155,8 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
     func listContainers(labels: [String: String]) async throws -> [ContainerSummary] { record("list"); return [] }
     func ensureNetwork(of sandbox: TenantSandbox) async throws { record("network \(sandbox.network)") }
     func removeNetwork(of sandbox: TenantSandbox) async throws { record("remove network \(sandbox.network)") }
+    func connectNetwork(of sandbox: TenantSandbox, container id: String, alias: String) async throws { record("connect \(id) \(sandbox.network) as \(alias)") }
+    func disconnectNetwork(of sandbox: TenantSandbox, container id: String) async throws { record("disconnect \(id) \(sandbox.network)") }
     func userNamespaceBase(of sandbox: TenantSandbox) async throws -> UInt32 { sandbox.idRange.hostBase }
 }
 

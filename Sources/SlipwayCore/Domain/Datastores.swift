@@ -1,0 +1,85 @@
+import Foundation
+
+/// The kinds of backing service (datastore) Slipway runs for apps: one command
+/// namespace each (`postgres:`, `redis:`), as Dokku's datastore plugins.
+public enum DatastoreKind: String, Sendable, Codable, CaseIterable {
+    case postgres, redis
+
+    /// What the command namespace and messages call it.
+    public var namespace: String { rawValue }
+
+    /// The config var `link` sets when no `--alias` is given.
+    public var defaultAlias: EnvKey {
+        switch self {
+        case .postgres: EnvKey(uncheckedRawValue: "DATABASE_URL")
+        case .redis: EnvKey(uncheckedRawValue: "REDIS_URL")
+        }
+    }
+
+    /// The port the service listens on inside its networks (never published on the host).
+    public var port: Int {
+        switch self {
+        case .postgres: 5432
+        case .redis: 6379
+        }
+    }
+
+    /// The URL scheme of the link's config var.
+    var scheme: String {
+        switch self {
+        case .postgres: "postgres"
+        case .redis: "redis"
+        }
+    }
+}
+
+/// A datastore's name: `^[a-z][a-z0-9-]{0,30}[a-z0-9]$` or one letter. It becomes
+/// part of a container name, a DNS alias and (Postgres) the database's name.
+public struct DatastoreName: ValidatedName {
+    public static let kind = "service name"
+    public static let rule = "use 1-32 lowercase letters, digits or '-', starting with a letter and ending with a letter or digit"
+    public static func isValid(_ s: String) -> Bool {
+        NameGrammar.matches(s, lengths: 1...32, first: NameGrammar.isLower,
+                            rest: { NameGrammar.isLowerAlnum($0) || $0 == "-" },
+                            last: NameGrammar.isLowerAlnum)
+    }
+    public let rawValue: String
+    public init(uncheckedRawValue: String) { rawValue = uncheckedRawValue }
+}
+
+/// One backing service (`services` table): owned like storage is, by the user who
+/// created it. Its data lives in `<data-dir>/services/<id>/data`, owned by the
+/// service's own user-namespace range (`TenantSandbox(serviceID:)`).
+public struct Datastore: SlipwayRecord, HasRowID, Equatable {
+    public static let databaseTableName = "services"
+    public var id: Int64?
+    public var kind: DatastoreKind
+    public var name: DatastoreName
+    /// nil: created by the local admin; only admins manage it.
+    public var ownerId: Int64?
+    public var image: String
+    /// Generated at create; given to the container through the API's Env, never argv.
+    public var password: String
+    /// created, running, stopped, failed: what Slipway last did with its container.
+    public var state: String
+    public var createdAt: Date
+}
+
+/// An app linked to a service: `alias` is the config var that holds the service's URL.
+public struct DatastoreLink: SlipwayRecord, Equatable {
+    public static let databaseTableName = "service_links"
+    public var serviceId: Int64
+    public var appId: Int64
+    public var alias: String
+    public var createdAt: Date
+}
+
+/// What a command does with a service, checked by `Authorizer` (`Requirement.datastore`).
+public enum DatastoreAccess: String, Sendable, Equatable {
+    /// See it and work in it (info, connect, export, import, logs, restart): its owner,
+    /// an admin, or a user with write access to an app linked to it (who can reach the
+    /// data through that app's `run` and `DATABASE_URL` anyway).
+    case use
+    /// Change what reaches it (link, unlink, destroy, the password): its owner or an admin.
+    case manage
+}
