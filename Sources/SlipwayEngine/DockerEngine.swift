@@ -42,19 +42,21 @@ public final class DockerEngine: ContainerEngine {
 
     // MARK: Requests
 
-    private func url(_ path: String, _ query: [String: String] = [:]) -> String {
+    /// `repeated`: parameters given once per value (`changes` of an import), after `query`'s.
+    private func url(_ path: String, _ query: [String: String] = [:], repeated: [(String, String)] = []) -> String {
         var components = URLComponents()
         components.path = Self.apiPrefix + path
-        if !query.isEmpty { components.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) } }
+        let items = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) } + repeated.map { URLQueryItem(name: $0.0, value: $0.1) }
+        if !items.isEmpty { components.queryItems = items }
         // '+' in a query value must stay a literal plus for the engine's form decoding.
         let uri = (components.string ?? path).replacingOccurrences(of: "+", with: "%2B")
         return URL(httpURLWithSocketPath: endpoint, uri: uri)!.absoluteString
     }
 
-    private func send(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], json: Encodable? = nil,
-                      body: HTTPClientRequest.Body? = nil, contentType: String? = nil,
+    private func send(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], repeated: [(String, String)] = [],
+                      json: Encodable? = nil, body: HTTPClientRequest.Body? = nil, contentType: String? = nil,
                       timeout: TimeAmount = .seconds(60)) async throws -> HTTPClientResponse {
-        var request = HTTPClientRequest(url: url(path, query))
+        var request = HTTPClientRequest(url: url(path, query, repeated: repeated))
         request.method = method
         // AsyncHTTPClient sends no Host for unix sockets, and podman then answers 400.
         request.headers.add(name: "Host", value: "engine")
@@ -131,10 +133,10 @@ public final class DockerEngine: ContainerEngine {
 
     public func importImage(fromTarFile path: String, reference: String, changes: [String]) async throws {
         // `repo` carries the tag: podman 4.3 ignores a separate `tag`, Docker takes either.
-        // Both engines read `changes` as Dockerfile lines, so one newline-joined value serves.
-        var query = ["fromSrc": "-", "repo": reference]
-        if !changes.isEmpty { query["changes"] = changes.joined(separator: "\n") }
-        let response = try await send(.POST, "/images/create", query: query, body: try tarBody(path),
+        // One `changes` parameter per instruction: podman 4.3 reads a newline inside one as
+        // part of the value (two LABEL lines became one label holding the second line).
+        let query = ["fromSrc": "-", "repo": reference]
+        let response = try await send(.POST, "/images/create", query: query, repeated: changes.map { ("changes", $0) }, body: try tarBody(path),
                                       contentType: "application/x-tar", timeout: .minutes(10))
         // Progress arrives as JSON lines; a failure is a line with "error" even under 200.
         let body = try await response.body.collect(upTo: 16 << 20)
