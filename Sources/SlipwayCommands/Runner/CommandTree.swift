@@ -24,6 +24,8 @@ public enum CommandTree {
         Certs.Add.self, Certs.Remove.self, Certs.Report.self, ProxyReport.self, ProxyLogs.self,
         Postgres.Create.self, Postgres.List.self, Postgres.Info.self, Postgres.Link.self, Postgres.Unlink.self,
         Postgres.Restart.self, Postgres.Logs.self, Postgres.Destroy.self, ServicesBootstrap.self,
+        Redis.Create.self, Redis.List.self, Redis.Info.self, Redis.Link.self, Redis.Unlink.self,
+        Redis.Restart.self, Redis.Logs.self, Redis.Destroy.self,
         Builds.List.self, Builds.Report.self, Repo.PurgeCache.self, Outputs.Build.self, Builder.Bootstrap.self, Builder.Report.self,
         Events.self, Help.self, Version.self,
         GitCommands.ReceivePack.self, GitCommands.UploadPack.self,

@@ -8,6 +8,30 @@ public enum DatastoreKind: String, Sendable, Codable, CaseIterable {
     /// What the command namespace and messages call it.
     public var namespace: String { rawValue }
 
+    /// How messages and help name it.
+    public var title: String {
+        switch self {
+        case .postgres: "Postgres"
+        case .redis: "Redis"
+        }
+    }
+
+    /// The Debian package Slipway's own image of this kind is built from.
+    public var debianPackage: String {
+        switch self {
+        case .postgres: "postgresql-15"
+        case .redis: "redis-server"
+        }
+    }
+
+    /// What an image given with `--image` must keep of the official image's contract.
+    public var imageContract: String {
+        switch self {
+        case .postgres: "POSTGRES_PASSWORD, POSTGRES_DB, /var/lib/postgresql/data"
+        case .redis: "REDIS_PASSWORD, data in /data"
+        }
+    }
+
     /// The config var `link` sets when no `--alias` is given.
     public var defaultAlias: EnvKey {
         switch self {

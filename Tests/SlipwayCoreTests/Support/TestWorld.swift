@@ -134,7 +134,13 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
     func importImage(fromTarFile path: String, reference: String, changes: [String]) async throws { record("import \(reference)") }
     func inspectImage(_ reference: String) async throws -> ImageInfo? { record("inspect \(reference)"); return lock.withLock { images[reference] } }
     func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws { record("build \(request.tag)") }
-    func createContainer(_ spec: ContainerSpec) async throws -> String { record("create \(spec.image)"); return "c1" }
+    /// Every container spec asked for, in order.
+    private(set) var specs: [ContainerSpec] = []
+    func createContainer(_ spec: ContainerSpec) async throws -> String {
+        record("create \(spec.image)")
+        lock.withLock { specs.append(spec) }
+        return "c1"
+    }
     func startContainer(_ id: String) async throws { record("start \(id)") }
     func attach(_ id: String) throws -> ContainerAttachment { throw UserFacingError(.unavailable, "the recording engine cannot attach") }
     func waitContainer(_ id: String) async throws -> Int32 { record("wait \(id)"); return 0 }
