@@ -83,9 +83,13 @@ public struct NginxProxy: Proxy {
         /// The server block's body, for a listen port and its scheme's default port.
         let serve: (_ port: Int, _ standardPort: Int) -> String
         if site.endpoints.isEmpty {
+            // In a location, not at the server level: a server-level `return` would answer
+            // ACME's challenge requests too (see `challenge` below).
             serve = { _, _ in """
-                    default_type text/plain;
-                    return 503 "\(site.app) has no running web process; ps:start \(site.app) or git push it\\n";
+                    location / {
+                        default_type text/plain;
+                        return 503 "\(site.app) has no running web process; ps:start \(site.app) or git push it\\n";
+                    }
                 """ }
         } else {
             text += "upstream \(upstream) {\n"
@@ -124,10 +128,21 @@ public struct NginxProxy: Proxy {
         func server(_ listen: String, _ names: [String], _ body: String) -> String {
             "server {\n    listen \(listen);\n    server_name \(names.joined(separator: " "));\n\(log)\(body)\n}\n"
         }
-        if !site.plainNames.isEmpty { text += server("\(settings.proxyPort)", site.plainNames, serve(settings.proxyPort, 80)) }
+        // Every HTTP server answers ACME's HTTP-01 challenges for its names, whatever the
+        // app: they go to the ACME client's loopback listener (only up while an order
+        // runs; otherwise nginx answers 502), never to the app and never redirected.
+        let challenge = """
+
+                location ^~ /.well-known/acme-challenge/ {
+                    proxy_pass http://127.0.0.1:\(settings.acmeChallengePort);
+                    proxy_set_header Host $host;
+                    proxy_connect_timeout 2s;
+                }
+            """
+        if !site.plainNames.isEmpty { text += server("\(settings.proxyPort)", site.plainNames, serve(settings.proxyPort, 80) + challenge) }
         if let tls = site.tls, !tls.names.isEmpty {
             let port = settings.tlsPort == 443 ? "" : ":\(settings.tlsPort)"
-            text += server("\(settings.proxyPort)", tls.names, "    return 301 https://$host\(port)$request_uri;")
+            text += server("\(settings.proxyPort)", tls.names, "    location / { return 301 https://$host\(port)$request_uri; }" + challenge)
             text += server("\(settings.tlsPort) ssl http2", tls.names, """
                     ssl_certificate \(tls.certificatePath);
                     ssl_certificate_key \(tls.keyPath);

@@ -68,7 +68,8 @@ do {
         settings.dataDir = URL(fileURLWithPath: dir).standardizedFileURL.path
     }
     core = try Core(settings: settings, engine: DockerEngine.locate(configured: settings.engineSocket), probe: AsyncHTTPProbe(),
-                    proxy: NginxProxy(settings: settings, paths: DataPaths(root: settings.dataDir)), processes: LocalProcesses())
+                    proxy: NginxProxy(settings: settings, paths: DataPaths(root: settings.dataDir)), processes: LocalProcesses(),
+                    acme: LegoClient())
 } catch let error as UserFacingError {
     fail(error)
 } catch {

@@ -59,6 +59,9 @@ struct CommandTableTests {
         "postgres:restart": (.user, ["postgres:restart", "db"], .datastore(.postgres, "db", .use)),
         "postgres:logs": (.user, ["postgres:logs", "db", "-t"], .datastore(.postgres, "db", .use)),
         "postgres:destroy": (.user, ["postgres:destroy", "db", "--force"], .datastore(.postgres, "db", .manage)),
+        "postgres:connect": (.user, ["postgres:connect", "db"], .datastore(.postgres, "db", .manage)),
+        "postgres:export": (.user, ["postgres:export", "db"], .datastore(.postgres, "db", .manage)),
+        "postgres:import": (.user, ["postgres:import", "db"], .datastore(.postgres, "db", .manage)),
         "redis:create": (.user, ["redis:create", "cache", "--image", "slipway/redis:7"], .datastore(.redis, "cache", .manage, allowMissing: true)),
         "redis:list": (.user, ["redis:list", "--format", "json"], .user),
         "redis:info": (.user, ["redis:info", "cache"], .datastore(.redis, "cache", .use)),
@@ -106,6 +109,11 @@ struct CommandTableTests {
         "domains:clear": (.app(.write), ["domains:clear", "web"], .app("web", .write)),
         "domains:set-global": (.admin, ["domains:set-global", "example.com"], .admin),
         "certs:add": (.app(.owner), ["certs:add", "web"], .app("web", .owner)),
+        "letsencrypt:enable": (.app(.write), ["letsencrypt:enable", "web"], .app("web", .write)),
+        "letsencrypt:disable": (.app(.write), ["letsencrypt:disable", "web"], .app("web", .write)),
+        "letsencrypt:set": (.admin, ["letsencrypt:set", "--global", "email", "ops@example.com"], .admin),
+        "letsencrypt:list": (.user, ["letsencrypt:list", "--format", "json"], .user),
+        "letsencrypt:renew": (.app(.write), ["letsencrypt:renew", "web"], .app("web", .write)),
         "certs:remove": (.app(.owner), ["certs:remove", "web"], .app("web", .owner)),
         "certs:report": (.app(.read), ["certs:report", "web"], .app("web", .read)),
         "proxy:report": (.app(.read), ["proxy:report", "web"], .app("web", .read)),
@@ -157,6 +165,9 @@ struct CommandTableTests {
         #expect(try requirement(["apps:report"]) == .user)
         #expect(try requirement(["resource:report"]) == .user)
         #expect(try requirement(["checks:report"]) == .user)
+        // Without an app: each app with ACME on that the caller may write (ACMEService.renew).
+        #expect(try requirement(["letsencrypt:renew"]) == .user)
+        #expect(try requirement(["letsencrypt:set", "email", "ops@example.com"]) == .admin)
     }
 
     @Test func everyCommandIsInTheManPage() throws {

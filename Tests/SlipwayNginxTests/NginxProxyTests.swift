@@ -26,13 +26,18 @@ struct NginxProxyTests {
         #expect(text.contains("if ($http_upgrade ~* ^websocket$) { set $slipway_upgrade $http_upgrade; set $slipway_connection upgrade; }"))
         #expect(text.contains("proxy_set_header Host $host:8080;") && text.contains("proxy_set_header Host $host:8443;"))
         #expect(text.contains("proxy_set_header Connection $slipway_connection;"))
-        #expect(text.contains("listen 8080;\n    server_name www.example.com;\n\(log)    return 301 https://$host:8443$request_uri;"))
+        #expect(text.contains("listen 8080;\n    server_name www.example.com;\n\(log)    location / { return 301 https://$host:8443$request_uri; }"))
+        // ACME's HTTP-01 challenges reach the client's loopback port on every HTTP server, the redirecting one too.
+        let challenge = "location ^~ /.well-known/acme-challenge/ {\n        proxy_pass http://127.0.0.1:8402;"
+        #expect(text.components(separatedBy: challenge).count == 3, "\(text)")
+        #expect(idle.contains(challenge) && !idle.contains("\n    return 503"), "a server-level return would answer the challenge: \(idle)")
         #expect(text.contains("listen 8443 ssl http2;\n    server_name www.example.com;\n\(log)    ssl_certificate /data/certs/1/server.crt;"))
         // On the schemes' own ports the Host an app gets has no port.
         settings.proxyPort = 80
         settings.tlsPort = 443
         let standard = NginxProxy(settings: settings, paths: DataPaths(root: "/data")).render(site)
-        #expect(standard.components(separatedBy: "proxy_set_header Host $host;").count == 3, "\(standard)")
+        // Two app servers and, on HTTP, two challenge locations.
+        #expect(standard.components(separatedBy: "proxy_set_header Host $host;").count == 5, "\(standard)")
     }
 
     @Test func aSiteNginxRefusesLeavesTheLiveFileAsItWas() throws {

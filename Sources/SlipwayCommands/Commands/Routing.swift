@@ -38,8 +38,10 @@ enum Domains {
 
         func execute(in context: CommandContext) throws {
             let app = try AppName(names.app)
-            let added = try context.core.routing.add(app, names.domains, by: context.caller)
-            context.print(added.isEmpty ? "-----> \(app) has those domains already" : "-----> Added \(added.joined(separator: " ")) to \(app)")
+            // With letsencrypt on, a certificate covering the new names is requested too.
+            let change = try context.core.acme.addDomains(app, names.domains, by: context.caller)
+            context.print(change.added.isEmpty ? "-----> \(app) has those domains already" : "-----> Added \(change.added.joined(separator: " ")) to \(app)")
+            if let outcome = change.certificate { LetsEncrypt.show(outcome, in: context) }
         }
     }
 
@@ -145,7 +147,9 @@ enum Certs {
             context.print("       Subject:      \(report.subject ?? "-")")
             context.print("       Issuer:       \(report.issuer ?? "-")")
             context.print("       Valid from:   \(report.notBefore.map(Text.date) ?? "-")")
-            context.print("       Expires:      \(report.notAfter.map(Text.date) ?? "-")")
+            let state = report.expired ? " (EXPIRED: clients refuse it)" : report.expiresSoon ? " (expires soon: renew it)" : ""
+            context.print("       Expires:      \(report.notAfter.map(Text.date) ?? "-")\(state)")
+            context.print("       Renewal:      \(report.acme ? "automatic (letsencrypt:list \(app) shows the last attempt)" : "by hand (certs:add), or letsencrypt:enable \(app)")")
             context.print("       Fingerprint:  SHA256 \(report.fingerprint ?? "-")")
             context.print("       HTTPS:        \(report.httpsDomains.isEmpty ? "-" : report.httpsDomains.joined(separator: " "))")
             context.print("       HTTP only:    \(report.httpDomains.isEmpty ? "-" : report.httpDomains.joined(separator: " "))")

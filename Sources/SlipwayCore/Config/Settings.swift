@@ -51,6 +51,9 @@ public struct Settings: Sendable, Equatable {
     public var proxyPort: Int = 8080
     /// The port nginx serves HTTPS on, for apps with a certificate (certs:add).
     public var tlsPort: Int = 8443
+    /// The loopback port the ACME client (lego) answers HTTP-01 challenges on while it
+    /// runs; nginx passes every site's `/.well-known/acme-challenge/` there.
+    public var acmeChallengePort: Int = 8402
     /// Which nginx serves the apps.
     public var proxyMode: ProxyMode = .managed
     /// System mode: the directory Slipway owns, included by the system nginx's http block.
@@ -156,7 +159,7 @@ public struct Settings: Sendable, Equatable {
                 guard let mirror = value.string, mirror.hasPrefix("http://") || mirror.hasPrefix("https://") else { throw wrongType("an http(s) URL") }
                 settings.builderMirror = mirror
             case "max_sessions", "idle_timeout", "shutdown_grace", "releases_to_keep", "check_timeout", "proxy_port", "tls_port", "access_log_max_bytes",
-                 "output_records_to_keep", "output_max_bytes":
+                 "output_records_to_keep", "output_max_bytes", "acme_challenge_port":
                 guard let n = value.int, n > 0 else { throw wrongType("a positive whole number") }
                 switch key {
                 case "max_sessions": settings.maxSessions = n
@@ -168,9 +171,13 @@ public struct Settings: Sendable, Equatable {
                 case "output_max_bytes":
                     guard n >= OutputRecording.minimumBytes else { throw wrongType("at least \(OutputRecording.minimumBytes) bytes") }
                     settings.outputMaxBytes = n
-                case "proxy_port", "tls_port":
+                case "proxy_port", "tls_port", "acme_challenge_port":
                     guard n <= 65535 else { throw wrongType("a port number") }
-                    if key == "proxy_port" { settings.proxyPort = n } else { settings.tlsPort = n }
+                    switch key {
+                    case "proxy_port": settings.proxyPort = n
+                    case "tls_port": settings.tlsPort = n
+                    default: settings.acmeChallengePort = n
+                    }
                 default: settings.shutdownGrace = n
                 }
             case "max_startups":

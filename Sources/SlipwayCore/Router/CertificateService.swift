@@ -71,6 +71,19 @@ public struct CertificateService: Sendable {
         public let httpsDomains: [String]
         /// The app's domains the certificate does not cover (plain HTTP).
         public let httpDomains: [String]
+        /// Past its end date: clients refuse it.
+        public let expired: Bool
+        /// Less than a third of its lifetime (or 30 days) left: renew it.
+        public let expiresSoon: Bool
+        /// Obtained and renewed automatically (letsencrypt:enable).
+        public let acme: Bool
+    }
+
+    /// Whether a certificate valid from `notBefore` to `notAfter` is, at `now`, close
+    /// enough to its end to be renewed: less than a third of its lifetime or 30 days left.
+    static func isExpiringSoon(notBefore: Date, notAfter: Date, now: Date = Date()) -> Bool {
+        let left = notAfter.timeIntervalSince(now)
+        return left < min(notAfter.timeIntervalSince(notBefore) / 3, 30 * 86400)
     }
 
     public func report(_ app: AppName) throws -> Report {
@@ -78,9 +91,13 @@ public struct CertificateService: Sendable {
             let record = try AppService.existing(app, db)
             let site = try routing.site(of: record, endpoints: [], db)
             let certificate = try CertificateRecord.fetchOne(db, key: record.id)
+            let now = Date()
             return Report(app: app.rawValue, enabled: certificate != nil, subject: certificate?.subject, issuer: certificate?.issuer,
                           names: certificate?.nameList ?? [], notBefore: certificate?.notBefore, notAfter: certificate?.notAfter,
-                          fingerprint: certificate?.fingerprint, httpsDomains: site.tls?.names ?? [], httpDomains: site.plainNames)
+                          fingerprint: certificate?.fingerprint, httpsDomains: site.tls?.names ?? [], httpDomains: site.plainNames,
+                          expired: certificate.map { $0.notAfter <= now } ?? false,
+                          expiresSoon: certificate.map { Self.isExpiringSoon(notBefore: $0.notBefore, notAfter: $0.notAfter, now: now) } ?? false,
+                          acme: try ACMEApp.fetchOne(db, key: record.id) != nil)
         }
     }
 
@@ -90,6 +107,23 @@ public struct CertificateService: Sendable {
     /// any, its default one). Then HTTPS is served and HTTP redirected.
     public func add(_ app: AppName, pem: String, by caller: Caller) throws -> Report {
         let parsed = try Self.parse(pem)
+        try install(parsed, for: app, coverage: .custom, by: caller, detail: "added a certificate")
+        return try report(app)
+    }
+
+    /// Which of the app's names a certificate must cover to be installed.
+    enum Coverage {
+        /// Its custom domains (or, without any, its default one): `certs:add`.
+        case custom
+        /// At least one of its names; the others stay on HTTP (ACME, when some names
+        /// could not be validated).
+        case any
+    }
+
+    /// Makes `parsed` the app's certificate: the files are written beside the live
+    /// pair, the row and its audit event (`detail`, then the names) in one transaction
+    /// under the app's deploy lock, then the proxy reloads; the old pair goes after.
+    func install(_ parsed: Parsed, for app: AppName, coverage: Coverage, by caller: Caller, detail: String) throws {
         try routing.locked(app, by: caller) {
             let (appID, live) = try store.read { db in
                 let record = try AppService.existing(app, db)
@@ -101,17 +135,24 @@ public struct CertificateService: Sendable {
                 try routing.changing(app, by: caller) { record, db in
                     guard record.id == appID else { throw UserFacingError.appNotFound(app.rawValue) }
                     let names = try routing.names(of: record, db)
-                    let required = names.count > 1 ? Array(names.dropFirst()) : names
-                    let uncovered = required.filter { !Self.covers(parsed.names, $0) }
-                    guard uncovered.isEmpty else {
-                        throw UserFacingError.invalid("the certificate does not cover \(uncovered.joined(separator: ", ")) (it covers \(parsed.names.joined(separator: ", "))); send one that does, or domains:remove \(app) what it should not serve")
+                    switch coverage {
+                    case .custom:
+                        let required = names.count > 1 ? Array(names.dropFirst()) : names
+                        let uncovered = required.filter { !Self.covers(parsed.names, $0) }
+                        guard uncovered.isEmpty else {
+                            throw UserFacingError.invalid("the certificate does not cover \(uncovered.joined(separator: ", ")) (it covers \(parsed.names.joined(separator: ", "))); send one that does, or domains:remove \(app) what it should not serve")
+                        }
+                    case .any:
+                        guard names.contains(where: { Self.covers(parsed.names, $0) }) else {
+                            throw UserFacingError.conflict("the certificate covers none of \(app)'s domains any more (it covers \(parsed.names.joined(separator: ", ")))")
+                        }
                     }
                     var row = CertificateRecord(appId: appID, subject: parsed.subject, issuer: parsed.issuer,
                                                 names: String(decoding: try JSONEncoder().encode(parsed.names), as: UTF8.self),
                                                 notBefore: parsed.notBefore, notAfter: parsed.notAfter, fingerprint: parsed.fingerprint,
                                                 addedBy: caller.principal.name, addedAt: Date())
                     try row.save(db)
-                    try db.audit(caller, app: app.rawValue, detail: "added a certificate for \(parsed.names.joined(separator: " ")) (\(parsed.fingerprint.prefix(23))...)")
+                    try db.audit(caller, app: app.rawValue, detail: "\(detail) for \(parsed.names.joined(separator: " ")) (\(parsed.fingerprint.prefix(23))...)")
                 }
             } catch {
                 // Nothing points at the new pair (unless it is the live one, sent again).
@@ -120,7 +161,6 @@ public struct CertificateService: Sendable {
             }
             files.removeOthers()
         }
-        return try report(app)
     }
 
     /// `certs:remove`: back to plain HTTP.

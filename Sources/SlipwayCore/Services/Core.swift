@@ -20,6 +20,8 @@ public final class Core: Sendable {
     public let runs: RunService
     public let routing: RoutingService
     public let certificates: CertificateService
+    /// letsencrypt:*: certificates obtained and renewed over ACME (renewal runs in `slipway serve`).
+    public let acme: ACMEService
     public let deploys: DeployService
     public let access: AccessService
     /// app.json cron: entries, runs, suspensions (the scheduler lives in `slipway serve`).
@@ -31,7 +33,8 @@ public final class Core: Sendable {
 
     /// Prepares the data directory and opens (migrating) the database. The engine is
     /// only contacted when a command needs it; the proxy only when routing changes.
-    public init(settings: Settings, engine: ContainerEngine, probe: HTTPProbe, proxy: any Proxy, processes: any HostProcesses) throws {
+    public init(settings: Settings, engine: ContainerEngine, probe: HTTPProbe, proxy: any Proxy, processes: any HostProcesses,
+                acme acmeClient: any ACMEClient = NoACMEClient()) throws {
         self.engine = engine
         self.settings = settings
         paths = DataPaths(root: settings.dataDir)
@@ -52,6 +55,8 @@ public final class Core: Sendable {
         let locks = DeployLocks(store: store, processes: processes)
         routing = RoutingService(store: store, apps: apps, settings: settings, paths: paths, proxy: proxy, locks: locks)
         certificates = CertificateService(store: store, paths: paths, routing: routing)
+        acme = ACMEService(store: store, paths: paths, settings: settings, authorizer: authorizer, routing: routing,
+                           certificates: certificates, client: acmeClient)
         deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
                                 storage: storage, builds: builds, git: git, routing: routing, locks: locks,
                                 instance: try paths.instanceID())

@@ -343,6 +343,39 @@ enum Migrations {
                 CREATE INDEX service_links_by_app ON service_links(app_id);
                 """)
         }
+        migrator.registerMigration("v-acme: automatic certificates (letsencrypt:*)") { db in
+            // One row per app with ACME on (letsencrypt:enable); its certificate itself is
+            // the app's row in `certificates`, as with certs:add. `issued_fingerprint` is the
+            // one ACME put there (disable removes only that one); `uncovered` the names the
+            // last attempt could not validate (JSON); `next_attempt_at` the backoff after a
+            // failure. Global values (email, server, ca-bundle) are server_settings rows.
+            try db.execute(sql: """
+                CREATE TABLE acme_apps (
+                    app_id INTEGER PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+                    enabled_by TEXT NOT NULL,
+                    enabled_at DATETIME NOT NULL,
+                    last_attempt_at DATETIME,
+                    last_error TEXT,
+                    last_issued_at DATETIME,
+                    issued_fingerprint TEXT,
+                    uncovered TEXT NOT NULL DEFAULT '{}',
+                    failures INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at DATETIME
+                );
+                """)
+        }
+        migrator.registerMigration("v-service-backups: backup schedules of backing services") { db in
+            // The backups themselves are files (<data-dir>/services/<id>/backups, named by
+            // time); this is only each service's schedule, which goes with the service.
+            try db.execute(sql: """
+                CREATE TABLE service_backup_schedules (
+                    service_id INTEGER PRIMARY KEY REFERENCES services(id) ON DELETE CASCADE,
+                    schedule TEXT NOT NULL,
+                    keep INTEGER NOT NULL CHECK (keep >= 1),
+                    created_at DATETIME NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }

@@ -140,6 +140,28 @@ public struct CertificateRecord: SlipwayRecord, Equatable {
     public var nameList: [String] { (try? JSONDecoder().decode([String].self, from: Data(names.utf8))) ?? [] }
 }
 
+/// An app with automatic certificates on (letsencrypt:enable) and its last attempt.
+public struct ACMEApp: SlipwayRecord, Equatable {
+    public static let databaseTableName = "acme_apps"
+    public var appId: Int64
+    public var enabledBy: String
+    public var enabledAt: Date
+    public var lastAttemptAt: Date?
+    /// The last attempt's error; nil after a success.
+    public var lastError: String?
+    public var lastIssuedAt: Date?
+    /// The certificate ACME installed (disable removes it only if it is still the app's).
+    public var issuedFingerprint: String?
+    /// JSON object: name → why its validation failed at the last attempt.
+    public var uncovered: String
+    /// Failed attempts in a row (the backoff doubles with each).
+    public var failures: Int
+    /// No automatic attempt before this (backoff after a failure).
+    public var nextAttemptAt: Date?
+
+    public var uncoveredNames: [String: String] { (try? JSONDecoder().decode([String: String].self, from: Data(uncovered.utf8))) ?? [:] }
+}
+
 /// Who is deploying an app right now.
 public struct DeployLock: SlipwayRecord, Equatable {
     public static let databaseTableName = "deploy_locks"

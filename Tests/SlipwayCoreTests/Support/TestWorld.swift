@@ -54,12 +54,12 @@ struct TestWorld {
     let runner: CommandRunner
     let proxy: RecordingProxy
 
-    init(settings: (inout Settings) -> Void = { _ in }) throws {
+    init(acme: any ACMEClient = NoACMEClient(), settings: (inout Settings) -> Void = { _ in }) throws {
         var s = Settings()
         s.dataDir = scratchPath("slipway-test")
         settings(&s)
         proxy = RecordingProxy(directory: s.dataDir + "/proxy")
-        core = try Core(settings: s, engine: RecordingEngine(), probe: RefusingProbe(), proxy: proxy, processes: LocalProcesses())
+        core = try Core(settings: s, engine: RecordingEngine(), probe: RefusingProbe(), proxy: proxy, processes: LocalProcesses(), acme: acme)
         runner = CommandRunner(core: core, logger: Logger(label: "test"))
     }
 

@@ -1,0 +1,117 @@
+import Foundation
+import SlipwayCore
+
+/// The ACME client: Debian's `lego` (what dokku-letsencrypt runs), one process per
+/// order. It answers HTTP-01 on a loopback port, where nginx passes every site's
+/// `/.well-known/acme-challenge/`; its account (and key, 0600) lives in
+/// `request.directory` (0700) and is reused by every later order for the same server
+/// and email. Each order's files are read, then deleted: the certificate's home is
+/// `<data-dir>/certs/<app id>/`, written by `CertificateService`.
+public struct LegoClient: ACMEClient {
+    public static let defaultExecutable = "/usr/bin/lego"
+    let executable: String
+    /// Seconds one order may take before lego is stopped.
+    let timeout: TimeInterval
+
+    public init(executable: String = LegoClient.defaultExecutable, timeout: TimeInterval = 180) {
+        self.executable = executable
+        self.timeout = timeout
+    }
+
+    public func obtain(_ request: ACMERequest) throws -> ACMECertificate {
+        let fm = FileManager.default
+        guard fm.isExecutableFile(atPath: executable) else {
+            throw ACMEFailure(message: "the ACME client \(executable) is not installed; an admin installs it (apt-get install lego, or scripts/setup.sh)")
+        }
+        try fm.createDirectory(atPath: request.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        _ = chmod(request.directory, 0o700)
+        // Only this order's files in certificates/: what is there afterwards is its.
+        let issued = request.directory + "/certificates"
+        try? fm.removeItem(atPath: issued)
+        defer { try? fm.removeItem(atPath: issued) }
+        // `--flag=value`: a value can never be read as another flag.
+        var arguments = ["--server=\(request.server)", "--email=\(request.email)", "--accept-tos", "--path=\(request.directory)",
+                         "--key-type=ec256", "--http", "--http.port=127.0.0.1:\(request.challengePort)", "--http-timeout=30"]
+        arguments += request.names.map { "--domains=\($0)" }
+        arguments.append("run")
+        var environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": request.directory]
+        if let bundle = request.caBundle { environment["LEGO_CA_CERTIFICATES"] = bundle }
+        let (status, output) = try run(arguments, environment: environment)
+        guard status == 0 else { throw Self.failure(from: output, names: request.names) }
+        let files = (try? fm.contentsOfDirectory(atPath: issued)) ?? []
+        guard let crt = files.first(where: { $0.hasSuffix(".crt") && !$0.hasSuffix(".issuer.crt") }),
+              let chain = try? String(contentsOfFile: "\(issued)/\(crt)", encoding: .utf8),
+              let key = try? String(contentsOfFile: "\(issued)/\(crt.dropLast(4)).key", encoding: .utf8) else {
+            throw ACMEFailure(message: "lego reported success but wrote no certificate: \(Self.lastLines(output))")
+        }
+        return ACMECertificate(chainPEM: chain, keyPEM: key)
+    }
+
+    /// lego's error, and the names it says failed. After "one or more domains had a
+    /// problem:" it writes one line per name: `[name] acme: error: ...`.
+    static func failure(from output: String, names: [String]) -> ACMEFailure {
+        var failed: [String: String] = [:]
+        for line in output.split(separator: "\n") where line.hasPrefix("[") {
+            guard let close = line.firstIndex(of: "]") else { continue }
+            let name = String(line[line.index(after: line.startIndex)..<close])
+            let rest = line[line.index(after: close)...].trimmingCharacters(in: .whitespaces)
+            // Only lines that are errors ([INFO] lines carry names too, further in).
+            guard names.contains(name), rest.hasPrefix("acme: error") || rest.hasPrefix("error") || rest.hasPrefix("invalid") else { continue }
+            failed[name] = Self.shortened(rest)
+        }
+        let message = failed.isEmpty
+            ? "the ACME server did not issue: \(lastLines(output))"
+            : failed.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+        return ACMEFailure(message: message, failedNames: failed)
+    }
+
+    /// An error line without the CA's URLs and tokens, at most 300 characters.
+    static func shortened(_ text: String) -> String {
+        var text = text
+        if let detail = text.range(of: ":: ", options: .backwards) { text = String(text[detail.upperBound...]) }
+        return String(text.prefix(300))
+    }
+
+    /// The output's last lines that are not lego's chatter, for an error message.
+    static func lastLines(_ output: String) -> String {
+        let lines = output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.contains("[INFO]") && !$0.contains("HEADS UP") }
+        return String(lines.suffix(3).joined(separator: " / ").prefix(600))
+    }
+
+    /// Runs lego with the output (stdout and stderr together) collected, stopped after `timeout`.
+    private func run(_ arguments: [String], environment: [String: String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
+        try process.run()
+        let collected = CollectedOutput()
+        let drained = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            collected.set(pipe.fileHandleForReading.readDataToEndOfFile())
+            drained.signal()
+        }
+        if exited.wait(timeout: .now() + timeout) == .timedOut {
+            process.terminate()
+            exited.wait()
+            drained.wait()
+            throw ACMEFailure(message: "the ACME server did not finish within \(Int(timeout)) s: \(Self.lastLines(collected.text))")
+        }
+        drained.wait()
+        return (process.terminationStatus, collected.text)
+    }
+
+    private final class CollectedOutput: @unchecked Sendable {
+        private let lock = NSLock()
+        private var data = Data()
+        func set(_ data: Data) { lock.withLock { self.data = data } }
+        var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+    }
+}
