@@ -183,6 +183,7 @@ enum Apps {
                                                         by: context.caller, output: context.progress)
             if result.nameTaken { return context.note(" !     Name is already taken") }
             for mount in result.skippedMounts { context.note(" !     not copied: the mount \(mount)") }
+            for link in result.skippedLinks { context.note(" !     not copied: the service link \(link)") }
             context.print("app \(name) created as a clone of \(source); push to it with: git remote add slipway ssh://<host>:2222/\(name)")
         }
     }

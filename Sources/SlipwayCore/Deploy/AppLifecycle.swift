@@ -37,6 +37,10 @@ extension DeployService {
         }
         _ = try? containers.call { engine in for image in images { try? await engine.removeImage(image) } }
         builds.installer.purge(appID: record.id!)
+        // Linked services leave the app's network first: the engine keeps a network a
+        // container is on, and a later app given this id would share it with them.
+        // The link rows go in AppService.destroy's transaction.
+        try DatastoreService.leaveNetwork(ofApp: record.id!, store: store, containers: containers)
         if let sandbox = try? TenantSandbox(appID: record.id!, instance: instance) {
             _ = try? containers.call { engine in try await engine.removeNetwork(of: sandbox) }
         }
@@ -47,6 +51,8 @@ extension DeployService {
     public struct CloneResult: Sendable {
         /// Mounts of the source not copied, each with why.
         public let skippedMounts: [String]
+        /// The source's service links (config var, how to link), not copied.
+        public var skippedLinks: [String] = []
         /// The new app's first release; nil with `deploy` false or when the source was never pushed.
         public var release: Release? = nil
         /// `ignoreExisting` and the name was taken: nothing was done.
@@ -74,10 +80,10 @@ extension DeployService {
             try? FileManager.default.removeItem(atPath: staging)
             throw error
         }
-        guard deploy, let revision else { return CloneResult(skippedMounts: copy.skippedMounts) }
+        guard deploy, let revision else { return CloneResult(skippedMounts: copy.skippedMounts, skippedLinks: copy.skippedLinks) }
         do {
             let release = try self.deploy(name, trigger: .clone(source: source, revision: revision, branch: original.deployBranch), by: caller, output: output)
-            return CloneResult(skippedMounts: copy.skippedMounts, release: release)
+            return CloneResult(skippedMounts: copy.skippedMounts, skippedLinks: copy.skippedLinks, release: release)
         } catch {
             let why = (error as? UserFacingError)?.message ?? "\(error)"
             throw UserFacingError(.conflict, "\(name) was created as a clone of \(source), but its deploy failed: \(why); ps:rebuild \(name) tries again")

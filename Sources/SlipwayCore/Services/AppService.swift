@@ -94,12 +94,18 @@ public struct AppService: Sendable {
                     ORDER BY s.name
                     """, arguments: [app.id, app.id])
             }
+            // Its service links go too (the services' containers left its network first).
+            let links = try String.fetchAll(db, sql: """
+                SELECT s.kind || ' ' || s.name FROM service_links l JOIN services s ON s.id = l.service_id WHERE l.app_id = ? ORDER BY s.kind, s.name
+                """, arguments: [app.id])
+            try db.execute(sql: "DELETE FROM service_links WHERE app_id = ?", arguments: [app.id])
             _ = try app.delete(db)
             for storage in purged {
                 try db.execute(sql: "DELETE FROM storages WHERE name = ?", arguments: [storage.rawValue])
             }
             let purgedNote = purged.isEmpty ? "" : "; purged storage \(purged.map(\.rawValue).joined(separator: ", "))"
-            try db.audit(caller, app: name.rawValue, detail: "destroyed app \(name)\(purgedNote)")
+            let linkNote = links.isEmpty ? "" : "; unlinked \(links.joined(separator: ", "))"
+            try db.audit(caller, app: name.rawValue, detail: "destroyed app \(name)\(purgedNote)\(linkNote)")
             return (app.id, purged)
         }
         // Files go after the commit: a crash in between leaves only unreferenced files.
@@ -139,6 +145,8 @@ public struct AppService: Sendable {
         /// Mounts not copied, each with why: managed storage the caller does not own,
         /// host paths for a caller who is not an admin (the rules of `storage:mount`).
         public let skippedMounts: [String]
+        /// The source's service links, not copied (nor their config vars), each with how to link.
+        public var skippedLinks: [String] = []
     }
 
     /// `apps:clone`'s rows: a new app the caller owns (`create`'s rules) with `source`'s
@@ -151,7 +159,15 @@ public struct AppService: Sendable {
             let original = try Self.existing(source, db)
             var app = try create(name, by: caller, in: db)
             let (from, to) = (original.id!, app.id!)
-            try db.execute(sql: "INSERT INTO config_vars (app_id, key, value) SELECT ?, key, value FROM config_vars WHERE app_id = ?", arguments: [to, from])
+            // A link is not copied (the clone is on a network of its own): nor is its URL.
+            let links = try Row.fetchAll(db, sql: """
+                SELECT s.kind, s.name, l.alias FROM service_links l JOIN services s ON s.id = l.service_id WHERE l.app_id = ? ORDER BY l.alias
+                """, arguments: [from])
+            let skippedLinks = links.map { "\($0["alias"] as String) (\($0["kind"] as String):link \($0["name"] as String) \(name) links it)" }
+            try db.execute(sql: """
+                INSERT INTO config_vars (app_id, key, value) SELECT ?, key, value FROM config_vars
+                WHERE app_id = ? AND key NOT IN (SELECT alias FROM service_links WHERE app_id = ?)
+                """, arguments: [to, from, from])
             try db.execute(sql: "INSERT INTO formations (app_id, process_type, quantity) SELECT ?, process_type, quantity FROM formations WHERE app_id = ?",
                            arguments: [to, from])
             try db.execute(sql: """
@@ -180,10 +196,11 @@ public struct AppService: Sendable {
             app.deployBranch = original.deployBranch
             try app.update(db)
             try FileManager.default.moveItem(atPath: repository, toPath: paths.repository(name))
-            let note = skipped.isEmpty ? "" : "; mounts not copied: \(skipped.joined(separator: ", "))"
+            var note = skipped.isEmpty ? "" : "; mounts not copied: \(skipped.joined(separator: ", "))"
+            if !skippedLinks.isEmpty { note += "; service links not copied: \(skippedLinks.joined(separator: ", "))" }
             try db.audit(caller, app: name.rawValue, detail: "cloned app \(source) to \(name)\(note)")
             try db.audit(caller, app: source.rawValue, detail: "cloned \(source) (its repo and config) to \(name)")
-            return CloneCopy(app: app, skippedMounts: skipped)
+            return CloneCopy(app: app, skippedMounts: skipped, skippedLinks: skippedLinks)
         }
     }
 

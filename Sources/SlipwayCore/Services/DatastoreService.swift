@@ -253,6 +253,70 @@ public struct DatastoreService: Sendable {
         return details.id
     }
 
+    /// What `connect`, `export` and `import` run in the service's container.
+    public enum Session: String, Sendable {
+        /// psql: interactive under a tty, else a script read from stdin (stopping at its first error).
+        case connect
+        /// pg_dump's custom format to stdout.
+        case export
+        /// pg_restore from stdin, in one transaction: a dump that fails changes nothing.
+        case `import`
+    }
+
+    /// The client command of `session` for `service`: run as root of the service's user
+    /// namespace, it reaches the server over its local socket (trusted there, as in the
+    /// official image), so no password is on any command line.
+    static func sessionCommand(_ session: Session, _ service: Datastore, tty: Bool) -> [String] {
+        let database = databaseName(service)
+        switch session {
+        case .connect:
+            return ["psql", "-X", "-U", "postgres", "-d", database] + (tty ? [] : ["-v", "ON_ERROR_STOP=1"])
+        case .export:
+            return ["pg_dump", "-U", "postgres", "-d", database, "--format=custom", "--no-owner"]
+        case .import:
+            return ["pg_restore", "-U", "postgres", "-d", database, "--no-owner", "--no-acl", "--clean", "--if-exists",
+                    "--single-transaction", "--exit-on-error"]
+        }
+    }
+
+    /// Runs `session`'s client in the service's running container through the engine's
+    /// exec API (the path `enter` takes): stdin and stdout pass through byte for byte,
+    /// a terminal only for `connect`. Audited when it starts; returns the client's exit status.
+    public func session(_ kind: DatastoreKind, _ name: DatastoreName, _ session: Session, by caller: Caller, io: RunService.IO) throws -> Int32 {
+        guard kind == .postgres else { throw UserFacingError.invalid("\(kind.namespace) has no \(session.rawValue)") }
+        let service = try store.read { db in try Self.existing(kind, name, db) }
+        let containerID = try containerID(kind, name)
+        let terminal = session == .connect ? io.terminal : nil
+        var exec = ExecSpec(command: Self.sessionCommand(session, service, tty: terminal != nil))
+        if let terminal {
+            exec.tty = true
+            exec.environment["TERM"] = terminal.type
+        }
+        let execID = try containers.call { [exec] engine in try await engine.createExec(in: containerID, exec) }
+        let verb = switch session { case .connect: "connected to"; case .export: "exported"; case .import: "imported a dump into" }
+        try store.write { db in try db.audit(caller, app: nil, detail: "\(verb) \(kind.namespace) service \(name)") }
+        let engine = containers.engine
+        let attachment = try engine.startExec(execID, tty: exec.tty)
+        if let terminal {
+            terminal.onResize { columns, rows in
+                guard columns > 0, rows > 0 else { return }
+                Task { try? await engine.resizeExec(execID, columns: columns, rows: rows) }
+            }
+            let (columns, rows) = terminal.size
+            if columns > 0 && rows > 0 { _ = try? containers.call { engine in try await engine.resizeExec(execID, columns: columns, rows: rows) } }
+        }
+        defer { terminal?.onResize(nil) }
+        guard try RunService.pump(attachment, tty: exec.tty, io: io) == .ended, !io.isCancelled() else { return 130 }
+        return try containers.call("the exit status of \(session.rawValue) in \(Self.containerName(service))", timeout: .seconds(30)) { engine in
+            // The output can end a moment before the engine writes the exit code.
+            while true {
+                let state = try await engine.inspectExec(execID)
+                if !state.running, let code = state.exitCode { return code }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
     /// The container's output (the last `tail` lines); `follow` streams until `isCancelled`.
     public func logs(_ kind: DatastoreKind, _ name: DatastoreName, tail: Int, follow: Bool, output: @escaping DeployService.Output,
                      isCancelled: @escaping @Sendable () -> Bool) throws {
@@ -274,7 +338,7 @@ public struct DatastoreService: Sendable {
     }
 
     /// The container, on the service's own network, then on each linked app's.
-    private func start(_ service: Datastore) throws {
+    func start(_ service: Datastore) throws {
         let sandbox = try sandbox(of: service)
         var spec = ContainerSpec(image: service.image)
         spec.name = Self.containerName(service)
@@ -311,7 +375,21 @@ public struct DatastoreService: Sendable {
         }
     }
 
-    private func removeContainer(_ service: Datastore) throws {
+    /// Disconnects every service linked to the app from the app's network
+    /// (`apps:destroy`, before the network goes).
+    static func leaveNetwork(ofApp appID: Int64, store: Store, containers: Containers) throws {
+        let services = try store.read { db in
+            try Datastore.fetchAll(db, sql: "SELECT s.* FROM services s JOIN service_links l ON l.service_id = s.id WHERE l.app_id = ? ORDER BY s.id",
+                                   arguments: [appID])
+        }
+        guard !services.isEmpty else { return }
+        let appSandbox = try TenantSandbox(appID: appID, instance: containers.instance)
+        for service in services {
+            try containers.call { engine in try await engine.disconnectNetwork(of: appSandbox, container: containerName(service)) }
+        }
+    }
+
+    func removeContainer(_ service: Datastore) throws {
         guard let details = try containers.inspect(Self.containerName(service)) else { return }
         try containers.stop([details.id], grace: 20, remove: true)
     }
