@@ -19,6 +19,7 @@ import http.server
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -232,6 +233,9 @@ def main():
         build_python(root)
         build_npm(root)
     elif len(sys.argv) == 5 and sys.argv[1] == "serve":
+        # A parent may have blocked signals (the Swift test runner's threads do, and children
+        # inherit the mask): stopping must still work.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
         Handler.log_path = sys.argv[4]
         handler = lambda *a, **k: Handler(*a, directory=sys.argv[2], **k)
         server = http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[3])), handler)
