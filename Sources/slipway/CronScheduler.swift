@@ -7,9 +7,11 @@ import SlipwayCore
 /// the entries due then (`CronService.due`), each on its own thread through `run`'s
 /// path. Only the current minute is looked at, so runs missed while the server was
 /// down (or while this loop was late by more than a minute) are not replayed. On
-/// shutdown the runs of this server end and are marked interrupted.
+/// shutdown the runs of this server end and are marked interrupted. The same minute
+/// starts the backing services' scheduled backups (`DatastoreService.dueBackups`).
 struct CronScheduler: Service {
     let cron: CronService
+    let backups: DatastoreService
     let logger: Logger
     /// Seconds the runs get to end (their containers removed) as the server stops.
     let grace: TimeInterval
@@ -19,12 +21,12 @@ struct CronScheduler: Service {
         // thread of the cooperative pool, which the server's other work may hold (in
         // ci15 scheduled runs started more than 75 s late under the full suite).
         let stop = StopFlag()
-        let cron = self.cron, logger = self.logger, grace = self.grace
+        let cron = self.cron, backups = self.backups, logger = self.logger, grace = self.grace
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 await withCheckedContinuation { continuation in
                     Thread.detachNewThread {
-                        Self.loop(cron: cron, logger: logger, stop: stop)
+                        Self.loop(cron: cron, backups: backups, logger: logger, stop: stop)
                         continuation.resume()
                     }
                 }
@@ -50,7 +52,7 @@ struct CronScheduler: Service {
         var isSet: Bool { lock.withLock { stopped } }
     }
 
-    private static func loop(cron: CronService, logger: Logger, stop: StopFlag) {
+    private static func loop(cron: CronService, backups: DatastoreService, logger: Logger, stop: StopFlag) {
         var last = minute(of: Date())
         while !stop.isSet {
             let next = last.addingTimeInterval(60)
@@ -63,6 +65,7 @@ struct CronScheduler: Service {
             let now = minute(of: Date())
             last = now > next ? now : next
             tick(last, cron: cron, logger: logger)
+            tickBackups(last, backups: backups, logger: logger)
         }
     }
 
@@ -74,6 +77,23 @@ struct CronScheduler: Service {
             }
         } catch {
             logger.error("could not read the due cron entries", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Each due backup on a thread of its own (a dump can take minutes); a failure is
+    /// audited by the backup itself and logged here.
+    private static func tickBackups(_ minute: Date, backups: DatastoreService, logger: Logger) {
+        do {
+            for (kind, name) in try backups.dueBackups(at: minute) {
+                logger.info("backup due", metadata: ["service": "\(kind.namespace) \(name)"])
+                Thread.detachNewThread {
+                    if let error = backups.scheduledBackup(kind, name) {
+                        logger.error("scheduled backup failed", metadata: ["service": "\(kind.namespace) \(name)", "error": "\(error)"])
+                    }
+                }
+            }
+        } catch {
+            logger.error("could not read the due backups", metadata: ["error": "\(error)"])
         }
     }
 

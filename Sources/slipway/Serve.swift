@@ -37,6 +37,8 @@ struct Serve: ParsableCommand {
             logger.warning("could not mark interrupted outputs", metadata: ["error": "\(error)"])
         }
         for repair in (try? core.cron.endInterruptedRuns()) ?? [] { logger.warning("recovery", metadata: ["repair": "\(repair)"]) }
+        // A backup the previous server was writing is incomplete: its temp file goes.
+        for repair in core.datastores.removePartialBackups() { logger.warning("recovery", metadata: ["repair": "\(repair)"]) }
         // Deploys the previous server left half done end before any new one can start.
         for repair in try core.deploys.endInterruptedDeploys() { logger.warning("recovery", metadata: ["repair": "\(repair)"]) }
         var options = try SSHServer.Options.parse(listen: listen ?? core.settings.listen)
@@ -61,7 +63,7 @@ struct Serve: ParsableCommand {
                 logger.error("could not bring every app back to its state", metadata: ["error": "\(error)"])
             }
         }
-        let cron = CronScheduler(cron: core.cron, logger: logger, grace: 15)
+        let cron = CronScheduler(cron: core.cron, backups: core.datastores, logger: logger, grace: 15)
         let group = ServiceGroup(configuration: .init(services: [ssh, proxy, cron], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

@@ -168,6 +168,100 @@ enum DatastoreCommands {
     }
 }
 
+extension DatastoreCommands {
+    struct Backup<N: DatastoreNamespace>: MutatingCommand {
+        static var configuration: CommandConfiguration {
+            CommandConfiguration(
+                commandName: "\(N.kind.namespace):backup",
+                abstract: "Back a \(N.kind.title) service up now, into its managed backup directory on the server.",
+                discussion: "\(N.kind.backupFormat), named by the time (UTC) it started. Listed only once complete.")
+        }
+        static var rule: AccessRule { .user }
+        @Argument var name: String
+        var requirement: Requirement { .datastore(N.kind, name, .manage) }
+
+        func execute(in context: CommandContext) throws {
+            let backup = try context.core.datastores.backup(N.kind, try DatastoreName(name), by: context.caller)
+            context.print("-----> Backed up \(name) as \(backup.id) (\(backup.bytes) bytes)")
+        }
+    }
+
+    struct Backups<N: DatastoreNamespace>: QueryCommand {
+        static var configuration: CommandConfiguration {
+            CommandConfiguration(commandName: "\(N.kind.namespace):backups", abstract: "List a \(N.kind.title) service's backups and its schedule.")
+        }
+        static var rule: AccessRule { .user }
+        @Argument var name: String
+        @OptionGroup var output: FormatOption
+        var requirement: Requirement { .datastore(N.kind, name, .manage) }
+
+        struct Listing: Encodable {
+            let schedule: String?
+            let keep: Int?
+            let backups: [DatastoreBackup]
+        }
+
+        func execute(in context: CommandContext) throws {
+            let (backups, schedule) = try context.core.datastores.backups(N.kind, try DatastoreName(name))
+            if output.isJSON { return try context.printJSON(Listing(schedule: schedule?.schedule, keep: schedule?.keep, backups: backups)) }
+            context.print("=====> \(N.kind.title) service \(name) backups")
+            context.print("       Schedule: " + (schedule.map { "\($0.schedule) (keeps \($0.keep))" } ?? "none"))
+            guard !backups.isEmpty else { return context.print("       No backups; \(N.kind.namespace):backup \(name) makes one") }
+            context.print(Text.table(["ID", "CREATED", "BYTES"], backups.map { [$0.id, Text.date($0.createdAt), "\($0.bytes)"] }))
+        }
+    }
+
+    struct Restore<N: DatastoreNamespace>: MutatingCommand {
+        static var configuration: CommandConfiguration {
+            CommandConfiguration(
+                commandName: "\(N.kind.namespace):restore", abstract: "Replace a \(N.kind.title) service's data with one of its backups.",
+                discussion: N.kind.restoreBehaviour)
+        }
+        static var rule: AccessRule { .user }
+        @Argument var name: String
+        @Argument(help: "A backup id, as \(N.kind.namespace):backups lists it.") var backupID: String
+        var requirement: Requirement { .datastore(N.kind, name, .manage) }
+
+        func execute(in context: CommandContext) throws {
+            try context.core.datastores.restore(N.kind, try DatastoreName(name), backup: backupID, by: context.caller)
+            context.print("-----> Restored \(name) from \(backupID)")
+        }
+    }
+
+    struct BackupSchedule<N: DatastoreNamespace>: MutatingCommand {
+        static var configuration: CommandConfiguration {
+            CommandConfiguration(
+                commandName: "\(N.kind.namespace):backup-schedule",
+                abstract: "Back a \(N.kind.title) service up on a cron schedule, keeping the last N backups.",
+                discussion: "Five cron fields or a shorthand (@daily), in the server's cron_timezone, run by the same scheduler as app cron tasks. Replaces an earlier schedule.")
+        }
+        static var rule: AccessRule { .user }
+        @Argument var name: String
+        @Argument(help: "e.g. \"0 3 * * *\" (quote it).") var schedule: String
+        @Option(help: "How many backups to keep (1-1000, default 7); older ones are removed after each backup.") var keep = 7
+        var requirement: Requirement { .datastore(N.kind, name, .manage) }
+
+        func execute(in context: CommandContext) throws {
+            try context.core.datastores.setBackupSchedule(N.kind, try DatastoreName(name), schedule: schedule, keep: keep, by: context.caller)
+            context.print("-----> Backups of \(name) scheduled at \(schedule), keeping \(keep)")
+        }
+    }
+
+    struct BackupUnschedule<N: DatastoreNamespace>: MutatingCommand {
+        static var configuration: CommandConfiguration {
+            CommandConfiguration(commandName: "\(N.kind.namespace):backup-unschedule", abstract: "Stop a \(N.kind.title) service's scheduled backups (its backups stay).")
+        }
+        static var rule: AccessRule { .user }
+        @Argument var name: String
+        var requirement: Requirement { .datastore(N.kind, name, .manage) }
+
+        func execute(in context: CommandContext) throws {
+            try context.core.datastores.removeBackupSchedule(N.kind, try DatastoreName(name), by: context.caller)
+            context.print("-----> Backups of \(name) no longer scheduled")
+        }
+    }
+}
+
 /// `redis:*`: Redis services that apps link to as REDIS_URL (Dokku's dokku-redis grammar).
 enum Redis: DatastoreNamespace {
     static let kind = DatastoreKind.redis
@@ -179,4 +273,9 @@ enum Redis: DatastoreNamespace {
     typealias Restart = DatastoreCommands.Restart<Redis>
     typealias Logs = DatastoreCommands.Logs<Redis>
     typealias Destroy = DatastoreCommands.Destroy<Redis>
+    typealias Backup = DatastoreCommands.Backup<Redis>
+    typealias Backups = DatastoreCommands.Backups<Redis>
+    typealias Restore = DatastoreCommands.Restore<Redis>
+    typealias BackupSchedule = DatastoreCommands.BackupSchedule<Redis>
+    typealias BackupUnschedule = DatastoreCommands.BackupUnschedule<Redis>
 }

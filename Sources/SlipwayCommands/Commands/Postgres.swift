@@ -14,6 +14,11 @@ enum Postgres: DatastoreNamespace {
     typealias Restart = DatastoreCommands.Restart<Postgres>
     typealias Logs = DatastoreCommands.Logs<Postgres>
     typealias Destroy = DatastoreCommands.Destroy<Postgres>
+    typealias Backup = DatastoreCommands.Backup<Postgres>
+    typealias Backups = DatastoreCommands.Backups<Postgres>
+    typealias Restore = DatastoreCommands.Restore<Postgres>
+    typealias BackupSchedule = DatastoreCommands.BackupSchedule<Postgres>
+    typealias BackupUnschedule = DatastoreCommands.BackupUnschedule<Postgres>
 }
 
 /// `services:bootstrap`: builds Slipway's own service images ahead of the first create.

@@ -27,6 +27,8 @@ public enum CommandTree {
         Postgres.Restart.self, Postgres.Logs.self, Postgres.Destroy.self, ServicesBootstrap.self,
         Redis.Create.self, Redis.List.self, Redis.Info.self, Redis.Link.self, Redis.Unlink.self,
         Redis.Restart.self, Redis.Logs.self, Redis.Destroy.self,
+        Postgres.Backup.self, Postgres.Backups.self, Postgres.Restore.self, Postgres.BackupSchedule.self, Postgres.BackupUnschedule.self,
+        Redis.Backup.self, Redis.Backups.self, Redis.Restore.self, Redis.BackupSchedule.self, Redis.BackupUnschedule.self,
         Builds.List.self, Builds.Report.self, Repo.PurgeCache.self, Outputs.Build.self, Builder.Bootstrap.self, Builder.Report.self,
         Events.self, Help.self, Version.self,
         GitCommands.ReceivePack.self, GitCommands.UploadPack.self,

@@ -32,6 +32,24 @@ public enum DatastoreKind: String, Sendable, Codable, CaseIterable {
         }
     }
 
+    /// What a backup is, for help texts.
+    public var backupFormat: String {
+        switch self {
+        case .postgres: "pg_dump's custom format"
+        case .redis: "An RDB snapshot (the server forks for it, as for BGSAVE)"
+        }
+    }
+
+    /// What linked apps see while a backup is restored (`restore`'s help and the man page).
+    public var restoreBehaviour: String {
+        switch self {
+        case .postgres:
+            "pg_restore --clean --if-exists in one transaction: linked apps keep running, their writes to the restored tables wait for it, and a restore that fails changes nothing. Tables made since the backup stay."
+        case .redis:
+            "The service stops, its append-only data is replaced by the backup, and it starts again: linked apps keep running and reconnect after a few seconds; writes in between are refused, and everything written since the backup is gone."
+        }
+    }
+
     /// The config var `link` sets when no `--alias` is given.
     public var defaultAlias: EnvKey {
         switch self {

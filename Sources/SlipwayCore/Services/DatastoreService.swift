@@ -127,7 +127,7 @@ public struct DatastoreService: Sendable {
     /// default image first when it is missing. A failed start leaves nothing behind.
     public func create(_ kind: DatastoreKind, _ name: DatastoreName, image: String?, by caller: Caller,
                        progress: @escaping @Sendable (String) -> Void) throws -> Datastore {
-        let image = image ?? Self.defaultImage(kind)
+        let image = image ?? (kind == .postgres ? settings.postgresImage : nil) ?? Self.defaultImage(kind)
         guard !image.isEmpty, !image.contains(where: { $0.isWhitespace || $0.isNewline }), !image.hasPrefix("-") else {
             throw UserFacingError.invalid("invalid image \(quoted(image)): name an image on this server, e.g. \(Self.defaultImage(kind))")
         }
@@ -307,14 +307,7 @@ public struct DatastoreService: Sendable {
         }
         defer { terminal?.onResize(nil) }
         guard try RunService.pump(attachment, tty: exec.tty, io: io) == .ended, !io.isCancelled() else { return 130 }
-        return try containers.call("the exit status of \(session.rawValue) in \(Self.containerName(service))", timeout: .seconds(30)) { engine in
-            // The output can end a moment before the engine writes the exit code.
-            while true {
-                let state = try await engine.inspectExec(execID)
-                if !state.running, let code = state.exitCode { return code }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-        }
+        return try exitStatus(ofExec: execID, "\(session.rawValue) in \(Self.containerName(service))")
     }
 
     /// The container's output (the last `tail` lines); `follow` streams until `isCancelled`.

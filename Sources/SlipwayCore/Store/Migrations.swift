@@ -364,6 +364,18 @@ enum Migrations {
                 );
                 """)
         }
+        migrator.registerMigration("v-service-backups: backup schedules of backing services") { db in
+            // The backups themselves are files (<data-dir>/services/<id>/backups, named by
+            // time); this is only each service's schedule, which goes with the service.
+            try db.execute(sql: """
+                CREATE TABLE service_backup_schedules (
+                    service_id INTEGER PRIMARY KEY REFERENCES services(id) ON DELETE CASCADE,
+                    schedule TEXT NOT NULL,
+                    keep INTEGER NOT NULL CHECK (keep >= 1),
+                    created_at DATETIME NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }

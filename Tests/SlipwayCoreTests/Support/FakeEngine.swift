@@ -139,8 +139,10 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
             boxes[id]?.status = "exited"
         }
     }
-    func inspectContainer(_ id: String) async throws -> ContainerDetails? {
+    func inspectContainer(_ reference: String) async throws -> ContainerDetails? {
         lock.withLock {
+            // As the real engine: an id or a name.
+            let id = boxes[reference] != nil ? reference : boxes.values.first { $0.name == reference }?.id ?? reference
             guard var box = boxes[id] else { return nil }
             box.inspections += 1
             // A crashed process: its status shows 0 at first, the real one after.
