@@ -97,6 +97,29 @@ struct DatastoreLinkLifecycleTests {
         }
     }
 
+    /// The server's postgres_image is what create uses without --image; it is never
+    /// built nor pulled, and a bad value is refused when the config is read.
+    @Test func theServerSettingPicksTheDefaultImage() throws {
+        let w = try TestWorld { $0.postgresImage = "docker.io/library/postgres:15" }
+        let engine = w.core.engine as! RecordingEngine
+        #expect(w.run(["users:add", "bob"]).status == 0)
+        let missing = try w.run(["postgres:create", "db"], asUser: "bob")
+        #expect(missing.status != 0 && missing.err.contains("docker.io/library/postgres:15\" is not on this server"), "\(missing.err)")
+        #expect(try w.core.store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM services") } == 0)
+        #expect(!engine.calls.contains { $0.hasPrefix("build ") })
+        engine.images["docker.io/library/postgres:15"] = ImageInfo(id: "official", created: nil, size: 1, user: "", labels: [:])
+        #expect(try w.run(["postgres:create", "db"], asUser: "bob").status == 0)
+        #expect(engine.calls.contains("create docker.io/library/postgres:15"))
+        // --image still wins.
+        engine.images["slipway/postgres:15"] = ImageInfo(id: "pg", created: nil, size: 1, user: "", labels: [:])
+        #expect(try w.run(["postgres:create", "db2", "--image", "slipway/postgres:15"], asUser: "bob").status == 0)
+        #expect(engine.calls.contains("create slipway/postgres:15"))
+        for bad in ["\"\"", "\"--privileged\"", "\"a b\"", "5"] {
+            #expect(throws: UserFacingError.self) { try Settings.parse("postgres_image = \(bad)\n", source: "test") }
+        }
+        #expect(try Settings.parse("postgres_image = \"postgres:15\"\n", source: "test").postgresImage == "postgres:15")
+    }
+
     /// The clients run over the local socket with the service's database, no password
     /// on the command line; import is one transaction and psql without a tty stops at
     /// the first error.

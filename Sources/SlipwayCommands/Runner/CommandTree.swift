@@ -25,6 +25,7 @@ public enum CommandTree {
         LetsEncrypt.Enable.self, LetsEncrypt.Disable.self, LetsEncrypt.Set.self, LetsEncrypt.List.self, LetsEncrypt.Renew.self,
         Postgres.Create.self, Postgres.List.self, Postgres.Info.self, Postgres.Link.self, Postgres.Unlink.self,
         Postgres.Restart.self, Postgres.Logs.self, Postgres.Destroy.self, ServicesBootstrap.self,
+        Postgres.Connect.self, Postgres.Export.self, Postgres.Import.self,
         Redis.Create.self, Redis.List.self, Redis.Info.self, Redis.Link.self, Redis.Unlink.self,
         Redis.Restart.self, Redis.Logs.self, Redis.Destroy.self,
         Postgres.Backup.self, Postgres.Backups.self, Postgres.Restore.self, Postgres.BackupSchedule.self, Postgres.BackupUnschedule.self,

@@ -35,6 +35,10 @@ public struct Settings: Sendable, Equatable {
     public var builderImage: String = "slipway/builder:bookworm"
     /// The Debian mirror `builder:bootstrap` installs from.
     public var builderMirror: String = "http://deb.debian.org/debian"
+    /// The image `postgres:create` uses without `--image`; nil: Slipway's own
+    /// (`slipway/postgres:15`, built from Debian's packages when missing). Another image
+    /// must already be on the server and keep the official image's contract.
+    public var postgresImage: String?
     /// CA files (PEM) every dependency install trusts besides the system's (a private
     /// index, a TLS-intercepting proxy); admin-only, mounted read-only into installs.
     public var buildCACertificates: [String] = []
@@ -155,6 +159,11 @@ public struct Settings: Sendable, Equatable {
             case "builder_image":
                 guard let image = value.string, !image.isEmpty, !image.contains(where: { $0.isWhitespace }) else { throw wrongType("an image reference such as slipway/builder:bookworm") }
                 settings.builderImage = image
+            case "postgres_image":
+                guard let image = value.string, !image.isEmpty, !image.hasPrefix("-"), !image.contains(where: { $0.isWhitespace }) else {
+                    throw wrongType("an image reference on this server, such as postgres:15")
+                }
+                settings.postgresImage = image
             case "builder_mirror":
                 guard let mirror = value.string, mirror.hasPrefix("http://") || mirror.hasPrefix("https://") else { throw wrongType("an http(s) URL") }
                 settings.builderMirror = mirror
