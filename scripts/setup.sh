@@ -13,6 +13,10 @@ packages=(libssh-dev libsqlite3-dev sqlite3 pkg-config zlib1g-dev libstdc++-12-d
 
 install_missing setup "${packages[@]}"
 
+# Automatic certificates (letsencrypt:*): Debian's lego is the ACME client Slipway runs;
+# pebble, Let's Encrypt's test CA, lets the end-to-end tests issue and renew offline.
+install_missing acme lego pebble
+
 # Hermetic package sources for the build tests and Benchmarks/buildpacks.sh: Tests/Fixtures/package_index.py
 # makes a Python index and an npm registry from these Debian packages' installed files (Flask and
 # its dependencies, express and its node-* closure, six and is-number as the "one more" packages),

@@ -36,6 +36,8 @@ public struct LegoClient: ACMEClient {
         arguments.append("run")
         var environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": request.directory]
         if let bundle = request.caBundle { environment["LEGO_CA_CERTIFICATES"] = bundle }
+        // lego writes the account's key 0644 (in 0700 folders): made 0600 after every run.
+        defer { Self.restrict(request.directory) }
         let (status, output) = try run(arguments, environment: environment)
         guard status == 0 else { throw Self.failure(from: output, names: request.names) }
         let files = (try? fm.contentsOfDirectory(atPath: issued)) ?? []
@@ -45,6 +47,16 @@ public struct LegoClient: ACMEClient {
             throw ACMEFailure(message: "lego reported success but wrote no certificate: \(Self.lastLines(output))")
         }
         return ACMECertificate(chainPEM: chain, keyPEM: key)
+    }
+
+    /// Every file under `directory` 0600, every folder 0700.
+    static func restrict(_ directory: String) {
+        let fm = FileManager.default
+        for path in (fm.enumerator(atPath: directory)?.allObjects as? [String]) ?? [] {
+            var isFolder: ObjCBool = false
+            guard fm.fileExists(atPath: directory + "/" + path, isDirectory: &isFolder) else { continue }
+            _ = chmod(directory + "/" + path, isFolder.boolValue ? 0o700 : 0o600)
+        }
     }
 
     /// lego's error, and the names it says failed. After "one or more domains had a
@@ -65,11 +77,20 @@ public struct LegoClient: ACMEClient {
         return ACMEFailure(message: message, failedNames: failed)
     }
 
-    /// An error line without the CA's URLs and tokens, at most 300 characters.
+    /// An error line as a user can act on it: the ACME error type and the last part of
+    /// its detail, without the CA's URLs and tokens ("connection: lookup x: no such host"),
+    /// at most 300 characters.
     static func shortened(_ text: String) -> String {
-        var text = text
-        if let detail = text.range(of: ":: ", options: .backwards) { text = String(text[detail.upperBound...]) }
-        return String(text.prefix(300))
+        var detail = text
+        if let last = detail.range(of: ":: ", options: .backwards) { detail = String(detail[last.upperBound...]) }
+        if let last = detail.range(of: "\": ", options: .backwards) { detail = String(detail[last.upperBound...]) }
+        detail = detail.trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
+        let marker = "urn:ietf:params:acme:error:"
+        if let type = text.range(of: marker) {
+            let name = text[type.upperBound...].prefix { $0.isLetter || $0.isNumber }
+            if !name.isEmpty { detail = "\(name): \(detail)" }
+        }
+        return String(detail.prefix(300))
     }
 
     /// The output's last lines that are not lego's chatter, for an error message.

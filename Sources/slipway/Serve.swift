@@ -64,7 +64,9 @@ struct Serve: ParsableCommand {
             }
         }
         let cron = CronScheduler(cron: core.cron, backups: core.datastores, logger: logger, grace: 15)
-        let group = ServiceGroup(configuration: .init(services: [ssh, proxy, cron], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // Certificates over ACME (letsencrypt:enable) are renewed by a loop of their own.
+        let renewer = CertificateRenewer(acme: core.acme, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [ssh, proxy, cron, renewer], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 

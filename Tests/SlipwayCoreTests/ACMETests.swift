@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import SlipwayCore
+@testable import SlipwayHost
 
 /// An ACME CA in memory: issues self-signed certificates (openssl) for what it is
 /// asked, or refuses some names, or everything, as a CA can.
@@ -248,6 +249,13 @@ struct ACMETests {
         #expect(try w.core.acme.globals() == ACMEService.Globals(email: nil, server: ACMEService.productionServer, caBundle: nil))
     }
 
+    @Test func theChallengePortIsReadFromTheConfigFile() throws {
+        #expect(try Settings.parse("acme_challenge_port = 9402", source: "t").acmeChallengePort == 9402)
+        for bad in ["acme_challenge_port = 70000", "acme_challenge_port = 0", "acme_challenge_port = \"80\""] {
+            #expect(throws: UserFacingError.self) { try Settings.parse(bad, source: "t") }
+        }
+    }
+
     @Test func globalValuesAreSetShownAndUnset() throws {
         let pem = scratchPath("ca") + ".pem"
         try FileManager.default.createDirectory(atPath: (pem as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -262,5 +270,26 @@ struct ACMETests {
         setEmail()
         #expect(try w.run(["letsencrypt:enable", "web"], asUser: "bob").status == 0)
         #expect(ca.requests.first?.caBundle == pem)
+    }
+}
+
+/// lego's output as it is (Debian's lego 4.9 against pebble), read for the names that failed.
+@Suite("letsencrypt: reading lego's errors")
+struct LegoOutputTests {
+    @Test func theNamesThatFailedAreFoundWithWhy() {
+        let output = """
+            2026/11/29 20:09:24 [INFO] [web.localhost, shop.example.test] acme: Obtaining bundled SAN certificate
+            2026/11/29 20:09:24 [INFO] [web.localhost] acme: error: this INFO line is not an error
+            2026/11/29 20:09:24 Could not obtain certificates:
+            \terror: one or more domains had a problem:
+            [web.localhost] acme: error: 400 :: urn:ietf:params:acme:error:connection :: Get "http://web.localhost:18402/.well-known/acme-challenge/m2N4": error occurred while resolving URL "http://web.localhost:18402/.well-known/acme-challenge/m2N4": "lookup web.localhost on 10.255.255.53:53: no such host"
+            """
+        let failure = LegoClient.failure(from: output, names: ["web.localhost", "shop.example.test"])
+        #expect(failure.failedNames == ["web.localhost": "connection: lookup web.localhost on 10.255.255.53:53: no such host"])
+        #expect(failure.message == "web.localhost: connection: lookup web.localhost on 10.255.255.53:53: no such host")
+        // A failure of the whole order names none, and says what lego said last.
+        let whole = LegoClient.failure(from: "2026/11/29 [INFO] x\nCould not create client: get directory at 'https://127.0.0.1:1/dir': connection refused\n", names: ["a.example"])
+        #expect(whole.failedNames.isEmpty)
+        #expect(whole.message == "the ACME server did not issue: Could not create client: get directory at 'https://127.0.0.1:1/dir': connection refused")
     }
 }
