@@ -102,7 +102,7 @@ enum LetsEncrypt {
         var requirement: Requirement { app.map { .app($0, .write) } ?? .user }
 
         func execute(in context: CommandContext) throws {
-            let outcomes = try context.core.acme.renew(try app.map(AppName.init), by: context.caller)
+            let outcomes = try context.core.acme.renew(try app.map { try AppName($0) }, by: context.caller)
             if outcomes.isEmpty { context.note("no app you may write has automatic certificates; letsencrypt:enable APP") }
             // One failure makes the status 1; every outcome is shown.
             for outcome in outcomes { LetsEncrypt.show(outcome, in: context) }
