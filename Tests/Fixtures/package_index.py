@@ -76,6 +76,10 @@ def wheel(dist, requires, out_dir):
                 full = os.path.join(root, name)
                 files[os.path.relpath(full, DIST_PACKAGES)] = open(full, "rb").read()
     meta = f"{dist}-{version}.dist-info"
+    # Console scripts (flask) come from entry points, which the egg-info keeps.
+    entry_points = os.path.join(info, "entry_points.txt")
+    if os.path.isfile(entry_points):
+        files[f"{meta}/entry_points.txt"] = open(entry_points, "rb").read()
     metadata = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
     metadata += "".join(f"Requires-Dist: {r}\n" for r in requires)
     files[f"{meta}/METADATA"] = metadata.encode()

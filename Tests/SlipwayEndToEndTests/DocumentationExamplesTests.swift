@@ -45,6 +45,14 @@ struct DocumentationExamplesTests {
         .init(prefix: "ssh -p 2222 127.0.0.1 logs web -t", shows: "web[web.", follow: true),
         .init(prefix: "echo hi | ssh -p 2222 127.0.0.1 run web cat", shows: "hi\n"),
         .init(prefix: "ssh -t -p 2222 127.0.0.1 run web bash", shows: "hello world\n", stdin: "echo \"$GREETING\"\n"),
+        .init(prefix: "printf 'Flask\\n' > requirements.txt", shows: ""),
+        .init(prefix: "printf 'from flask import Flask", shows: ""),
+        .init(prefix: "git add . && git commit -qm flask && git push ssh://127.0.0.1:2222/hello main", shows: "-----> Python app (requirements.txt)"),
+        .init(prefix: "curl http://hello.localhost:8080/", shows: "hello from Flask\n"),
+        .init(prefix: "git rm -q requirements.txt hello.py", shows: ""),
+        .init(prefix: "printf 'require(\"express\")()", shows: ""),
+        .init(prefix: "printf 'web: node server.js\\n' > Procfile", shows: "-----> Node.js app (package.json)"),
+        .init(prefix: "curl http://shop.localhost:8080/", shows: "hello from Express\n"),
         .init(prefix: "ssh -p 2222 127.0.0.1 domains:add web www.example.com", shows: "www.example.com"),
         .init(prefix: "curl --resolve www.example.com:8080:127.0.0.1", shows: "hello from the docs"),
         .init(prefix: "cat cert.pem key.pem | ssh -p 2222 127.0.0.1 certs:add web", shows: "www.example.com"),
@@ -91,6 +99,14 @@ struct DocumentationExamplesTests {
         defer { try? FileManager.default.removeItem(atPath: app) }
         try reader.makeKey(app + "/bob.pub", comment: "bob@laptop")
         try reader.makeCertificate(in: app)
+        // The Flask and Express examples install from PyPI and npm's registry; here the apps
+        // get the test's local index instead (no test reaches the internet).
+        let index = try PackageIndex.acquire()
+        defer { PackageIndex.release() }
+        for name in ["hello", "shop"] {
+            #expect(try reader.server.slipway("--as", "root", "apps:create", name).status == 0)
+            #expect(try reader.server.slipway(["--as", "root", "config:set", "--no-restart", name] + index.config).status == 0)
+        }
 
         let readme = try String(contentsOfFile: Self.root + "/README.md", encoding: .utf8)
         let lines = Self.shellLines(readme).filter { Self.excluded[$0] == nil }
@@ -195,6 +211,7 @@ struct ReaderShell {
 
     func remove() {
         server.slipway.cleanUp()
+        removeDependencyImages(dataDir: server.slipway.dataDir)
         try? FileManager.default.removeItem(atPath: server.slipway.dataDir)
         try? FileManager.default.removeItem(atPath: server.slipway.configPath)
         try? FileManager.default.removeItem(atPath: work)
