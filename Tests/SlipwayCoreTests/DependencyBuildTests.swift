@@ -88,8 +88,9 @@ struct DependencyBuildTests {
         #expect(install.environment["PIP_CACHE_DIR"] == "/cache/pip")
         // The install became its own image, and the app's code is copied onto it.
         let key = try #require(try FileManager.default.contentsOfDirectory(atPath: cache + "/installs").first)
-        #expect(engine.builds.map(\.tag).first == "slipway/deps-app-1:\(key)")
-        #expect(engine.contexts.last?.contains("FROM slipway/deps-app-1:\(key)\nCOPY --chown=1000:1000 . /app\n") == true)
+        let tag = "slipway/deps-\(try core.paths.instanceID().prefix(12))-app-1:\(key)"
+        #expect(engine.builds.map(\.tag).first == tag)
+        #expect(engine.contexts.last?.contains("FROM \(tag)\nCOPY --chown=1000:1000 . /app\n") == true)
         #expect(FileManager.default.contents(atPath: "\(cache)/installs/\(key)/requirements.txt") == Data("flask==3.0.0\n".utf8))
 
         let second = try build(["requirements.txt": "flask==3.0.0\n", "app.py": "print(2)\n"])
@@ -214,7 +215,7 @@ struct DependencyBuildTests {
         #expect(FileManager.default.fileExists(atPath: core.paths.buildCache(ofApp: 1)))
         _ = try core.deploys.destroy(web, purgeStorage: false, by: caller)
         #expect(!FileManager.default.fileExists(atPath: core.paths.buildCache(ofApp: 1)))
-        #expect(engine.calls.contains { $0.hasPrefix("rmi slipway/deps-app-1:") })
+        #expect(engine.calls.contains { $0.hasPrefix("rmi slipway/deps-\(try! core.paths.instanceID().prefix(12))-app-1:") })
     }
 }
 

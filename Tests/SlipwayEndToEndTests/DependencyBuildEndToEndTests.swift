@@ -276,8 +276,10 @@ struct DependencyBuildEndToEndTests {
         #expect(!probeLines.contains { $0.hasPrefix("SEEN ") }, "\(installProbe.err)")
         #expect(probeLines.contains("absent \(cacheRoot)/installs/\(key)"), "the probe did not run: \(installProbe.err)")
         // 2. Her Dockerfile starts from bob's dependency image, or copies from it.
-        for dockerfile in ["FROM slipway/deps-app-\(id):\(key)\nCMD [\"true\"]\n",
-                           "FROM slipway/builder:bookworm\nCOPY --from=slipway/deps-app-\(id):\(key) /app/.venv /stolen\nCMD [\"true\"]\n"] {
+        let instance = try String(contentsOfFile: world.server.slipway.dataDir + "/instance-id", encoding: .utf8)
+        let image = "slipway/deps-\(instance.prefix(12))-app-\(id):\(key)"
+        for dockerfile in ["FROM \(image)\nCMD [\"true\"]\n",
+                           "FROM slipway/builder:bookworm\nCOPY --from=\(image) /app/.venv /stolen\nCMD [\"true\"]\n"] {
             let result = try push(world, world.mallory, attacker, ["Dockerfile": Data(dockerfile.utf8)])
             #expect(result.status != 0)
             #expect(result.err.contains("is not an image this app may build from"), "\(result.err)")

@@ -210,6 +210,7 @@ struct ReaderShell {
     }
 
     func remove() {
+        _ = server.stop()  // and its nginx with it
         server.slipway.cleanUp()
         removeDependencyImages(dataDir: server.slipway.dataDir)
         try? FileManager.default.removeItem(atPath: server.slipway.dataDir)

@@ -124,15 +124,16 @@ final class PackageIndex: @unchecked Sendable {
     }
 }
 
-/// Removes the `slipway/deps-app-<id>:<key>` images of the installs a server's data dir
+/// Removes the `slipway/deps-<instance>-app-<id>:<key>` images of the installs a server's data dir
 /// holds: they are not builds of the app, so `Leftovers` does not know them, and a test
 /// that stops its server without destroying its apps would leave them behind.
 func removeDependencyImages(dataDir: String) {
     let root = dataDir + "/build-cache"
+    let instance = ((try? String(contentsOfFile: dataDir + "/instance-id", encoding: .utf8)) ?? "").prefix(12)
     for app in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
         for key in (try? FileManager.default.contentsOfDirectory(atPath: root + "/" + app + "/installs")) ?? [] where !key.hasPrefix(".") {
             _ = try? run("/usr/bin/curl", ["-s", "--unix-socket", "/run/podman/podman.sock", "-X", "DELETE",
-                                           "http://d/v1.41/images/slipway/deps-app-\(app):\(key)"])
+                                           "http://d/v1.41/images/slipway/deps-\(instance)-app-\(app):\(key)"])
         }
     }
 }

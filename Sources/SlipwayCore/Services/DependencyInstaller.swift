@@ -14,7 +14,7 @@ import Foundation
 ///   builds), and `build_ca_certificates` as a trusted bundle, read-only.
 /// Both folders are the app's only, keyed by its id, owned by its sandbox's root.
 ///
-/// The install then becomes an image of its own, `slipway/deps-app-<id>:<key>` (the
+/// The install then becomes an image of its own, `slipway/deps-<instance>-app-<id>:<key>` (the
 /// app base plus one COPY of the install, and PATH), which the app's code is copied
 /// onto: a push with the same key builds only that one COPY of code, and runs no
 /// container at all. A new key starts from a copy of the latest install, so pip and
@@ -30,8 +30,10 @@ struct DependencyInstaller: Sendable {
     static let cacheMount = "/cache"
     static let caBundleMount = "/etc/slipway/build-ca-certificates.pem"
 
-    /// The image of an app's install for `key`.
-    static func imageTag(appID: Int64, key: String) -> String { "slipway/deps-app-\(appID):\(key)" }
+    /// The image of an app's install for `key`. Named after the server's instance as
+    /// the app's network is: app ids repeat across servers sharing one engine, and one
+    /// server's prune or purge must never untag another's image.
+    static func imageTag(instance: String, appID: Int64, key: String) -> String { "slipway/deps-\(instance.prefix(12))-app-\(appID):\(key)" }
 
     /// The line a build prints when the install is reused.
     static func reuseLine(_ plan: DependencyPlan) -> String {
@@ -48,7 +50,7 @@ struct DependencyInstaller: Sendable {
         }
         try plan.check(against: BuilderLanguages(labels: builderInfo.labels), image: builder)
         let key = plan.key(baseImageID: baseInfo.id)
-        let tag = Self.imageTag(appID: appID, key: key)
+        let tag = Self.imageTag(instance: sandbox.instance, appID: appID, key: key)
         let installs = paths.buildCache(ofApp: appID) + "/installs", final = installs + "/" + key
         let installed = isDirectory(final)
         if installed, try containers.inspectImage(tag) != nil {
@@ -171,7 +173,8 @@ struct DependencyInstaller: Sendable {
         }
         let stale = complete.dropFirst(Self.installsToKeep).map { (($0 as NSString).lastPathComponent) }
         if let appID = Int64(((installs as NSString).deletingLastPathComponent as NSString).lastPathComponent), !stale.isEmpty {
-            _ = try? containers.call { engine in for key in stale { try? await engine.removeImage(Self.imageTag(appID: appID, key: key)) } }
+            let instance = containers.instance
+            _ = try? containers.call { engine in for key in stale { try? await engine.removeImage(Self.imageTag(instance: instance, appID: appID, key: key)) } }
         }
         for name in (try? FileManager.default.contentsOfDirectory(atPath: installs)) ?? [] where name.hasPrefix(".tmp-") {
             if let modified = (try? FileManager.default.attributesOfItem(atPath: installs + "/" + name))?[.modificationDate] as? Date,
@@ -225,7 +228,9 @@ struct DependencyInstaller: Sendable {
     func purge(appID: Int64) {
         let root = paths.buildCache(ofApp: appID)
         let keys = completeInstalls(root + "/installs").map { ($0 as NSString).lastPathComponent }
-        _ = try? waitFor { [engine] in for key in keys { try? await engine.removeImage(Self.imageTag(appID: appID, key: key)) } }
+        if let instance = try? paths.instanceID() {
+            _ = try? waitFor { [engine] in for key in keys { try? await engine.removeImage(Self.imageTag(instance: instance, appID: appID, key: key)) } }
+        }
         try? FileManager.default.removeItem(atPath: root)
     }
 }
