@@ -350,9 +350,31 @@ public struct DatastoreService: Sendable {
         labels.index = service.name.rawValue
         labels.by = try store.read { db in try service.ownerId.flatMap { try String.fetchOne(db, sql: "SELECT name FROM users WHERE id = ?", arguments: [$0]) } } ?? ""
         try containers.call { engine in try await engine.ensureNetwork(of: sandbox) }
-        _ = try containers.start(spec, labels: labels)
+        let id = try containers.start(spec, labels: labels)
         let apps = try store.read { db in try Int64.fetchAll(db, sql: "SELECT app_id FROM service_links WHERE service_id = ?", arguments: [service.id]) }
         for appID in apps { try joinNetwork(appID: appID, service) }
+        try waitUntilReady(service, containerID: id)
+    }
+
+    /// Waits until Postgres accepts TCP connections in its container, so that
+    /// `create && import` and a linked app's first request find it up (the first start
+    /// runs initdb first). `pg_isready` asks 127.0.0.1 there, not the socket: the
+    /// official image's first-start server listens on its socket only, then restarts.
+    func waitUntilReady(_ service: Datastore, containerID: String, seconds: Double = 90) throws {
+        guard service.kind == .postgres else { return }
+        let deadline = Date().addingTimeInterval(seconds), ns = service.kind.namespace
+        while true {
+            if let probe = try? execInService(containerID, ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "\(service.kind.port)"],
+                                                  environment: [:], input: nil, output: nil), probe.status == 0 { return }
+            if let details = try containers.inspect(containerID), !details.running {
+                let why = containers.lastLines(containerID, count: 5).joined(separator: " / ")
+                throw UserFacingError(.unavailable, "\(ns) service \(service.name) stopped while starting (\(why)); \(ns):logs \(service.name) shows more")
+            }
+            guard Date() < deadline else {
+                throw UserFacingError(.unavailable, "\(ns) service \(service.name) accepted no connection within \(Int(seconds)) s; \(ns):logs \(service.name) shows why")
+            }
+            Thread.sleep(forTimeInterval: 0.25)
+        }
     }
 
     private func joinNetwork(of app: AppName, _ service: Datastore) throws {

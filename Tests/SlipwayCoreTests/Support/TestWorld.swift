@@ -147,7 +147,8 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
     func streamLogs(_ id: String, follow: Bool, tail: Int?, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws { record("logs \(id)") }
     func resizeContainer(_ id: String, columns: Int, rows: Int) async throws { record("resize \(id)") }
     func createExec(in containerID: String, _ spec: ExecSpec) async throws -> String { record("exec \(containerID)"); return "e1" }
-    func startExec(_ execID: String, tty: Bool) throws -> ContainerAttachment { throw UserFacingError(.unavailable, "the recording engine cannot attach") }
+    /// An exec's output ends at once, and its status is 0 (`inspectExec`): a service's readiness probe passes.
+    func startExec(_ execID: String, tty: Bool) throws -> ContainerAttachment { record("start exec \(execID)"); return EndedAttachment() }
     func resizeExec(_ execID: String, columns: Int, rows: Int) async throws { record("resize exec \(execID)") }
     func inspectExec(_ execID: String) async throws -> ExecState { ExecState(running: false, exitCode: 0) }
     func stopContainer(_ id: String, timeoutSeconds: Int) async throws { record("stop \(id)") }
@@ -171,4 +172,11 @@ struct RefusingProbe: HTTPProbe {
     func get(_ url: String, timeout: TimeInterval) async throws -> (status: Int, body: String) {
         throw UserFacingError(.unavailable, "nothing listens at \(url) in unit tests")
     }
+}
+
+/// An attachment whose output has ended and whose input is ignored.
+final class EndedAttachment: ContainerAttachment {
+    func write(_ data: Data) throws {}
+    func closeWrite() {}
+    func read(timeoutMilliseconds: Int32) throws -> Data? { Data() }
 }
