@@ -118,10 +118,11 @@ public struct DatastoreLink: SlipwayRecord, Equatable {
 
 /// What a command does with a service, checked by `Authorizer` (`Requirement.datastore`).
 public enum DatastoreAccess: String, Sendable, Equatable {
-    /// See it and work in it (info, connect, export, import, logs, restart): its owner,
-    /// an admin, or a user with write access to an app linked to it (who can reach the
-    /// data through that app's `run` and `DATABASE_URL` anyway).
+    /// See it and keep it running (info, logs, restart): its owner, an admin, or a user
+    /// with write access to an app linked to it (who can reach the data through that
+    /// app's `run` and `DATABASE_URL` anyway).
     case use
-    /// Change what reaches it (link, unlink, destroy, the password): its owner or an admin.
+    /// Change what reaches it (link, unlink, destroy, the password) or act in it as its
+    /// superuser (connect, export, import): its owner or an admin.
     case manage
 }
