@@ -14,7 +14,7 @@ struct JSONOutputTests {
     ]
 
     /// Arguments to try, in order, until one is accepted: none, then the world's app,
-    /// storage, user and build.
+    /// storage (and backing services), user and build.
     static let candidates: [[String]] = [[], ["web"], ["data"], ["bob"], ["web", "1"]]
 
     @Test func everyListAndReportPrintsOneLineOfJSON() throws {
@@ -26,6 +26,12 @@ struct JSONOutputTests {
         #expect(w.run(["storage:create", "data"]).status == 0)
         #expect(w.run(["storage:mount", "web", "data:/app/data"]).status == 0)
         #expect(w.run(["domains:add", "web", "www.example.com"]).status == 0)
+        // Backing services, from images the recording engine is told it has.
+        for (kind, version) in [(DatastoreKind.postgres, "15"), (.redis, "7")] {
+            (w.core.engine as! RecordingEngine).images[DatastoreService.defaultImage(kind)] =
+                ImageInfo(id: kind.rawValue, created: nil, size: 1, user: "", labels: [DatastoreService.versionLabel: version])
+            #expect(w.run(["\(kind.rawValue):create", "data"]).status == 0)
+        }
 
         // The commands that take --format, as help lists them.
         let commands = w.run(["help"]).out.split(separator: "\n").compactMap { line -> String? in
