@@ -8,8 +8,11 @@
       DIR/npm/<name>/index.json      npm packuments (served at /npm/<name>): express and its
                                      whole dependency closure, plus is-number as the extra one
       DIR/npm/<name>/-/<name>-<v>.tgz  tarballs made from /usr/share/nodejs/<name>
-  package_index.py serve DIR PORT LOG   serves DIR on 0.0.0.0:PORT, appending "GET <path> <status>"
-                                        per request to LOG (flushed at once, for the tests to read)
+  package_index.py serve DIR PORT LOG [--token TOKEN] [--tls CERT KEY]
+      serves DIR on 0.0.0.0:PORT, appending "GET <path> <status>" per request to LOG (flushed at
+      once, for the tests to read). --token: every request must carry TOKEN, as a basic-auth
+      password (pip, npm: a registry URL's user:TOKEN@) or a bearer token (npm's _authToken),
+      else 401, as a private index does. --tls: HTTPS with that certificate and key.
 
 No network is used: the internet is never reached at test time.
 """
@@ -20,6 +23,7 @@ import io
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -184,6 +188,22 @@ def build_npm(root, base_url_placeholder="__REGISTRY__"):
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     log_path = None
+    token = None
+    scheme = "http"
+
+    def authorized(self):
+        """Whether the request carries the token (always, without --token)."""
+        if Handler.token is None:
+            return True
+        header = self.headers.get("Authorization") or ""
+        if header.startswith("Bearer "):
+            return header[len("Bearer "):] == Handler.token
+        if header.startswith("Basic "):
+            try:
+                return base64.b64decode(header[len("Basic "):]).decode().split(":", 1)[1] == Handler.token
+            except Exception:
+                return False
+        return False
 
     def translate_path(self, path):
         # /npm/<name> is the packument of <name>; every other path is a file under the root.
@@ -197,6 +217,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         return "application/json" if path.endswith(".json") else super().guess_type(path)
 
     def do_GET(self):
+        if not self.authorized():
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="packages"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.log_request(401)
+            return
         # Packuments name their tarballs by the address the client used (the host it reached).
         clean = self.path.split("?", 1)[0]
         parts = [p for p in clean.split("/") if p]
@@ -206,7 +233,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
                 self.send_error(404)
                 return
             host = self.headers.get("Host") or f"127.0.0.1:{self.server.server_address[1]}"
-            body = open(path, "rb").read().replace(b"__REGISTRY__", f"http://{host}/npm".encode())
+            # The worst case for secrets: the tarballs are named with the credentials the client
+            # sent (npm sends a registry URL's user:password only to that URL), so npm's lockfiles
+            # would carry them.
+            authorization = self.headers.get("Authorization") or ""
+            if Handler.token is not None and authorization.startswith("Basic "):
+                host = base64.b64decode(authorization[len("Basic "):]).decode() + "@" + host
+            body = open(path, "rb").read().replace(b"__REGISTRY__", f"{Handler.scheme}://{host}/npm".encode())
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -236,13 +269,27 @@ def main():
         root = sys.argv[2]
         build_python(root)
         build_npm(root)
-    elif len(sys.argv) == 5 and sys.argv[1] == "serve":
+    elif len(sys.argv) >= 5 and sys.argv[1] == "serve":
+        options = sys.argv[5:]
+        tls = None
+        while options:
+            if options[0] == "--token" and len(options) >= 2:
+                Handler.token, options = options[1], options[2:]
+            elif options[0] == "--tls" and len(options) >= 3:
+                tls, options = (options[1], options[2]), options[3:]
+            else:
+                sys.exit(__doc__)
         # A parent may have blocked signals (the Swift test runner's threads do, and children
         # inherit the mask): stopping must still work.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
         Handler.log_path = sys.argv[4]
         handler = lambda *a, **k: Handler(*a, directory=sys.argv[2], **k)
         server = http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[3])), handler)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            Handler.scheme = "https"
         print("serving", flush=True)
         server.serve_forever()
     else:

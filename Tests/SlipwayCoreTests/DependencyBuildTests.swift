@@ -14,9 +14,13 @@ struct DependencyBuildTests {
     let web = try! AppName("web")
     static let languages = [BuilderLanguages.label: "node=18.20.4,npm=9.2.0,python=3.11.2"]
 
-    init() throws {
+    init() throws { try self.init(configure: { _ in }) }
+
+    /// A world whose server settings `configure` changes (e.g. build_ca_certificates).
+    init(configure: (inout Settings) -> Void) throws {
         var settings = Settings()
         settings.dataDir = scratchPath("slipway-test")
+        configure(&settings)
         core = try Core(settings: settings, engine: engine, probe: FakeProbe(), proxy: RecordingProxy(directory: settings.dataDir + "/proxy"), processes: LocalProcesses())
         engine.imageLabels = Self.languages
         _ = try core.apps.create(web, by: caller)
@@ -138,6 +142,93 @@ struct DependencyBuildTests {
         #expect(!result.lines.contains { $0.contains("s3cr3t") })
         let stored = try core.outputs.text(of: try #require(try core.outputs.records(of: web, kind: .build, ref: nil).first))
         #expect(!stored.contains("s3cr3t") && stored.contains("Looking in indexes: [config value]"), "\(stored)")
+    }
+
+    // MARK: Secrets stay out of the image (config as package-source credentials)
+
+    /// The host folder an install container sees as /app.
+    static func appFolder(_ spec: ContainerSpec) -> String? {
+        spec.binds.first { $0.hasSuffix(":/app") }.map { String($0.dropLast(":/app".count)) }
+    }
+
+    @Test func npmsHiddenLockfileNamingTheTokenNeverReachesTheImage() throws {
+        let registry = "https://bob:npm-t0ken-b16c@registry.example.com/npm/"
+        try core.config.set([(try EnvKey("NPM_CONFIG_REGISTRY"), registry)], in: .app(web), by: caller)
+        // What npm 9 writes when the registry's packuments name tarballs with the credentials.
+        engine.onCreate = { spec in
+            guard spec.name?.hasPrefix("web.deps.") == true, let app = Self.appFolder(spec) else { return }
+            try? FileManager.default.createDirectory(atPath: app + "/node_modules/express", withIntermediateDirectories: true)
+            try? Data(#"{"name":"express","version":"4.18.2"}"#.utf8).write(to: URL(fileURLWithPath: app + "/node_modules/express/package.json"))
+            try? Data(#"{"packages":{"node_modules/express":{"resolved":"\#(registry)express/-/express-4.18.2.tgz"}}}"#.utf8)
+                .write(to: URL(fileURLWithPath: app + "/node_modules/.package-lock.json"))
+        }
+        let result = try build(["package.json": #"{"name":"a","dependencies":{"express":"^4"}}"#, "index.js": ""])
+        #expect(result.error == nil, "\(result)")
+        let installs = core.paths.buildCache(ofApp: 1) + "/installs"
+        let key = try #require(try FileManager.default.contentsOfDirectory(atPath: installs).first { !$0.hasPrefix(".") })
+        #expect(FileManager.default.fileExists(atPath: "\(installs)/\(key)/node_modules/express/package.json"))
+        #expect(!FileManager.default.fileExists(atPath: "\(installs)/\(key)/node_modules/.package-lock.json"))
+        #expect(!result.lines.contains { $0.contains("npm-t0ken-b16c") })
+    }
+
+    @Test func anInstallThatWritesAConfigSecretIsRefusedAndNothingShips() throws {
+        try core.config.set([(try EnvKey("PIP_INDEX_URL"), "https://ci:p%40ss-t0ken-b16c@pypi.example.com/simple"),
+                             (try EnvKey("PIP_TRUSTED_HOST"), "pypi.example.com")], in: .app(web), by: caller)
+        // A setup.py that writes its environment (the token decoded, as pip would use it) into the venv.
+        engine.onCreate = { spec in
+            guard spec.name?.hasPrefix("web.deps.") == true, let app = Self.appFolder(spec) else { return }
+            try? FileManager.default.createDirectory(atPath: app + "/.venv/lib/evil", withIntermediateDirectories: true)
+            try? Data("index=https://ci:p@ss-t0ken-b16c@pypi.example.com/simple\n".utf8).write(to: URL(fileURLWithPath: app + "/.venv/lib/evil/env.txt"))
+            try? Data("pypi.example.com\n".utf8).write(to: URL(fileURLWithPath: app + "/.venv/lib/evil/host.txt"))
+        }
+        let result = try build(["requirements.txt": "evil\n"])
+        let error = try #require(result.error, "\(result)")
+        #expect(error.contains("config var PIP_INDEX_URL") && error.contains("/app/.venv/lib/evil/env.txt"), "\(error)")
+        #expect(!error.contains("t0ken"))
+        #expect(engine.builds.isEmpty, "no image built: \(engine.builds.map(\.tag))")
+        let installs = core.paths.buildCache(ofApp: 1) + "/installs"
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: installs)) ?? []).isEmpty, "the install is not kept")
+
+        // Without the secret in its files, the same install passes: the index's host alone is no secret.
+        engine.onCreate = { spec in
+            guard spec.name?.hasPrefix("web.deps.") == true, let app = Self.appFolder(spec) else { return }
+            try? FileManager.default.createDirectory(atPath: app + "/.venv/lib/evil", withIntermediateDirectories: true)
+            try? Data("pypi.example.com\n".utf8).write(to: URL(fileURLWithPath: app + "/.venv/lib/evil/host.txt"))
+        }
+        let clean = try build(["requirements.txt": "evil\n"])
+        #expect(clean.error == nil, "\(clean)")
+    }
+
+    @Test func theSecretsLookedForAreURLPasswordsAndCredentialNamedValues() {
+        let found = DependencyInstaller.secrets(in: [
+            "PIP_INDEX_URL": "https://user:abc%2Fdef123@pypi.example.com/simple",
+            "PIP_EXTRA_INDEX_URL": "https://a.example.com/simple https://x:extra-t0ken@b.example.com/simple",
+            "NPM_CONFIG_REGISTRY": "https://registry.example.com/npm/",
+            "PIP_TRUSTED_HOST": "pypi.example.com",
+            "GITHUB_TOKEN": "ghp_0123456789",
+            "API_KEY": "short",
+            "DATABASE_URL": "postgres://app:pw@db/app",
+        ])
+        #expect(Set(found.map { "\($0.name)=\($0.value)" }) == ["PIP_INDEX_URL=abc%2Fdef123", "PIP_INDEX_URL=abc/def123",
+                                                                  "PIP_EXTRA_INDEX_URL=extra-t0ken", "GITHUB_TOKEN=ghp_0123456789"])
+    }
+
+    @Test func buildCACertificatesReachPipAndNpmAsOneBundle() throws {
+        let ca = scratchPath("ca") + ".pem"
+        try Data("-----BEGIN CERTIFICATE-----\nb16c-test-ca\n-----END CERTIFICATE-----\n".utf8).write(to: URL(fileURLWithPath: ca))
+        defer { try? FileManager.default.removeItem(atPath: ca) }
+        let world = try DependencyBuildTests(configure: { $0.buildCACertificates = [ca] })
+        let result = try world.build(["package.json": #"{"name":"a"}"#])
+        #expect(result.error == nil, "\(result)")
+        let install = try #require(world.installContainers.first)
+        let mount = DependencyInstaller.caBundleMount
+        #expect(install.binds.contains { $0.hasSuffix(":\(mount):ro") })
+        for name in ["PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "npm_config_cafile"] {
+            #expect(install.environment[name] == mount, "\(name)")
+        }
+        // Without the setting, no bundle and none of these set.
+        let plain = try build(["package.json": #"{"name":"a"}"#])
+        #expect(plain.error == nil && installContainers.first?.environment["npm_config_cafile"] == nil)
     }
 
     // MARK: Versions

@@ -20,14 +20,24 @@ final class PackageIndex: @unchecked Sendable {
     let host: String
     let logPath: String
     private let process: Process
+    /// With `token`, every request must carry it (as a private index does); the URLs below
+    /// then carry it as their password (`ci:<token>@`).
+    let token: String?
+    /// With TLS: the throwaway CA (made by `init`) that signed the index's certificate, for
+    /// the server's `build_ca_certificates`; nil over plain HTTP.
+    let caCertificate: String?
+    var scheme: String { caCertificate == nil ? "http" : "https" }
+    private var userInfo: String { token.map { "ci:\($0)@" } ?? "" }
 
     /// For `config:set APP PIP_INDEX_URL=... PIP_TRUSTED_HOST=...`.
-    var pipIndexURL: String { "http://\(host):\(port)/simple" }
+    var pipIndexURL: String { "\(scheme)://\(userInfo)\(host):\(port)/simple" }
     /// For `config:set APP NPM_CONFIG_REGISTRY=...` and the host's `npm install --registry`.
-    var npmRegistry: String { "http://\(host):\(port)/npm/" }
+    var npmRegistry: String { "\(scheme)://\(userInfo)\(host):\(port)/npm/" }
     /// The config that points an app's installs at this index (pip refuses plain http to a
     /// non-localhost host unless it is trusted).
-    var config: [String] { ["PIP_INDEX_URL=\(pipIndexURL)", "PIP_TRUSTED_HOST=\(host)", "NPM_CONFIG_REGISTRY=\(npmRegistry)"] }
+    var config: [String] {
+        ["PIP_INDEX_URL=\(pipIndexURL)", "NPM_CONFIG_REGISTRY=\(npmRegistry)"] + (caCertificate == nil ? ["PIP_TRUSTED_HOST=\(host)"] : [])
+    }
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var shared: PackageIndex?
@@ -50,8 +60,12 @@ final class PackageIndex: @unchecked Sendable {
         }
     }
 
-    init() throws {
+    /// An index over plain HTTP open to all; with `token`, one that requires it; with `tls`,
+    /// over HTTPS with a certificate for the host's address from a CA made here (openssl).
+    /// Shared ones come from `acquire()`; others belong to their test, which calls `stop()`.
+    init(token: String? = nil, tls: Bool = false) throws {
         directory = try temporaryDirectory("pkgindex")
+        self.token = token
         let built = try run("/usr/bin/python3", [Self.script, "build", directory + "/root"])
         guard built.status == 0 else { throw HarnessError("package_index.py build failed (run scripts/setup.sh?): \(built.err)") }
         let addresses = try run("/bin/hostname", ["-I"]).out.split(separator: " ").map(String.init)
@@ -62,16 +76,36 @@ final class PackageIndex: @unchecked Sendable {
         logPath = directory + "/requests.log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         port = try freePort()
+        var options: [String] = token.map { ["--token", $0] } ?? []
+        if tls {
+            let dir = directory
+            let steps: [[String]] = [
+                ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/ca.key", "-out", dir + "/ca.pem", "-days", "2", "-subj", "/CN=slipway-test-index-ca"],
+                ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/index.key", "-out", dir + "/index.csr", "-subj", "/CN=\(host)"],
+                ["x509", "-req", "-in", dir + "/index.csr", "-CA", dir + "/ca.pem", "-CAkey", dir + "/ca.key", "-CAcreateserial",
+                 "-out", dir + "/index.pem", "-days", "2", "-extfile", dir + "/san.cnf"],
+            ]
+            try "subjectAltName=IP:\(host),IP:127.0.0.1\n".write(toFile: dir + "/san.cnf", atomically: true, encoding: .utf8)
+            for step in steps {
+                let made = try run("/usr/bin/openssl", step)
+                guard made.status == 0 else { throw HarnessError("openssl \(step[0]) failed: \(made.err)") }
+            }
+            caCertificate = dir + "/ca.pem"
+            options += ["--tls", dir + "/index.pem", dir + "/index.key"]
+        } else {
+            caCertificate = nil
+        }
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [Self.script, "serve", directory + "/root", String(port), logPath]
+        process.arguments = [Self.script, "serve", directory + "/root", String(port), logPath] + options
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
         // Up when it answers its own root page.
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if (try? run("/usr/bin/curl", ["-sf", "-m", "2", "-o", "/dev/null", "http://127.0.0.1:\(port)/simple/"]).status) == 0 {
+            let probe = ["-sf", "-m", "2", "-o", "/dev/null"] + (caCertificate.map { ["--cacert", $0] } ?? []) + (token.map { ["-u", "ci:\($0)"] } ?? [])
+            if (try? run("/usr/bin/curl", probe + ["\(scheme)://127.0.0.1:\(port)/simple/"]).status) == 0 {
                 try? Data().write(to: URL(fileURLWithPath: logPath))
                 return
             }

@@ -110,7 +110,11 @@ struct DependencyInstaller: Sendable {
         var binds = ["\(work):/app", "\(cache):\(Self.cacheMount)"]
         if let bundle = try caBundle(in: scratch) {
             binds.append("\(bundle):\(Self.caBundleMount):ro")
-            for name in ["PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"] { env[name] = Self.caBundleMount }
+            // npm's own `cafile` too: whether NODE_EXTRA_CA_CERTS reaches npm's requests differs
+            // between versions (Debian's npm 9 honours it; npm 10 on Node 20 did not, seen on a
+            // host). The bundle holds the system's CAs too, so replacing npm's list loses none.
+            for name in ["PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "npm_config_cafile"] { env[name] = Self.caBundleMount }
+            env.removeValue(forKey: "NPM_CONFIG_CAFILE")
         }
         var spec = ContainerSpec(image: base, command: ["/bin/sh", "-c", plan.installScript])
         spec.name = "\(app).deps.\(UUID().uuidString.prefix(8).lowercased())"
@@ -121,7 +125,8 @@ struct DependencyInstaller: Sendable {
         spec.sandbox = sandbox
         spec.limits = limits
         // Config values may be secrets (an index URL with a token): never in the stored output.
-        let secrets = Set(environment.values.filter { $0.count >= 8 })
+        let secrets = Set(environment.values.filter { $0.count >= 8 } + Self.secrets(in: environment).map(\.value))
+            .sorted { $0.count > $1.count }  // a whole URL before the password inside it
         let tail = TailLines(count: 8)
         let lines = LineSplitter { line in
             var line = line
@@ -140,8 +145,74 @@ struct DependencyInstaller: Sendable {
             let last = tail.lines.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.suffix(3).joined(separator: " / ")
             throw UserFacingError(.conflict, "the dependency install failed: \(plan.installer) \(killed ?? "exited with status \(ended.status)")\(last.isEmpty ? "" : ": \(last)")")
         }
+        try removeSecretsRecords(plan, in: work)
+        try refuseLeakedSecrets(of: environment, in: work + "/" + plan.installDirectory, plan: plan, scratch: scratch)
         if isDirectory(final) { return }  // made meanwhile by another build of the same key
         guard rename(work, final) == 0 else { throw UserFacingError(.unavailable, "cannot keep the install of \(app): \(String(cString: strerror(errno)))") }
+    }
+
+    // MARK: Secrets stay out of the image
+
+    /// The parts of an app's config the leak check looks for in an install's files: the
+    /// password of a URL (`https://user:TOKEN@host/`, as written and decoded; a value may list
+    /// several URLs, as PIP_EXTRA_INDEX_URL does) and the whole value of a variable named as a
+    /// credential (…TOKEN…, …SECRET…, …PASSWORD…, …_AUTH…, …API_KEY…). Both of 8+ characters, as
+    /// the output's masking. Other values are not secrets here: an index URL without credentials
+    /// is rightly recorded by installs (npm names each tarball's address).
+    static func secrets(in environment: [String: String]) -> [(name: String, value: String)] {
+        var found: [(name: String, value: String)] = []
+        let credentialNames = ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "_AUTH", "API_KEY", "APIKEY", "CREDENTIAL"]
+        for (name, value) in environment.sorted(by: { $0.key < $1.key }) {
+            if credentialNames.contains(where: { name.uppercased().contains($0) }), value.count >= 8 { found.append((name, value)) }
+            for word in value.split(whereSeparator: { $0.isWhitespace || $0 == "," }) where word.contains("://") {
+                guard let url = URLComponents(string: String(word)) else { continue }
+                for password in [url.percentEncodedPassword, url.password].compactMap({ $0 }) where password.count >= 8 {
+                    found.append((name, password))
+                }
+            }
+        }
+        return found
+    }
+
+    /// Drops what installers write that records where each package came from, addresses
+    /// and their credentials included: npm's hidden lockfile (node_modules/.package-lock.json)
+    /// names each tarball's full URL, a registry URL's user:token@ too. npm only reads it to
+    /// go faster and rebuilds its view from the tree without it.
+    private func removeSecretsRecords(_ plan: DependencyPlan, in work: String) throws {
+        guard plan.language == .node else { return }
+        let hidden = work + "/node_modules/.package-lock.json"
+        var info = stat()
+        guard lstat(hidden, &info) == 0 else { return }
+        guard unlink(hidden) == 0 else { throw UserFacingError(.unavailable, "cannot remove npm's hidden lockfile: \(String(cString: strerror(errno)))") }
+    }
+
+    /// Refuses an install whose files hold a secret of the app's config (`secrets(in:)`): they
+    /// would ship in the app's image, readable by anyone who gets the image or a shell in the
+    /// app. Defence in depth behind `removeSecretsRecords`: a registry that echoes credentials
+    /// into package metadata, or an install script that writes its environment, is caught here.
+    /// grep reads the tree without following links (-r, not -R); the patterns go through a
+    /// private file, never argv (visible in the host's process list).
+    private func refuseLeakedSecrets(of environment: [String: String], in folder: String, plan: DependencyPlan, scratch: String) throws {
+        let secrets = Self.secrets(in: environment)
+        guard !secrets.isEmpty, isDirectory(folder) else { return }
+        let patterns = secrets.flatMap { $0.value.split(separator: "\n").map(String.init) }.filter { $0.count >= 8 }
+        guard !patterns.isEmpty else { return }
+        let patternFile = scratch + "/.secret-patterns"
+        guard FileManager.default.createFile(atPath: patternFile, contents: Data(patterns.joined(separator: "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw UserFacingError(.unavailable, "cannot check the install for secrets: \(scratch) is not writable")
+        }
+        defer { try? FileManager.default.removeItem(atPath: patternFile) }
+        let grep = try ProcessRunner.run("/bin/grep", ["-r", "-l", "-F", "-a", "-Z", "-f", patternFile, "--", folder])
+        guard grep.status != 1 else { return }  // 1: no file holds any of them
+        guard grep.status == 0, let first = grep.stdout.split(separator: "\0").first.map(String.init) else {
+            throw UserFacingError(.unavailable, "cannot check the install for secrets: grep: \(grep.stderr)")
+        }
+        let contents = FileManager.default.contents(atPath: first) ?? Data()
+        let name = secrets.first { secret in patterns.contains { secret.value.contains($0) && contents.range(of: Data($0.utf8)) != nil } }?.name ?? "?"
+        let relative = "/app/" + first.dropFirst((folder as NSString).deletingLastPathComponent.count + 1)
+        throw UserFacingError(.conflict, "the dependency install wrote the secret of config var \(name) into \(relative), which would ship in the app's image; "
+            + "nothing was deployed. Give \(plan.installer) that credential in a form it does not record (a registry or index address without it, "
+            + "with access granted another way), or ask the package source not to put credentials in its package metadata")
     }
 
     /// The app base plus the install, as its own image (one COPY, and PATH).

@@ -72,8 +72,12 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
             if !scriptedBuildFailures.isEmpty { throw UserFacingError(.conflict, "the build failed: " + scriptedBuildFailures.removeFirst()) }
         }
     }
+    /// Runs at each container's creation, before it starts: a test's stand-in for what the
+    /// container's command does to its binds (e.g. an install writing files).
+    var onCreate: (@Sendable (ContainerSpec) -> Void)?
     func createContainer(_ spec: ContainerSpec) async throws -> String {
-        try lock.withLock {
+        onCreate?(spec)
+        return try lock.withLock {
             let name = spec.name ?? "auto-\(next)"
             guard !boxes.values.contains(where: { $0.name == name }) else { throw UserFacingError(.conflict, "name \(name) is already in use") }
             next += 1
