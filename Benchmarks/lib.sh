@@ -49,7 +49,7 @@ trap bench_cleanup EXIT
 ssh-keygen -q -t ed25519 -N '' -f "$work/id"
 s users:add bench --admin >/dev/null
 s ssh-keys:add bench < "$work/id.pub" >/dev/null
-s builder:report --format json | grep -q '"present" : true' || s builder:bootstrap >/dev/null
+s builder:report --format json | grep -q '"present":true' || s builder:bootstrap >/dev/null
 # Not through s(): $! must be the server itself, so that cleanup stops it.
 "$bin" --data-dir "$work/data" --config "$work/slipway.toml" serve --listen 127.0.0.1:0 > "$work/serve.out" 2>/dev/null &
 pid=$!

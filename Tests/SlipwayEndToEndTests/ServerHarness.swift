@@ -69,7 +69,10 @@ final class TestServer: @unchecked Sendable {
     /// `ssh -p PORT 127.0.0.1 <command>` with `key`.
     @discardableResult
     func ssh(_ key: String, _ command: [String], stdin: String? = nil, options: [String] = []) throws -> Slipway.Result {
-        try run("/usr/bin/ssh", sshOptions(key: key) + options + ["127.0.0.1"] + command, stdin: stdin.map { Data($0.utf8) })
+        // OpenSSH reads options after the host too: `host --force apps:destroy x` would be
+        // its own (unknown) option. A "--" ends its options, as a user must type it.
+        let command = command.first.map { $0.hasPrefix("-") && $0 != "--" } == true ? ["--"] + command : command
+        return try run("/usr/bin/ssh", sshOptions(key: key) + options + ["127.0.0.1"] + command, stdin: stdin.map { Data($0.utf8) })
     }
 
     @discardableResult
