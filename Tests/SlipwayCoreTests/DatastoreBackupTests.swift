@@ -152,6 +152,9 @@ struct DatastoreBackupTests {
             let r = try w.run(["postgres:backup-schedule", "db", schedule], asUser: "bob")
             #expect(r.status != 0 && r.err.contains("invalid cron schedule"), "\(schedule): \(r.err)")
         }
+        // Five words (as ssh delivers a quoted schedule) or one: the same schedule.
+        #expect(try w.run(["postgres:backup-schedule", "db", "0", "3", "*", "*", "*", "--keep", "2"], asUser: "bob").out.contains("at 0 3 * * *, keeping 2"))
+        #expect(try w.run(["postgres:backup-unschedule", "db"], asUser: "bob").status == 0)
         for keep in ["0", "-1", "1001", "x"] {
             let r = try w.run(["postgres:backup-schedule", "db", "@daily", "--keep", keep], asUser: "bob")
             #expect(r.status != 0, "\(keep)")
@@ -169,6 +172,10 @@ struct DatastoreBackupTests {
         let minute = Date(timeIntervalSince1970: (onFive.timeIntervalSince1970 / 300).rounded(.down) * 300)
         #expect(try w.core.datastores.dueBackups(at: minute).map { "\($0.kind.namespace) \($0.name)" } == ["postgres db"])
         #expect(try w.core.datastores.dueBackups(at: minute.addingTimeInterval(60)).isEmpty)
+        // A scheduled backup is audited as the owner via cron: bob's events show it, eve's do not.
+        #expect(w.core.datastores.scheduledBackup(.postgres, try DatastoreName("db")) == nil)
+        #expect(try w.run(["events"], asUser: "bob").out.contains("backed up postgres service db as "))
+        #expect(try !w.run(["events"], asUser: "eve").out.contains("postgres service db"))
         #expect(try w.run(["postgres:backup-unschedule", "db"], asUser: "bob").status == 0)
         #expect(try w.core.datastores.dueBackups(at: minute).isEmpty)
         // A service's schedule goes with it.

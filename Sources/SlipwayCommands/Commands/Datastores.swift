@@ -237,11 +237,14 @@ extension DatastoreCommands {
         }
         static var rule: AccessRule { .user }
         @Argument var name: String
-        @Argument(help: "e.g. \"0 3 * * *\" (quote it).") var schedule: String
+        /// One word or five: over ssh the client joins its arguments with spaces, so
+        /// `backup-schedule db "0 3 * * *"` reaches the server as five words.
+        @Argument(help: "e.g. 0 3 * * * (five fields, quoted or not) or @daily.") var schedule: [String] = []
         @Option(help: "How many backups to keep (1-1000, default 7); older ones are removed after each backup.") var keep = 7
         var requirement: Requirement { .datastore(N.kind, name, .manage) }
 
         func execute(in context: CommandContext) throws {
+            let schedule = schedule.joined(separator: " ")
             try context.core.datastores.setBackupSchedule(N.kind, try DatastoreName(name), schedule: schedule, keep: keep, by: context.caller)
             context.print("-----> Backups of \(name) scheduled at \(schedule), keeping \(keep)")
         }

@@ -255,8 +255,16 @@ extension DatastoreService {
     }
 
     /// A scheduled backup; a failure is audited (by `backup`) and returned, never thrown.
+    /// It is audited as the service's owner via cron, so the owner's `events` show it.
     public func scheduledBackup(_ kind: DatastoreKind, _ name: DatastoreName) -> Error? {
-        do { try backup(kind, name, by: Self.backupScheduler); return nil } catch { return error }
+        do {
+            let owner = try store.read { db in try Self.existing(kind, name, db).ownerId.flatMap { try User.fetchOne(db, key: $0) } }
+            let caller = owner.map { Caller(principal: Principal(identity: .user($0), channel: "cron"), command: "\(kind.namespace):backup-schedule") }
+            try backup(kind, name, by: caller ?? Self.backupScheduler)
+            return nil
+        } catch {
+            return error
+        }
     }
 
     // MARK: Recovery
