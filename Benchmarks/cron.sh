@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Cron (app.json `cron`), each figure beside its baseline from the same run:
 #  1. `ssh host cron:run APP ID` vs `ssh host run APP <the entry's command>`, the same
-#     command (`true`) on the same app: median of 20 after 3 warm-ups, interleaved by
-#     hyperfine. Target: cron:run <= 1.05x run.
+#     command (`true`) on the same app: medians of 30 runs each, taken in turns after 3
+#     warm-ups. Target: cron:run <= 1.05x run.
 #  2. Scheduling accuracy: an entry `* * * * *` whose command prints the time it
 #     started; the delay from the scheduled minute to that first output, median and max
 #     over RUNS runs (default 10, so about RUNS + 1 minutes). Target: median under 1 s.
@@ -10,7 +10,6 @@
 #     output, which is what a run costs before the scheduler adds anything.
 # Usage: [RUNS=10] Benchmarks/cron.sh [path/to/slipway]   (default: a release build)
 . "$(dirname "$0")/lib.sh" "$@"
-command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
 runs=${RUNS:-10}
 
 repo=$work/app
@@ -27,17 +26,25 @@ sshs() { ssh $ssh_opts -p "$port" 127.0.0.1 "$@"; }
 ids=($(sshs cron:list web --format json | python3 -c 'import json,sys; print(" ".join(e["id"] for e in json.load(sys.stdin)))'))
 clock=${ids[0]} noop=${ids[1]}
 
-echo "== 1. cron:run vs run of the same command (median of 20, after 3 warm-ups)"
+echo "== 1. cron:run vs run of the same command (median of 30 pairs, interleaved, after 3 warm-ups)"
 # The minutely entry is suspended meanwhile, so its runs do not land inside the timings.
+# Interleaved pair by pair (not hyperfine's all-of-one-then-the-other), so the load of
+# a busy machine drifts over both alike.
 sshs cron:suspend web "$clock" 2>/dev/null
-hyperfine -N --warmup 3 --runs 20 --style none --export-json "$work/run.json" \
-  -n "cron:run web $noop" "ssh $ssh_opts -p $port 127.0.0.1 cron:run web $noop" \
-  -n "run web true" "ssh $ssh_opts -p $port 127.0.0.1 run web true" >/dev/null
-python3 - "$work/run.json" <<'PY'
-import json, sys
-r = {x["command"]: x["median"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
-for k, v in r.items(): print(f"  {k:<24} median {v:7.1f} ms")
-cron, run = [v for k, v in r.items() if k.startswith("cron:run")][0], r["run web true"]
+python3 - "$noop" $ssh_opts -p "$port" 127.0.0.1 <<'PY'
+import statistics, subprocess, sys, time
+noop, ssh = sys.argv[1], ["ssh"] + sys.argv[2:]
+commands = {"cron:run web " + noop: ssh + ["cron:run", "web", noop], "run web true": ssh + ["run", "web", "true"]}
+def once(argv):
+    start = time.perf_counter(); subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return (time.perf_counter() - start) * 1000
+for argv in commands.values():
+    for _ in range(3): once(argv)
+times = {name: [] for name in commands}
+for _ in range(30):
+    for name, argv in commands.items(): times[name].append(once(argv))
+for name, values in times.items(): print(f"  {name:<24} median {statistics.median(values):7.1f} ms   min {min(values):7.1f} ms")
+cron, run = (statistics.median(v) for v in times.values())
 print(f"  ratio cron:run / run: {cron / run:.2f}  (target <= 1.05)")
 PY
 
