@@ -55,27 +55,6 @@ struct PostgresEndToEndTests {
         }
     }
 
-    static func serviceName(_ prefix: String) -> String {
-        prefix + "-" + String((0..<6).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! })
-    }
-
-    func get(_ url: String) throws -> (status: Int, body: String) {
-        let result = try run("/usr/bin/curl", ["-s", "-m", "10", "-o", "-", "-w", "\n%{http_code}", url])
-        guard let split = result.out.lastIndex(of: "\n") else { return (0, result.out) }
-        return (Int(result.out[result.out.index(after: split)...]) ?? 0, String(result.out[..<split]))
-    }
-
-    /// GETs until the app answers 200 (a restarted service takes a moment to accept).
-    func getWhenReady(_ url: String, seconds: Double = 60) async throws -> (status: Int, body: String) {
-        let until = Date().addingTimeInterval(seconds)
-        var answer = try get(url)
-        while answer.status != 200, Date() < until {
-            try await Task.sleep(for: .seconds(1))
-            answer = try get(url)
-        }
-        return answer
-    }
-
     /// `ssh ... COMMAND < input > output` through the shell, for bytes a String would mangle.
     func sshFiles(_ server: TestServer, _ user: TestUser, _ command: String, stdin: String = "/dev/null", stdout: String) throws -> Slipway.Result {
         let ssh = (["/usr/bin/ssh"] + server.sshOptions(key: user.key) + ["127.0.0.1", command]).map { "'\($0)'" }.joined(separator: " ")
@@ -112,7 +91,7 @@ struct PostgresEndToEndTests {
         let (first, bob, _) = try Shared.instance.acquire()
         defer { Shared.instance.release() }
         var server = first
-        let db = Self.serviceName("notes"), copy = Self.serviceName("copy"), app = "notes"
+        let db = randomServiceName("notes"), copy = randomServiceName("copy"), app = "notes"
 
         let created = try server.ssh(bob.key, "postgres:create", db)
         #expect(created.status == 0, "\(created.out) \(created.err)")
@@ -125,22 +104,22 @@ struct PostgresEndToEndTests {
         #expect(pushed.status == 0, "\(pushed.err)")
         let url = server.slipway.url(app)
 
-        let written = try await getWhenReady(url + "write?body=first-row")
+        let written = try await httpGetWhenReady(url + "write?body=first-row")
         #expect(written.status == 200 && written.body == "ok", "\(written) \(server.log.suffix(2000))")
-        #expect(try get(url + "rows").body == "first-row")
+        #expect(try httpGet(url + "rows").body == "first-row")
 
         // The server restarts: the app and the service keep their state.
         server = try Shared.instance.restart()
-        #expect(try await getWhenReady(url + "rows").body == "first-row")
+        #expect(try await httpGetWhenReady(url + "rows").body == "first-row")
         // The service restarts: a new container on the same data, back on the app's network.
         let restarted = try server.ssh(bob.key, "postgres:restart", db)
         #expect(restarted.status == 0, "\(restarted.err)")
-        #expect(try await getWhenReady(url + "rows").body == "first-row")
+        #expect(try await httpGetWhenReady(url + "rows").body == "first-row")
         // The app is redeployed.
         let rebuilt = try server.ssh(bob.key, "ps:rebuild", app)
         #expect(rebuilt.status == 0, "\(rebuilt.err)")
-        #expect(try await getWhenReady(url + "rows").body == "first-row")
-        #expect(try get(url + "write?body=second-row").body == "ok")
+        #expect(try await httpGetWhenReady(url + "rows").body == "first-row")
+        #expect(try httpGet(url + "write?body=second-row").body == "ok")
 
         // psql without a terminal: SQL from stdin; an error is a non-zero status.
         let selected = try psql(server, bob, db, "SELECT body FROM notes ORDER BY id;")
@@ -179,14 +158,14 @@ struct PostgresEndToEndTests {
     @Test func anotherTenantCannotReachTheService() async throws {
         let (server, bob, eve) = try Shared.instance.acquire()
         defer { Shared.instance.release() }
-        let db = Self.serviceName("secret"), app = "ledger", evil = "evil"
+        let db = randomServiceName("secret"), app = "ledger", evil = "evil"
         #expect(try server.ssh(bob.key, "postgres:create", db).status == 0)
         defer { _ = try? server.ssh(bob.key, "postgres:destroy", db, "--force") }
         #expect(try server.ssh(bob.key, "apps:create", app).status == 0)
         defer { _ = try? server.ssh(bob.key, "postgres:unlink", db, app, "--no-restart"); _ = try? server.ssh(bob.key, "apps:destroy", app, "--force") }
         #expect(try server.ssh(bob.key, "postgres:link", db, app).status == 0)
         #expect(try push(server, bob, app, PostgresApp.files).status == 0)
-        #expect(try await getWhenReady(server.slipway.url(app) + "write?body=bobs-secret").body == "ok")
+        #expect(try await httpGetWhenReady(server.slipway.url(app) + "write?body=bobs-secret").body == "ok")
         #expect(try push(server, eve, evil, DeployTests.appFiles("v1")).status == 0)
         defer { _ = try? server.ssh(eve.key, "apps:destroy", evil, "--force") }
 
@@ -197,7 +176,7 @@ struct PostgresEndToEndTests {
             let refused = try server.ssh(eve.key, command, stdin: "DROP TABLE notes;\n")
             #expect(refused.status == 1 && refused.out.isEmpty && refused.err == expected, "\(command): \(refused.out) \(refused.err)")
         }
-        #expect(try get(server.slipway.url(app) + "rows").body == "bobs-secret")
+        #expect(try httpGet(server.slipway.url(app) + "rows").body == "bobs-secret")
 
         // Her containers cannot open the service's port on any of its addresses.
         let addresses = try addresses(db)
@@ -214,7 +193,7 @@ struct PostgresEndToEndTests {
         // Destroy while linked is refused, and the service keeps serving.
         let destroy = try server.ssh(bob.key, "postgres:destroy", db, "--force")
         #expect(destroy.status != 0 && destroy.err.contains("linked to \(app)"), "\(destroy.err)")
-        #expect(try get(server.slipway.url(app) + "rows").body == "bobs-secret")
+        #expect(try httpGet(server.slipway.url(app) + "rows").body == "bobs-secret")
     }
 
     /// apps:destroy of a linked app takes the service off the app's network, so the
@@ -222,7 +201,7 @@ struct PostgresEndToEndTests {
     @Test func destroyingALinkedAppRemovesItsNetwork() async throws {
         let (server, bob, _) = try Shared.instance.acquire()
         defer { Shared.instance.release() }
-        let db = Self.serviceName("gone"), app = "shortlived"
+        let db = randomServiceName("gone"), app = "shortlived"
         #expect(try server.ssh(bob.key, "postgres:create", db).status == 0)
         defer { _ = try? server.ssh(bob.key, "postgres:destroy", db, "--force") }
         #expect(try server.ssh(bob.key, "apps:create", app).status == 0)

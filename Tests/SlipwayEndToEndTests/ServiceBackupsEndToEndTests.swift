@@ -6,27 +6,6 @@ import Testing
 /// named `<kind>.NAME` on an engine other test processes share.
 @Suite("Redis and service backups end to end", .serialized)
 struct ServiceBackupsEndToEndTests {
-    static func serviceName(_ prefix: String) -> String {
-        prefix + "-" + String((0..<6).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! })
-    }
-
-    func get(_ url: String) throws -> (status: Int, body: String) {
-        let result = try run("/usr/bin/curl", ["-s", "-m", "10", "-o", "-", "-w", "\n%{http_code}", url])
-        guard let split = result.out.lastIndex(of: "\n") else { return (0, result.out) }
-        return (Int(result.out[result.out.index(after: split)...]) ?? 0, String(result.out[..<split]))
-    }
-
-    /// GETs until the app answers 200 (a restarted service takes a moment to accept).
-    func getWhenReady(_ url: String, seconds: Double = 60) async throws -> (status: Int, body: String) {
-        let until = Date().addingTimeInterval(seconds)
-        var answer = try get(url)
-        while answer.status != 200, Date() < until {
-            try await Task.sleep(for: .seconds(1))
-            answer = try get(url)
-        }
-        return answer
-    }
-
     func server() throws -> (TestServer, TestUser, TestUser) {
         _ = try BuilderImage.bootstrap.get()
         let server = try TestServer()
@@ -58,7 +37,7 @@ struct ServiceBackupsEndToEndTests {
     @Test func aRedisCounterKeepsItsCountAndRestoresFromABackup() async throws {
         let (server, bob, eve) = try server()
         defer { finish(server) }
-        let cache = Self.serviceName("hits"), app = "counter"
+        let cache = randomServiceName("hits"), app = "counter"
         let created = try server.ssh(bob.key, "redis:create", cache)
         #expect(created.status == 0, "\(created.out) \(created.err)")
         defer { _ = try? server.ssh(bob.key, "redis:destroy", cache, "--force") }
@@ -70,11 +49,11 @@ struct ServiceBackupsEndToEndTests {
         #expect(pushed.status == 0, "\(pushed.err)")
         let url = server.slipway.url(app) + "hit"
 
-        #expect(try await getWhenReady(url).body == "1", "\(server.log.suffix(2000))")
-        #expect(try get(url).body == "2")
+        #expect(try await httpGetWhenReady(url).body == "1", "\(server.log.suffix(2000))")
+        #expect(try httpGet(url).body == "2")
         let rebuilt = try server.ssh(bob.key, "ps:rebuild", app)
         #expect(rebuilt.status == 0, "\(rebuilt.err)")
-        #expect(try await getWhenReady(url).body == "3")
+        #expect(try await httpGetWhenReady(url).body == "3")
 
         let backup = try server.ssh(bob.key, "redis:backup", cache)
         #expect(backup.status == 0 && backup.out.contains("Backed up \(cache) as "), "\(backup.out) \(backup.err)")
@@ -84,23 +63,23 @@ struct ServiceBackupsEndToEndTests {
         #expect(files.count == 1 && files[0].hasSuffix(".rdb"), "\(files)")
         let rdb = try Data(contentsOf: URL(fileURLWithPath: files[0]))
         #expect(rdb.starts(with: Data("REDIS".utf8)), "\(rdb.prefix(16))")
-        #expect(try get(url).body == "4")
-        #expect(try get(url).body == "5")
+        #expect(try httpGet(url).body == "4")
+        #expect(try httpGet(url).body == "5")
 
         // eve is told the service does not exist, and nothing happens.
         for command in [["redis:backup", cache], ["redis:restore", cache, ids[0]], ["redis:backups", cache]] {
             let refused = try server.ssh(eve.key, command)
             #expect(refused.status == 1 && refused.err.contains("redis service \"\(cache)\" not found"), "\(command): \(refused.err)")
         }
-        #expect(try get(url).body == "6")
+        #expect(try httpGet(url).body == "6")
 
         let restored = try server.ssh(bob.key, "redis:restore", cache, ids[0])
         #expect(restored.status == 0, "\(restored.out) \(restored.err)")
         // The app kept running; the count is the backup's again.
-        #expect(try await getWhenReady(url).body == "4", "\(server.log.suffix(2000))")
+        #expect(try await httpGetWhenReady(url).body == "4", "\(server.log.suffix(2000))")
         // And it is durable: a restart of the service keeps the restored data.
         #expect(try server.ssh(bob.key, "redis:restart", cache).status == 0)
-        #expect(try await getWhenReady(url).body == "5")
+        #expect(try await httpGetWhenReady(url).body == "5")
         // A schedule: the server's minute loop makes the next backup by itself.
         // As a user types it: ssh joins the words, the server takes the five fields.
         let scheduled = try server.ssh(bob.key, "redis:backup-schedule", cache, "* * * * *", "--keep", "2")
@@ -123,7 +102,7 @@ struct ServiceBackupsEndToEndTests {
         let (first, bob, _) = try server()
         var server = first
         defer { finish(server) }
-        let db = Self.serviceName("ledger")
+        let db = randomServiceName("ledger")
         let created = try server.ssh(bob.key, "postgres:create", db)
         #expect(created.status == 0, "\(created.out) \(created.err)")
         defer { _ = try? server.ssh(bob.key, "postgres:destroy", db, "--force") }
