@@ -1,157 +1,345 @@
 #!/usr/bin/env bash
-# The proxy's cost, nginx beside its floor from the same run:
-#  Requests per second and p99 latency of three small Procfile apps (python3, keep-alive)
-#  through Slipway's managed nginx (Host: <app>.localhost) vs straight to the app
-#  container's published port, with the same client and settings (wrk, 2 threads,
-#  16 connections, 8 s), interleaved direct/nginx 3 times each after a 2 s warm-up
-#  of each; the median of each is reported. The client stands in for users on other
-#  machines: wrk gets core 0 to itself, and the server side (the app's processes and
-#  nginx) shares the other cores, in both measurements.
-#  Also the CPU time each request costs the app (direct runs) and nginx's workers
-#  (nginx runs), from /proc: on a shared core the ratio can be no better than
-#  app / (app + nginx), so the app cost at which 0.8x holds is 4x nginx's.
-#  Target: nginx throughput >= 0.8x direct.
-# Usage: Benchmarks/proxy.sh [path/to/slipway]   (default: a release build)
-#   SHARED_CPUS=1 Benchmarks/proxy.sh: no pinning; client, app and nginx share every core.
+# Slipway's proxying against the proxies its peers use, on the same backend, client and run:
+#  (a) slipway: the managed nginx of a Slipway server, with the config Slipway rendered
+#      for a deployed app (Host: <app>.localhost on its proxy port), as it runs;
+#  (b) nginx:   a minimal stock nginx `proxy_pass` config, same worker count, keep-alive
+#      to the upstream as (a) has it (`keepalive 64`, HTTP/1.1, empty Connection; but
+#      nginx's default of 1000 requests per upstream connection where (a) sets 10000),
+#      no access log (a logs each request, buffered) and no extra headers;
+#  (c) caddy:   Debian's Caddy, `reverse_proxy` (keep-alive to the upstream by default;
+#      it adds X-Forwarded-For/-Proto/-Host), GOMAXPROCS = the worker count;
+#  (d) haproxy: Debian's HAProxy, `mode http` with `nbthread` = the worker count,
+#      `http-reuse always` (idle server connections shared across clients, as nginx's
+#      pool is), no log, no added headers.
+# All four pass to the same two backends, the web containers of two Slipway apps running
+# one server.py (a single-threaded asyncio HTTP/1.1 server, the same file for both):
+#  static: a fixed 6-byte answer, so the proxy shows;
+#  work:   the same answer after a fixed amount of Python per request (WORK iterations,
+#          default 5000, about 0.2-0.4 ms), as an app rendering a small page would.
+# The client (wrk, 1 thread, 16 keep-alive connections, --latency) has core 0 to itself;
+# every proxy and the backends run on the other cores. Runs are interleaved a,b,c,d per
+# round, RUNS rounds (default 3) of DURATION (default 8s) each after a 2 s warm-up of
+# each; medians reported, each run's figures beside them. CPU per request from /proc
+# (utime + stime, clock ticks) of the proxy's processes (nginx: the master, its workers
+# and the workers it reaped) and of the backend during each run, divided by the requests
+# wrk counted; socket errors and runs during which nginx reloaded are counted beside them
+# (Slipway's nginx reloads each time its supervisor rotates an access log past
+# access_log_max_bytes, 16 MB by default: every few seconds at these rates).
+# Targets: (a) >= 0.95x (b)'s throughput and (a)'s p99 <= 1.1x (b)'s; (a) >= the better
+# of (c) and (d) in throughput.
+# The machine may be shared: run it more than once and compare the runs.
+# Usage: [RUNS=3] [DURATION=8s] [WORK=5000] Benchmarks/proxy.sh [path/to/slipway]   (default: a release build)
 . "$(dirname "$0")/lib.sh" "$@"
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+missing=(); for tool in wrk caddy haproxy; do command -v $tool >/dev/null || missing+=("$tool"); done
+[ ${#missing[@]} -eq 0 ] || apt-get install -y -qq "${missing[@]}" >/dev/null
 
-wrk_opts=(-t2 -c16 --latency)
+runs=${RUNS:-3} duration=${DURATION:-8s} work_iterations=${WORK:-5000}
+wrk_opts=(-t1 -c16 --latency)
 cores=$(nproc)
-client_cpus=0 server_cpus=1-$((cores - 1))
-[ "${SHARED_CPUS:-0}" = 1 ] && client_cpus=0-$((cores - 1)) server_cpus=0-$((cores - 1))
 [ "$cores" -ge 2 ] || { echo "needs at least 2 cores (one for the client)" >&2; exit 1; }
+client_cpus=0 server_cpus=1-$((cores - 1))
 # A process and its descendants onto the server's cores (threads too: -a).
 pin_tree() {
   local p
   taskset -a -p -c "$server_cpus" "$1" >/dev/null
   for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do pin_tree "$p"; done
 }
-runs=3 duration=8s
 
-# Two apps, each measured both ways:
-#  fast:   one asyncio thread answering every GET on a keep-alive connection with a
-#          fixed response, so that the proxy shows rather than the app (about 5x
-#          what http.server does);
-#  sample: the sample app of Benchmarks/deploy.sh (http.server's ThreadingHTTPServer),
-#          answering a fixed body, with a listen backlog a production server has; its threads contend for the GIL, so its figures
-#          swing more from run to run;
-#  work:   the same server doing about half a millisecond of Python per request,
-#          as an app rendering a small page would.
-fast_app() {
+# The proxies this script starts, stopped before lib.sh's cleanup.
+stock_pid= caddy_pid= haproxy_pid=
+proxy_cleanup() {
+  # No errexit here: a `wait` for a killed process returns non-zero, and the rest must still run.
+  set +e
+  [ -n "$caddy_pid" ] && kill "$caddy_pid" 2>/dev/null && wait "$caddy_pid" 2>/dev/null
+  [ -n "$haproxy_pid" ] && kill "$haproxy_pid" 2>/dev/null && wait "$haproxy_pid" 2>/dev/null
+  local instance
+  for instance in stock variants; do
+    [ -f "$work/$instance/nginx.pid" ] && kill -QUIT "$(cat "$work/$instance/nginx.pid")" 2>/dev/null
+    # nginx's master leaves after its workers: wait for it, so that the data dir can go.
+    for _ in $(seq 50); do [ -f "$work/$instance/nginx.pid" ] || break; sleep 0.1; done
+  done
+  bench_cleanup
+}
+trap proxy_cleanup EXIT
+
+server_py() {
   cat <<'PY'
-import asyncio, os
+# A single-threaded HTTP/1.1 server: every request (a GET, on a keep-alive connection)
+# gets the same 6-byte answer after sys.argv[1] iterations of fixed Python work.
+import asyncio, os, sys
+ITERATIONS = int(sys.argv[1])
 BODY = b"hello\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
+def work():
+    total = 0
+    for i in range(ITERATIONS): total += i * i
+    return total
 class Connection(asyncio.Protocol):
     def connection_made(self, transport): self.transport = transport; self.buffer = b""
-    def data_received(self, data):  # requests are GETs: one per blank line
+    def data_received(self, data):  # requests end with a blank line (no bodies)
         self.buffer += data
         if (n := self.buffer.count(b"\r\n\r\n")):
             self.buffer = self.buffer[self.buffer.rindex(b"\r\n\r\n") + 4:]
+            for _ in range(n): work()
             self.transport.write(RESPONSE * n)
 async def main():
-    server = await asyncio.get_running_loop().create_server(Connection, "", int(os.environ["PORT"]), backlog=128)
+    server = await asyncio.get_running_loop().create_server(Connection, "", int(os.environ["PORT"]), backlog=512)
     await server.serve_forever()
 asyncio.run(main())
 PY
 }
-sample_app() {
-  cat <<'PY'
-import http.server, os
-class Server(http.server.ThreadingHTTPServer):
-    request_queue_size = 128  # socketserver's default of 5 drops the SYNs of nginx's first upstream burst (1 s retries)
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    wbufsize = 65536  # headers and body in one write (no delayed-ACK stall)
-    def do_GET(self):
-        body = b"hello\n"
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
-    def log_message(self, *a): pass
-Server(("", int(os.environ["PORT"])), H).serve_forever()
-PY
-}
-work_app() {
-  sample_app | sed 's|        body = b"hello\\n"|        sum(i * i for i in range(20000)); body = b"hello\\n"|'
-}
 
-# CPU time (clock ticks, user + system) of processes $@ and all their descendants.
+# Deploys app $1 running server.py with $2 iterations; sets upstream_$1 (the address in
+# Slipway's rendered upstream) and app_pid_$1 (the backend's process on the host).
+deploy() {
+  local app=$1 repo=$work/$1 host=$1.localhost url="http://127.0.0.1:$proxy/" ids
+  git init -q -b main "$repo"
+  server_py > "$repo/server.py"
+  printf 'web: python3 server.py %s\n' "$2" > "$repo/Procfile"
+  git -C "$repo" add server.py Procfile
+  git -C "$repo" -c user.email=b@b -c user.name=b commit -qm "$app"
+  git -C "$repo" push -q "ssh://127.0.0.1:$port/$app" main 2>"$work/push.out" || { cat "$work/push.out" >&2; exit 1; }
+  for _ in $(seq 500); do [ "$(curl -s -m 2 -H "Host: $host" "$url")" = hello ] && break; sleep 0.02; done
+  [ "$(curl -s -m 2 -H "Host: $host" "$url")" = hello ] || { cat "$work/push.out"; echo "no 200 from $app through Slipway's nginx"; exit 1; } >&2
+  # The one address Slipway's config passes to: every proxy gets the same.
+  local upstreams; upstreams=$(sed -n 's/^ *server \(127\.0\.0\.1:[0-9]*\) .*/\1/p' "$work/data/nginx/apps/$app.conf")
+  [ "$(wc -w <<<"$upstreams")" -eq 1 ] || { echo "expected one upstream server in $app.conf: $upstreams" >&2; exit 1; }
+  printf -v "upstream_$app" %s "$upstreams"
+  local labels="\"org.slipway.app=$app\",\"org.slipway.kind=process\",\"org.slipway.instance=$(cat "$work/data/instance-id")\""
+  ids=$(curl -fsS --unix-socket $sock -G http://d/v1.41/containers/json --data-urlencode "filters={\"label\":[$labels]}" |
+    python3 -c 'import json,sys; print(" ".join(c["Id"] for c in json.load(sys.stdin)))')
+  [ "$(wc -w <<<"$ids")" -eq 1 ] || { echo "expected one web container of $app, found: $ids" >&2; exit 1; }
+  printf -v "app_pid_$app" %s "$(curl -fsS --unix-socket $sock "http://d/v1.41/containers/$ids/json" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["State"]["Pid"])')"
+}
+deploy static 0
+deploy work "$work_iterations"
+
+slipway_master=$(cat "$work/data/nginx/nginx.pid")
+workers=$(wc -w < /proc/"$slipway_master"/task/"$slipway_master"/children)
+pin_tree "$slipway_master"; pin_tree "$app_pid_static"; pin_tree "$app_pid_work"
+
+# (b) stock nginx: what a minimal proxy_pass config is, nothing else.
+mkdir -p "$work/stock/tmp"
+stock_static=$(free_port) stock_work=$(free_port)
+stock_server() {  # $1: port, $2: upstream name, $3: address
+  printf '    upstream %s { server %s; keepalive 64; }\n' "$2" "$3"
+  printf '    server { listen 127.0.0.1:%s; location / { proxy_pass http://%s; proxy_http_version 1.1; proxy_set_header Connection ""; } }\n' "$1" "$2"
+}
+cat > "$work/stock/nginx.conf" <<EOF
+worker_processes $workers;
+pid $work/stock/nginx.pid;
+error_log $work/stock/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/stock/tmp/body;
+    proxy_temp_path $work/stock/tmp/proxy;
+    fastcgi_temp_path $work/stock/tmp/fastcgi;
+    uwsgi_temp_path $work/stock/tmp/uwsgi;
+    scgi_temp_path $work/stock/tmp/scgi;
+$(stock_server "$stock_static" static "$upstream_static")
+$(stock_server "$stock_work" work "$upstream_work")
+}
+EOF
+taskset -c "$server_cpus" nginx -p "$work/stock" -c "$work/stock/nginx.conf"
+for _ in $(seq 50); do [ -s "$work/stock/nginx.pid" ] && break; sleep 0.1; done
+stock_master=$(cat "$work/stock/nginx.pid")
+
+# (c) Caddy: any Host (a site address with a host would match on it), no admin endpoint, no automatic HTTPS, its state (the autosaved config) under the scratch dir.
+caddy_static=$(free_port) caddy_work=$(free_port)
+mkdir -p "$work/caddy"
+cat > "$work/caddy/Caddyfile" <<EOF
+{
+	admin off
+	auto_https off
+}
+http://:$caddy_static {
+	bind 127.0.0.1
+	reverse_proxy $upstream_static
+}
+http://:$caddy_work {
+	bind 127.0.0.1
+	reverse_proxy $upstream_work
+}
+EOF
+XDG_DATA_HOME=$work/caddy XDG_CONFIG_HOME=$work/caddy GOMAXPROCS=$workers \
+  taskset -c "$server_cpus" caddy run --config "$work/caddy/Caddyfile" --adapter caddyfile > "$work/caddy/out.log" 2>&1 &
+caddy_pid=$!
+
+# (d) HAProxy in the foreground (-db), so that $! is it.
+haproxy_static=$(free_port) haproxy_work=$(free_port)
+mkdir -p "$work/haproxy"
+cat > "$work/haproxy/haproxy.cfg" <<EOF
+global
+    nbthread $workers
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+frontend static
+    bind 127.0.0.1:$haproxy_static
+    default_backend static
+frontend work
+    bind 127.0.0.1:$haproxy_work
+    default_backend work
+backend static
+    server app $upstream_static
+backend work
+    server app $upstream_work
+EOF
+taskset -c "$server_cpus" haproxy -db -f "$work/haproxy/haproxy.cfg" > "$work/haproxy/out.log" 2>&1 &
+haproxy_pid=$!
+
+# Each proxy answers both backends before anything is measured.
+for target in "$proxy static.localhost" "$proxy work.localhost" "$stock_static x" "$stock_work x" \
+    "$caddy_static x" "$caddy_work x" "$haproxy_static x" "$haproxy_work x"; do
+  read -r p h <<<"$target"
+  for _ in $(seq 100); do [ "$(curl -s -m 2 -H "Host: $h" "http://127.0.0.1:$p/")" = hello ] && break; sleep 0.1; done
+  [ "$(curl -s -m 2 -H "Host: $h" "http://127.0.0.1:$p/")" = hello ] || { cat "$work/caddy/out.log" "$work/haproxy/out.log" "$work/stock/error.log"; echo "no answer on port $p (Host $h)"; exit 1; } >&2
+done
+
+# CPU time (clock ticks, user + system, all threads) of processes $@ and their descendants
+# (the container's first process may be an init or a shell, the server its child), with
+# that of the children they have reaped: an nginx master's count keeps the time of the
+# workers a reload retired (Slipway's nginx reloads when it rotates an access log).
 cpu_ticks() {
   local p t=0
   for p in "$@"; do
     [ -r /proc/"$p"/stat ] || continue
-    t=$((t + $(awk '{print $14 + $15}' /proc/"$p"/stat)))
+    t=$((t + $(awk '{print $14 + $15 + $16 + $17}' /proc/"$p"/stat)))
     t=$((t + $(cpu_ticks $(cat /proc/"$p"/task/*/children 2>/dev/null))))
   done
   echo $t
 }
 
-# One wrk run; prints "requests/s p99-ms app-us nginx-us": the last two are the CPU
-# time per request of the processes $4 and $5 (and their descendants) during the run.
-# Errors (non-2xx, socket errors) fail it.
-bench() {  # $1: url, $2: duration, $3: Host header, $4: the app's pid, $5: nginx's workers
-  local out app0 app1 nginx0 nginx1
-  app0=$(cpu_ticks $4); nginx0=$(cpu_ticks $5)
-  out=$(taskset -c "$client_cpus" wrk "${wrk_opts[@]}" -H "Host: $3" -d"$2" "$1")
-  app1=$(cpu_ticks $4); nginx1=$(cpu_ticks $5)
-  python3 - "$out" $((app1 - app0)) $((nginx1 - nginx0)) "$(getconf CLK_TCK)" <<'PY'
+# One wrk run; prints "requests/s p99-ms proxy-us backend-us errors reloaded": the CPU
+# time per request of the processes $3 (the proxy's) and $4 (the backend) during the run,
+# the socket errors and non-2xx answers wrk counted (shown, not fatal: they are part of
+# what a proxy does to its clients), and 1 if the proxy's processes changed meanwhile
+# (an nginx reload: new workers, idle client connections closed).
+bench() {  # $1: port, $2: Host header, $3: the proxy's pid, $4: the backend's pid, $5: duration
+  local out p0 p1 a0 a1 w0 w1
+  w0=$(cat /proc/"$3"/task/*/children); p0=$(cpu_ticks $3); a0=$(cpu_ticks $4)
+  out=$(taskset -c "$client_cpus" wrk "${wrk_opts[@]}" -H "Host: $2" -d"$5" "http://127.0.0.1:$1/")
+  p1=$(cpu_ticks $3); a1=$(cpu_ticks $4); w1=$(cat /proc/"$3"/task/*/children)
+  python3 - "$out" $((p1 - p0)) $((a1 - a0)) "$(getconf CLK_TCK)" "$([ "$w0" = "$w1" ] && echo 0 || echo 1)" <<'PY'
 import re, sys
-out, app, nginx, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+out, proxy, app, hz, reloaded = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-sock = re.search(r"Socket errors: (.*)", out)
-if bad or sock:
-    sys.exit(f"wrk reported errors:\n{out}")
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, sock.groups())) if sock else 0)
 rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
 requests = int(re.search(r"(\d+) requests in", out).group(1))
 value, unit = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
 per_request = lambda ticks: f"{ticks / hz * 1e6 / requests:.1f}"
-print(f"{rps:.0f} {float(value) * {'us': 0.001, 'ms': 1, 's': 1000}[unit]:.2f} {per_request(app)} {per_request(nginx)}")
+print(f"{rps:.0f} {float(value) * {'us': 0.001, 'ms': 1, 's': 1000}[unit]:.2f} {per_request(proxy)} {per_request(app)} {errors} {reloaded}")
 PY
 }
 
-# Deploys app $1 (its server.py from ${1}_app), then measures it direct and through nginx.
-measure() {
-  local app=$1 repo=$work/$1 host=$1.localhost nginx_url="http://127.0.0.1:$proxy/" ids hostport direct_url
-  git init -q -b main "$repo"
-  "${app}_app" > "$repo/server.py"
-  printf 'web: python3 server.py\n' > "$repo/Procfile"
-  git -C "$repo" add -A
-  git -C "$repo" -c user.email=b@b -c user.name=b commit -qm "$app"
-  git -C "$repo" push -q "ssh://127.0.0.1:$port/$app" main 2>"$work/push.out" || { cat "$work/push.out" >&2; exit 1; }
-  for _ in $(seq 500); do [ "$(curl -s -m 2 -H "Host: $host" "$nginx_url")" = hello ] && break; sleep 0.02; done
-  [ "$(curl -s -m 2 -H "Host: $host" "$nginx_url")" = hello ] || { cat "$work/push.out"; echo "no 200 from $app through nginx"; exit 1; } >&2
-
-  # The web container's published port, from the engine (this server's containers only).
-  labels="\"org.slipway.app=$app\",\"org.slipway.kind=process\",\"org.slipway.instance=$(cat "$work/data/instance-id")\""
-  ids=$(curl -fsS --unix-socket $sock -G http://d/v1.41/containers/json --data-urlencode "filters={\"label\":[$labels]}" |
-    python3 -c 'import json,sys; print(" ".join(c["Id"] for c in json.load(sys.stdin)))')
-  set -- $ids
-  [ $# -eq 1 ] || { echo "expected one web container of $app, found $#: $ids" >&2; exit 1; }
-  hostport=$(curl -fsS --unix-socket $sock "http://d/v1.41/containers/$1/json" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"])')
-  direct_url="http://127.0.0.1:$hostport/"
-  [ "$(curl -s -m 2 "$direct_url")" = hello ] || { echo "no 200 from $app at $direct_url" >&2; exit 1; }
-  local app_pid nginx_pid
-  app_pid=$(curl -fsS --unix-socket $sock "http://d/v1.41/containers/$1/json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["State"]["Pid"])')
-  nginx_pid=$(cat "$work/data/nginx/nginx.pid")
-  pin_tree "$app_pid"; pin_tree "$nginx_pid"
-
-  echo "== $app app: requests/s and p99 latency, through nginx vs direct to the container's port (wrk ${wrk_opts[*]:0:2} -d$duration on core $client_cpus, app and nginx on cores $server_cpus, median of $runs)"
-  # The nginx workers are the master's children (the master itself only supervises).
-  local workers; workers=$(cat /proc/"$nginx_pid"/task/*/children)
-  bench "$direct_url" 2s "$host" "$app_pid" "$workers" >/dev/null; bench "$nginx_url" 2s "$host" "$app_pid" "$workers" >/dev/null
-  local d_rps=() d_p99=() d_cpu=() n_rps=() n_p99=() n_app=() n_cpu=() x r l a c dr dl nr nl
-  for _ in $(seq $runs); do
-    x=$(bench "$direct_url" $duration "$host" "$app_pid" "$workers"); read -r r l a c <<<"$x"; d_rps+=("$r"); d_p99+=("$l"); d_cpu+=("$a")
-    x=$(bench "$nginx_url" $duration "$host" "$app_pid" "$workers"); read -r r l a c <<<"$x"; n_rps+=("$r"); n_p99+=("$l"); n_app+=("$a"); n_cpu+=("$c")
-  done
-  dr=$(median "${d_rps[@]}"); dl=$(median "${d_p99[@]}"); nr=$(median "${n_rps[@]}"); nl=$(median "${n_p99[@]}")
-  printf '  %-8s %8s req/s  p99 %7s ms   (req/s %s; p99 ms %s)\n' direct "$dr" "$dl" "${d_rps[*]}" "${d_p99[*]}" nginx "$nr" "$nl" "${n_rps[*]}" "${n_p99[*]}"
-  printf '  CPU per request: direct, the app %s us; through nginx, the app %s us + nginx %s us  (runs: %s; %s; %s)\n' \
-    "$(median "${d_cpu[@]}")" "$(median "${n_app[@]}")" "$(median "${n_cpu[@]}")" "${d_cpu[*]}" "${n_app[*]}" "${n_cpu[*]}"
-  echo "  ratio nginx / direct throughput: $(python3 -c "print(f'{$nr/$dr:.2f}')")  (target >= 0.8)"
+# The proxy's process: nginx's master (its workers and the workers it reaped count with it).
+proxy_pids() {
+  case $1 in
+    slipway) echo "$slipway_master" ;;
+    nginx) echo "$stock_master" ;;
+    caddy) echo "$caddy_pid" ;;
+    haproxy) echo "$haproxy_pid" ;;
+    *) cat "$work/variants/nginx.pid" ;;
+  esac
+}
+# Port and Host header of proxy $1 for backend $2.
+target() {
+  case $1 in
+    slipway) echo "$proxy $2.localhost" ;;
+    nginx) eval "echo \$stock_$2 x" ;;
+    caddy) eval "echo \$caddy_$2 x" ;;
+    haproxy) eval "echo \$haproxy_$2 x" ;;
+    *) echo "${variant_port[$1]} $2.localhost" ;;
+  esac
 }
 
-measure fast
-measure sample
-measure work
+measure() {  # $1: backend, $2...: proxies (slipway, nginx, caddy, haproxy or a variant's name)
+  local backend=$1 app_pid x p h r l c a e w
+  app_pid=$(eval "echo \$app_pid_$1")
+  shift; local proxies=("$@")
+  echo "== $backend backend: wrk ${wrk_opts[*]} -d$duration on core $client_cpus; proxies ($workers workers/threads) and backend on cores $server_cpus; median of $runs interleaved runs"
+  for name in "${proxies[@]}"; do read -r p h <<<"$(target "$name" "$backend")"; bench "$p" "$h" "$(proxy_pids "$name")" "$app_pid" 2s >/dev/null; done
+  declare -A rps p99 cpu app errors reloads
+  for _ in $(seq "$runs"); do
+    for name in "${proxies[@]}"; do
+      read -r p h <<<"$(target "$name" "$backend")"
+      x=$(bench "$p" "$h" "$(proxy_pids "$name")" "$app_pid" "$duration"); read -r r l c a e w <<<"$x"
+      rps[$name]+="$r " p99[$name]+="$l " cpu[$name]+="$c " app[$name]+="$a " errors[$name]=$(( ${errors[$name]:-0} + e )) reloads[$name]=$(( ${reloads[$name]:-0} + w ))
+    done
+  done
+  printf '  %-12s %8s %9s %14s %16s   %s\n' proxy req/s "p99 ms" "proxy us/req" "backend us/req" "runs: req/s; p99 ms; proxy us/req; errors; runs with a reload"
+  declare -A med_rps med_p99
+  for name in "${proxies[@]}"; do
+    med_rps[$name]=$(median ${rps[$name]}) med_p99[$name]=$(median ${p99[$name]})
+    printf '  %-12s %8s %9s %14s %16s   %s; %s; %s; %s; %s\n' "$name" "${med_rps[$name]}" "${med_p99[$name]}" \
+      "$(median ${cpu[$name]})" "$(median ${app[$name]})" "${rps[$name]% }" "${p99[$name]% }" "${cpu[$name]% }" "${errors[$name]:-0}" "${reloads[$name]:-0}"
+  done
+  [ "$*" = "slipway nginx caddy haproxy" ] || return 0
+  python3 - "${med_rps[slipway]}" "${med_rps[nginx]}" "${med_rps[caddy]}" "${med_rps[haproxy]}" "${med_p99[slipway]}" "${med_p99[nginx]}" <<'PY'
+import sys
+s, n, c, h, sl, nl = map(float, sys.argv[1:])
+met = lambda ok: "met" if ok else "MISSED"
+print(f"  slipway/nginx throughput {s / n:.2f} (target >= 0.95: {met(s / n >= 0.95)}); "
+      f"p99 {sl / nl:.2f}x (target <= 1.1: {met(sl / nl <= 1.1)}); "
+      f"slipway/best of caddy, haproxy {s / max(c, h):.2f} (target >= 1: {met(s >= max(c, h))})")
+PY
+}
+
+echo "nginx $(nginx -v 2>&1 | sed 's|.*/||'), $(caddy version | cut -d' ' -f1), haproxy $(haproxy -v | sed -n '1s/.*version \([^ ]*\).*/\1/p'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The same path behind every proxy. Rootful podman: conmon holds the published port (to
+# reserve it) and the kernel forwards the connections (DNAT); rootless: a userland forwarder.
+echo "backends: static at $upstream_static, work at $upstream_work (WORK=$work_iterations); the port's holder: $(ss -ltnpH "sport = :${upstream_static#*:}" | grep -o 'users:.*' || echo none)"
+measure static slipway nginx caddy haproxy
+measure work slipway nginx caddy haproxy
+
+# Which of Slipway's directives costs what (ABLATE=0 skips this): Slipway's rendered
+# config for the static app, served by a third nginx (the stock main config, same
+# workers), as rendered and with one part taken out at a time, beside (a) and (b) in the
+# same rounds. `rendered` vs (a) is the main config's share (and (a)'s shared port).
+declare -A variant_port
+ablate() {
+  mkdir -p "$work/variants/tmp"
+  local name servers=""
+  for name in rendered no-log no-upgrade no-headers no-retry none; do
+    variant_port[$name]=$(free_port)
+    servers+=$(python3 - "$name" "${variant_port[$name]}" "$work/variants" "$work/data/nginx/apps/static.conf" <<'PY'
+import re, sys
+name, port, directory, rendered = sys.argv[1:]
+text = open(rendered).read()
+text = re.sub(r"\bslipway-static\b", f"slipway-static-{name}", text)
+text = re.sub(r"listen \d+;", f"listen 127.0.0.1:{port};", text)
+text = re.sub(r"access_log \S+", f"access_log {directory}/{name}.access.log", text)
+drop = []
+if name in ("no-log", "none"): drop.append(r"access_log ")
+if name in ("no-upgrade", "none"):
+    drop += [r"set \$slipway_", r"if \(\$http_upgrade", r"proxy_set_header Upgrade "]
+    text = text.replace("proxy_set_header Connection $slipway_connection;", 'proxy_set_header Connection "";')
+if name in ("no-headers", "none"): drop.append(r"proxy_set_header (Host|X-)")
+if name in ("no-retry", "none"):
+    drop.append(r"proxy_next_upstream ")
+    text = text.replace(" max_fails=1 fail_timeout=2s", "")
+lines = [l for l in text.splitlines() if not any(re.match(r"\s*" + d, l) for d in drop)]
+print("\n".join(lines))
+PY
+)$'\n'
+  done
+  sed -e "s|$work/stock|$work/variants|g" -e '/^ *upstream \|^ *server {/d' -e '/^}/d' "$work/stock/nginx.conf" > "$work/variants/nginx.conf"
+  printf '%s\n}\n' "$servers" >> "$work/variants/nginx.conf"
+  taskset -c "$server_cpus" nginx -p "$work/variants" -c "$work/variants/nginx.conf"
+  for _ in $(seq 50); do [ -s "$work/variants/nginx.pid" ] && break; sleep 0.1; done
+  for name in "${!variant_port[@]}"; do
+    [ "$(curl -s -m 2 -H "Host: static.localhost" "http://127.0.0.1:${variant_port[$name]}/")" = hello ] || { echo "variant $name does not answer" >&2; exit 1; }
+  done
+  echo "== Slipway's config taken apart (static backend): rendered = its app file in the stock main config; no-log: without its access_log; no-upgrade: without the WebSocket set/if (Connection \"\"); no-headers: without Host/X-* proxy_set_header; no-retry: without proxy_next_upstream and max_fails; none: all four out"
+  measure static slipway nginx rendered no-log no-upgrade no-headers no-retry none
+}
+if [ "${ABLATE:-1}" = 1 ]; then ablate; fi
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
