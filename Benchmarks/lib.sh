@@ -27,6 +27,8 @@ labelled() {
     --data-urlencode "filters={\"label\":[\"$1\"]}" | python3 -c 'import json,sys; print(" ".join(c["Id"] for c in json.load(sys.stdin)))'
 }
 bench_cleanup() {
+  # Everything below runs even when a step fails (a killed server's wait returns 143).
+  set +e
   # The server first (and wait for it), or its supervisor could start nginx again.
   [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   [ -f "$work/data/nginx/nginx.pid" ] && kill -QUIT "$(cat "$work/data/nginx/nginx.pid")" 2>/dev/null
