@@ -89,7 +89,10 @@ struct ServiceBackupsEndToEndTests {
         while try backupIDs(server, bob, "redis", cache).count < 2, Date() < until { try await Task.sleep(for: .seconds(2)) }
         #expect(try server.ssh(bob.key, "redis:backup-unschedule", cache).status == 0)
         let afterSchedule = try backupIDs(server, bob, "redis", cache)
-        #expect(afterSchedule.count == 2 && afterSchedule[0] == ids[0], "\(afterSchedule)")
+        // --keep 2 holds, and the schedule made one. (Not "the manual one is the older":
+        // on a loaded host a second scheduled backup may come before the unschedule, and
+        // keep 2 then drops the manual one, as ci19 saw.)
+        #expect(afterSchedule.count == 2 && afterSchedule.contains { $0 != ids[0] }, "\(afterSchedule)")
         let events = try server.ssh(bob.key, "events").out
         #expect(events.contains("backed up redis service \(cache) as \(ids[0])") && events.contains("restored redis service \(cache) from backup \(ids[0])"), "\(events)")
         #expect(events.contains("backed up redis service \(cache) as \(afterSchedule.last ?? "-")"), "\(events)")
