@@ -63,6 +63,9 @@ struct Slipway {
     }
 }
 
+/// Serializes the harness's process spawns (see `run`).
+let spawnLock = NSLock()
+
 /// Runs a program to completion.
 func run(_ path: String, _ args: [String], stdin: Data? = nil, environment: [String: String] = [:]) throws -> Slipway.Result {
     _ = Slipway.binary  // ignores SIGPIPE
@@ -70,15 +73,21 @@ func run(_ path: String, _ args: [String], stdin: Data? = nil, environment: [Str
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = args
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let out = Pipe(), err = Pipe(), input = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = input
-    try process.run()
-    // The parent's copies of the child's ends must go, or EOF never comes.
-    try? out.fileHandleForWriting.close()
-    try? err.fileHandleForWriting.close()
-    try? input.fileHandleForReading.close()
+    // One spawn at a time: ci19's test process died in Foundation's Process.run (a bad
+    // memcpy) while a hundred threads spawned ssh at once, and a pipe made by one thread
+    // must not be inherited by another's child (its EOF would never come).
+    let (out, err, input) = try spawnLock.withLock {
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        // The parent's copies of the child's ends must go, or EOF never comes.
+        try? out.fileHandleForWriting.close()
+        try? err.fileHandleForWriting.close()
+        try? input.fileHandleForReading.close()
+        return (out, err, input)
+    }
     // Read both pipes concurrently so a chatty child never blocks on a full pipe.
     let outData = ReadAll(out.fileHandleForReading), errData = ReadAll(err.fileHandleForReading)
     if let stdin { try? input.fileHandleForWriting.write(contentsOf: stdin) }
