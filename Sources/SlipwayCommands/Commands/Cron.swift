@@ -48,14 +48,8 @@ enum Cron {
         var requirement: Requirement { .app(app, .write) }
 
         func execute(in context: CommandContext) throws {
-            let stdout = context.stdout, stderr = context.stderr, cancellation = context.cancellation
             let watch = AccessWatch(context, requirement: requirement)
-            let io = RunService.IO(
-                readStdin: { _ in Data() },
-                stdout: { stdout.write(bytes: $0) },
-                stderr: { stderr.write(bytes: $0) },
-                notice: { stderr.write($0 + "\n") },
-                isCancelled: { cancellation.isCancelled || !watch.isAllowed })
+            let io = RunService.IO.attached(to: context, watch: watch, interactive: false)
             let run = try context.core.cron.runNow(try AppName(app), id: id, detach: detach, by: context.caller, io: io)
             if detach {
                 context.note("-----> Started cron run \(run.id ?? 0) of \(id)\(run.container.map { " (\($0))" } ?? ""); cron:logs \(app) \(id) -t follows it")

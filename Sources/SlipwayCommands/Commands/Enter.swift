@@ -17,15 +17,8 @@ struct Enter: MutatingCommand {
     var requirement: Requirement { .app(app, .write) }
 
     func execute(in context: CommandContext) throws {
-        let stdin = context.stdin, stdout = context.stdout, stderr = context.stderr, cancellation = context.cancellation
         let watch = AccessWatch(context, requirement: requirement)
-        let io = RunService.IO(
-            readStdin: { try stdin.readChunk(max: $0) },
-            stdout: { stdout.write(bytes: $0) },
-            stderr: { stderr.write(bytes: $0) },
-            notice: { stderr.write($0 + "\n") },
-            isCancelled: { cancellation.isCancelled || !watch.isAllowed },
-            terminal: context.terminal)
+        let io = RunService.IO.attached(to: context, watch: watch)
         context.exitStatus = try context.core.runs.enter(try AppName(app), process: rest.first, command: Array(rest.dropFirst()),
                                                          by: context.caller, io: io)
         try watch.throwIfEnded("entering \(app)")

@@ -8,15 +8,8 @@ import SlipwayCore
 /// and reads or replaces everything in it.
 extension Postgres {
     static func session(_ session: DatastoreService.Session, _ name: String, requirement: Requirement, in context: CommandContext) throws {
-        let stdin = context.stdin, stdout = context.stdout, stderr = context.stderr, cancellation = context.cancellation
         let watch = AccessWatch(context, requirement: requirement)
-        let io = RunService.IO(
-            readStdin: { try stdin.readChunk(max: $0) },
-            stdout: { stdout.write(bytes: $0) },
-            stderr: { stderr.write(bytes: $0) },
-            notice: { stderr.write($0 + "\n") },
-            isCancelled: { cancellation.isCancelled || !watch.isAllowed },
-            terminal: context.terminal)
+        let io = RunService.IO.attached(to: context, watch: watch)
         context.exitStatus = try context.core.datastores.session(Postgres.kind, try DatastoreName(name), session, by: context.caller, io: io)
         try watch.throwIfEnded("postgres:\(session.rawValue) \(name)")
     }

@@ -21,15 +21,8 @@ struct Run: MutatingCommand {
     var requirement: Requirement { .app(target.app, .write) }
 
     func execute(in context: CommandContext) throws {
-        let stdin = context.stdin, stdout = context.stdout, stderr = context.stderr, cancellation = context.cancellation
         let watch = AccessWatch(context, requirement: requirement)
-        let io = RunService.IO(
-            readStdin: { try stdin.readChunk(max: $0) },
-            stdout: { stdout.write(bytes: $0) },
-            stderr: { stderr.write(bytes: $0) },
-            notice: { stderr.write($0 + "\n") },
-            isCancelled: { cancellation.isCancelled || !watch.isAllowed },
-            terminal: context.terminal)
+        let io = RunService.IO.attached(to: context, watch: watch)
         context.exitStatus = try context.core.runs.run(try AppName(target.app), command: target.command, by: context.caller, io: io)
         try watch.throwIfEnded("running a command in \(target.app)")
     }

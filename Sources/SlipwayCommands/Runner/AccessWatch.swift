@@ -43,3 +43,22 @@ final class AccessWatch: @unchecked Sendable {
         }
     }
 }
+
+extension RunService.IO {
+    /// The caller's streams for a container command (`run`, `enter`, `cron:run`,
+    /// `postgres:connect`...), byte for byte, cancelled when the caller leaves or loses
+    /// the access `watch` checks. Without `interactive`, the command reads no stdin and
+    /// gets no terminal (a recorded run such as `cron:run`).
+    static func attached(to context: CommandContext, watch: AccessWatch, interactive: Bool = true) -> RunService.IO {
+        let stdin = context.stdin, stdout = context.stdout, stderr = context.stderr, cancellation = context.cancellation
+        let readStdin: @Sendable (Int) throws -> Data
+        if interactive { readStdin = { try stdin.readChunk(max: $0) } } else { readStdin = { _ in Data() } }
+        return RunService.IO(
+            readStdin: readStdin,
+            stdout: { stdout.write(bytes: $0) },
+            stderr: { stderr.write(bytes: $0) },
+            notice: { stderr.write($0 + "\n") },
+            isCancelled: { cancellation.isCancelled || !watch.isAllowed },
+            terminal: interactive ? context.terminal : nil)
+    }
+}
