@@ -3,6 +3,13 @@ import Foundation
 /// Runs a short helper program (git plumbing) to completion from an argv array,
 /// never through a shell. Long-running, streamed children live in the SSH front.
 public enum ProcessRunner {
+    /// Held around Foundation's `Process.run()`, which is not safe to call from many
+    /// threads at once on Linux: the test harness's process crashed in it (a bad
+    /// memcpy) while a hundred threads spawned ssh clients, and the server's SSH
+    /// threads spawn git and friends just as concurrently. Only the spawn is
+    /// serialized; waiting for the child is not.
+    public static let spawnLock = NSLock()
+
     public struct Result: Sendable {
         public let status: Int32
         public let stdout: String
@@ -50,7 +57,7 @@ public enum ProcessRunner {
         // three times per push build (measured with strace). The handler fires at once.
         let exited = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in exited.signal() }
-        try process.run()
+        try spawnLock.withLock { try process.run() }
         // Drain stderr on the side so neither pipe can fill and stall the child.
         let errData = LockedData()
         let errDone = DispatchSemaphore(value: 0)
