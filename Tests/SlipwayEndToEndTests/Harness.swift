@@ -45,6 +45,9 @@ struct Slipway {
 
     func cleanUp() { leftovers.cleanUp() }
 
+    /// Called by `TestServer` for each server it starts on this instance.
+    func register(server: Process) { leftovers.register(server: server) }
+
     struct Result {
         let status: Int32
         let out: String
@@ -115,14 +118,25 @@ final class ReadAll: @unchecked Sendable {
     }
 }
 
-/// Stops an instance's nginx and removes its containers, networks and the images it
-/// built (they outlive servers by design).
-final class Leftovers: Sendable {
+/// Stops an instance's servers and nginx and removes its containers, networks and the
+/// images it built (they outlive servers by design).
+final class Leftovers: @unchecked Sendable {
     let dataDir: String
+    private let lock = NSLock()
+    private var servers: [Process] = []
     init(dataDir: String) { self.dataDir = dataDir }
     deinit { cleanUp() }
 
+    /// A server of this instance, stopped before its nginx: a server still running
+    /// when its nginx is sent SIGQUIT restarts it, and that nginx outlived the test
+    /// (and its data dir) in green CI runs.
+    func register(server: Process) { lock.withLock { servers.append(server) } }
+
     func cleanUp() {
+        for server in lock.withLock({ servers }) where server.isRunning {
+            server.terminate()
+            server.waitUntilExit()
+        }
         if let pid = try? String(contentsOfFile: dataDir + "/nginx/nginx.pid", encoding: .utf8), let number = Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) {
             kill(number, SIGQUIT)
         }

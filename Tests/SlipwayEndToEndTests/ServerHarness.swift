@@ -19,7 +19,9 @@ final class TestServer: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let started = process
+        try spawnLock.withLock { try started.run() }
+        self.slipway.register(server: process)
         // The parent's copies of the child's ends must go, or EOF never comes.
         try? out.fileHandleForWriting.close()
         try? err.fileHandleForWriting.close()
