@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "SlipwayCommands",
             dependencies: [
-                "SlipwayCore",
+                "SlipwayCore", "SlipwayKubernetes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -74,6 +74,12 @@ let package = Package(
             name: "SlipwayHost",
             dependencies: ["SlipwayCore"]
         ),
+        /// The Kubernetes scheduler (issue 20): an app's state rendered as Kubernetes
+        /// objects, deterministic, and the `KubernetesCluster` port an API client implements.
+        .target(
+            name: "SlipwayKubernetes",
+            dependencies: ["SlipwayCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         /// The embedded SSH server: the only code that talks to libssh's server API.
         .target(
             name: "SlipwaySSH",
@@ -92,11 +98,16 @@ let package = Package(
         ),
         .testTarget(
             name: "SlipwayCoreTests",
-            dependencies: ["SlipwayCore", "SlipwayCommands", "SlipwayEngine", "SlipwayHost", "SlipwaySSH", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["SlipwayCore", "SlipwayCommands", "SlipwayKubernetes", "SlipwayEngine", "SlipwayHost", "SlipwaySSH", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SlipwayNginxTests",
             dependencies: ["SlipwayCore", "SlipwayNginx", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "SlipwayKubernetesTests",
+            dependencies: ["SlipwayCore", "SlipwayKubernetes"],
+            exclude: ["Golden"]
         ),
         .testTarget(
             name: "SlipwayEndToEndTests",

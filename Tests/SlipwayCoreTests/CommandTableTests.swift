@@ -140,6 +140,11 @@ struct CommandTableTests {
         "events": (.user, ["events"], .user),
         "help": (.user, ["help"], .user),
         "version": (.user, ["version"], .user),
+        "scheduler:set": (.app(.owner), ["scheduler:set", "web", "kubernetes"], .app("web", .owner)),
+        "scheduler:report": (.app(.read), ["scheduler:report", "web"], .app("web", .read)),
+        "k8s:render": (.admin, ["k8s:render", "web"], .admin),
+        "registry:set": (.admin, ["registry:set", "server", "registry.example.com"], .admin),
+        "registry:login": (.admin, ["registry:login", "registry.example.com", "ci"], .admin),
         "git-receive-pack": (.app(.write), ["git-receive-pack", "/web.git"], .appOrMissing("web", .write)),
         "git-upload-pack": (.app(.read), ["git-upload-pack", "~/web"], .app("web", .read)),
     ]
@@ -178,6 +183,7 @@ struct CommandTableTests {
         // Without an app: each app with ACME on that the caller may write (ACMEService.renew).
         #expect(try requirement(["letsencrypt:renew"]) == .user)
         #expect(try requirement(["letsencrypt:set", "email", "ops@example.com"]) == .admin)
+        #expect(try requirement(["scheduler:set", "--global", "kubernetes"]) == .admin)
     }
 
     @Test func everyCommandIsInTheManPage() throws {

@@ -11,6 +11,7 @@ struct JSONOutputTests {
     static let unanswerable: [String: String] = [
         "builder:report": "asks the container engine for the builder image, which the recording engine does not have",
         "config:import": "its --format names the format of its input",
+        "k8s:render": "renders the current release, and this world's app has none (SchedulerTests.renderPrintsTheCurrentReleaseDeterministically checks its one line)",
     ]
 
     /// Arguments to try, in order, until one is accepted: none, then the world's app,

@@ -30,6 +30,7 @@ public enum CommandTree {
         Redis.Restart.self, Redis.Logs.self, Redis.Destroy.self,
         Postgres.Backup.self, Postgres.Backups.self, Postgres.Restore.self, Postgres.BackupSchedule.self, Postgres.BackupUnschedule.self,
         Redis.Backup.self, Redis.Backups.self, Redis.Restore.self, Redis.BackupSchedule.self, Redis.BackupUnschedule.self,
+        SchedulerCommands.Set.self, SchedulerCommands.Report.self, K8sRender.self, Registry.Set.self, Registry.Login.self,
         Builds.List.self, Builds.Report.self, Repo.PurgeCache.self, Outputs.Build.self, Builder.Bootstrap.self, Builder.Report.self,
         Events.self, Help.self, Version.self,
         GitCommands.ReceivePack.self, GitCommands.UploadPack.self,

@@ -79,6 +79,14 @@ public struct Settings: Sendable, Equatable {
     public var defaultLimits = ResourceLimits(memoryBytes: 512 << 20, nanoCPUs: 1_000_000_000, pids: 512)
     /// The most `resource:limit` may set (`max_memory`, `max_cpus`, `max_pids`), for everyone.
     public var maxLimits = ResourceLimits(memoryBytes: 4 << 30, nanoCPUs: 2_000_000_000, pids: 4096)
+    /// The cluster of the kubernetes scheduler (issue 20): a kubeconfig file
+    /// (`kubeconfig`, absolute) and the context in it (`kube_context`; nil: its current one).
+    public var kubeconfig: String?
+    public var kubeContext: String?
+    /// The storage class and ingress class rendered objects name (`kube_storage_class`,
+    /// `kube_ingress_class`; nil: the cluster's defaults).
+    public var kubeStorageClass: String?
+    public var kubeIngressClass: String?
 
     public enum ProxyMode: String, Sendable, Equatable {
         /// `slipway serve` runs and supervises its own nginx, config under `<data-dir>/nginx`.
@@ -228,6 +236,21 @@ public struct Settings: Sendable, Equatable {
                 settings.buildCACertificates = try array.map { item in
                     guard let path = item.string, path.hasPrefix("/") else { throw wrongType("an array of absolute paths of PEM files") }
                     return path
+                }
+            case "kubeconfig":
+                guard let path = value.string, path.hasPrefix("/"), !path.contains("\0") else { throw wrongType("an absolute path of a kubeconfig file") }
+                settings.kubeconfig = path
+            case "kube_context", "kube_storage_class", "kube_ingress_class":
+                // Contexts are kubeconfig keys; classes are DNS-1123 subdomains.
+                guard let name = value.string, (1...253).contains(name.count),
+                      name.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }),
+                      key == "kube_context" || name.range(of: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", options: .regularExpression) != nil else {
+                    throw wrongType(key == "kube_context" ? "a context name from the kubeconfig file" : "a class name such as \"standard\" (lowercase, digits, '-', '.')")
+                }
+                switch key {
+                case "kube_context": settings.kubeContext = name
+                case "kube_storage_class": settings.kubeStorageClass = name
+                default: settings.kubeIngressClass = name
                 }
             case "initial_admin_keys":
                 guard let array = value.array else { throw wrongType("an array of public key lines") }

@@ -67,6 +67,8 @@ public struct DeployService: Sendable {
         guard !record.locked else {
             throw UserFacingError.conflict("\(app) is locked; nothing was deployed (apps:unlock \(app) allows deploys again)")
         }
+        // Until the cluster applier exists (issue 20), an app set to kubernetes is never deployed here instead.
+        guard try store.read({ db in try SchedulerService.scheduler(of: record, db) }) == .local else { throw SchedulerService.refusal(app) }
         return try body(record, lock)
     }
 

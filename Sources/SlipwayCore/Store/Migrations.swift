@@ -376,6 +376,19 @@ enum Migrations {
                 );
                 """)
         }
+        migrator.registerMigration("v-scheduler: the scheduler of each app (scheduler:set)") { db in
+            // A row only for an app that set its own; the others follow the default (the
+            // `scheduler` server_settings row, else local). Config, storage, domains and
+            // releases do not depend on it, so switching back and forth keeps them.
+            try db.execute(sql: """
+                CREATE TABLE app_schedulers (
+                    app_id INTEGER PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+                    scheduler TEXT NOT NULL CHECK (scheduler IN ('local', 'kubernetes')),
+                    set_by TEXT NOT NULL,
+                    set_at DATETIME NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }
