@@ -25,6 +25,17 @@ install_missing acme lego pebble
 install_missing fixtures python3-flask python3-six node-express node-is-number nodejs
 command -v npm >/dev/null || install_missing fixtures npm
 
+# The schema check of rendered Kubernetes objects (SchemaValidationTests, issue 20): PyPI's
+# kubernetes-validate carries the official schemas of each Kubernetes release and works offline
+# once installed. In a venv of its own (Debian's python3 refuses a system-wide pip install),
+# linked into /usr/local/bin.
+if ! command -v kubernetes-validate >/dev/null; then
+  install_missing kubernetes python3-venv
+  as_root python3 -m venv /opt/slipway-tools/kubernetes-validate
+  as_root /opt/slipway-tools/kubernetes-validate/bin/pip install -q kubernetes-validate==1.37.0
+  as_root ln -sf /opt/slipway-tools/kubernetes-validate/bin/kubernetes-validate /usr/local/bin/kubernetes-validate
+fi
+
 # The container engine (podman and its Docker-compatible API service).
 "$(dirname "$0")/engine.sh"
 
