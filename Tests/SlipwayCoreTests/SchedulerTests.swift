@@ -158,6 +158,19 @@ import Testing
         #expect(withoutEvents(try w.dump()) == before)
     }
 
+    @Test func clusterSettingsAreReadAndNonsenseRefused() throws {
+        let settings = try Settings.parse("kubeconfig = \"/etc/slipway/kubeconfig\"\nkube_context = \"prod\"\nkube_storage_class = \"fast-ssd\"\n", source: "test")
+        #expect(settings.kubeconfig == "/etc/slipway/kubeconfig" && settings.kubeContext == "prod" && settings.kubeStorageClass == "fast-ssd")
+        for line in ["kubeconfig = \"relative/kubeconfig\"", "kube_storage_class = \"Fast SSD\"", "kube_ingress_class = \"\"", "kube_context = 3"] {
+            #expect(throws: UserFacingError.self, "\(line)") { try Settings.parse(line + "\n", source: "test") }
+        }
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("etc/slipway.toml")
+        let uncommented = try String(contentsOf: shipped, encoding: .utf8).split(separator: "\n")
+            .map { $0.hasPrefix("# kube") ? String($0.dropFirst(2)) : String($0) }.joined(separator: "\n")
+        #expect(try Settings.parse(uncommented, source: "etc/slipway.toml").kubeIngressClass == "nginx")
+    }
+
     @Test func renderPrintsTheCurrentReleaseDeterministically() throws {
         #expect(w.run(["k8s:render", "shop"]).err.contains("no release yet"))
         try goLive()
