@@ -23,8 +23,9 @@
 # (utime + stime, clock ticks) of the proxy's processes (nginx: the master, its workers
 # and the workers it reaped) and of the backend during each run, divided by the requests
 # wrk counted; socket errors and runs during which nginx reloaded are counted beside them
-# (Slipway's nginx reloads each time its supervisor rotates an access log past
-# access_log_max_bytes, 16 MB by default: every few seconds at these rates).
+# (Slipway's supervisor rotates an access log past access_log_max_bytes, 16 MB by
+# default, every few seconds at these rates; it has nginx reopen its logs, USR1, and
+# reloads only if a worker could not: a reload counted here is that fallback).
 # Targets: (a) >= 0.95x (b)'s throughput and (a)'s p99 <= 1.1x (b)'s; (a) >= the better
 # of (c) and (d) in throughput.
 # The machine may be shared: run it more than once and compare the runs.
@@ -205,7 +206,7 @@ done
 # CPU time (clock ticks, user + system, all threads) of processes $@ and their descendants
 # (the container's first process may be an init or a shell, the server its child), with
 # that of the children they have reaped: an nginx master's count keeps the time of the
-# workers a reload retired (Slipway's nginx reloads when it rotates an access log).
+# workers a reload retired (a deploy, or a rotation's fallback).
 cpu_ticks() {
   local p t=0
   for p in "$@"; do

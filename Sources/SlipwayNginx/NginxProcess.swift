@@ -83,7 +83,10 @@ extension NginxProxy {
                 throw UserFacingError(.unavailable, "nginx is not installed (\(Self.executable)); scripts/setup.sh installs it")
             }
             killOrphanedWorkers()
-            let result = try ProcessRunner.runDaemonizing(Self.executable, ["-p", directory, "-c", mainConfig], logFile: directory + "/start.log")
+            // Prefix `./` in `directory`: the log paths in the config stay relative, so workers
+            // reopen them from the working directory they inherit (see `rotateAccessLogs`).
+            let result = try ProcessRunner.runDaemonizing(Self.executable, ["-p", "./", "-c", mainConfig], logFile: directory + "/start.log",
+                                                          currentDirectory: directory)
             guard result.status == 0 else {
                 throw UserFacingError(.unavailable, "nginx did not start: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
             }
@@ -111,11 +114,24 @@ extension NginxProxy {
     }
 
     /// Moves each access log larger than `maxBytes` to `<log>.1` (the one older
-    /// generation kept) and reloads nginx: its master, as root, opens new files for the
-    /// new workers. (Not SIGUSR1: then each worker reopens the path itself, and as
-    /// nobody it cannot reach into the 0700 data dir, so it would go on writing to the
-    /// moved file.) Old workers finish in the moved file, so no line is lost.
-    /// `NginxSupervisor` calls this every few seconds. Returns the apps whose logs were rotated.
+    /// generation kept, replaced at the next rotation) and has nginx reopen its logs.
+    ///
+    /// Managed: SIGUSR1, never a reload. A reload starts new workers and closes every
+    /// idle keep-alive connection; at 19k requests/s a 16 MB log filled every ~8 s and
+    /// the reloads cost the proxy benchmark its throughput and socket errors. On USR1 the
+    /// master (root) opens the new files and gives them to the worker user, then each
+    /// worker (nobody) flushes its buffer into the moved file and reopens the path itself:
+    /// it can, because the paths are relative to its working directory, `<data-dir>/nginx`
+    /// (see `ensureRunning`), and the 0700 data dir above is never searched. That is
+    /// checked, not assumed: until no nginx process holds a moved file, the moved file
+    /// can grow; if one still does after 2 s (a master started by an earlier Slipway with
+    /// absolute paths, or a worker that failed to open), nginx is reloaded after all, so
+    /// a flood of requests never grows a moved file without bound.
+    ///
+    /// System mode: a reload (the system nginx's workers, as www-data, cannot reach the
+    /// data dir, and its working directory is not ours). Old workers finish in the moved
+    /// file, so no line is lost either way. `NginxSupervisor` calls this every few
+    /// seconds. Returns the apps whose logs were rotated.
     @discardableResult
     public func rotateAccessLogs(maxBytes: Int) -> [String] {
         let rotated = try? exclusive { () -> [String] in
@@ -127,9 +143,29 @@ extension NginxProxy {
                       rename(path, path + ".1") == 0 else { continue }
                 rotated.append(String(file.dropLast(".access.log".count)))
             }
-            if !rotated.isEmpty { try? reload() }
+            guard !rotated.isEmpty else { return [] }
+            if isManaged, let pid = runningPID {
+                let moved = Set(rotated.map { URL(fileURLWithPath: "\(accessLogDirectory)/\($0).access.log.1").resolvingSymlinksInPath().path })
+                kill(pid, SIGUSR1)
+                if Self.waitUntilNoneHolds(moved, master: pid, seconds: 2) { return rotated }
+            }
+            try? reload()
             return rotated
         }
         return rotated ?? []
+    }
+
+    /// Waits until neither the master nor any of its workers has one of `files` open.
+    static func waitUntilNoneHolds(_ files: Set<String>, master: pid_t, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            let holders = Self.children(of: master).union([master]).filter { pid in
+                let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+                return fds.contains { files.contains((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) ?? "") }
+            }
+            if holders.isEmpty { return true }
+            Thread.sleep(forTimeInterval: 0.01)
+        } while Date() < deadline
+        return false
     }
 }

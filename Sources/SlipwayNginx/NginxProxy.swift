@@ -36,6 +36,11 @@ public struct NginxProxy: Proxy {
     /// `proxy:logs` reads it, `rotateAccessLogs` keeps it bounded.
     var accessLogDirectory: String { directory + "/logs" }
     public func accessLogPath(for app: AppName) -> String { "\(accessLogDirectory)/\(app).access.log" }
+    /// The access log as the app's config names it. Managed: relative to nginx's prefix,
+    /// which is `./` with the data dir's `nginx/` as the master's working directory (see
+    /// `ensureRunning`), so a worker (nobody) reopens it from its inherited working
+    /// directory at a rotation without searching the 0700 data dir above it. System: absolute.
+    func renderedAccessLogPath(for app: AppName) -> String { isManaged ? "logs/\(app).access.log" : accessLogPath(for: app) }
 
     /// Renders the site, validates the whole config with it, makes it live and reloads.
     public func apply(_ site: Site) throws {
@@ -124,7 +129,7 @@ public struct NginxProxy: Proxy {
                 """ }
         }
         // Buffered: a line costs no write of its own; `flush` bounds how late `proxy:logs -t` sees it.
-        let log = "    access_log \(accessLogPath(for: site.app)) combined buffer=32k flush=1s;\n"
+        let log = "    access_log \(renderedAccessLogPath(for: site.app)) combined buffer=32k flush=1s;\n"
         func server(_ listen: String, _ names: [String], _ body: String) -> String {
             "server {\n    listen \(listen);\n    server_name \(names.joined(separator: " "));\n\(log)\(body)\n}\n"
         }
@@ -157,11 +162,13 @@ public struct NginxProxy: Proxy {
         // HTTPS for a name no app has a certificate for: refused, never another app's certificate.
         let tlsDefaultServer = !Self.rejectsUnknownTLSNames ? ""
             : "server { listen \(settings.tlsPort) ssl http2 default_server; server_name _; ssl_reject_handshake on; }\n    "
+        // The error log relative to the prefix, as the access logs (`renderedAccessLogPath`):
+        // workers reopen it at every rotation too.
         return """
         # Written by Slipway (managed nginx).
         worker_processes auto;
         pid \(pidFile);
-        error_log \(directory)/error.log warn;
+        error_log error.log warn;
         events { worker_connections 1024; }
         http {
             access_log off;

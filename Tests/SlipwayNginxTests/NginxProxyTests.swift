@@ -21,7 +21,8 @@ struct NginxProxyTests {
                         tls: .init(certificatePath: "/data/certs/1/server.crt", keyPath: "/data/certs/1/server.key", names: ["www.example.com"]))
         let text = nginx.render(site)
         #expect(text.contains("server 127.0.0.1:40001 max_fails=1 fail_timeout=2s;\n    server 127.0.0.1:40002"))
-        let log = "    access_log /data/nginx/logs/web.access.log combined buffer=32k flush=1s;\n"
+        // Relative to nginx's prefix (the data dir's nginx/, its working directory), so workers can reopen it.
+        let log = "    access_log logs/web.access.log combined buffer=32k flush=1s;\n"
         #expect(text.contains("listen 8080;\n    server_name web.localhost;\n\(log)    set $slipway_upgrade \"\";"))
         #expect(text.contains("if ($http_upgrade ~* ^websocket$) { set $slipway_upgrade $http_upgrade; set $slipway_connection upgrade; }"))
         #expect(text.contains("proxy_set_header Host $host:8080;") && text.contains("proxy_set_header Host $host:8443;"))

@@ -21,10 +21,13 @@ public enum ProcessRunner {
     /// through a descriptor the daemon inherits and keeps, so it never did. The
     /// output goes to `logFile`; the child gets no other descriptor of ours (the SSH
     /// listener above all: a daemon holding it would keep the port after we exit).
-    public static func runDaemonizing(_ executable: String, _ arguments: [String], logFile: String) throws -> Result {
+    /// It starts in `currentDirectory` when one is given (the daemon keeps it).
+    public static func runDaemonizing(_ executable: String, _ arguments: [String], logFile: String,
+                                      currentDirectory: String? = nil) throws -> Result {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        if let currentDirectory { _ = addChdir(&actions, currentDirectory) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
@@ -79,6 +82,10 @@ private final class LockedData: @unchecked Sendable {
     func set(_ d: Data) { lock.withLock { data = d } }
     func get() -> Data { lock.withLock { data } }
 }
+
+/// glibc's posix_spawn_file_actions_addchdir_np (2.29+), which the Glibc module does not import.
+@_silgen_name("posix_spawn_file_actions_addchdir_np")
+private func addChdir(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ path: UnsafePointer<CChar>) -> Int32
 
 /// glibc's posix_spawn_file_actions_addclosefrom_np (2.34+), which the Glibc module does not import.
 @_silgen_name("posix_spawn_file_actions_addclosefrom_np")
