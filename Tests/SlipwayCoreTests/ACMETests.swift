@@ -184,6 +184,22 @@ struct ACMETests {
         #expect(w.proxy.live(web)?.tls?.names.contains("api.example.com") == true)
     }
 
+    @Test func settingDomainsAsksForACertificateCoveringTheNamesItAdds() throws {
+        setEmail()
+        #expect(try w.run(["letsencrypt:enable", "web"], asUser: "bob").status == 0)
+        let set = try w.run(["domains:set", "web", "www.example.com", "shop.example.com"], asUser: "bob")
+        #expect(set.status == 0, "\(set.err)")
+        #expect(set.out.contains("Issued a certificate for web.localhost shop.example.com www.example.com"), "\(set.out)")
+        #expect(w.proxy.live(web)?.tls?.names.contains("shop.example.com") == true)
+        // Only removing a name asks for nothing: the live certificate still covers the rest.
+        let orders = ca.requests.count
+        #expect(try w.run(["domains:set", "web", "www.example.com"], asUser: "bob").status == 0)
+        #expect(ca.requests.count == orders)
+        // A reader cannot set the domains, so cannot make the server order either.
+        #expect(try w.run(["domains:set", "web", "evil.example.com"], asUser: "carol").status != 0)
+        #expect(ca.requests.count == orders)
+    }
+
     @Test func disableRemovesOnlyTheCertificateItIssued() throws {
         setEmail()
         #expect(try w.run(["letsencrypt:enable", "web"], asUser: "bob").status == 0)

@@ -53,8 +53,10 @@ enum Domains {
 
         func execute(in context: CommandContext) throws {
             let app = try AppName(names.app)
-            try context.core.routing.set(app, names.domains, by: context.caller)
+            // With letsencrypt on, a certificate covering the names it adds is requested too.
+            let change = try context.core.acme.setDomains(app, names.domains, by: context.caller)
             context.print("-----> Set the domains of \(app) to \(names.domains.map { $0.lowercased() }.joined(separator: " "))")
+            if let outcome = change.certificate { LetsEncrypt.show(outcome, in: context) }
         }
     }
 

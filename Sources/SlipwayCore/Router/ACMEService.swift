@@ -237,15 +237,28 @@ public struct ACMEService: Sendable {
         return due.compactMap { try? attempt($0, by: caller) }
     }
 
-    /// `domains:add` on an app with ACME on asks for a certificate covering the new names.
+    /// `domains:add` or `domains:set` on an app with ACME on asks for a certificate covering the new names.
     public struct DomainChange: Sendable {
+        /// The names the app did not have before.
         public let added: [String]
         /// The certificate attempt, when ACME is on and names were added.
         public let certificate: Outcome?
     }
 
+    /// `domains:add`, then a certificate for the new names (`coveringNewNames`).
     public func addDomains(_ app: AppName, _ domains: [String], by caller: Caller) throws -> DomainChange {
-        let added = try routing.add(app, domains, by: caller)
+        try coveringNewNames(of: app, try routing.add(app, domains, by: caller), by: caller)
+    }
+
+    /// `domains:set`, then a certificate for the names it added (`coveringNewNames`).
+    public func setDomains(_ app: AppName, _ domains: [String], by caller: Caller) throws -> DomainChange {
+        try coveringNewNames(of: app, try routing.set(app, domains, by: caller), by: caller)
+    }
+
+    /// The one place a domain change asks for a certificate: when names were added and
+    /// ACME is on. (A change that only removes names keeps the live certificate: it
+    /// still covers what is left, and the next renewal drops the rest.)
+    private func coveringNewNames(of app: AppName, _ added: [String], by caller: Caller) throws -> DomainChange {
         guard !added.isEmpty, try isEnabled(app) else { return DomainChange(added: added, certificate: nil) }
         return DomainChange(added: added, certificate: try attempt(app, by: caller))
     }

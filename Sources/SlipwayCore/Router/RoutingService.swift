@@ -261,13 +261,16 @@ public struct RoutingService: Sendable {
         } }
     }
 
-    /// `domains:set`: the app's custom domains become exactly these.
-    public func set(_ app: AppName, _ domains: [String], by caller: Caller) throws {
+    /// `domains:set`: the app's custom domains become exactly these. Returns the names the app did not have.
+    @discardableResult
+    public func set(_ app: AppName, _ domains: [String], by caller: Caller) throws -> [String] {
         let names = try validated(domains)
-        try locked(app, by: caller) { try changing(app, by: caller) { record, db in
+        return try locked(app, by: caller) { try changing(app, by: caller) { record, db in
+            let before = Set(try self.names(of: record, db))
             try db.execute(sql: "DELETE FROM domains WHERE app_id = ?", arguments: [record.id])
             try claim(names.filter { $0 != "\(app).\(try globalDomain(db))" }, for: record, by: caller, db)
             try db.audit(caller, app: app.rawValue, detail: "set domains to \(names.joined(separator: " "))")
+            return names.filter { !before.contains($0) }
         } }
     }
 
