@@ -129,13 +129,13 @@ struct DatastoreLinkLifecycleTests {
     @Test func sessionCommands() throws {
         let service = Datastore(kind: .postgres, name: DatastoreName(uncheckedRawValue: "my-db"), ownerId: 1, image: "i",
                                 password: "secret", state: "running", createdAt: Date())
-        let script = DatastoreService.sessionCommand(.connect, service, tty: false)
+        let script = DatastoreService.sessionCommand(.connect, service, tty: false).command
         #expect(script.starts(with: ["psql", "-X", "-U", "postgres", "-d", "my_db"]) && script.contains("ON_ERROR_STOP=1"))
-        #expect(!DatastoreService.sessionCommand(.connect, service, tty: true).contains("ON_ERROR_STOP=1"))
-        #expect(DatastoreService.sessionCommand(.export, service, tty: false).contains("--format=custom"))
-        #expect(DatastoreService.sessionCommand(.import, service, tty: false).contains("--single-transaction"))
+        #expect(!DatastoreService.sessionCommand(.connect, service, tty: true).command.contains("ON_ERROR_STOP=1"))
+        #expect(DatastoreService.sessionCommand(.export, service, tty: false).command.contains("--format=custom"))
+        #expect(DatastoreService.sessionCommand(.import, service, tty: false).command.contains("--single-transaction"))
         for session in [DatastoreService.Session.connect, .export, .import] {
-            #expect(!DatastoreService.sessionCommand(session, service, tty: false).joined().contains("secret"))
+            #expect(!DatastoreService.sessionCommand(session, service, tty: false).command.joined().contains("secret"))
         }
     }
 }

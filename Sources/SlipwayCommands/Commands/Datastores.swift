@@ -281,4 +281,8 @@ enum Redis: DatastoreNamespace {
     typealias Restore = DatastoreCommands.Restore<Redis>
     typealias BackupSchedule = DatastoreCommands.BackupSchedule<Redis>
     typealias BackupUnschedule = DatastoreCommands.BackupUnschedule<Redis>
+    typealias Connect = DatastoreCommands.Connect<Redis>
+    typealias Export = DatastoreCommands.Export<Redis>
+    typealias Import = DatastoreCommands.Import<Redis>
+    typealias Upgrade = DatastoreCommands.Upgrade<Redis>
 }

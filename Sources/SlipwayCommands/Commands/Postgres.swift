@@ -19,6 +19,10 @@ enum Postgres: DatastoreNamespace {
     typealias Restore = DatastoreCommands.Restore<Postgres>
     typealias BackupSchedule = DatastoreCommands.BackupSchedule<Postgres>
     typealias BackupUnschedule = DatastoreCommands.BackupUnschedule<Postgres>
+    typealias Connect = DatastoreCommands.Connect<Postgres>
+    typealias Export = DatastoreCommands.Export<Postgres>
+    typealias Import = DatastoreCommands.Import<Postgres>
+    typealias Upgrade = DatastoreCommands.Upgrade<Postgres>
 }
 
 /// `services:bootstrap`: builds Slipway's own service images ahead of the first create.

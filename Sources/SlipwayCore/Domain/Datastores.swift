@@ -50,6 +50,48 @@ public enum DatastoreKind: String, Sendable, Codable, CaseIterable {
         }
     }
 
+    /// The client `connect` opens.
+    public var client: String {
+        switch self {
+        case .postgres: "psql"
+        case .redis: "redis-cli"
+        }
+    }
+
+    /// A command for `connect`'s help, read from stdin.
+    public var sampleCommand: String {
+        switch self {
+        case .postgres: "select 1"
+        case .redis: "PING"
+        }
+    }
+
+    /// What `export` writes and `import` reads.
+    public var dumpFormat: String {
+        switch self {
+        case .postgres: "pg_dump's custom format"
+        case .redis: "an RDB snapshot"
+        }
+    }
+
+    /// A file name for help texts.
+    public var dumpFile: String {
+        switch self {
+        case .postgres: "db.dump"
+        case .redis: "cache.rdb"
+        }
+    }
+
+    /// What `import` does to the data already there.
+    public var importBehaviour: String {
+        switch self {
+        case .postgres:
+            "Tables in the dump replace those of the same name; one transaction, so a dump that fails changes nothing."
+        case .redis:
+            "The RDB replaces all the data: the service stops, starts on it, and is put back as it was if it does not answer; linked apps reconnect after a few seconds."
+        }
+    }
+
     /// The config var `link` sets when no `--alias` is given.
     public var defaultAlias: EnvKey {
         switch self {

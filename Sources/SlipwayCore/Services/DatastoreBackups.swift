@@ -71,7 +71,7 @@ extension DatastoreService {
     static func backupCommand(_ service: Datastore) -> (command: [String], environment: [String: String]) {
         switch service.kind {
         case .postgres:
-            return (sessionCommand(.export, service, tty: false), [:])
+            return sessionCommand(.export, service, tty: false)
         case .redis:
             let script = #"f=$(mktemp) && trap 'rm -f "$f"' EXIT && redis-cli --no-auth-warning --rdb "$f" >&2 && cat "$f""#
             return (["sh", "-c", script], ["REDISCLI_AUTH": service.password])
@@ -171,7 +171,7 @@ extension DatastoreService {
             defer { try? input.close() }
             // As import: one transaction, so a restore that fails changes nothing; --clean
             // drops and remakes only what the backup has, so tables made since it stay.
-            let command = Self.sessionCommand(.import, service, tty: false)
+            let command = Self.sessionCommand(.import, service, tty: false).command
             let (status, errors) = try execInService(containerID, command, environment: [:], input: input, output: nil)
             guard status == 0 else {
                 let detail = errors.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -188,7 +188,7 @@ extension DatastoreService {
     /// the backup becomes the base of a new set (`appendonly.aof.1.base.rdb` and a
     /// manifest naming only it) while the container is stopped. The old set is kept
     /// until the service answers again, and put back if it does not start.
-    private func restoreRedis(_ service: Datastore, from file: String) throws {
+    func restoreRedis(_ service: Datastore, from file: String) throws {
         let data = paths.serviceData(service.id!)
         let current = data + "/appendonlydir", previous = data + "/appendonlydir.before-restore"
         var owner = stat()

@@ -127,11 +127,7 @@ public struct DatastoreService: Sendable {
     /// default image first when it is missing. A failed start leaves nothing behind.
     public func create(_ kind: DatastoreKind, _ name: DatastoreName, image: String?, by caller: Caller,
                        progress: @escaping @Sendable (String) -> Void) throws -> Datastore {
-        let image = image ?? (kind == .postgres ? settings.postgresImage : nil) ?? Self.defaultImage(kind)
-        guard !image.isEmpty, !image.contains(where: { $0.isWhitespace || $0.isNewline }), !image.hasPrefix("-") else {
-            throw UserFacingError.invalid("invalid image \(quoted(image)): name an image on this server, e.g. \(Self.defaultImage(kind))")
-        }
-        try ensureImage(kind, image, progress: progress)
+        let image = try checkedImage(kind, image ?? (kind == .postgres ? settings.postgresImage : nil) ?? Self.defaultImage(kind), progress: progress)
         let service = try store.write { db -> Datastore in
             guard try Self.find(kind, name, db) == nil else {
                 throw UserFacingError.conflict("\(kind.namespace) service \(quoted(name.rawValue)) already exists; choose another name")
@@ -253,63 +249,6 @@ public struct DatastoreService: Sendable {
         return details.id
     }
 
-    /// What `connect`, `export` and `import` run in the service's container.
-    public enum Session: String, Sendable {
-        /// psql: interactive under a tty, else a script read from stdin (stopping at its first error).
-        case connect
-        /// pg_dump's custom format to stdout.
-        case export
-        /// pg_restore from stdin, in one transaction: a dump that fails changes nothing.
-        case `import`
-    }
-
-    /// The client command of `session` for `service`: run as root of the service's user
-    /// namespace, it reaches the server over its local socket (trusted there, as in the
-    /// official image), so no password is on any command line.
-    static func sessionCommand(_ session: Session, _ service: Datastore, tty: Bool) -> [String] {
-        let database = databaseName(service)
-        switch session {
-        case .connect:
-            return ["psql", "-X", "-U", "postgres", "-d", database] + (tty ? [] : ["-v", "ON_ERROR_STOP=1"])
-        case .export:
-            return ["pg_dump", "-U", "postgres", "-d", database, "--format=custom", "--no-owner"]
-        case .import:
-            return ["pg_restore", "-U", "postgres", "-d", database, "--no-owner", "--no-acl", "--clean", "--if-exists",
-                    "--single-transaction", "--exit-on-error"]
-        }
-    }
-
-    /// Runs `session`'s client in the service's running container through the engine's
-    /// exec API (the path `enter` takes): stdin and stdout pass through byte for byte,
-    /// a terminal only for `connect`. Audited when it starts; returns the client's exit status.
-    public func session(_ kind: DatastoreKind, _ name: DatastoreName, _ session: Session, by caller: Caller, io: RunService.IO) throws -> Int32 {
-        guard kind == .postgres else { throw UserFacingError.invalid("\(kind.namespace) has no \(session.rawValue)") }
-        let service = try store.read { db in try Self.existing(kind, name, db) }
-        let containerID = try containerID(kind, name)
-        let terminal = session == .connect ? io.terminal : nil
-        var exec = ExecSpec(command: Self.sessionCommand(session, service, tty: terminal != nil))
-        if let terminal {
-            exec.tty = true
-            exec.environment["TERM"] = terminal.type
-        }
-        let execID = try containers.call { [exec] engine in try await engine.createExec(in: containerID, exec) }
-        let verb = switch session { case .connect: "connected to"; case .export: "exported"; case .import: "imported a dump into" }
-        try store.write { db in try db.audit(caller, app: nil, detail: "\(verb) \(kind.namespace) service \(name)") }
-        let engine = containers.engine
-        let attachment = try engine.startExec(execID, tty: exec.tty)
-        if let terminal {
-            terminal.onResize { columns, rows in
-                guard columns > 0, rows > 0 else { return }
-                Task { try? await engine.resizeExec(execID, columns: columns, rows: rows) }
-            }
-            let (columns, rows) = terminal.size
-            if columns > 0 && rows > 0 { _ = try? containers.call { engine in try await engine.resizeExec(execID, columns: columns, rows: rows) } }
-        }
-        defer { terminal?.onResize(nil) }
-        guard try RunService.pump(attachment, tty: exec.tty, io: io) == .ended, !io.isCancelled() else { return 130 }
-        return try exitStatus(ofExec: execID, "\(session.rawValue) in \(Self.containerName(service))")
-    }
-
     /// The container's output (the last `tail` lines); `follow` streams until `isCancelled`.
     public func logs(_ kind: DatastoreKind, _ name: DatastoreName, tail: Int, follow: Bool, output: @escaping DeployService.Output,
                      isCancelled: @escaping @Sendable () -> Bool) throws {
@@ -356,16 +295,21 @@ public struct DatastoreService: Sendable {
         try waitUntilReady(service, containerID: id)
     }
 
-    /// Waits until Postgres accepts TCP connections in its container, so that
+    /// Waits until the service accepts connections in its container, so that
     /// `create && import` and a linked app's first request find it up (the first start
-    /// runs initdb first). `pg_isready` asks 127.0.0.1 there, not the socket: the
-    /// official image's first-start server listens on its socket only, then restarts.
+    /// runs initdb first), and a restore, import or upgrade knows its image works.
+    /// `pg_isready` asks 127.0.0.1 there, not the socket: the official image's
+    /// first-start server listens on its socket only, then restarts. Redis must answer
+    /// PING with PONG (while it loads its data it answers LOADING).
     func waitUntilReady(_ service: Datastore, containerID: String, seconds: Double = 90) throws {
-        guard service.kind == .postgres else { return }
         let deadline = Date().addingTimeInterval(seconds), ns = service.kind.namespace
+        let (probe, environment): ([String], [String: String]) = switch service.kind {
+        case .postgres: (["pg_isready", "-q", "-h", "127.0.0.1", "-p", "\(service.kind.port)"], [:])
+        case .redis: (["sh", "-c", "[ \"$(redis-cli --no-auth-warning -h 127.0.0.1 -p \(service.kind.port) ping)\" = PONG ]"],
+                      ["REDISCLI_AUTH": service.password])
+        }
         while true {
-            if let probe = try? execInService(containerID, ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "\(service.kind.port)"],
-                                                  environment: [:], input: nil, output: nil), probe.status == 0 { return }
+            if let answer = try? execInService(containerID, probe, environment: environment, input: nil, output: nil), answer.status == 0 { return }
             if let details = try containers.inspect(containerID), !details.running {
                 let why = containers.lastLines(containerID, count: 5).joined(separator: " / ")
                 throw UserFacingError(.unavailable, "\(ns) service \(service.name) stopped while starting (\(why)); \(ns):logs \(service.name) shows more")
