@@ -78,7 +78,19 @@ let package = Package(
         /// objects, deterministic, and the `KubernetesCluster` port an API client implements.
         .target(
             name: "SlipwayKubernetes",
-            dependencies: ["SlipwayCore", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "SlipwayCore", .product(name: "Crypto", package: "swift-crypto"),
+                // The API client (server-side apply over HTTPS, the kubeconfig's CA and client certificate).
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        /// Tests only: an in-process Kubernetes API server (SSA, list by label, delete,
+        /// Deployment and Job status, pod logs) the client and the deployer are tested on.
+        .target(
+            name: "KubernetesFakeAPI",
+            dependencies: ["SlipwayKubernetes", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            path: "Tests/KubernetesFakeAPI",
+            resources: [.copy("Fixtures")]
         ),
         /// The embedded SSH server: the only code that talks to libssh's server API.
         .target(
@@ -91,14 +103,14 @@ let package = Package(
         .executableTarget(
             name: "slipway",
             dependencies: [
-                "SlipwayCommands", "SlipwayCore", "SlipwayEngine", "SlipwayHost", "SlipwayNginx", "SlipwaySSH",
+                "SlipwayCommands", "SlipwayCore", "SlipwayEngine", "SlipwayHost", "SlipwayKubernetes", "SlipwayNginx", "SlipwaySSH",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
             name: "SlipwayCoreTests",
-            dependencies: ["SlipwayCore", "SlipwayCommands", "SlipwayKubernetes", "SlipwayEngine", "SlipwayHost", "SlipwaySSH", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["SlipwayCore", "SlipwayCommands", "SlipwayKubernetes", "KubernetesFakeAPI", "SlipwayEngine", "SlipwayHost", "SlipwaySSH", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SlipwayNginxTests",
@@ -106,7 +118,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SlipwayKubernetesTests",
-            dependencies: ["SlipwayCore", "SlipwayKubernetes"],
+            dependencies: ["SlipwayCore", "SlipwayKubernetes", "KubernetesFakeAPI"],
             exclude: ["Golden"]
         ),
         .testTarget(

@@ -419,6 +419,29 @@ public final class DockerEngine: ContainerEngine {
         try await expectSuccess(try await send(.POST, "/images/\(Self.escape(reference))/tag", query: query))
     }
 
+    public func pushImage(_ reference: String, registryAuth: String?) async throws {
+        let colon = reference.lastIndex(of: ":").flatMap { $0 > (reference.lastIndex(of: "/") ?? reference.startIndex) ? $0 : nil }
+        let name = colon.map { String(reference[..<$0]) } ?? reference
+        let tag = colon.map { String(reference[reference.index(after: $0)...]) } ?? "latest"
+        var request = HTTPClientRequest(url: url("/images/\(Self.escape(name))/push", ["tag": tag]))
+        request.method = .POST
+        request.headers.add(name: "Host", value: "engine")
+        // Both engines want the header even for a registry without auth.
+        request.headers.add(name: "X-Registry-Auth", value: registryAuth ?? "e30=")
+        let response: HTTPClientResponse
+        do { response = try await client.execute(request, timeout: .minutes(30)) } catch { throw unreachable(because: error) }
+        // A 200 streams progress as JSON lines; a failed push says so in one of them.
+        let body = String(buffer: try await response.body.collect(upTo: 64 << 20))
+        guard response.status == .ok else {
+            throw UserFacingError(.unavailable, "pushing \(reference) failed: \(response.status.code) \(body.prefix(300))")
+        }
+        for line in body.split(separator: "\n") {
+            guard let data = line.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let error = object["error"] as? String else { continue }
+            throw UserFacingError(.unavailable, "pushing \(reference) to its registry failed: \(error) (registry:login stores the registry's credentials)")
+        }
+    }
+
     public func removeImage(_ reference: String) async throws {
         try await expectSuccess(try await send(.DELETE, "/images/\(Self.escape(reference))"), allowing: [404, 409])
     }

@@ -1,28 +1,33 @@
 /// The seam to a cluster: what the deploy pipeline needs from the Kubernetes API, in
-/// its own terms. Not implemented yet (issue 20's second part): an AsyncHTTPClient
-/// client speaking server-side apply (`PATCH ... application/apply-patch+yaml`,
-/// `fieldManager=slipway`, `force=true`), and an in-process fake API server for the
-/// tests. The deploy integration renders a release (`KubernetesRenderer`), applies
-/// the objects in their order (waiting on each predeploy Job in turn), waits for the
-/// Deployments, then prunes what the app has that the release no longer renders.
+/// its own terms. `KubernetesAPIClient` implements it over HTTPS (server-side apply:
+/// `PATCH ... application/apply-patch+yaml`, `fieldManager=slipway`, `force=true`);
+/// the tests run it against `KubernetesFakeAPI`. `KubernetesDeployer` renders a
+/// release (`KubernetesRenderer`), applies the objects in their order (waiting on each
+/// predeploy Job in turn), waits for the Deployments, then prunes what the app has
+/// that the release no longer renders.
 public protocol KubernetesCluster: Sendable {
     /// Server-side apply of each object, in order, as `fieldManager`.
     func apply(_ objects: [KubeObject], fieldManager: String) async throws
     /// The objects of `kinds` in `namespace` (nil: cluster-wide) matching every label
     /// of `labelSelector` (e.g. `slipway.dev/app=web`), for prune and `ps:report`.
     func list(kinds: [KubeKind], namespace: String?, labelSelector: [String: String]) async throws -> [KubeObjectReference]
-    /// Deletes one object (foreground propagation: a Deployment's pods go with it).
+    /// Deletes one object (background propagation: a Deployment's pods go after it).
+    /// One that is gone already is fine.
     func delete(_ object: KubeObjectReference) async throws
     /// A Deployment's rollout: done when its observed generation is current and every
     /// replica is updated and available; failed when its Progressing condition says so.
     func deploymentStatus(namespace: String, name: String) async throws -> KubeRolloutStatus
     /// A Job's state (a predeploy task, later `run`).
     func jobStatus(namespace: String, name: String) async throws -> KubeJobStatus
-    /// The output of a Job's pod, as lines, for the deploy's output.
+    /// The output of a Job's pod, as lines, for the deploy's output (followed until
+    /// the pod's container ends).
     func jobLogs(namespace: String, name: String, output: @escaping @Sendable (String) -> Void) async throws
+    /// The exit status of a finished Job's pod (nil: no pod, or it has not ended).
+    func jobExitCode(namespace: String, name: String) async throws -> Int?
 }
 
 /// A kind the pipeline lists and prunes, with the API path it lives under.
+/// `apiVersion` `v1` is the core group (`/api/v1`), others are `/apis/<group>/<version>`.
 public struct KubeKind: Sendable, Hashable {
     public let apiVersion: String
     public let kind: String
@@ -46,6 +51,23 @@ public struct KubeKind: Sendable, Hashable {
         KubeKind(apiVersion: "networking.k8s.io/v1", kind: "Ingress", resource: "ingresses"),
         KubeKind(apiVersion: "batch/v1", kind: "CronJob", resource: "cronjobs"),
     ]
+
+    /// The kind of a rendered object (any other: its lowercased plural, `<kind>s`).
+    public static func of(_ object: KubeObject) -> KubeKind {
+        rendered.first { $0.kind == object.kind && $0.apiVersion == object.apiVersion }
+            ?? KubeKind(apiVersion: object.apiVersion, kind: object.kind, resource: object.kind.lowercased() + "s")
+    }
+
+    static let pod = KubeKind(apiVersion: "v1", kind: "Pod", resource: "pods")
+
+    /// The URL path of the collection (`name` nil) or of one object.
+    public func path(namespace: String?, name: String? = nil) -> String {
+        var path = apiVersion.contains("/") ? "/apis/\(apiVersion)" : "/api/\(apiVersion)"
+        if let namespace { path += "/namespaces/\(namespace)" }
+        path += "/\(resource)"
+        if let name { path += "/\(name)" }
+        return path
+    }
 }
 
 /// Which object: enough to delete it or compare it with a rendering.

@@ -73,6 +73,12 @@ public struct KubernetesRenderer: Sendable {
         spec.predeploy.indices.map { KubeNames.label("predeploy-\($0 + 1)-v\(spec.release)") }
     }
 
+    /// A Job running `command` (argv) once with `spec`'s image, env Secret and run-phase
+    /// storage (`run` on a cluster), named `name`, labelled `slipway.dev/task: run`.
+    public func runJob(_ spec: KubernetesAppSpec, name: String, command: [String]) -> KubeObject {
+        Context(spec: spec, redact: redactSecrets).runJob(name: name, command: command)
+    }
+
     /// The name of a process type's Deployment (and web's Service and Ingress).
     public static func deploymentName(_ type: String) -> String { KubeNames.label(type, startWithLetter: true) }
 }
@@ -305,6 +311,20 @@ private struct Context {
                 ],
             ])
         }
+    }
+
+    func runJob(name: String, command: [String]) -> KubeObject {
+        let extra = [Label.task: "run"]
+        return object("batch/v1", "Job", name, labels: extra, [
+            "spec": [
+                "backoffLimit": 0,
+                "ttlSecondsAfterFinished": 3600,
+                "template": [
+                    "metadata": ["labels": KubeValue(labels.merging(extra) { _, new in new })],
+                    "spec": podSpec(container: "run", command: command, phase: .run, restartPolicy: "Never"),
+                ],
+            ],
+        ])
     }
 
     func cronJob(_ entry: CronEntry) -> KubeObject {

@@ -4,6 +4,7 @@ import SlipwayCommands
 import SlipwayCore
 import SlipwayEngine
 import SlipwayHost
+import SlipwayKubernetes
 import SlipwayNginx
 import SlipwaySSH
 
@@ -67,9 +68,10 @@ do {
         guard dir.hasPrefix("/") || !dir.isEmpty else { fail(.invalid("the data directory must not be empty")) }
         settings.dataDir = URL(fileURLWithPath: dir).standardizedFileURL.path
     }
-    core = try Core(settings: settings, engine: DockerEngine.locate(configured: settings.engineSocket), probe: AsyncHTTPProbe(),
+    let engine = DockerEngine.locate(configured: settings.engineSocket)
+    core = try Core(settings: settings, engine: engine, probe: AsyncHTTPProbe(),
                     proxy: NginxProxy(settings: settings, paths: DataPaths(root: settings.dataDir)), processes: LocalProcesses(),
-                    acme: LegoClient())
+                    acme: LegoClient(), cluster: KubernetesDeployer.configured(settings, engine: engine))
 } catch let error as UserFacingError {
     fail(error)
 } catch {

@@ -148,13 +148,13 @@ import Testing
                 try w.core.deploys.deploy(app, trigger: trigger, by: Caller(principal: .localAdmin, command: "git push"), output: { _ in })
             } throws: { error in
                 let message = (error as? UserFacingError)?.message ?? ""
-                return message.contains("kubernetes scheduler") && message.contains("not built yet") && message.contains("nothing was deployed")
+                return message.contains("kubernetes scheduler") && message.contains("no cluster configured") && message.contains("nothing was deployed")
             }
         }
         let restart = try w.run(["ps:restart", "shop"], asUser: "bob")
-        #expect(restart.status != 0 && restart.err.hasPrefix("error: ") && restart.err.contains("not built yet"))
+        #expect(restart.status != 0 && restart.err.hasPrefix("error: ") && restart.err.contains("no cluster configured"))
         let scale = try w.run(["ps:scale", "shop", "web=3"], asUser: "bob")
-        #expect(scale.status != 0 && scale.err.contains("not built yet"))
+        #expect(scale.status != 0 && scale.err.contains("no cluster configured"))
         #expect(withoutEvents(try w.dump()) == before)
     }
 

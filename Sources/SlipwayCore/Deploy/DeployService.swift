@@ -27,6 +27,8 @@ public struct DeployService: Sendable {
     public let locks: DeployLocks
     /// Labels this server's containers, so that servers sharing an engine never touch each other's.
     let instance: String
+    /// Where apps set to the kubernetes scheduler are rolled out (nil: no cluster configured).
+    var cluster: (any ClusterScheduler)? = nil
 
     public typealias Output = @Sendable (String) -> Void
 
@@ -67,8 +69,8 @@ public struct DeployService: Sendable {
         guard !record.locked else {
             throw UserFacingError.conflict("\(app) is locked; nothing was deployed (apps:unlock \(app) allows deploys again)")
         }
-        // Until the cluster applier exists (issue 20), an app set to kubernetes is never deployed here instead.
-        guard try store.read({ db in try SchedulerService.scheduler(of: record, db) }) == .local else { throw SchedulerService.refusal(app) }
+        // An app set to kubernetes on a server without a cluster is never deployed here instead.
+        _ = try clusterScheduler(of: record)
         return try body(record, lock)
     }
 
@@ -193,8 +195,8 @@ public struct DeployService: Sendable {
         output("-----> Releasing \(app) \(release.label) (\(reason))")
 
         do {
-            // 3. Deploy tasks: ephemeral containers; only storage keeps what they write.
-            for task in plan.predeploy {
+            // 3. Deploy tasks: ephemeral containers; only storage keeps what they write (on a cluster: Jobs, run by the rollout).
+            for task in plan.predeploy where try clusterScheduler(of: record) == nil {
                 try runTask(app, release: release, snapshot: snapshot, command: task, phase: "predeploy", output: output)
             }
             // 4-6. Start, check, switch, retire.
@@ -221,7 +223,10 @@ public struct DeployService: Sendable {
             try db.audit(caller, app: app.rawValue, detail: "deployed \(release.label) (\(reason))")
         }
         // 7. After the switch: postdeploy tasks report, but the release stays.
-        for task in plan.postdeploy {
+        if try clusterScheduler(of: record) != nil, !plan.postdeploy.isEmpty {
+            output(" !     postdeploy tasks do not run on the kubernetes scheduler yet; \(release.label) stays deployed")
+        }
+        for task in plan.postdeploy where try clusterScheduler(of: record) == nil {
             do {
                 try runTask(app, release: release, snapshot: snapshot, command: task, phase: "postdeploy", output: output)
             } catch {

@@ -30,6 +30,9 @@ extension DeployService {
     /// moves the app's site to it, and `recording` must record the rename.
     func rollout(_ app: AppName, record: App, release: Release, snapshot: ReleaseSnapshot, types: Set<String>?,
                  renamingTo: AppName? = nil, recording: (@Sendable (Database) throws -> Void)? = nil, output: @escaping Output) throws {
+        if let cluster = try clusterScheduler(of: record) {
+            return try clusterRollout(cluster, record: record, release: release, snapshot: snapshot, renamingTo: renamingTo, recording: recording, output: output)
+        }
         let containers = self.containers
         // The name the new containers carry, in their names and labels.
         let label = renamingTo ?? app

@@ -51,6 +51,9 @@ public protocol ContainerEngine: Sendable {
     func removeImage(_ reference: String) async throws
     /// Gives an image another name (`slipway/<app>:<rev>`); its other names stay (apps:rename).
     func tagImage(_ reference: String, as newReference: String) async throws
+    /// Pushes `reference` (`registry.example.com/team/web:3`) to its registry with
+    /// `registryAuth` (the `X-Registry-Auth` value: base64url of the credentials' JSON).
+    func pushImage(_ reference: String, registryAuth: String?) async throws
     /// Paths the container changed in its own filesystem (`/containers/{id}/changes`).
     func changes(_ id: String) async throws -> [FileChange]
     func removeContainer(_ id: String, force: Bool) async throws

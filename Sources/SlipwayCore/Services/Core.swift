@@ -34,7 +34,7 @@ public final class Core: Sendable {
     /// Prepares the data directory and opens (migrating) the database. The engine is
     /// only contacted when a command needs it; the proxy only when routing changes.
     public init(settings: Settings, engine: ContainerEngine, probe: HTTPProbe, proxy: any Proxy, processes: any HostProcesses,
-                acme acmeClient: any ACMEClient = NoACMEClient()) throws {
+                acme acmeClient: any ACMEClient = NoACMEClient(), cluster: (any ClusterScheduler)? = nil) throws {
         self.engine = engine
         self.settings = settings
         paths = DataPaths(root: settings.dataDir)
@@ -59,7 +59,7 @@ public final class Core: Sendable {
                            certificates: certificates, client: acmeClient)
         deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
                                 storage: storage, builds: builds, git: git, routing: routing, locks: locks,
-                                instance: try paths.instanceID())
+                                instance: try paths.instanceID(), cluster: cluster)
         cron = CronService(store: store, settings: settings, apps: apps, deploys: deploys, runs: runs, outputs: outputs, registry: CronRunRegistry())
         access = AccessService(apps: apps, users: users, runs: runs)
         datastores = DatastoreService(store: store, paths: paths, settings: settings,

@@ -122,10 +122,10 @@ public struct SchedulerService: Sendable {
         }
     }
 
-    /// The refusal the deploy gate gives an app set to kubernetes until the cluster
-    /// applier exists (issue 20's second part): never a silent local deploy.
+    /// The refusal the deploy gate gives an app set to kubernetes when this server has
+    /// no cluster (no `kubeconfig` setting): never a silent local deploy.
     static func refusal(_ app: AppName) -> UserFacingError {
-        UserFacingError(.unavailable, "\(app) is set to the kubernetes scheduler, and deploying to a cluster is not built yet (k8s:render \(app) shows what it would apply); nothing was deployed. scheduler:set \(app) local deploys it on this host again")
+        UserFacingError(.unavailable, "\(app) is set to the kubernetes scheduler, and this server has no cluster configured (an admin sets kubeconfig in etc/slipway.toml; k8s:render \(app) shows what it would apply); nothing was deployed. scheduler:set \(app) local deploys it on this host again")
     }
 
     // MARK: The registry
@@ -268,17 +268,28 @@ public struct SchedulerService: Sendable {
 
     /// The app's current release and what it runs with. Throws when it has none yet.
     public func clusterState(of app: AppName, storage: StorageService, routing: RoutingService, cron: CronService) throws -> AppState {
-        let (record, release, owners, registry) = try store.read { db in
+        let release = try store.read { db -> Release in
             let record = try AppService.existing(app, db)
             guard let id = record.currentReleaseId, let release = try Release.fetchOne(db, key: id) else {
                 throw UserFacingError.notFound("\(app) has no release yet; deploy it once (git push) before rendering it for a cluster")
             }
+            return release
+        }
+        let snapshot = try JSONDecoder().decode(ReleaseSnapshot.self, from: Data(release.snapshot.utf8))
+        return try clusterState(of: app, release: release, snapshot: snapshot, storage: storage, routing: routing)
+    }
+
+    /// `release` of `app` with `snapshot` (a deploy's new release, its formation the
+    /// app's scale now), as the cluster scheduler rolls it out. Cron entries are the
+    /// release's own (app.json of its revision).
+    func clusterState(of app: AppName, release: Release, snapshot: ReleaseSnapshot, storage: StorageService, routing: RoutingService) throws -> AppState {
+        let (record, owners, registry) = try store.read { db in
+            let record = try AppService.existing(app, db)
             let owners = try String.fetchAll(db, sql: """
                 SELECT u.name FROM app_members m JOIN users u ON u.id = m.user_id WHERE m.app_id = ? AND m.role = 'owner' ORDER BY u.name
                 """, arguments: [record.id])
-            return (record, release, owners, try Self.registry(db))
+            return (record, owners, try Self.registry(db))
         }
-        let snapshot = try JSONDecoder().decode(ReleaseSnapshot.self, from: Data(release.snapshot.utf8))
         let resources = ResourceService(store: store, settings: settings)
         var limits: [String: ResourceLimits] = [:]
         for type in snapshot.plan.processes.keys { limits[type] = try resources.limits(for: app, processType: type) }
@@ -292,7 +303,7 @@ public struct SchedulerService: Sendable {
         return AppState(app: app, tenant: owners.first ?? record.createdBy ?? "admin", release: release.version, localImage: release.image,
                         snapshot: snapshot, limits: limits, checks: try ProcessSettingsService(store: store, settings: settings).values(of: app),
                         mounts: try storage.mounts(of: app), domains: site.names, certificate: certificate,
-                        cron: try cron.entries(of: app), registry: registry,
+                        cron: snapshot.plan.cron ?? [], registry: registry,
                         dockerConfigJSON: try registry.server.flatMap { server in try credentials(for: server).map { Self.dockerConfig([server: $0]) } },
                         settings: settings)
     }

@@ -168,6 +168,12 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     func commitContainer(_ id: String, reference: String, changes: [String]) async throws {}
     func removeImage(_ reference: String) async throws { record("rmi \(reference)") }
     func tagImage(_ reference: String, as newReference: String) async throws { record("tag \(reference) \(newReference)") }
+    /// A push fails with `pushError` when set (no registry runs in tests).
+    func pushImage(_ reference: String, registryAuth: String?) async throws {
+        record("push \(reference)")
+        if let pushError { throw UserFacingError(.unavailable, pushError) }
+    }
+    var pushError: String?
     func changes(_ id: String) async throws -> [FileChange] { lock.withLock { (written[id] ?? []).map { FileChange(path: $0, kind: .added) } } }
     func removeContainer(_ id: String, force: Bool) async throws {
         // As over HTTP: a request of a cancelled task is never sent.

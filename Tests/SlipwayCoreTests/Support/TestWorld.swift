@@ -155,6 +155,7 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
     func inspectContainer(_ id: String) async throws -> ContainerDetails? { record("inspect container \(id)"); return nil }
     func removeImage(_ reference: String) async throws { record("remove image \(reference)") }
     func tagImage(_ reference: String, as newReference: String) async throws { record("tag image \(reference) \(newReference)") }
+    func pushImage(_ reference: String, registryAuth: String?) async throws { record("push image \(reference)") }
     func commitContainer(_ id: String, reference: String, changes: [String]) async throws { record("commit \(id) \(reference)") }
     func renameContainer(_ id: String, to name: String) async throws { record("rename \(id) \(name)") }
     func changes(_ id: String) async throws -> [FileChange] { record("changes \(id)"); return [] }

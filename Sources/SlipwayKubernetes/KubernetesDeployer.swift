@@ -1,0 +1,243 @@
+import Foundation
+import SlipwayCore
+
+/// Core's `ClusterScheduler` on a Kubernetes cluster: push, apply, predeploy Jobs,
+/// rollout wait, prune, and the rollback of a rollout that does not become ready.
+/// Prints the local pipeline's kind of step lines (`-----> ...`, task output indented
+/// by seven spaces) and fails with the same kind of `error:` lines.
+public struct KubernetesDeployer: ClusterScheduler {
+    public let cluster: any KubernetesCluster
+    /// Pushes the release's image to the registry (`/images/{name}/push`).
+    public let engine: any ContainerEngine
+    /// How long each Deployment may take to become ready before the rollout fails
+    /// (the Deployment's own progress deadline may say so first).
+    public var rolloutTimeout: TimeInterval
+    /// How long a predeploy Job may run.
+    public var taskTimeout: TimeInterval
+    /// Between two reads of a Deployment's or a Job's status.
+    public var pollInterval: TimeInterval
+
+    public init(cluster: any KubernetesCluster, engine: any ContainerEngine, rolloutTimeout: TimeInterval = 600,
+                taskTimeout: TimeInterval = 3600, pollInterval: TimeInterval = 2) {
+        self.cluster = cluster
+        self.engine = engine
+        self.rolloutTimeout = rolloutTimeout
+        self.taskTimeout = taskTimeout
+        self.pollInterval = pollInterval
+    }
+
+    /// The deployer of the cluster the settings name (`kubeconfig`, `kube_context`);
+    /// nil when none is set. A Deployment gets `check_timeout` plus the time to pull.
+    /// The kubeconfig is read when a deploy first needs it: a broken one fails that
+    /// deploy with its reason, not every command of the server.
+    public static func configured(_ settings: Settings, engine: any ContainerEngine) -> KubernetesDeployer? {
+        guard let path = settings.kubeconfig else { return nil }
+        return KubernetesDeployer(cluster: DeferredCluster(path: path, context: settings.kubeContext), engine: engine,
+                                  rolloutTimeout: TimeInterval(max(settings.checkTimeout, 30) + 300))
+    }
+
+    // MARK: ClusterScheduler
+
+    public func rollOut(_ state: SchedulerService.AppState, previous: SchedulerService.AppState?, runTasks: Bool,
+                        output: @escaping @Sendable (String) -> Void) throws {
+        let spec = KubernetesAppSpec(state: state)
+        let objects = try KubernetesRenderer().render(spec)
+        let namespace = KubeNames.namespace(of: spec.app)
+        try push(state, spec: spec, output: output)
+
+        // Everything but what runs: the namespace, Secrets, claims; then the predeploy
+        // Jobs one by one; then the processes and the rest.
+        let jobs = objects.filter { $0.kind == "Job" }
+        let before = objects.filter { ["Namespace", "Secret", "PersistentVolumeClaim"].contains($0.kind) }
+        let after = objects.filter { !jobs.contains($0) && !before.contains($0) }
+        output("-----> Applying \(objects.count) objects to namespace \(namespace) (server-side apply as \(KubernetesRenderer.fieldManager))")
+        try call("applying \(spec.app)'s objects") { try await cluster.apply(before, fieldManager: KubernetesRenderer.fieldManager) }
+        for (job, command) in zip(jobs, spec.predeploy) {
+            if runTasks {
+                try runTask(job, command: command, namespace: namespace, output: output)
+            } else {
+                // The release's tasks ran when it was deployed; applying them again changes nothing.
+                try call("applying \(job.name)") { try await cluster.apply([job], fieldManager: KubernetesRenderer.fieldManager) }
+            }
+        }
+        try call("applying \(spec.app)'s objects") { try await cluster.apply(after, fieldManager: KubernetesRenderer.fieldManager) }
+
+        do {
+            for process in spec.processes.sorted(by: { $0.type < $1.type }) {
+                try waitForRollout(process, namespace: namespace, output: output)
+            }
+        } catch {
+            if let previous {
+                let label = "v\(previous.release)"
+                output("-----> Rolling back to \(label) on the cluster")
+                do {
+                    let old = try KubernetesRenderer().render(KubernetesAppSpec(state: previous))
+                    try call("applying \(label) again") { try await cluster.apply(old, fieldManager: KubernetesRenderer.fieldManager) }
+                    try prune(keeping: old, app: spec.app, namespace: namespace, output: output)
+                } catch {
+                    output(" !     could not apply \(label) again: \((error as? UserFacingError)?.message ?? "\(error)")")
+                }
+            }
+            throw error
+        }
+        try prune(keeping: objects, app: spec.app, namespace: namespace, output: output)
+    }
+
+    public func run(_ state: SchedulerService.AppState, command: [String], output: @escaping @Sendable (String) -> Void) throws -> Int32 {
+        let spec = KubernetesAppSpec(state: state)
+        let namespace = KubeNames.namespace(of: spec.app)
+        let name = KubeNames.label("run-\(UUID().uuidString.prefix(8).lowercased())")
+        // One string is a shell line (`run web 'echo $PORT'`), as locally.
+        let argv = command.count == 1 ? ["/bin/sh", "-c", command[0]] : command
+        let job = KubernetesRenderer().runJob(spec, name: name, command: argv)
+        try call("starting \(name)") { try await cluster.apply([job], fieldManager: KubernetesRenderer.fieldManager) }
+        let status = try waitForJob(name, namespace: namespace, timeout: .infinity)
+        try call("reading the output of \(name)") { try await cluster.jobLogs(namespace: namespace, name: name, output: output) }
+        if let code = try call("reading the exit status of \(name)", { try await cluster.jobExitCode(namespace: namespace, name: name) }) {
+            return Int32(clamping: code)
+        }
+        if case .failed(let reason) = status {
+            throw UserFacingError(.conflict, "the run Job \(name) in namespace \(namespace) failed without an exit status: \(reason)")
+        }
+        return 0
+    }
+
+    // MARK: Steps
+
+    /// Tags the release's image with its registry name and pushes it, with the stored
+    /// `registry:login` credentials. Without a registry a cluster cannot pull the image.
+    func push(_ state: SchedulerService.AppState, spec: KubernetesAppSpec, output: @escaping @Sendable (String) -> Void) throws {
+        guard let server = state.registry.server else {
+            throw UserFacingError.conflict("the kubernetes scheduler needs an image registry the cluster pulls from, and none is set: an admin runs registry:set server HOST (and registry:login HOST USER if it needs credentials); nothing was deployed")
+        }
+        output("-----> Pushing \(spec.image) to \(server)")
+        let auth = Self.registryAuth(server: server, dockerConfigJSON: state.dockerConfigJSON)
+        try call("pushing \(spec.image)") { [engine] in
+            try await engine.tagImage(state.localImage, as: spec.image)
+            try await engine.pushImage(spec.image, registryAuth: auth)
+        }
+    }
+
+    /// The `X-Registry-Auth` header's value: base64url of `{"username","password","serveraddress"}`.
+    static func registryAuth(server: String, dockerConfigJSON: String?) -> String? {
+        guard let json = dockerConfigJSON, let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+              let auths = object["auths"] as? [String: Any], let entry = auths[server] as? [String: Any],
+              let auth = entry["auth"] as? String, let decoded = Data(base64Encoded: auth).map({ String(decoding: $0, as: UTF8.self) }),
+              let colon = decoded.firstIndex(of: ":") else { return nil }
+        let credentials = ["username": String(decoded[..<colon]), "password": String(decoded[decoded.index(after: colon)...]), "serveraddress": server]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        guard let data = try? encoder.encode(credentials) else { return nil }
+        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+    }
+
+    /// A predeploy Job: applied, waited for, its output shown; a failure fails the deploy.
+    func runTask(_ job: KubeObject, command: String, namespace: String, output: @escaping @Sendable (String) -> Void) throws {
+        output("-----> Running predeploy task: \(command) (Job \(job.name))")
+        try call("starting \(job.name)") { try await cluster.apply([job], fieldManager: KubernetesRenderer.fieldManager) }
+        let status = try waitForJob(job.name, namespace: namespace, timeout: taskTimeout)
+        try call("reading the output of \(job.name)") {
+            try await cluster.jobLogs(namespace: namespace, name: job.name, output: { output("       " + $0) })
+        }
+        guard case .failed(let reason) = status else { return }
+        let code = try? call("reading the exit status of \(job.name)") { try await cluster.jobExitCode(namespace: namespace, name: job.name) }
+        let why = (code ?? nil).map { "exited with status \($0)" } ?? "failed (\(reason))"
+        throw UserFacingError(.conflict, "the predeploy task \(quoted(command)) \(why)")
+    }
+
+    func waitForJob(_ name: String, namespace: String, timeout: TimeInterval) throws -> KubeJobStatus {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let status = try call("reading Job \(name)") { try await cluster.jobStatus(namespace: namespace, name: name) }
+            if status != .running { return status }
+            guard Date() < deadline else {
+                throw UserFacingError(.conflict, "Job \(name) in namespace \(namespace) did not finish within \(Int(timeout)) s")
+            }
+            Thread.sleep(forTimeInterval: pollInterval)
+        }
+    }
+
+    /// Waits for a process type's Deployment as the local check waits for its
+    /// containers: a line when it starts, one per change, one when it is ready.
+    func waitForRollout(_ process: KubernetesAppSpec.Process, namespace: String, output: @escaping @Sendable (String) -> Void) throws {
+        let name = KubernetesRenderer.deploymentName(process.type)
+        output("-----> Rolling out \(process.replicas) \(process.type) process\(process.replicas == 1 ? "" : "es") (Deployment \(name))")
+        let deadline = Date().addingTimeInterval(rolloutTimeout)
+        var last: KubeRolloutStatus?
+        while true {
+            let status = try call("reading Deployment \(name)") { try await cluster.deploymentStatus(namespace: namespace, name: name) }
+            switch status {
+            case .complete:
+                output("       \(name) is ready (\(process.replicas)/\(process.replicas) available)")
+                return
+            case .failed(let reason, let message):
+                throw UserFacingError(.conflict, "\(process.type) did not become ready: \(reason): \(message)")
+            case .progressing(let updated, let available, let wanted):
+                if status != last { output("       \(name): \(updated)/\(wanted) updated, \(available)/\(wanted) available") }
+            }
+            last = status
+            guard Date() < deadline else {
+                throw UserFacingError(.conflict, "\(process.type) did not become ready within \(Int(rolloutTimeout)) s (kubectl -n \(namespace) describe deployment \(name) says why)")
+            }
+            Thread.sleep(forTimeInterval: pollInterval)
+        }
+    }
+
+    /// Deletes the app's objects (by its label, in its namespace) that `keeping` does
+    /// not have: a removed process type's Deployment, an old release's Secret and Jobs.
+    /// `run` Jobs are left to their TTL (one may still be running).
+    func prune(keeping objects: [KubeObject], app: String, namespace: String, output: @escaping @Sendable (String) -> Void) throws {
+        let kinds = KubeKind.rendered.filter { $0.kind != "Namespace" }
+        let wanted = Set(objects.map { "\($0.kind)/\($0.name)" })
+        let present = try call("listing \(app)'s objects") {
+            try await cluster.list(kinds: kinds, namespace: namespace, labelSelector: [KubernetesRenderer.Label.app: KubeNames.labelValue(app)])
+        }
+        for object in present.sorted(by: { ($0.kind.kind, $0.name) < ($1.kind.kind, $1.name) })
+        where !wanted.contains("\(object.kind.kind)/\(object.name)") && !(object.kind.kind == "Job" && object.name.hasPrefix("run-")) {
+            try call("deleting \(object.kind.kind) \(object.name)") { try await cluster.delete(object) }
+            output("-----> Removed \(object.kind.kind) \(object.name) (not in this release)")
+        }
+    }
+
+    /// One cluster call from a plain thread, bounded (log follows excepted: a long task).
+    @discardableResult
+    func call<T: Sendable>(_ what: String, _ operation: @escaping @Sendable () async throws -> T) throws -> T {
+        try waitFor(timeout: .seconds(Int64(max(taskTimeout, 60)) + 60), timedOut: "the cluster (\(what))", operation)
+    }
+}
+
+/// The API client of a kubeconfig file, made at its first use.
+final class DeferredCluster: KubernetesCluster, @unchecked Sendable {
+    let path: String
+    let context: String?
+    private let lock = NSLock()
+    private var client: KubernetesAPIClient?
+
+    init(path: String, context: String?) {
+        self.path = path
+        self.context = context
+    }
+
+    private func get() throws -> KubernetesAPIClient {
+        try lock.withLock {
+            if let client { return client }
+            let made = try KubernetesAPIClient(config: try Kubeconfig.load(path: path, context: context))
+            client = made
+            return made
+        }
+    }
+
+    func apply(_ objects: [KubeObject], fieldManager: String) async throws { try await get().apply(objects, fieldManager: fieldManager) }
+    func list(kinds: [KubeKind], namespace: String?, labelSelector: [String: String]) async throws -> [KubeObjectReference] {
+        try await get().list(kinds: kinds, namespace: namespace, labelSelector: labelSelector)
+    }
+    func delete(_ object: KubeObjectReference) async throws { try await get().delete(object) }
+    func deploymentStatus(namespace: String, name: String) async throws -> KubeRolloutStatus {
+        try await get().deploymentStatus(namespace: namespace, name: name)
+    }
+    func jobStatus(namespace: String, name: String) async throws -> KubeJobStatus { try await get().jobStatus(namespace: namespace, name: name) }
+    func jobLogs(namespace: String, name: String, output: @escaping @Sendable (String) -> Void) async throws {
+        try await get().jobLogs(namespace: namespace, name: name, output: output)
+    }
+    func jobExitCode(namespace: String, name: String) async throws -> Int? { try await get().jobExitCode(namespace: namespace, name: name) }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import GRDB
+import KubernetesFakeAPI
+import SlipwayHost
+import SlipwayKubernetes
+import Testing
+@testable import SlipwayCore
+
+/// Deploys of an app set to the kubernetes scheduler, through the core's one rollout
+/// entry, against the in-process fake API server over HTTP (the real client), with a
+/// fake engine (no registry runs here: the push is recorded).
+@Suite("Kubernetes deploys against the fake API server", .serialized)
+final class KubernetesDeployTests {
+    let api: FakeKubernetesAPI
+    let engine = FakeEngine()
+    let core: Core
+    let caller = Caller(principal: .localAdmin, command: "test")
+    let app = try! AppName("web")
+    let lines = Lines()
+    let deployments = "/apis/apps/v1/namespaces/slipway-web/deployments/"
+
+    final class Lines: @unchecked Sendable {
+        private let lock = NSLock()
+        private var all: [String] = []
+        func add(_ line: String) { lock.withLock { all.append(line) } }
+        var text: String { lock.withLock { all.joined(separator: "\n") } }
+    }
+
+    init() throws {
+        api = try FakeKubernetesAPI.start(token: "s3cret")
+        var settings = Settings()
+        settings.dataDir = scratchPath("slipway-test")
+        let client = try KubernetesAPIClient(config: api.kubeconfig)
+        let deployer = KubernetesDeployer(cluster: client, engine: engine, rolloutTimeout: 5, taskTimeout: 5, pollInterval: 0.01)
+        core = try Core(settings: settings, engine: engine, probe: FakeProbe(), proxy: RecordingProxy(directory: settings.dataDir + "/proxy"),
+                        processes: LocalProcesses(), cluster: deployer)
+        _ = try core.apps.create(app, by: caller)
+        try core.scheduler.setRegistry(.server, to: "registry.test:5000", by: caller)
+        try core.scheduler.set(app, .kubernetes, by: caller)
+    }
+
+    deinit { api.stop() }
+
+    var output: DeployService.Output { { [lines] in lines.add($0) } }
+
+    /// A new release of `processes` at `scale`, rolled out as a deploy rolls it out.
+    @discardableResult
+    func roll(_ version: Int, _ processes: [String: String], scale: [String: Int], predeploy: [String] = []) throws -> Release {
+        let record = try #require(try core.apps.find(app))
+        try core.store.write { db in
+            for (type, quantity) in scale {
+                var entry = FormationEntry(appId: record.id!, processType: type, quantity: quantity)
+                try entry.save(db)
+            }
+        }
+        var plan = DeployPlan(processes: processes)
+        plan.predeploy = predeploy
+        let snapshot = ReleaseSnapshot(plan: plan, environment: ["GREETING": "v\(version)"], mounts: [], formation: [:])
+        let release = try core.store.write { db -> Release in
+            var release = Release(appId: record.id!, version: version, image: "slipway/web:\(version)", revision: "r\(version)", reason: "test",
+                                  snapshot: try DeployService.encode(snapshot), status: .deploying, startedBy: "test", startedAt: Date())
+            try release.insert(db)
+            return release
+        }
+        try core.deploys.rollout(app, record: try #require(try core.apps.find(app)), release: release, snapshot: snapshot, types: nil, output: output)
+        return release
+    }
+
+    func currentVersion() throws -> Int? {
+        try core.store.read { db in
+            try Int.fetchOne(db, sql: "SELECT r.version FROM apps JOIN releases r ON r.id = apps.current_release_id WHERE apps.name = ?", arguments: [app])
+        }
+    }
+
+    @Test func aDeployAppliesLabelledObjectsAsSlipwayAndWaitsForTheRollout() throws {
+        try roll(1, ["web": "python3 server.py", "worker": "python3 worker.py"], scale: ["web": 2, "worker": 1])
+        let web = try #require(api.object(at: deployments + "web"))
+        #expect(web["spec"]?["replicas"] == 2)
+        #expect(web["metadata"]?["labels"]?["slipway.dev/app"] == "web")
+        #expect(web["metadata"]?["labels"]?["slipway.dev/release"] == "1")
+        #expect(web["metadata"]?["managedFields"]?.json().contains("\"manager\":\"slipway\"") == true)
+        #expect(api.object(at: deployments + "worker")?["spec"]?["replicas"] == 1)
+        #expect(api.object(at: "/api/v1/namespaces/slipway-web/secrets/env-v1") != nil)
+        // Pushed to the registry under its registry name, applied with SSA, polled until ready.
+        #expect(engine.calls.contains("push registry.test:5000/slipway/web:1"))
+        #expect(api.requests.contains { $0.hasPrefix("PATCH /apis/apps/v1/namespaces/slipway-web/deployments/web?fieldManager=slipway&force=true") })
+        #expect(lines.text.contains("-----> Rolling out 2 web processes (Deployment web)"))
+        #expect(lines.text.contains("       web is ready (2/2 available)"))
+        #expect(lines.text.contains("-----> Switched web to v1 on the cluster"))
+        #expect(try currentVersion() == 1)
+    }
+
+    @Test func psScaleChangesTheReplicasByApply() throws {
+        try roll(1, ["web": "serve"], scale: ["web": 1])
+        try core.deploys.scale(app, ["web": 3], by: caller, output: output)
+        let web = try #require(api.object(at: deployments + "web"))
+        #expect(web["spec"]?["replicas"] == 3)
+        #expect(web["metadata"]?["generation"] == 2)
+        #expect(try currentVersion() == 1)
+    }
+
+    @Test func aRolloutThatNeverBecomesReadyIsRolledBackAndTheDeployFails() throws {
+        try roll(1, ["web": "serve"], scale: ["web": 1])
+        api.setRollout { _ in .deadlineExceeded(afterReads: 1) }
+        let error = try #require(throws: UserFacingError.self) {
+            try core.deploys.deploy(app, trigger: .config, by: caller, output: output)
+        }
+        #expect(error.message.hasPrefix("deploy of v2 failed: web did not become ready: ProgressDeadlineExceeded"))
+        #expect(error.message.contains("web still serves v1"))
+        // v1's Deployment is back (its env Secret and release label), v2's Secret pruned.
+        let web = try #require(api.object(at: deployments + "web"))
+        #expect(web["metadata"]?["labels"]?["slipway.dev/release"] == "1")
+        #expect(web.json().contains("\"name\":\"env-v1\""))
+        #expect(api.object(at: "/api/v1/namespaces/slipway-web/secrets/env-v2") == nil)
+        #expect(lines.text.contains("-----> Rolling back to v1 on the cluster"))
+        #expect(try currentVersion() == 1)
+        let failed = try core.store.read { db in try Release.filter(Column("version") == 2).fetchOne(db) }
+        #expect(failed?.status == .failed)
+    }
+
+    @Test func aRemovedProcessTypeIsPrunedAndTheOthersKept() throws {
+        try roll(1, ["web": "serve", "worker": "work"], scale: ["web": 1, "worker": 1])
+        #expect(api.object(at: deployments + "worker") != nil)
+        try roll(2, ["web": "serve"], scale: [:])
+        #expect(api.object(at: deployments + "worker") == nil)
+        #expect(api.object(at: deployments + "web")?["metadata"]?["labels"]?["slipway.dev/release"] == "2")
+        #expect(lines.text.contains("-----> Removed Deployment worker (not in this release)"))
+        #expect(try currentVersion() == 2)
+    }
+
+    @Test func aFailedPredeployJobFailsTheDeployWithItsOutputAndStatus() throws {
+        api.setJobOutcome { job in
+            job.json().contains("migrate") ? .init(exitCode: 3, log: ["migrating", "no database"]) : .init()
+        }
+        #expect(throws: UserFacingError.self) { try self.roll(1, ["web": "serve"], scale: ["web": 1], predeploy: ["./migrate"]) }
+        #expect(lines.text.contains("-----> Running predeploy task: ./migrate (Job predeploy-1-v1)"))
+        #expect(lines.text.contains("       no database"))
+        #expect(api.object(at: deployments + "web") == nil)
+    }
+
+    @Test func runIsAJobWithItsOutputAndExitStatus() throws {
+        try roll(1, ["web": "serve"], scale: ["web": 1])
+        api.setJobOutcome { _ in .init(exitCode: 7, log: ["hello from the cluster"]) }
+        let state = try core.clusterState(of: app)
+        let deployer = KubernetesDeployer(cluster: try KubernetesAPIClient(config: api.kubeconfig), engine: engine, pollInterval: 0.01)
+        let status = try deployer.run(state, command: ["echo hello; exit 7"], output: output)
+        #expect(status == 7)
+        #expect(lines.text.contains("hello from the cluster"))
+        #expect(api.paths.contains { $0.hasPrefix("/apis/batch/v1/namespaces/slipway-web/jobs/run-") })
+    }
+
+    @Test func withoutARegistryNothingIsApplied() throws {
+        try core.scheduler.setRegistry(.server, to: "", by: caller)
+        let error = try #require(throws: UserFacingError.self) { try self.roll(1, ["web": "serve"], scale: ["web": 1]) }
+        #expect(error.message.contains("registry:set server"))
+        #expect(api.paths.isEmpty)
+    }
+}
