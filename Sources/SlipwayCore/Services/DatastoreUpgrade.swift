@@ -79,7 +79,15 @@ extension DatastoreService {
             let why = (error as? UserFacingError)?.message ?? "\(error)"
             try? removeContainer(upgraded)
             var back = "back on \(service.image)"
-            do { try start(service) } catch { back = "and \(service.image) did not start again either (\(error)); \(kind.namespace):restart \(name) retries it" }
+            // A new image that crash-loops under restart=always can leave podman's
+            // network state behind for a moment (seen: "network already exists" on the
+            // first try), so the old image gets a few tries.
+            var lastError: Error?
+            for attempt in 0..<3 {
+                if attempt > 0 { Thread.sleep(forTimeInterval: 2); try? removeContainer(service) }
+                do { try start(service); lastError = nil; break } catch { lastError = error }
+            }
+            if let lastError { back = "and \(service.image) did not start again either (\(lastError)); \(kind.namespace):restart \(name) retries it" }
             _ = try? store.write { db in
                 try db.audit(caller, app: nil, outcome: "failed", detail: "upgrade of \(kind.namespace) service \(name) to \(image) failed (\(why)); \(back)")
             }
