@@ -1,5 +1,6 @@
 import Foundation
 import SlipwayCore
+import Yams
 
 /// What the API client needs from a kubeconfig file: the server of one context and
 /// how to authenticate to it. Read the way kubectl reads it: `clusters`, `users` and
@@ -44,7 +45,7 @@ public struct Kubeconfig: Sendable, Equatable {
     /// relative file paths start.
     public static func parse(_ text: String, context wanted: String?, directory: String, source: String = "the kubeconfig") throws -> Kubeconfig {
         let root: KubeValue
-        do { root = try MiniYAML.parse(text) } catch let error as MiniYAML.Failure {
+        do { root = try KubeconfigYAML.parse(text) } catch let error as KubeconfigYAML.Failure {
             throw UserFacingError.invalid("\(source) is not a kubeconfig this server can read (line \(error.line): \(error.reason))")
         }
         func bad(_ what: String) -> UserFacingError {
@@ -97,33 +98,55 @@ public struct Kubeconfig: Sendable, Equatable {
     }
 }
 
-/// The block-style YAML subset kubectl writes (mappings, sequences, plain and quoted
-/// scalars, comments, `{}`/`[]`), and JSON. Enough for a kubeconfig; not a general
-/// YAML parser (no anchors, multi-line scalars or flow collections with content).
-enum MiniYAML {
+/// A kubeconfig's YAML (or JSON, which is YAML) as a `KubeValue`, through Yams
+/// (libyaml): anchors, aliases and merge keys, flow collections, block scalars.
+/// Only the JSON schema's scalars are typed (bool, int, null); anything else (a
+/// float, a date) stays the text it was, so a context named `1.10` is still a name.
+enum KubeconfigYAML {
     struct Failure: Error { let line: Int; let reason: String }
 
+    /// A new one per parse: Yams' `Constructor` is a class, not `Sendable`.
+    private static var constructor: Constructor { Constructor(
+        [.str: String.construct, .bool: Bool.construct, .null: NSNull.construct, .int: Int.construct],
+        Constructor.defaultMappingMap, Constructor.defaultSequenceMap) }
+
     static func parse(_ text: String) throws -> KubeValue {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.hasPrefix("{"), let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) {
-            return fromJSON(object)
+        let loaded: Any?
+        do { loaded = try Yams.load(yaml: text, .default, constructor) } catch let error as YamlError {
+            throw failure(error)
         }
-        var lines: [(number: Int, indent: Int, text: String)] = []
-        for (index, raw) in text.components(separatedBy: "\n").enumerated() {
-            let line = stripComment(raw.replacingOccurrences(of: "\r", with: ""))
-            let content = line.drop { $0 == " " }
-            if content.isEmpty || content == "---" { continue }
-            if line.hasPrefix("\t") { throw Failure(line: index + 1, reason: "tabs are not YAML indentation") }
-            lines.append((index + 1, line.count - content.count, String(content)))
-        }
-        var position = 0
-        guard !lines.isEmpty else { return .object([:]) }
-        let value = try block(&position, lines, indent: lines[0].indent)
-        if position < lines.count { throw Failure(line: lines[position].number, reason: "unexpected indentation") }
-        return value
+        return loaded.map(value) ?? .object([:])
     }
 
-    static func fromJSON(_ any: Any) -> KubeValue {
+    private static func value(_ any: Any) -> KubeValue {
+        switch any {
+        case let object as [AnyHashable: Any]:
+            return .object(Dictionary(object.map { ("\($0.key.base)", value($0.value)) }, uniquingKeysWith: { _, last in last }))
+        case let array as [Any]: return .array(array.map(value))
+        case let bool as Bool: return .bool(bool)
+        case let int as Int: return .int(Int64(int))
+        case let string as String: return .string(string)
+        default: return .null
+        }
+    }
+
+    /// libyaml's problem and the line it is on (1-based).
+    private static func failure(_ error: YamlError) -> Failure {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            return Failure(line: mark.line, reason: [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": "))
+        case .reader(let problem, _, _, _): return Failure(line: 1, reason: problem)
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return Failure(line: context.mark.line, reason: "duplicate keys \(duplicates.joined(separator: ", "))")
+        default: return Failure(line: 1, reason: "\(error)")
+        }
+    }
+}
+
+extension KubeValue {
+    /// A value from what JSONSerialization returns (an API response's body).
+    public static func fromJSON(_ any: Any) -> KubeValue {
         switch any {
         case let object as [String: Any]: return .object(object.mapValues(fromJSON))
         case let array as [Any]: return .array(array.map(fromJSON))
@@ -133,104 +156,5 @@ enum MiniYAML {
         case let string as String: return .string(string)
         default: return .null
         }
-    }
-
-    private static func block(_ position: inout Int, _ lines: [(number: Int, indent: Int, text: String)], indent: Int) throws -> KubeValue {
-        if lines[position].text.hasPrefix("- ") || lines[position].text == "-" {
-            var items: [KubeValue] = []
-            while position < lines.count, lines[position].indent == indent, lines[position].text.hasPrefix("-") {
-                let line = lines[position]
-                let rest = line.text.dropFirst().drop { $0 == " " }
-                if rest.isEmpty {
-                    position += 1
-                    guard position < lines.count, lines[position].indent > indent else { items.append(.null); continue }
-                    items.append(try block(&position, lines, indent: lines[position].indent))
-                    continue
-                }
-                // "- key: value" opens a mapping whose keys sit at the dash's content column.
-                let column = line.indent + (line.text.count - rest.count)
-                var copy = lines
-                copy[position] = (line.number, column, String(rest))
-                if splitKey(String(rest)) != nil {
-                    items.append(try block(&position, copy, indent: column))
-                } else {
-                    items.append(try scalar(String(rest), line: line.number))
-                    position += 1
-                }
-            }
-            return .array(items)
-        }
-        var object: [String: KubeValue] = [:]
-        while position < lines.count, lines[position].indent == indent, !lines[position].text.hasPrefix("- ") {
-            let line = lines[position]
-            guard let (key, rest) = splitKey(line.text) else { throw Failure(line: line.number, reason: "expected key: value") }
-            position += 1
-            if rest.isEmpty {
-                if position < lines.count, lines[position].indent > indent || (lines[position].indent == indent && lines[position].text.hasPrefix("- ")) {
-                    object[key] = try block(&position, lines, indent: lines[position].indent)
-                } else {
-                    object[key] = .null
-                }
-            } else {
-                object[key] = try scalar(rest, line: line.number)
-            }
-        }
-        return .object(object)
-    }
-
-    /// `key: rest` (rest may be empty), with a quoted or plain key.
-    private static func splitKey(_ text: String) -> (String, String)? {
-        if let quote = text.first, quote == "\"" || quote == "'" {
-            guard let end = text.dropFirst().firstIndex(of: quote) else { return nil }
-            let after = text[text.index(after: end)...]
-            guard after.hasPrefix(":") else { return nil }
-            return (String(text[text.index(after: text.startIndex)..<end]), after.dropFirst().trimmingCharacters(in: .whitespaces))
-        }
-        guard let range = text.range(of: ": ") ?? (text.hasSuffix(":") ? text.index(before: text.endIndex)..<text.endIndex : nil) else { return nil }
-        let key = String(text[..<range.lowerBound])
-        guard !key.isEmpty, !key.contains(" ") || !key.hasPrefix("{") else { return nil }
-        return (key, text[range.upperBound...].trimmingCharacters(in: .whitespaces))
-    }
-
-    private static func scalar(_ text: String, line: Int) throws -> KubeValue {
-        if text == "{}" { return .object([:]) }
-        if text == "[]" { return .array([]) }
-        if text.hasPrefix("\"") {
-            guard text.count >= 2, text.hasSuffix("\""), let data = text.data(using: .utf8),
-                  let value = try? JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) as? String else {
-                throw Failure(line: line, reason: "unterminated double-quoted string")
-            }
-            return .string(value)
-        }
-        if text.hasPrefix("'") {
-            guard text.count >= 2, text.hasSuffix("'") else { throw Failure(line: line, reason: "unterminated single-quoted string") }
-            return .string(String(text.dropFirst().dropLast()).replacingOccurrences(of: "''", with: "'"))
-        }
-        if text.hasPrefix("{") || text.hasPrefix("[") || text.hasPrefix("&") || text.hasPrefix("*") || text.hasPrefix("|") || text.hasPrefix(">") {
-            throw Failure(line: line, reason: "flow collections, anchors and block scalars are not supported here")
-        }
-        switch text {
-        case "true": return .bool(true)
-        case "false": return .bool(false)
-        case "null", "~": return .null
-        default: return .string(text)
-        }
-    }
-
-    /// Drops a ` #` comment outside quotes.
-    private static func stripComment(_ line: String) -> String {
-        var quote: Character?
-        var previous: Character = " "
-        for (offset, character) in line.enumerated() {
-            if let open = quote {
-                if character == open { quote = nil }
-            } else if character == "\"" || character == "'" {
-                quote = character
-            } else if character == "#", previous == " " {
-                return String(line.prefix(offset)).replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
-            }
-            previous = character
-        }
-        return line.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
     }
 }

@@ -183,7 +183,7 @@ public final class KubernetesAPIClient: KubernetesCluster {
     @discardableResult
     private func check(_ response: HTTPClientResponse, doing what: String) async throws -> KubeValue {
         let data = Data((try await response.body.collect(upTo: 64 << 20)).readableBytesView)
-        let value = (try? JSONSerialization.jsonObject(with: data)).map(MiniYAML.fromJSON) ?? .null
+        let value = (try? JSONSerialization.jsonObject(with: data)).map(KubeValue.fromJSON) ?? .null
         if (200..<300).contains(Int(response.status.code)) { return value }
         throw Self.failure(status: Int(response.status.code), body: value, raw: data, doing: what, server: config.server)
     }
@@ -247,9 +247,4 @@ private final class ClientCache: @unchecked Sendable {
             return client
         }
     }
-}
-
-extension KubeValue {
-    /// A value from what JSONSerialization returns.
-    public static func fromJSON(_ any: Any) -> KubeValue { MiniYAML.fromJSON(any) }
 }

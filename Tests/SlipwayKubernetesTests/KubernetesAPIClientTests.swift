@@ -44,6 +44,63 @@ struct KubernetesAPIClientTests {
         #expect(missing.message.contains("no context named \"nope\""))
     }
 
+    /// YAML that kubectl accepts but a hand-rolled subset did not: anchors and merge
+    /// keys, flow (inline) maps and sequences, a folded token and a literal CA block.
+    @Test func kubeconfigWithAnchorsInlineMapsAndMultiLineValues() throws {
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        let text = """
+        apiVersion: v1
+        kind: Config
+        clusters: [{name: c1, cluster: {server: "https://10.0.0.2:6443", insecure-skip-tls-verify: true}}]
+        base: &base
+          cluster: c1
+        contexts:
+        - name: staging
+          context:
+            <<: *base
+            user: robot
+        - {name: other, context: {<<: *base, user: robot}}
+        current-context: staging
+        users:
+        - name: robot
+          user:
+            token: >-
+              abc.
+              def
+        - name: &tls-name tls
+          user: {client-certificate-data: \(Data(ca.utf8).base64EncodedString()), client-key-data: \(Data("KEY".utf8).base64EncodedString())}
+        """
+        let staging = try Kubeconfig.parse(text, context: nil, directory: "/")
+        #expect(staging.server == "https://10.0.0.2:6443" && staging.insecureSkipTLSVerify && staging.token == "abc. def" && staging.context == "staging")
+        let other = try Kubeconfig.parse(text, context: "other", directory: "/")
+        #expect(other.server == "https://10.0.0.2:6443" && other.token == "abc. def")
+
+        // base64 wrapped over lines in a literal block, as some tools write it.
+        let wrapped = Data(ca.utf8).base64EncodedString().chunked(16).joined(separator: "\n      ")
+        let literal = """
+        current-context: lit
+        clusters:
+        - name: c
+          cluster:
+            server: https://k8s.example:6443/
+            certificate-authority-data: |
+              \(wrapped)
+        contexts:
+        - {name: lit, context: {cluster: c, user: u}}
+        users:
+        - {name: u, user: {token: 't''s'}}
+        """
+        let lit = try Kubeconfig.parse(literal, context: nil, directory: "/")
+        #expect(lit.server == "https://k8s.example:6443" && lit.certificateAuthorityPEM == ca && lit.token == "t's")
+
+        let broken = try #require(throws: UserFacingError.self) {
+            try Kubeconfig.parse("clusters:\n- name: c\n  cluster: {server: https://x\n", context: nil, directory: "/", source: "/etc/kube")
+        }
+        #expect(broken.message.hasPrefix("/etc/kube is not a kubeconfig this server can read (line "))
+        let tabbed = try #require(throws: UserFacingError.self) { try Kubeconfig.parse("a:\n\tb: 1\n", context: nil, directory: "/") }
+        #expect(tabbed.message.contains("is not a kubeconfig this server can read (line 2"))
+    }
+
     @Test func apiErrorsBecomeActionableErrorLines() async throws {
         let api = try FakeKubernetesAPI.start(token: "right")
         defer { api.stop() }
@@ -86,5 +143,11 @@ struct KubernetesAPIClientTests {
         #expect(Set(listed.map(\.name)) == ["ns", "web"])
         try await client.delete(listed.first { $0.kind.kind == "Deployment" }!)
         #expect(api.object(at: path) == nil)
+    }
+}
+
+private extension String {
+    func chunked(_ size: Int) -> [String] {
+        stride(from: 0, to: count, by: size).map { String(dropFirst($0).prefix(size)) }
     }
 }
