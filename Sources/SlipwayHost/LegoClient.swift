@@ -38,8 +38,15 @@ public struct LegoClient: ACMEClient {
         if let bundle = request.caBundle { environment["LEGO_CA_CERTIFICATES"] = bundle }
         // lego writes the account's key 0644 (in 0700 folders): made 0600 after every run.
         defer { Self.restrict(request.directory) }
-        let (status, output) = try run(arguments, environment: environment)
-        guard status == 0 else { throw Self.failure(from: output, names: request.names) }
+        let result: ProcessRunner.Result
+        do {
+            result = try ProcessRunner.run(executable, arguments, environment: environment, timeout: timeout)
+        } catch let stopped as ProcessRunner.TimedOut {
+            throw ACMEFailure(message: "the ACME server did not finish within \(Int(timeout)) s: \(Self.lastLines(stopped.stdout + stopped.stderr))")
+        }
+        // lego logs to stderr: after anything on stdout, so the last lines are its last words.
+        let output = result.stdout + result.stderr
+        guard result.status == 0 else { throw Self.failure(from: output, names: request.names) }
         let files = (try? fm.contentsOfDirectory(atPath: issued)) ?? []
         guard let crt = files.first(where: { $0.hasSuffix(".crt") && !$0.hasSuffix(".issuer.crt") }),
               let chain = try? String(contentsOfFile: "\(issued)/\(crt)", encoding: .utf8),
@@ -98,41 +105,5 @@ public struct LegoClient: ACMEClient {
         let lines = output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty && !$0.contains("[INFO]") && !$0.contains("HEADS UP") }
         return String(lines.suffix(3).joined(separator: " / ").prefix(600))
-    }
-
-    /// Runs lego with the output (stdout and stderr together) collected, stopped after `timeout`.
-    private func run(_ arguments: [String], environment: [String: String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-        try process.run()
-        let collected = CollectedOutput()
-        let drained = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            collected.set(pipe.fileHandleForReading.readDataToEndOfFile())
-            drained.signal()
-        }
-        if exited.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
-            exited.wait()
-            drained.wait()
-            throw ACMEFailure(message: "the ACME server did not finish within \(Int(timeout)) s: \(Self.lastLines(collected.text))")
-        }
-        drained.wait()
-        return (process.terminationStatus, collected.text)
-    }
-
-    private final class CollectedOutput: @unchecked Sendable {
-        private let lock = NSLock()
-        private var data = Data()
-        func set(_ data: Data) { lock.withLock { self.data = data } }
-        var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
     }
 }

@@ -45,8 +45,20 @@ public enum ProcessRunner {
         return Result(status: exitStatus, stdout: "", stderr: text)
     }
 
+    /// A program `run` stopped at its timeout, with what it wrote until then.
+    public struct TimedOut: Error, Sendable {
+        public let seconds: TimeInterval
+        public let stdout: String
+        public let stderr: String
+    }
+
+    /// Runs the program to completion and returns its status and output. With a
+    /// `timeout`, a program still running after it is stopped (SIGTERM, SIGKILL 2 s
+    /// later) and `TimedOut` is thrown, without waiting more than a second more for its
+    /// exit to be seen or its output to end: a grandchild may hold both open (the reader
+    /// threads end when it does; it is not killed).
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                           currentDirectory: String? = nil) throws -> Result {
+                           currentDirectory: String? = nil, timeout: TimeInterval? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -61,28 +73,51 @@ public enum ProcessRunner {
         let exited = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in exited.signal() }
         try spawnLock.withLock { try process.run() }
-        // Drain stderr on the side so neither pipe can fill and stall the child.
-        let errData = LockedData()
-        let errDone = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            errData.set(err.fileHandleForReading.readDataToEndOfFile())
-            errDone.signal()
+        // Both pipes drained on threads of their own, so neither can fill and stall the
+        // child, and what was written is there even if the child must be stopped.
+        let outData = LockedData(), errData = LockedData()
+        let drained = DispatchGroup()
+        for (pipe, data) in [(out, outData), (err, errData)] {
+            drained.enter()
+            Thread.detachNewThread {
+                // read(2), not FileHandle.read(upToCount:), which waits for the whole count.
+                let fd = pipe.fileHandleForReading.fileDescriptor
+                var buffer = [UInt8](repeating: 0, count: 1 << 16)
+                while true {
+                    let n = read(fd, &buffer, buffer.count)
+                    if n < 0 && errno == EINTR { continue }
+                    guard n > 0 else { break }
+                    data.append(Data(buffer[0..<n]))
+                }
+                drained.leave()
+            }
         }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        errDone.wait()
-        exited.wait()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData.get(), as: UTF8.self))
+        if let timeout {
+            if exited.wait(timeout: .now() + timeout) == .timedOut {
+                process.terminate()
+                if exited.wait(timeout: .now() + 2) == .timedOut {
+                    kill(process.processIdentifier, SIGKILL)
+                    // Foundation sees an exit as the end of a descriptor the child's own
+                    // children inherit too: bounded, as the output is.
+                    _ = exited.wait(timeout: .now() + 1)
+                }
+                _ = drained.wait(timeout: .now() + 1)
+                throw TimedOut(seconds: timeout, stdout: outData.text, stderr: errData.text)
+            }
+        } else {
+            exited.wait()
+        }
+        drained.wait()
+        return Result(status: process.terminationStatus, stdout: outData.text, stderr: errData.text)
     }
 }
 
 private final class LockedData: @unchecked Sendable {
     private let lock = NSLock()
     private var data = Data()
-    func set(_ d: Data) { lock.withLock { data = d } }
-    func get() -> Data { lock.withLock { data } }
+    func append(_ chunk: Data) { lock.withLock { data.append(chunk) } }
+    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
 }
-
 /// glibc's posix_spawn_file_actions_addchdir_np (2.29+), which the Glibc module does not import.
 @_silgen_name("posix_spawn_file_actions_addchdir_np")
 private func addChdir(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ path: UnsafePointer<CChar>) -> Int32
