@@ -98,6 +98,68 @@ public final class KubernetesAPIClient: KubernetesCluster {
         return nil
     }
 
+    public func jobPodPhase(namespace: String, name: String) async throws -> String? {
+        try await jobPods(namespace: namespace, job: name).last?["status"]?["phase"]?.stringValue
+    }
+
+    public func podLogs(namespace: String, labelSelector: [String: String], tailLines: Int?, follow: Bool,
+                        output: @escaping @Sendable (KubePodLine) -> Void) async throws {
+        let response = try await send(.GET, KubeKind.pod.path(namespace: namespace), query: [("labelSelector", Self.selector(labelSelector))])
+        guard case .array(let pods)? = try await check(response, doing: "list the pods in namespace \(namespace)")["items"] else { return }
+        let named = pods.compactMap { pod -> (String, [String: String])? in
+            guard let name = pod["metadata"]?["name"]?.stringValue else { return nil }
+            var labels: [String: String] = [:]
+            if case .object(let members)? = pod["metadata"]?["labels"] { labels = members.compactMapValues(\.stringValue) }
+            return (name, labels)
+        }.sorted { $0.0 < $1.0 }
+        // Every pod's stream at once when following (each ends with its pod); one after another otherwise.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (pod, labels) in named {
+                var query: [(String, String)] = []
+                if follow { query.append(("follow", "true")) }
+                if let tailLines { query.append(("tailLines", String(tailLines))) }
+                let stream: @Sendable () async throws -> Void = { [self, query] in
+                    try await self.streamLog(namespace: namespace, pod: pod, query: query) { output(KubePodLine(pod: pod, labels: labels, line: $0)) }
+                }
+                if follow { group.addTask(operation: stream) } else { try await stream() }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    public func deployments(namespace: String, labelSelector: [String: String]) async throws -> [KubeDeploymentSummary] {
+        let kind = KubeKind.rendered.first { $0.kind == "Deployment" }!
+        let response = try await send(.GET, kind.path(namespace: namespace), query: [("labelSelector", Self.selector(labelSelector))])
+        guard case .array(let items)? = try await check(response, doing: "list Deployments in namespace \(namespace)")["items"] else { return [] }
+        func int(_ value: KubeValue?) -> Int { if case .int(let n)? = value { return Int(n) }; return 0 }
+        return items.compactMap { item in
+            guard let name = item["metadata"]?["name"]?.stringValue else { return nil }
+            var labels: [String: String] = [:]
+            if case .object(let members)? = item["metadata"]?["labels"] { labels = members.compactMapValues(\.stringValue) }
+            return KubeDeploymentSummary(name: name, labels: labels, desired: item["spec"]?["replicas"] == nil ? 1 : int(item["spec"]?["replicas"]),
+                                         ready: int(item["status"]?["readyReplicas"]))
+        }.sorted { $0.name < $1.name }
+    }
+
+    /// One pod's log, a line at a time (a pod gone or not started yet is skipped, not an error).
+    private func streamLog(namespace: String, pod: String, query: [(String, String)], line: @escaping @Sendable (String) -> Void) async throws {
+        let response = try await send(.GET, KubeKind.pod.path(namespace: namespace, name: pod) + "/log", query: query, timeout: .hours(24))
+        guard (200..<300).contains(response.status.code) else {
+            if [400, 404].contains(response.status.code) { return }
+            try await check(response, doing: "read the log of pod \(pod)")
+            return
+        }
+        var pending = Data()
+        for try await chunk in response.body {
+            pending.append(contentsOf: chunk.readableBytesView)
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                line(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+                pending = Data(pending[pending.index(after: newline)...])
+            }
+        }
+        if !pending.isEmpty { line(String(decoding: pending, as: UTF8.self)) }
+    }
+
     /// A Job's pods (by the `job-name` label the Job controller sets), oldest first.
     private func jobPods(namespace: String, job: String) async throws -> [KubeValue] {
         let response = try await send(.GET, KubeKind.pod.path(namespace: namespace), query: [("labelSelector", "job-name=\(job)")])

@@ -24,6 +24,44 @@ public protocol KubernetesCluster: Sendable {
     func jobLogs(namespace: String, name: String, output: @escaping @Sendable (String) -> Void) async throws
     /// The exit status of a finished Job's pod (nil: no pod, or it has not ended).
     func jobExitCode(namespace: String, name: String) async throws -> Int?
+    /// The phase of a Job's newest pod (`Pending`, `Running`, `Succeeded`, `Failed`;
+    /// nil: no pod yet), so `run` follows its output once there is some.
+    func jobPodPhase(namespace: String, name: String) async throws -> String?
+    /// The logs of the pods matching `labelSelector` (`logs APP`): `tailLines` from the
+    /// end (nil: all), followed while the pods run when `follow`; each line with its
+    /// pod's name and labels.
+    func podLogs(namespace: String, labelSelector: [String: String], tailLines: Int?, follow: Bool,
+                 output: @escaping @Sendable (KubePodLine) -> Void) async throws
+    /// The Deployments matching `labelSelector`, with their replicas (`ps:report`).
+    func deployments(namespace: String, labelSelector: [String: String]) async throws -> [KubeDeploymentSummary]
+}
+
+/// One line of a pod's log and whose it is.
+public struct KubePodLine: Sendable, Equatable {
+    public let pod: String
+    public let labels: [String: String]
+    public let line: String
+
+    public init(pod: String, labels: [String: String], line: String) {
+        self.pod = pod
+        self.labels = labels
+        self.line = line
+    }
+}
+
+/// A Deployment as `ps:report` shows it: desired (`spec.replicas`) and ready replicas.
+public struct KubeDeploymentSummary: Sendable, Equatable {
+    public let name: String
+    public let labels: [String: String]
+    public let desired: Int
+    public let ready: Int
+
+    public init(name: String, labels: [String: String], desired: Int, ready: Int) {
+        self.name = name
+        self.labels = labels
+        self.desired = desired
+        self.ready = ready
+    }
 }
 
 /// A kind the pipeline lists and prunes, with the API path it lives under.

@@ -83,16 +83,24 @@ public struct KubernetesDeployer: ClusterScheduler {
         try prune(keeping: objects, app: spec.app, namespace: namespace, output: output)
     }
 
-    public func run(_ state: SchedulerService.AppState, command: [String], output: @escaping @Sendable (String) -> Void) throws -> Int32 {
-        let spec = KubernetesAppSpec(state: state)
-        let namespace = KubeNames.namespace(of: spec.app)
-        let name = KubeNames.label("run-\(UUID().uuidString.prefix(8).lowercased())")
-        // One string is a shell line (`run web 'echo $PORT'`), as locally.
-        let argv = command.count == 1 ? ["/bin/sh", "-c", command[0]] : command
-        let job = KubernetesRenderer().runJob(spec, name: name, command: argv)
-        try call("starting \(name)") { try await cluster.apply([job], fieldManager: KubernetesRenderer.fieldManager) }
-        let status = try waitForJob(name, namespace: namespace, timeout: .infinity)
+    public func run(_ state: SchedulerService.AppState, command: [String], output: @escaping @Sendable (String) -> Void,
+                    isCancelled: @escaping @Sendable () -> Bool) throws -> Int32 {
+        let (name, namespace) = try startJob(state, command: command)
+        // Its output as it comes: once the pod left Pending, its log is followed to the container's end.
+        var status = KubeJobStatus.running
+        while true {
+            if isCancelled() {
+                try? call("deleting \(name)") { try await cluster.delete(KubeObjectReference(kind: KubeKind.rendered.first { $0.kind == "Job" }!, namespace: namespace, name: name)) }
+                return 130
+            }
+            status = try call("reading Job \(name)") { try await cluster.jobStatus(namespace: namespace, name: name) }
+            let phase = try call("reading the pod of \(name)") { try await cluster.jobPodPhase(namespace: namespace, name: name) }
+            if status != .running || (phase != nil && phase != "Pending") { break }
+            Thread.sleep(forTimeInterval: pollInterval)
+        }
         try call("reading the output of \(name)") { try await cluster.jobLogs(namespace: namespace, name: name, output: output) }
+        status = try waitForJob(name, namespace: namespace, timeout: .infinity, isCancelled: isCancelled)
+        if isCancelled() { return 130 }
         if let code = try call("reading the exit status of \(name)", { try await cluster.jobExitCode(namespace: namespace, name: name) }) {
             return Int32(clamping: code)
         }
@@ -100,6 +108,62 @@ public struct KubernetesDeployer: ClusterScheduler {
             throw UserFacingError(.conflict, "the run Job \(name) in namespace \(namespace) failed without an exit status: \(reason)")
         }
         return 0
+    }
+
+    public func startRun(_ state: SchedulerService.AppState, command: [String]) throws -> String {
+        try startJob(state, command: command).name
+    }
+
+    /// Applies a `run` Job of the current release; its name and namespace.
+    private func startJob(_ state: SchedulerService.AppState, command: [String]) throws -> (name: String, namespace: String) {
+        let spec = KubernetesAppSpec(state: state)
+        let namespace = KubeNames.namespace(of: spec.app)
+        let name = KubeNames.label("run-\(UUID().uuidString.prefix(8).lowercased())")
+        // One string is a shell line (`run web 'echo $PORT'`), as locally.
+        let argv = command.count == 1 ? ["/bin/sh", "-c", command[0]] : command
+        let job = KubernetesRenderer().runJob(spec, name: name, command: argv)
+        try call("starting \(name)") { try await cluster.apply([job], fieldManager: KubernetesRenderer.fieldManager) }
+        return (name, namespace)
+    }
+
+    public func logs(_ app: AppName, processType: String?, tail: Int, follow: Bool, output: @escaping @Sendable (String) -> Void,
+                     isCancelled: @escaping @Sendable () -> Bool) throws {
+        let namespace = KubeNames.namespace(of: app.rawValue)
+        var selector = [KubernetesRenderer.Label.app: KubeNames.labelValue(app.rawValue)]
+        // Process pods only (run and task Jobs carry no process type).
+        let processes = try self.processes(of: app).filter { processType == nil || $0.type == processType }
+        guard !processes.isEmpty else {
+            throw UserFacingError.notFound("\(app) has no \(processType.map { "\($0) " } ?? "")processes on the cluster; git push it or ps:scale it")
+        }
+        let print: @Sendable (KubePodLine) -> Void = { line in
+            guard let type = line.labels[KubernetesRenderer.Label.processType] else { return }
+            output("\(app)[\(type).\(line.pod)]: \(line.line)")
+        }
+        if let processType { selector[KubernetesRenderer.Label.processType] = KubeNames.labelValue(processType) }
+        let cluster = self.cluster
+        if !follow {
+            try call("reading the logs of \(app)") { [selector] in
+                try await cluster.podLogs(namespace: namespace, labelSelector: selector, tailLines: tail, follow: false, output: print)
+            }
+            return
+        }
+        // Followed until the caller leaves (the streams end with their pods, or never).
+        let task = Task { [selector] in
+            try? await cluster.podLogs(namespace: namespace, labelSelector: selector, tailLines: tail, follow: true, output: print)
+        }
+        while !isCancelled() { Thread.sleep(forTimeInterval: 0.2) }
+        task.cancel()
+    }
+
+    public func processes(of app: AppName) throws -> [ClusterProcess] {
+        let namespace = KubeNames.namespace(of: app.rawValue)
+        let found = try call("listing \(app)'s Deployments") {
+            try await cluster.deployments(namespace: namespace, labelSelector: [KubernetesRenderer.Label.app: KubeNames.labelValue(app.rawValue)])
+        }
+        return found.map {
+            ClusterProcess(type: $0.labels[KubernetesRenderer.Label.processType] ?? $0.name, deployment: $0.name,
+                           release: $0.labels[KubernetesRenderer.Label.release].map { "v\($0)" } ?? "v?", desired: $0.desired, ready: $0.ready)
+        }.sorted { $0.type < $1.type }
     }
 
     // MARK: Steps
@@ -145,11 +209,12 @@ public struct KubernetesDeployer: ClusterScheduler {
         throw UserFacingError(.conflict, "the predeploy task \(quoted(command)) \(why)")
     }
 
-    func waitForJob(_ name: String, namespace: String, timeout: TimeInterval) throws -> KubeJobStatus {
+    func waitForJob(_ name: String, namespace: String, timeout: TimeInterval,
+                    isCancelled: @Sendable () -> Bool = { false }) throws -> KubeJobStatus {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let status = try call("reading Job \(name)") { try await cluster.jobStatus(namespace: namespace, name: name) }
-            if status != .running { return status }
+            if status != .running || isCancelled() { return status }
             guard Date() < deadline else {
                 throw UserFacingError(.conflict, "Job \(name) in namespace \(namespace) did not finish within \(Int(timeout)) s")
             }
@@ -240,4 +305,12 @@ final class DeferredCluster: KubernetesCluster, @unchecked Sendable {
         try await get().jobLogs(namespace: namespace, name: name, output: output)
     }
     func jobExitCode(namespace: String, name: String) async throws -> Int? { try await get().jobExitCode(namespace: namespace, name: name) }
+    func jobPodPhase(namespace: String, name: String) async throws -> String? { try await get().jobPodPhase(namespace: namespace, name: name) }
+    func podLogs(namespace: String, labelSelector: [String: String], tailLines: Int?, follow: Bool,
+                 output: @escaping @Sendable (KubePodLine) -> Void) async throws {
+        try await get().podLogs(namespace: namespace, labelSelector: labelSelector, tailLines: tailLines, follow: follow, output: output)
+    }
+    func deployments(namespace: String, labelSelector: [String: String]) async throws -> [KubeDeploymentSummary] {
+        try await get().deployments(namespace: namespace, labelSelector: labelSelector)
+    }
 }

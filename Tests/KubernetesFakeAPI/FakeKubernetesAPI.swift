@@ -18,7 +18,8 @@ import SlipwayKubernetes
 /// - `DELETE` (a Namespace takes its objects, a Job its pods).
 /// - A "controller": Deployments become ready after `pollsToReady` reads (or never, then
 ///   ProgressDeadlineExceeded), Jobs run at once to the outcome `jobOutcome` gives,
-///   with a pod labelled `job-name` and its log at `pods/<pod>/log`.
+///   with a pod labelled `job-name` and its log at `pods/<pod>/log`. A ready Deployment
+///   has its replicas as pods (the template's labels, a log per `podLog`); `tailLines` is honoured.
 public final class FakeKubernetesAPI: @unchecked Sendable {
     /// How a Deployment's rollout goes.
     public enum Rollout: Sendable {
@@ -53,6 +54,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     private var requestLog: [String] = []
     private var rolloutOf: @Sendable (String) -> Rollout = { _ in .ready(afterReads: 1) }
     private var jobOutcomeOf: @Sendable (KubeValue) -> JobOutcome = { _ in JobOutcome() }
+    private var podLogOf: @Sendable (_ deployment: String, _ index: Int) -> [String] = { name, index in ["\(name) replica \(index) listening"] }
     private var token: String?
 
     /// Starts a server on a free loopback port. `token`: the bearer token it requires (nil: none).
@@ -89,6 +91,8 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
 
     public func setRollout(_ rollout: @escaping @Sendable (String) -> Rollout) { lock.withLock { rolloutOf = rollout } }
     public func setJobOutcome(_ outcome: @escaping @Sendable (KubeValue) -> JobOutcome) { lock.withLock { jobOutcomeOf = outcome } }
+    /// What the pod `index` of a Deployment writes (set before it becomes ready).
+    public func setPodLog(_ log: @escaping @Sendable (_ deployment: String, _ index: Int) -> [String]) { lock.withLock { podLogOf = log } }
 
     /// Every request as `METHOD path?query`, in order.
     public var requests: [String] { lock.withLock { requestLog } }
@@ -151,7 +155,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             case ("PATCH", let name?, nil): return apply(route, name: name, query: query, headers: headers, body: body)
             case ("GET", nil, nil): return list(route, selector: query["labelSelector"] ?? "")
             case ("GET", let name?, nil): return get(route, name: name)
-            case ("GET", let name?, "log"): return log(route, pod: name)
+            case ("GET", let name?, "log"): return log(route, pod: name, tailLines: query["tailLines"].flatMap { Int($0) })
             case ("DELETE", let name?, nil): return delete(route, name: name)
             default:
                 return .json(405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", details: [:]))
@@ -323,10 +327,12 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         return .json(200, objects[path]!)
     }
 
-    private func log(_ route: Route, pod: String) -> Answer {
+    private func log(_ route: Route, pod: String, tailLines: Int?) -> Answer {
         let path = route.path(pod)
         guard objects[path] != nil else { return notFound(route, pod) }
-        return Answer(status: 200, contentType: "text/plain", body: logs[path] ?? "")
+        var lines = (logs[path] ?? "").split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { $0 + "\n" }
+        if let tailLines { lines = Array(lines.suffix(max(0, tailLines))) }
+        return Answer(status: 200, contentType: "text/plain", body: lines.joined())
     }
 
     private func delete(_ route: Route, name: String) -> Answer {
@@ -336,6 +342,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         if route.resource == "namespaces" {
             for key in objects.keys where key.contains("/namespaces/\(name)/") { objects[key] = nil }
         }
+        if route.resource == "deployments" { removePods(of: path) }
         if route.resource == "jobs", let namespace = route.namespace {
             for (key, pod) in objects where key.hasPrefix("/api/v1/namespaces/\(namespace)/pods/")
                 && pod["metadata"]?["labels"]?["job-name"]?.stringValue == name { objects[key] = nil }
@@ -350,7 +357,11 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     private func runController(_ path: String) {
         guard let object = objects[path] else { return }
         switch object["kind"]?.stringValue {
-        case "Deployment": objects[path] = deploymentStatus(path, object)
+        case "Deployment":
+            let updated = deploymentStatus(path, object)
+            objects[path] = updated
+            if case .int(let ready)? = updated["status"]?["readyReplicas"], ready > 0,
+               updated["status"]?["updatedReplicas"] == updated["status"]?["replicas"] { runPods(path, updated, count: Int(ready)) }
         case "Job": if object["status"]?["conditions"] == nil { runJob(path, object) }
         default: break
         }
@@ -384,6 +395,34 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             status = progressing
         }
         return set(object, "status", status)
+    }
+
+    /// A ready Deployment's pods: `count` of them, labelled as its template, each with its log.
+    private func runPods(_ path: String, _ deployment: KubeValue, count: Int) {
+        let name = deployment["metadata"]?["name"]?.stringValue ?? ""
+        let namespace = deployment["metadata"]?["namespace"]?.stringValue ?? "default"
+        let template = deployment["metadata"]?["generation"]?.json() ?? "1"
+        let prefix = "/api/v1/namespaces/\(namespace)/pods/\(name)-"
+        let current = objects.keys.filter { $0.hasPrefix(prefix) && objects[$0]?["metadata"]?["annotations"]?["fake/deployment"]?.stringValue == path }
+        let wanted = (0..<count).map { "\(prefix)\(KubeNames.hash(template).prefix(10))-\(KubeNames.hash(name + template + String($0)).prefix(5))" }
+        guard Set(current) != Set(wanted) else { return }
+        removePods(of: path)
+        for (index, podPath) in wanted.enumerated() {
+            let podName = String(podPath.dropFirst("/api/v1/namespaces/\(namespace)/pods/".count))
+            objects[podPath] = ["apiVersion": "v1", "kind": "Pod",
+                                "metadata": ["name": .string(podName), "namespace": .string(namespace),
+                                             "labels": deployment["spec"]?["template"]?["metadata"]?["labels"] ?? [:],
+                                             "annotations": ["fake/deployment": .string(path)]],
+                                "status": ["phase": "Running"]]
+            logs[podPath] = podLogOf(name, index).map { $0 + "\n" }.joined()
+        }
+    }
+
+    private func removePods(of deploymentPath: String) {
+        for (key, pod) in objects where key.hasPrefix("/api/v1/") && pod["metadata"]?["annotations"]?["fake/deployment"]?.stringValue == deploymentPath {
+            objects[key] = nil
+            logs[key] = nil
+        }
     }
 
     private func runJob(_ path: String, _ job: KubeValue) {

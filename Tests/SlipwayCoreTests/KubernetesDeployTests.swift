@@ -149,6 +149,58 @@ final class KubernetesDeployTests {
         #expect(api.paths.contains { $0.hasPrefix("/apis/batch/v1/namespaces/slipway-web/jobs/run-") })
     }
 
+    /// The caller's side of `run`: what it printed.
+    func io(terminal: Terminal? = nil, cancelled: @escaping @Sendable () -> Bool = { false }) -> RunService.IO {
+        RunService.IO(readStdin: { _ in Data() }, stdout: { [lines] in lines.add(String(decoding: $0, as: UTF8.self)); return true },
+                      stderr: { _ in true }, notice: { [lines] in lines.add($0) }, isCancelled: cancelled, terminal: terminal)
+    }
+
+    var runJobs: [String] { api.paths.filter { $0.hasPrefix("/apis/batch/v1/namespaces/slipway-web/jobs/run-") } }
+
+    @Test func runOfAClusterAppIsAJobWithItsOutputAndStatusAndRefusesATerminal() throws {
+        try roll(1, ["web": "serve"], scale: ["web": 1])
+        api.setJobOutcome { _ in .init(exitCode: 3, log: ["hi", "from the pod"]) }
+        let status = try core.runs.run(app, command: ["echo", "hi"], by: caller, io: io())
+        #expect(status == 3)
+        #expect(lines.text.contains("hi\n") && lines.text.contains("from the pod"))
+        #expect(engine.calls.allSatisfy { !$0.hasPrefix("create web.run") })
+        let job = try #require(runJobs.first.flatMap { api.object(at: $0) })
+        #expect(job["spec"]?["template"]?["spec"]?["containers"]?.json().contains(#""command":["echo","hi"]"#) == true)
+        #expect(job["metadata"]?["managedFields"]?.json().contains(#""manager":"slipway""#) == true)
+
+        let refused = try #require(throws: UserFacingError.self) {
+            try self.core.runs.run(self.app, command: ["bash"], by: self.caller, io: self.io(terminal: Terminal(type: "xterm", columns: 80, rows: 24)))
+        }
+        #expect(refused.message.contains("interactive runs (ssh -t) are not supported on the kubernetes scheduler"))
+        #expect(runJobs.count == 1)
+
+        let name = try core.runs.runDetached(app, command: ["sleep 60"], by: caller)
+        #expect(name.hasPrefix("run-") && runJobs.count == 2)
+    }
+
+    @Test func logsReadTheProcessPodsThroughTheAPIByLabel() throws {
+        api.setPodLog { deployment, index in (1...3).map { "\(deployment)#\(index) line \($0)" } }
+        try roll(1, ["web": "serve", "worker": "work"], scale: ["web": 2, "worker": 1])
+        try core.deploys.logs(app, type: nil, tail: 1, follow: false, output: output, isCancelled: { false })
+        let all = lines.text.split(separator: "\n").filter { $0.contains("line ") }
+        #expect(all.count == 3 && all.allSatisfy { $0.hasSuffix("line 3") })
+        #expect(all.contains { $0.hasPrefix("web[web.web-") && $0.hasSuffix("]: web#1 line 3") })
+        #expect(all.contains { $0.hasPrefix("web[worker.worker-") })
+
+        let workerOnly = Lines()
+        try core.deploys.logs(app, type: "worker", tail: 10, follow: false, output: { workerOnly.add($0) }, isCancelled: { false })
+        #expect(workerOnly.text.split(separator: "\n").count == 3 && !workerOnly.text.contains("web#"))
+        #expect(throws: UserFacingError.self) { try self.core.deploys.logs(self.app, type: "cron", tail: 10, follow: false, output: self.output, isCancelled: { false }) }
+    }
+
+    @Test func psReportShowsEachDeploymentsReadyAndDesiredReplicas() throws {
+        try roll(1, ["web": "serve", "worker": "work"], scale: ["web": 2, "worker": 1])
+        let report = try core.deploys.report(app)
+        #expect(report.processes.map(\.name) == ["web", "worker"])
+        #expect(report.processes.first?.state == "2/2 ready (Deployment on kubernetes)" && report.processes.first?.release == "v1")
+        #expect(report.processes.last?.state == "1/1 ready (Deployment on kubernetes)")
+    }
+
     @Test func withoutARegistryNothingIsApplied() throws {
         try core.scheduler.setRegistry(.server, to: "", by: caller)
         let error = try #require(throws: UserFacingError.self) { try self.roll(1, ["web": "serve"], scale: ["web": 1]) }

@@ -24,11 +24,8 @@ extension DeployService {
         guard renamingTo == nil else {
             throw UserFacingError.conflict("\(app) runs on the kubernetes scheduler, whose namespace is named after the app; apps:rename is not supported there yet (scheduler:set \(app) local, rename, then set it back)")
         }
-        let scheduler = SchedulerService(store: store, settings: settings, paths: paths)
         func state(_ release: Release, _ snapshot: ReleaseSnapshot) throws -> SchedulerService.AppState {
-            var scaled = snapshot
-            scaled.formation = try formation(of: record.id!, plan: snapshot.plan)
-            return try scheduler.clusterState(of: app, release: release, snapshot: scaled, storage: storage, routing: routing)
+            try clusterState(of: record, release: release, snapshot: snapshot)
         }
         let current = try currentRelease(of: record)
         let previous = try current.flatMap { current in current.release.id == release.id ? nil : try state(current.release, current.snapshot) }
@@ -50,5 +47,34 @@ extension DeployService {
         output("-----> Retiring \(local.count) process\(local.count == 1 ? "" : "es") of \(app) on this host (it runs on the cluster now)")
         _ = try? routing.publish(app, endpoints: [])
         _ = try? containers.stop(local.map(\.id), remove: true)
+    }
+
+    /// `release` of `record` at the app's scale now, as the cluster runs it.
+    func clusterState(of record: App, release: Release, snapshot: ReleaseSnapshot) throws -> SchedulerService.AppState {
+        var scaled = snapshot
+        scaled.formation = try formation(of: record.id!, plan: snapshot.plan)
+        return try SchedulerService(store: store, settings: settings, paths: paths)
+            .clusterState(of: record.name, release: release, snapshot: scaled, storage: storage, routing: routing)
+    }
+
+    /// For `run`: the cluster of an app set to kubernetes and its current release there;
+    /// nil for an app on this host. Without a release yet there is nothing to run.
+    func clusterTarget(_ app: AppName) throws -> (cluster: any ClusterScheduler, state: SchedulerService.AppState)? {
+        let record = try existing(app)
+        guard let cluster = try clusterScheduler(of: record) else { return nil }
+        guard let current = try currentRelease(of: record) else {
+            throw UserFacingError.notFound("\(app) has no release on the cluster yet; git push it first")
+        }
+        return (cluster, try clusterState(of: record, release: current.release, snapshot: current.snapshot))
+    }
+
+    /// `ps:report`'s processes of an app set to kubernetes: its Deployments' replicas
+    /// (nil for an app on this host).
+    func clusterProcesses(of record: App) throws -> [ProcessInfo]? {
+        guard let cluster = try clusterScheduler(of: record) else { return nil }
+        return try cluster.processes(of: record.name).map {
+            ProcessInfo(name: $0.deployment, type: $0.type, index: 0, release: $0.release,
+                        state: "\($0.ready)/\($0.desired) ready (Deployment on kubernetes)")
+        }
     }
 }

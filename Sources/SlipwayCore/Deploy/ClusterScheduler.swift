@@ -12,6 +12,41 @@ public protocol ClusterScheduler: Sendable {
     func rollOut(_ state: SchedulerService.AppState, previous: SchedulerService.AppState?, runTasks: Bool,
                  output: @escaping @Sendable (String) -> Void) throws
     /// Runs `command` (argv; a shell's words when one string) with the current release as a
-    /// Job, streaming its output; returns the pod's exit status.
-    func run(_ state: SchedulerService.AppState, command: [String], output: @escaping @Sendable (String) -> Void) throws -> Int32
+    /// Job, streaming its output as the pod writes it; returns the pod's exit status. When
+    /// `isCancelled` turns true (the caller left) the Job is deleted.
+    func run(_ state: SchedulerService.AppState, command: [String], output: @escaping @Sendable (String) -> Void,
+             isCancelled: @escaping @Sendable () -> Bool) throws -> Int32
+    /// `run:detached`: starts the same Job and returns its name at once.
+    func startRun(_ state: SchedulerService.AppState, command: [String]) throws -> String
+    /// `logs`: the output of the app's process pods (of `processType` only when given),
+    /// `tail` lines of each, followed until `isCancelled` when `follow`; lines prefixed
+    /// `app[type.pod]: ` as the local ones are.
+    func logs(_ app: AppName, processType: String?, tail: Int, follow: Bool, output: @escaping @Sendable (String) -> Void,
+              isCancelled: @escaping @Sendable () -> Bool) throws
+    /// What the app runs on the cluster: one entry per Deployment (`ps:report`).
+    func processes(of app: AppName) throws -> [ClusterProcess]
+}
+
+extension ClusterScheduler {
+    /// `run` for a caller that stays.
+    public func run(_ state: SchedulerService.AppState, command: [String], output: @escaping @Sendable (String) -> Void) throws -> Int32 {
+        try run(state, command: command, output: output, isCancelled: { false })
+    }
+}
+
+/// A process type's Deployment on the cluster: replicas wanted and ready.
+public struct ClusterProcess: Sendable, Equatable {
+    public let type: String
+    public let deployment: String
+    public let release: String
+    public let desired: Int
+    public let ready: Int
+
+    public init(type: String, deployment: String, release: String, desired: Int, ready: Int) {
+        self.type = type
+        self.deployment = deployment
+        self.release = release
+        self.desired = desired
+        self.ready = ready
+    }
 }

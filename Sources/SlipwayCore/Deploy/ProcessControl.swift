@@ -28,7 +28,7 @@ extension DeployService {
     public func report(_ app: AppName) throws -> Report {
         let record = try existing(app)
         let current = try currentRelease(of: record)
-        let processes = try processContainers(app).map {
+        let processes = try clusterProcesses(of: record) ?? processContainers(app).map {
             ProcessInfo(name: $0.name, type: $0.slipway.type.isEmpty ? "?" : $0.slipway.type, index: Int($0.slipway.index) ?? 0,
                         release: "v" + ($0.slipway.release.isEmpty ? "?" : $0.slipway.release), state: $0.state)
         }.sorted { ($0.type, $0.index) < ($1.type, $1.index) }
@@ -164,7 +164,10 @@ extension DeployService {
     /// until `isCancelled` (the client went away).
     public func logs(_ app: AppName, type: String?, tail: Int, follow: Bool, output: @escaping Output,
                      isCancelled: @escaping @Sendable () -> Bool) throws {
-        _ = try existing(app)
+        // An app set to kubernetes: its pods' logs through the API.
+        if let cluster = try clusterScheduler(of: try existing(app)) {
+            return try cluster.logs(app, processType: type, tail: tail, follow: follow, output: output, isCancelled: isCancelled)
+        }
         let containers = try processContainers(app).filter { type == nil || $0.slipway.type == type }
             .sorted { $0.name < $1.name }
         guard !containers.isEmpty else {

@@ -51,7 +51,6 @@ public final class Core: Sendable {
         git = GitService(store: store, paths: paths, apps: apps)
         builder = BuilderService(store: store, paths: paths, settings: settings, engine: engine)
         builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git, builder: builder)
-        runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds, events: events)
         let locks = DeployLocks(store: store, processes: processes)
         routing = RoutingService(store: store, apps: apps, settings: settings, paths: paths, proxy: proxy, locks: locks)
         certificates = CertificateService(store: store, paths: paths, routing: routing)
@@ -60,6 +59,9 @@ public final class Core: Sendable {
         deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
                                 storage: storage, builds: builds, git: git, routing: routing, locks: locks,
                                 instance: try paths.instanceID(), cluster: cluster)
+        // After deploys: `run` of an app set to kubernetes is a Job on its cluster.
+        runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds, events: events,
+                          deploys: deploys)
         cron = CronService(store: store, settings: settings, apps: apps, deploys: deploys, runs: runs, outputs: outputs, registry: CronRunRegistry())
         access = AccessService(apps: apps, users: users, runs: runs)
         datastores = DatastoreService(store: store, paths: paths, settings: settings,

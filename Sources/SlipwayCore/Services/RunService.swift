@@ -12,6 +12,8 @@ public struct RunService: Sendable {
     let storage: StorageService
     let builds: BuildService
     let events: EventLog
+    /// Where an app set to kubernetes runs its one-off commands (`RunService+Cluster.swift`).
+    var deploys: DeployService? = nil
 
     /// How the container's streams meet the caller's.
     public struct IO: Sendable {
@@ -40,7 +42,8 @@ public struct RunService: Sendable {
 
     /// Runs `command` (the image's own command when empty); returns its exit status.
     public func run(_ app: AppName, command: [String], by caller: Caller, io: IO) throws -> Int32 {
-        try run(app, command: command, by: caller, io: io, kind: .run)
+        if let status = try clusterRun(app, command: command, io: io) { return status }
+        return try run(app, command: command, by: caller, io: io, kind: .run)
     }
 
     /// `run`'s path for other kinds of one-off container (a cron run: `kind` `.cron`,
@@ -95,6 +98,7 @@ public struct RunService: Sendable {
     /// name. Its output is stored (`run:logs`) by a follower that removes the container
     /// once it ended (DetachedRunOutput.swift); `run:stop` ends it early.
     public func runDetached(_ app: AppName, command: [String], by caller: Caller) throws -> String {
+        if let name = try clusterRunDetached(app, command: command, by: caller) { return name }
         var (spec, labels, _) = try containerSpec(app, command: command, kind: .detached, by: caller)
         // The local CLI exits at once, its follower with it: the engine removes the
         // container then, and the next `slipway serve` follows it if it still runs.
