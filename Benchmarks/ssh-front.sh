@@ -18,6 +18,26 @@
 #   ROUNDS=60 (latency rounds), PUSHES=5, PARALLEL=500, DEFAULT_LIMITS=1 (the burst
 #   against the default max_sessions / max_startups instead of limits raised for it).
 # Creates the user slipbench if missing (and removes it, with its home, at exit).
+#
+# Where a session's time goes (issue 19; client `ssh -vvv` lines timestamped as they
+# arrive, median of 21 interleaved, release build, ms since the client started;
+# lean sshd runs `true`, Slipway `apps:list`):
+#   milestone                  before   after   lean sshd
+#   TCP connected                 4.4     4.5     4.6   (client start-up: config, key)
+#   server KEXINIT received       4.9     5.2    12.9
+#   KEX_ECDH_REPLY received      49.4     6.6    17.7   <- 44 ms: delayed ACK (below)
+#   NEWKEYS received             52.1     9.5    20.1
+#   SERVICE_ACCEPT received      52.2     9.6    61.5   (sshd: the same kind of stall)
+#   key probe answered (PK_OK)   53.1    10.3    71.9
+#   channel open, exec sent      54.5    11.6   133.5   (sshd: privsep child, session)
+#   exit-status received         56.7    13.7   136.5   (Slipway: 2.1 ms of command)
+#   client exited                57.7    14.7   136.6
+# The 44 ms: OpenSSH's client keeps Nagle on during the key exchange, so its 48-byte
+# KEXDH_INIT waits for the ACK of its KEXINIT; the server had just answered the
+# client's banner, Linux took the connection for ping-pong and delayed that ACK
+# ~40 ms. SSHConnection.exchangeKeys steps the key exchange itself and sets
+# TCP_QUICKACK after every step. The end of a command (last output, exit-status,
+# EOF, close) leaves corked, in one segment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || apt-get install -y -qq --no-install-recommends "$1" >/dev/null; }

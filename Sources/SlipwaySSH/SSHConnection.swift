@@ -42,11 +42,20 @@ final class SSHConnection: @unchecked Sendable {
     private var job: ChannelJob?
     /// A spawned program's `Spawn.finished`.
     private var onEnd: (@Sendable (Int32?) throws -> Void)?
+    /// Client bytes for the job's stdin: `inbound[inboundStart...]` (a read offset
+    /// rather than removing from the front, which moved the rest at every write).
     private var inbound: [UInt8] = []
+    private var inboundStart = 0
+    private var inboundCount: Int { inbound.count - inboundStart }
     private var exitStatus: Int32?
     private var exitSentAt: Date?
     private var jobEndedAt: Date?
     private var registered: [Int32: Int16] = [:]
+    /// Job fds the last polls found ready (set by their callbacks, cleared when a read
+    /// would block): only these are read, so an idle pipe costs no syscall per packet.
+    private var ready: Set<Int32> = []
+    /// Whether this pump corked the socket (see `cork()`).
+    private var corked = false
 
     // Accounting for the session log line.
     private let acceptedAt: TimeInterval
@@ -89,14 +98,14 @@ final class SSHConnection: @unchecked Sendable {
         installServerCallbacks()
         installPacketLedger()
         ssh_set_auth_methods(session, Int32(SSH_AUTH_METHOD_PUBLICKEY))
-        guard ssh_handle_key_exchange(session) == SSH_OK else {
+        let authDeadline = acceptedAt + server.options.authTimeout
+        guard exchangeKeys(until: authDeadline) else {
             logger.debug("key exchange failed", metadata: ["peer": "\(peer)", "error": "\(String(cString: ssh_get_error(UnsafeMutableRawPointer(session))))"])
             teardown()
             return
         }
         event = ssh_event_new()
         ssh_event_add_session(event, session)
-        let authDeadline = acceptedAt + server.options.authTimeout
 
         while true {
             let rc = ssh_event_dopoll(event, 100)
@@ -117,6 +126,42 @@ final class SSHConnection: @unchecked Sendable {
             if let sent = exitSentAt, state.clientClosed || now.timeIntervalSince(sent) > 3 { break }
         }
         teardown()
+    }
+
+    /// The key exchange, stepped here (libssh in non-blocking mode) instead of inside
+    /// libssh's blocking call, so that every client packet is acknowledged at once.
+    ///
+    /// Why: during the key exchange OpenSSH's client has Nagle on, and its small
+    /// KEXDH_INIT waits for the ACK of its KEXINIT. The server sends nothing after that
+    /// KEXINIT, and having just answered the client's banner, Linux counts the
+    /// connection as ping-pong and delays the ACK (about 40 ms), so every session paid
+    /// 40 ms of waiting. `TCP_QUICKACK` sends a pending ACK now and leaves ping-pong
+    /// mode; the kernel may enter it again, so it is set after every step.
+    private func exchangeKeys(until deadline: TimeInterval) -> Bool {
+        let fd = ssh_get_fd(session)
+        ssh_set_blocking(session, 0)
+        defer { ssh_set_blocking(session, 1) }
+        while true {
+            let rc = ssh_handle_key_exchange(session)
+            if rc == SSH_OK { return true }
+            guard rc == SSH_AGAIN else { return false }
+            Self.acknowledgeNow(fd)
+            let remaining = deadline - ProcessInfo.processInfo.systemUptime
+            guard remaining > 0 else {
+                logger.info("key exchange deadline passed", metadata: ["peer": "\(peer)"])
+                return false
+            }
+            let writePending = ssh_get_poll_flags(session) & Int32(SSH_WRITE_PENDING) != 0
+            var entry = pollfd(fd: fd, events: Int16(POLLIN) | (writePending ? Int16(POLLOUT) : 0), revents: 0)
+            if poll(&entry, 1, Int32(min(remaining, 1) * 1000) + 1) < 0 && errno != EINTR { return false }
+            if entry.revents & Int16(POLLERR | POLLNVAL) != 0 { return false }
+        }
+    }
+
+    /// Sends any delayed ACK now and leaves the kernel's delayed-ACK (ping-pong) mode.
+    static func acknowledgeNow(_ fd: Int32) {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_QUICKACK, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
     private func teardown() {
@@ -304,7 +349,7 @@ final class SSHConnection: @unchecked Sendable {
         guard let data else { return 0 }
         // Data after the client's EOF or close breaks the protocol: taken and dropped.
         guard state.mayReceiveData() else { return Int32(length) }
-        let take = min(length, max(0, Self.inboundCapacity - inbound.count))
+        let take = min(length, max(0, Self.inboundCapacity - inboundCount))
         inbound.append(contentsOf: UnsafeRawBufferPointer(start: data, count: take))
         bytesIn += take
         if take > 0 { lastActivity = Date() }
@@ -454,7 +499,10 @@ final class SSHConnection: @unchecked Sendable {
         pumpOutput(job, channel, stderr: false)
         pumpOutput(job, channel, stderr: true)
 
-        job.reap()
+        if job.completionFD >= 0, ready.contains(job.completionFD) {
+            ready.remove(job.completionFD)
+            job.reap()
+        }
         if let status = job.exitStatus, exitSentAt == nil {
             jobEndedAt = jobEndedAt ?? Date()
             // A grandchild may hold the pipes open after the job ended: give it 2 s.
@@ -464,15 +512,33 @@ final class SSHConnection: @unchecked Sendable {
             }
             if job.stdoutFD < 0 && job.stderrFD < 0 { finish(channel, status: status) }
         }
+        uncork()
         updateRegistrations(job, channel)
+    }
+
+    /// Holds what this pump writes to the socket until `uncork()`, so that output and
+    /// the final exit-status, EOF and close leave in as few segments as possible
+    /// (the socket has TCP_NODELAY: without the cork every message is a segment).
+    private func cork() {
+        guard !corked else { return }
+        var one: Int32 = 1
+        setsockopt(ssh_get_fd(session), Int32(IPPROTO_TCP), TCP_CORK, &one, socklen_t(MemoryLayout<Int32>.size))
+        corked = true
+    }
+
+    private func uncork() {
+        guard corked else { return }
+        var zero: Int32 = 0
+        setsockopt(ssh_get_fd(session), Int32(IPPROTO_TCP), TCP_CORK, &zero, socklen_t(MemoryLayout<Int32>.size))
+        corked = false
     }
 
     /// Bytes libssh kept because the data callback's buffer was full are re-delivered
     /// only with the next packet; if the client's window is used up none comes. So
     /// read them here while there is room (which also re-opens the window).
     private func drainChannel(_ channel: ssh_channel) {
-        while inbound.count < Self.inboundCapacity, ssh_channel_is_open(channel) != 0 {
-            let room = min(scratch.count, Self.inboundCapacity - inbound.count)
+        while inboundCount < Self.inboundCapacity, ssh_channel_is_open(channel) != 0 {
+            let room = min(scratch.count, Self.inboundCapacity - inboundCount)
             let n = scratch.withUnsafeMutableBytes { ssh_channel_read_nonblocking(channel, $0.baseAddress, UInt32(room), 0) }
             guard n > 0 else { break }
             inbound.append(contentsOf: scratch[0..<Int(n)])
@@ -482,12 +548,12 @@ final class SSHConnection: @unchecked Sendable {
     }
 
     private func feedStdin(_ job: ChannelJob, _ channel: ssh_channel) {
-        guard job.stdinFD >= 0 else { inbound.removeAll(); return }
-        while !inbound.isEmpty {
-            let n = inbound.withUnsafeBytes { write(job.stdinFD, $0.baseAddress, $0.count) }
-            if n > 0 { inbound.removeFirst(n); continue }
+        guard job.stdinFD >= 0 else { clearInbound(); return }
+        while inboundCount > 0 {
+            let n = inbound.withUnsafeBytes { write(job.stdinFD, $0.baseAddress! + inboundStart, $0.count - inboundStart) }
+            if n > 0 { consumeInbound(n); continue }
             if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
-            inbound.removeAll()  // the job stopped reading (EPIPE)
+            clearInbound()  // the job stopped reading (EPIPE)
             job.closeStdin()
             return
         }
@@ -496,21 +562,40 @@ final class SSHConnection: @unchecked Sendable {
         if state.clientEOF && ssh_channel_poll(channel, 0) <= 0 { job.closeStdin() }
     }
 
+    private func consumeInbound(_ n: Int) {
+        inboundStart += n
+        if inboundStart == inbound.count { clearInbound() }
+        // Reclaim the front now and then, not at every write.
+        else if inboundStart >= Self.inboundCapacity / 2 { inbound.removeFirst(inboundStart); inboundStart = 0 }
+    }
+
+    private func clearInbound() {
+        inbound.removeAll(keepingCapacity: true)
+        inboundStart = 0
+    }
+
     /// Moves job output to the channel, never more than the client's window allows:
     /// libssh 0.10 has no window-adjust callback, so a full window means "stop
     /// polling this fd" until a later poll shows the window open again.
     private func pumpOutput(_ job: ChannelJob, _ channel: ssh_channel, stderr: Bool) {
         for _ in 0..<16 {
             let fd = stderr ? job.stderrFD : job.stdoutFD
-            guard fd >= 0 else { return }
+            guard fd >= 0, ready.contains(fd) else { return }
             let window = Int(ssh_channel_window_size(channel))
             guard window > 0 else { return }
             let n = scratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, min(window, $0.count)) }
-            if n == 0 { job.closeOutput(stderr: stderr); return }
-            if n < 0 {
-                if errno != EAGAIN && errno != EINTR { job.closeOutput(stderr: stderr) }
+            if n == 0 {
+                ready.remove(fd)
+                job.closeOutput(stderr: stderr)
                 return
             }
+            if n < 0 {
+                if errno == EINTR { continue }
+                ready.remove(fd)
+                if errno != EAGAIN { job.closeOutput(stderr: stderr) }
+                return
+            }
+            cork()
             var offset = 0
             while offset < n {
                 let written = scratch[offset..<n].withUnsafeBytes { bytes in
@@ -530,6 +615,7 @@ final class SSHConnection: @unchecked Sendable {
         programEnded(status)
         _ = state.finish()
         exitStatus = status
+        cork()
         ssh_channel_request_send_exit_status(channel, Int32(status))
         ssh_channel_send_eof(channel)
         ssh_channel_close(channel)
@@ -546,15 +632,20 @@ final class SSHConnection: @unchecked Sendable {
             if job.stderrFD >= 0 { wanted[job.stderrFD] = Int16(POLLIN) }
         }
         if job.completionFD >= 0 { wanted[job.completionFD] = Int16(POLLIN) }
-        if job.stdinFD >= 0 && !inbound.isEmpty { wanted[job.stdinFD] = Int16(POLLOUT) }
+        if job.stdinFD >= 0 && inboundCount > 0 { wanted[job.stdinFD] = Int16(POLLOUT) }
         for (fd, events) in registered where wanted[fd] != events {
             ssh_event_remove_fd(event, fd)
             registered[fd] = nil
         }
         for (fd, events) in wanted where registered[fd] == nil {
-            ssh_event_add_fd(event, fd, events, { _, _, _ in 0 }, nil)
+            ssh_event_add_fd(event, fd, events, { fd, _, userdata in
+                SSHConnection.from(userdata).ready.insert(fd)
+                return 0
+            }, unmanagedSelf)
             registered[fd] = events
         }
+        // A closed fd's number may come back for something else.
+        ready.formIntersection([job.stdoutFD, job.stderrFD, job.completionFD].filter { $0 >= 0 })
     }
 }
 
