@@ -126,7 +126,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SlipwayEndToEndTests",
-            dependencies: ["SlipwayCore", "SlipwayEngine"]
+            // KubernetesFakeAPI: the cluster the kubernetes scheduler's end-to-end suite deploys to.
+            dependencies: ["SlipwayCore", "SlipwayEngine", "SlipwayKubernetes", "KubernetesFakeAPI"]
         ),
     ],
     swiftLanguageModes: [.v6]

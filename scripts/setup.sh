@@ -9,7 +9,8 @@ set -euo pipefail
 # Run and test: git (repos), the OpenSSH client and ssh-keygen (tests, keys), nginx (the
 # proxy in front of the apps), curl (tests), python3-paramiko (the SSH attack tests' scripted
 # client: forged and SHA-1 signatures, NUL in an exec string, which OpenSSH's client never sends).
-packages=(libssh-dev libsqlite3-dev sqlite3 pkg-config zlib1g-dev libstdc++-12-dev git openssh-client ca-certificates nginx curl openssl procps python3-paramiko)
+packages=(libssh-dev libsqlite3-dev sqlite3 pkg-config zlib1g-dev libstdc++-12-dev git openssh-client ca-certificates nginx curl openssl procps python3-paramiko
+  docker-registry)  # the Distribution registry: the kubernetes scheduler's end-to-end tests push to one on loopback
 
 install_missing setup "${packages[@]}"
 

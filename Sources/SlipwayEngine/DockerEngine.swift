@@ -423,7 +423,11 @@ public final class DockerEngine: ContainerEngine {
         let colon = reference.lastIndex(of: ":").flatMap { $0 > (reference.lastIndex(of: "/") ?? reference.startIndex) ? $0 : nil }
         let name = colon.map { String(reference[..<$0]) } ?? reference
         let tag = colon.map { String(reference[reference.index(after: $0)...]) } ?? "latest"
-        var request = HTTPClientRequest(url: url("/images/\(Self.escape(name))/push", ["tag": tag]))
+        var query = ["tag": tag]
+        // A registry on this host's loopback speaks plain HTTP, as Docker assumes for 127.0.0.0/8;
+        // podman asks for TLS unless told (its compat push takes tlsVerify, Docker ignores it).
+        if Self.isLoopbackRegistry(name) { query["tlsVerify"] = "false" }
+        var request = HTTPClientRequest(url: url("/images/\(Self.escape(name))/push", query))
         request.method = .POST
         request.headers.add(name: "Host", value: "engine")
         // Both engines want the header even for a registry without auth.
@@ -440,6 +444,18 @@ public final class DockerEngine: ContainerEngine {
                   let error = object["error"] as? String else { continue }
             throw UserFacingError(.unavailable, "pushing \(reference) to its registry failed: \(error) (registry:login stores the registry's credentials)")
         }
+    }
+
+    /// `127.x.x.x[:port]/...`, `localhost[:port]/...` or `[::1][:port]/...`: never TLS-verified,
+    /// as Docker treats loopback registries as insecure by default. Any other registry keeps TLS.
+    static func isLoopbackRegistry(_ repository: String) -> Bool {
+        guard let slash = repository.firstIndex(of: "/") else { return false }
+        let host = String(repository[..<slash])
+        let bare = host.hasPrefix("[") ? String(host.dropFirst().prefix { $0 != "]" })
+            : String(host.split(separator: ":", maxSplits: 1).first ?? "")
+        if bare == "localhost" || bare == "::1" { return true }
+        let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     public func removeImage(_ reference: String) async throws {
