@@ -8,14 +8,17 @@ import SlipwayCore
 /// thread per connection that has spoken (libssh calls block; they never run on
 /// Swift's cooperative pool).
 ///
-/// Admission, in three stages, so that floods of unauthenticated connections cannot
-/// lock registered users out:
+/// Admission, in stages, so that floods of unauthenticated connections cannot lock
+/// registered users out, and a script's burst of clients waits instead of being reset:
 /// 1. Silent: accepted, nothing sent yet. Held in the accept thread's poll set only
 ///    (`SilentConnections`): past `bannerTimeout` or when the set is full (oldest
 ///    first) they are dropped.
-/// 2. Handshake: the client spoke, so it gets a thread and a libssh session, within
-///    `maxStartups` (OpenSSH's random early drop) and until `authTimeout` after accept.
-/// 3. Session: authenticated; only these count against `maxSessions`.
+/// 2. Waiting: the client spoke but all `maxStartups` handshake places are taken. Held
+///    in the accept thread's poll set only (`HandshakeLine`, nothing read), admitted
+///    in turn as places free up; dropped when `authTimeout` after accept passes or when
+///    it finds the line full (`maxWaitingConnections`).
+/// 3. Handshake: a place, a thread and a libssh session, until `authTimeout` after accept.
+/// 4. Session: authenticated; only these count against `maxSessions`.
 public final class SSHServer: @unchecked Sendable {
     /// Limits and timeouts.
     public struct Options: Sendable {
@@ -25,8 +28,12 @@ public final class SSHServer: @unchecked Sendable {
         public var maxSessions = 256
         /// Seconds from connect to successful authentication (`login_grace_time`).
         public var authTimeout: TimeInterval = 30
-        /// Unauthenticated handshakes in progress (`max_startups`).
-        public var maxStartups = Settings.MaxStartups(start: 128, rate: 30, full: 256)
+        /// Handshakes in progress at once, each with a thread (`max_startups`); past it a
+        /// client that speaks waits in line.
+        public var maxStartups = 128
+        /// Clients waiting in line for a handshake place; past it a newcomer is dropped
+        /// (`max_waiting_connections`).
+        public var maxWaitingConnections = 1024
         /// Seconds a new connection may stay silent before its version line (`banner_timeout`).
         public var bannerTimeout: TimeInterval = 5
         /// Silent connections held at once; past it the oldest is dropped (`max_silent_connections`).
@@ -68,6 +75,9 @@ public final class SSHServer: @unchecked Sendable {
     private let lock = NSCondition()
     /// Connections with a thread that have not authenticated yet.
     private var handshakes = 0
+    /// Clients in the accept thread's line (may overstate it): a handshake place that
+    /// frees up while some wait wakes the accept thread.
+    private var waiting = 0
     /// Authenticated connections.
     private var sessions = 0
     private var accepting = true
@@ -76,7 +86,7 @@ public final class SSHServer: @unchecked Sendable {
     private let wakeRead: Int32
     private let wakeWrite: Int32
     /// Pre-auth drops since the last report (accept thread only).
-    private var dropped = (full: 0, silent: 0, startups: 0)
+    private var dropped = (full: 0, silent: 0, lineFull: 0, lineDeadline: 0)
 
     public init(core: Core, options: Options, logger: Logger) throws {
         self.core = core
@@ -109,9 +119,13 @@ public final class SSHServer: @unchecked Sendable {
         var wake: [Int32] = [-1, -1]
         guard slipway_pipe_cloexec(&wake, 1) == 0 else { throw SSHServerError.listen("pipe: \(String(cString: strerror(errno)))") }
         (wakeRead, wakeWrite) = (wake[0], wake[1])
+        // Never block: a full pipe already wakes the accept thread.
+        for fd in [wakeRead, wakeWrite] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         (listenFD, boundAddress) = try Self.listen(host: options.host, port: options.port)
         _ = fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK)
-        silentCapacity = min(options.maxSilentConnections, Self.fdBudget())
+        let budget = Self.fdBudget()
+        silentCapacity = min(options.maxSilentConnections, budget)
+        lineCapacity = min(options.maxWaitingConnections, budget)
     }
 
     deinit {
@@ -127,8 +141,10 @@ public final class SSHServer: @unchecked Sendable {
 
     /// How many silent connections the fd limit leaves room for. The soft limit is
     /// raised to the hard one first (a flood is counted in fds); a quarter of it is
-    /// the most silent connections may take, the rest is for sessions and their jobs.
+    /// the most silent connections may take, a quarter the line, the rest is for
+    /// sessions and their jobs.
     private let silentCapacity: Int
+    private let lineCapacity: Int
 
     private static func fdBudget() -> Int {
         var limit = rlimit()
@@ -169,10 +185,12 @@ public final class SSHServer: @unchecked Sendable {
 
     private func acceptLoop() {
         var silent = SilentConnections(capacity: silentCapacity)
+        var line = HandshakeLine(capacity: lineCapacity)
         var lastReport = ProcessInfo.processInfo.systemUptime
         var listenPausedUntil = 0.0
         defer {
             for entry in silent.entries { drop(entry.fd) }
+            for entry in line.entries { drop(entry.fd) }
             lock.withLock { acceptThreadDone = true; lock.broadcast() }
         }
         while lock.withLock({ accepting }) {
@@ -181,16 +199,27 @@ public final class SSHServer: @unchecked Sendable {
             var entries = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: listening ? listenFD : -1, events: Int16(POLLIN), revents: 0)]
             entries += silent.entries.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            let wait = min(silent.nextExpiry(timeout: options.bannerTimeout, at: now) ?? 1, listening ? 1 : 0.05)
+            // Those in line have unread bytes (POLLIN would always be set): only a hang-up.
+            entries += line.entries.map { pollfd(fd: $0.fd, events: Self.pollReadHangUp, revents: 0) }
+            let wait = min(silent.nextExpiry(timeout: options.bannerTimeout, at: now) ?? 1,
+                           line.nextExpiry(timeout: options.authTimeout, at: now) ?? 1, listening ? 1 : 0.05)
             let ready = poll(&entries, nfds_t(entries.count), Int32(wait * 1000) + 1)
             if ready < 0 && errno != EINTR { break }
             now = ProcessInfo.processInfo.systemUptime
+            if entries[0].revents != 0 { drainWakePipe() }
 
-            // Silent ones that spoke (or hung up) since the last poll.
+            // Those in line that hung up, then silent ones that spoke (or hung up).
+            let silentPolled = entries[2..<(2 + silent.entries.count)]
+            var gone = Set<Int32>()
+            for (entry, waiting) in zip(entries[(2 + silent.entries.count)...], line.entries) where entry.revents != 0 {
+                gone.insert(waiting.fd)
+                drop(waiting.fd)
+            }
+            line.remove(gone)
             var settled = Set<Int32>()
-            for (entry, waiting) in zip(entries.dropFirst(2), silent.entries) where entry.revents != 0 {
+            for (entry, waiting) in zip(silentPolled, silent.entries) where entry.revents != 0 {
                 settled.insert(waiting.fd)
-                if hasSpoken(waiting.fd) { admit(waiting.fd, acceptedAt: waiting.since) } else { drop(waiting.fd) }
+                if hasSpoken(waiting.fd) { admit(waiting.fd, acceptedAt: waiting.since, line: &line) } else { drop(waiting.fd) }
             }
             silent.remove(settled)
 
@@ -211,11 +240,11 @@ public final class SSHServer: @unchecked Sendable {
                     // Without it every command pays Nagle + delayed ACK (~40-80 ms).
                     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                     if hasSpoken(fd) {
-                        admit(fd, acceptedAt: now)
+                        admit(fd, acceptedAt: now, line: &line)
                     } else if let evicted = silent.add(fd, at: now) {
                         // It may have spoken since the last poll (this batch is not polled yet).
                         if hasSpoken(evicted.fd) {
-                            admit(evicted.fd, acceptedAt: evicted.since)
+                            admit(evicted.fd, acceptedAt: evicted.since, line: &line)
                         } else {
                             drop(evicted.fd)
                             dropped.full += 1
@@ -227,6 +256,11 @@ public final class SSHServer: @unchecked Sendable {
             let expired = silent.removeExpired(timeout: options.bannerTimeout, at: now)
             expired.forEach(drop)
             dropped.silent += expired.count
+            // Past its deadline before its turn: dropped first, so it never takes a place.
+            let late = line.removeExpired(timeout: options.authTimeout, at: now)
+            late.forEach(drop)
+            dropped.lineDeadline += late.count
+            admitWaiting(&line)
             if now - lastReport >= 10 {
                 reportDrops()
                 lastReport = now
@@ -242,6 +276,23 @@ public final class SSHServer: @unchecked Sendable {
         return n > 0
     }
 
+    /// POLLRDHUP (Linux; Swift's Glibc module hides it without _GNU_SOURCE): the peer
+    /// closed or shut down its side.
+    private static let pollReadHangUp: Int16 = 0x2000
+
+    private func drainWakePipe() {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        while read(wakeRead, &bytes, bytes.count) > 0 {}
+    }
+
+    /// Wakes the accept thread if someone waits for the handshake place just freed
+    /// (called with `lock` held).
+    private func wakeIfWaiting() {
+        guard waiting > 0 else { return }
+        var byte: UInt8 = 0
+        _ = write(wakeWrite, &byte, 1)
+    }
+
     /// Closes with a reset: no FIN handshake, no TIME_WAIT left behind for a flood.
     private func drop(_ fd: Int32) {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
@@ -250,26 +301,50 @@ public final class SSHServer: @unchecked Sendable {
     }
 
     private func reportDrops() {
-        guard dropped.full + dropped.silent + dropped.startups > 0 else { return }
+        guard dropped.full + dropped.silent + dropped.lineFull + dropped.lineDeadline > 0 else { return }
         logger.warning("dropped unauthenticated connections", metadata: [
-            "silent_set_full": "\(dropped.full)", "silent_past_banner_timeout": "\(dropped.silent)", "max_startups": "\(dropped.startups)",
+            "silent_set_full": "\(dropped.full)", "silent_past_banner_timeout": "\(dropped.silent)",
+            "line_full": "\(dropped.lineFull)", "waited_past_login_grace_time": "\(dropped.lineDeadline)",
         ])
-        dropped = (0, 0, 0)
+        dropped = (0, 0, 0, 0)
     }
 
-    /// A client that spoke gets a handshake place (within `maxStartups`), a libssh
-    /// session and a thread of its own.
-    private func admit(_ fd: Int32, acceptedAt: TimeInterval) {
-        let admitted = lock.withLock { () -> Bool in
-            guard !options.maxStartups.shouldDrop(handshakes: handshakes) else { return false }
-            handshakes += 1
-            return true
+    /// A client that spoke gets a handshake place if one is free and nobody is ahead
+    /// of it in line; otherwise it joins the line (or is dropped, the line being full).
+    private func admit(_ fd: Int32, acceptedAt: TimeInterval, line: inout HandshakeLine) {
+        let placed = lock.withLock { () -> Bool in
+            if line.isEmpty && handshakes < options.maxStartups {
+                handshakes += 1
+                return true
+            }
+            // Counted before the place is looked for again, so no freed place goes unseen.
+            waiting = line.count + 1
+            return false
         }
-        guard admitted else {
+        if placed {
+            startHandshake(fd, acceptedAt: acceptedAt)
+        } else if !line.join(fd, acceptedAt: acceptedAt) {
             drop(fd)
-            dropped.startups += 1
-            return
+            dropped.lineFull += 1
         }
+    }
+
+    /// Gives the free handshake places to those first in line.
+    private func admitWaiting(_ line: inout HandshakeLine) {
+        let places = lock.withLock { () -> Int in
+            let free = min(line.count, max(0, options.maxStartups - handshakes))
+            handshakes += free
+            waiting = line.count - free
+            return free
+        }
+        for _ in 0..<places {
+            guard let entry = line.next() else { break }
+            startHandshake(entry.fd, acceptedAt: entry.acceptedAt)
+        }
+    }
+
+    /// A libssh session and a thread for a client that holds a handshake place.
+    private func startHandshake(_ fd: Int32, acceptedAt: TimeInterval) {
         let peer = Self.peerName(fd)
         guard let session = ssh_new() else {
             close(fd)
@@ -309,6 +384,7 @@ public final class SSHServer: @unchecked Sendable {
             guard sessions < options.maxSessions * 2 else { return .refused }
             handshakes -= 1
             sessions += 1
+            wakeIfWaiting()
             return sessions > options.maxSessions ? .overCapacity : .admitted
         }
     }
@@ -316,7 +392,7 @@ public final class SSHServer: @unchecked Sendable {
     /// Called once by each connection as its thread ends.
     func connectionEnded(authenticated: Bool) {
         lock.withLock {
-            if authenticated { sessions -= 1 } else { handshakes -= 1 }
+            if authenticated { sessions -= 1 } else { handshakes -= 1; wakeIfWaiting() }
             lock.broadcast()
         }
     }

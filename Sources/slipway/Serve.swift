@@ -45,7 +45,8 @@ struct Serve: ParsableCommand {
         options.maxSessions = core.settings.maxSessions
         options.idleTimeout = TimeInterval(core.settings.idleTimeout)
         options.authTimeout = TimeInterval(core.settings.loginGraceTime)
-        options.maxStartups = core.settings.maxStartups
+        options.maxStartups = core.settings.maxStartups.places
+        options.maxWaitingConnections = core.settings.maxWaitingConnections
         options.bannerTimeout = TimeInterval(core.settings.bannerTimeout)
         options.maxSilentConnections = core.settings.maxSilentConnections
         // git's pre-receive hook calls back into this very binary, with the same state.

@@ -11,16 +11,27 @@ struct SSHSettingsTests {
             login_grace_time = 20
             banner_timeout = 2
             max_silent_connections = 64
+            max_waiting_connections = 32
             """, source: "t")
         #expect(settings.maxStartups == Settings.MaxStartups(start: 10, rate: 30, full: 100))
         #expect(settings.loginGraceTime == 20 && settings.bannerTimeout == 2 && settings.maxSilentConnections == 64)
-        // One number: no early drop, everything past it refused.
+        #expect(settings.maxWaitingConnections == 32)
         #expect(try Settings.parse("max_startups = \"5\"", source: "t").maxStartups == Settings.MaxStartups(start: 5, rate: 100, full: 5))
+    }
+
+    /// Handshakes run at once are `start` in either form: OpenSSH's rate and full (its
+    /// random early drop) are read, but past start a client waits in line instead.
+    @Test func handshakePlacesAreStartInEitherForm() throws {
+        #expect(try Settings.parse("max_startups = \"10:30:100\"", source: "t").maxStartups.places == 10)
+        #expect(try Settings.parse("max_startups = \"7\"", source: "t").maxStartups.places == 7)
+        let defaults = try Settings.parse("", source: "t")
+        #expect(defaults.maxStartups.places == 128 && defaults.maxWaitingConnections == 1024)
     }
 
     @Test(arguments: ["max_startups = \"0\"", "max_startups = \"10:30\"", "max_startups = \"10:0:100\"", "max_startups = \"10:101:100\"",
                       "max_startups = \"100:30:10\"", "max_startups = \"a:b:c\"", "max_startups = \"10::100\"", "max_startups = 10",
-                      "login_grace_time = 0", "banner_timeout = -1", "max_silent_connections = \"many\""])
+                      "login_grace_time = 0", "banner_timeout = -1", "max_silent_connections = \"many\"",
+                      "max_waiting_connections = 0", "max_waiting_connections = \"all\""])
     func refusedAtLoadNamingTheKey(_ line: String) {
         let key = String(line.prefix { $0 != " " })
         #expect {
@@ -28,16 +39,5 @@ struct SSHSettingsTests {
         } throws: { error in
             "\(error)".hasPrefix("error: config file slipway.toml: \(key) must be")
         }
-    }
-
-    @Test func randomEarlyDropRisesFromRateToAll() {
-        let limit = Settings.MaxStartups(start: 10, rate: 30, full: 100)
-        // Below start nothing is dropped, from full on everything, whatever the roll.
-        #expect((0..<100).allSatisfy { !limit.shouldDrop(handshakes: 9, roll: $0) })
-        #expect((0..<100).allSatisfy { limit.shouldDrop(handshakes: 100, roll: $0) && limit.shouldDrop(handshakes: 500, roll: $0) })
-        // At start the chance is rate (30 of 100 rolls), halfway it is 65, just below full 99.
-        #expect((0..<100).count { limit.shouldDrop(handshakes: 10, roll: $0) } == 30)
-        #expect((0..<100).count { limit.shouldDrop(handshakes: 55, roll: $0) } == 65)
-        #expect((0..<100).count { limit.shouldDrop(handshakes: 99, roll: $0) } == 99)
     }
 }

@@ -52,27 +52,59 @@ struct SSHAttackTests {
         #expect(silent[19].waitForClose(seconds: 1))
     }
 
-    @Test func stalledHandshakesHaveTheirOwnSmallCapAndDeadline() throws {
+    /// Past max_startups (2 here) a client that speaks waits in line: nothing is read
+    /// from it and it gets no banner until a handshake place frees up, then it is served
+    /// in turn. It is dropped if its login_grace_time (counted from connecting) passes
+    /// while it waits, or if it finds the line full (max_waiting_connections).
+    @Test func talkersPastMaxStartupsWaitInLineUntilAPlaceOrTheirDeadline() throws {
         let slipway = try Slipway(extraConfig: """
             max_startups = "2"
-            login_grace_time = 3
+            max_waiting_connections = 3
+            login_grace_time = 5
             """)
         let server = try TestServer(slipway: slipway)
+        defer { slipway.cleanUp() }
         let alice = try TestUser.register("alice", admin: true, on: slipway)
+        let version = Data("SSH-2.0-waiting\r\n".utf8)
+        func banner(_ connection: RawConnection, seconds: Double) -> String {
+            String(decoding: connection.read(seconds: seconds) { $0.contains(UInt8(ascii: "\n")) }.data, as: UTF8.self)
+        }
+        // Silent for now: it speaks later, with less of its grace time left than the others.
+        let late = try RawConnection(port: server.port)
+        usleep(1_000_000)
         // Two clients send their version line and then stall: both handshake places are taken.
         let stalled = try (0..<2).map { _ in try RawConnection(port: server.port) }
         for connection in stalled {
-            connection.send(Data("SSH-2.0-stall\r\n".utf8))
-            let banner = connection.read(seconds: 5) { $0.contains(UInt8(ascii: "\n")) }.data
-            #expect(String(decoding: banner, as: UTF8.self).hasPrefix("SSH-2.0-"))
+            connection.send(version)
+            #expect(banner(connection, seconds: 5).hasPrefix("SSH-2.0-"))
         }
-        // A third talker past full (2) is dropped without a banner.
-        let third = try RawConnection(port: server.port)
-        third.send(Data("SSH-2.0-third\r\n".utf8))
-        let answer = third.read(seconds: 5)
-        #expect(answer.closed && answer.data.isEmpty, "the third handshake was served past max_startups")
-        // The stalled ones are cut at login_grace_time; then the places are free again.
-        #expect(stalled[0].waitForClose(seconds: 6) && stalled[1].waitForClose(seconds: 1), "stalled handshakes outlived login_grace_time")
+        usleep(1_500_000)
+        // Two more talkers wait in line: no banner, and not dropped either.
+        let waiting = try (0..<2).map { _ in try RawConnection(port: server.port) }
+        waiting.forEach { $0.send(version) }
+        for connection in waiting {
+            let answer = connection.read(seconds: 0.4)
+            #expect(!answer.closed && answer.data.isEmpty, "a talker past max_startups was served or dropped instead of waiting")
+        }
+        // The silent one speaks: the third in line, which is now full, so the next talker
+        // is dropped at once without a banner.
+        late.send(version)
+        usleep(300_000)
+        let refused = try RawConnection(port: server.port)
+        refused.send(version)
+        let answer = refused.read(seconds: 2)
+        #expect(answer.closed && answer.data.isEmpty, "a talker was kept past max_waiting_connections")
+        // The late one's grace time ends about 1 s before the stalled ones': it is dropped
+        // while it waits, without a banner, and they still hold their places.
+        let lateAnswer = late.read(seconds: 4)
+        #expect(lateAnswer.closed && lateAnswer.data.isEmpty, "a talker outlived its login_grace_time in line")
+        #expect(!stalled[0].waitForClose(seconds: 0.05), "the stalled handshakes were cut before their login_grace_time")
+        // The stalled ones are cut at login_grace_time; the two in line get their places in turn.
+        #expect(stalled[0].waitForClose(seconds: 3) && stalled[1].waitForClose(seconds: 1), "stalled handshakes outlived login_grace_time")
+        for connection in waiting {
+            #expect(banner(connection, seconds: 2).hasPrefix("SSH-2.0-"), "a talker in line was not served when places freed up")
+        }
+        // A real client waits behind them too, and gets in.
         let who = try server.ssh(alice.key, "whoami")
         #expect(who.status == 0 && who.out.hasPrefix("alice"), "\(who.err)")
     }

@@ -177,6 +177,21 @@ struct SSHFrontTests {
         #expect(failures.isEmpty, "\(failures)")
     }
 
+    /// A script's burst far past max_startups (2 here): those that find no handshake
+    /// place wait in line for one instead of being reset, and every one gets its answer.
+    @Test func aBurstFarPastMaxStartupsWaitsInLineAndEverySessionSucceeds() throws {
+        let slipway = try Slipway(extraConfig: "max_startups = \"2\"")
+        let server = try TestServer(slipway: slipway)
+        defer { slipway.cleanUp() }
+        let alice = try TestUser.register("alice", admin: true, on: slipway)
+        #expect(try server.ssh(alice.key, "apps:create", "web").status == 0)
+        let failures = concurrently(60) { _ in
+            let result = try server.ssh(alice.key, "apps:list")
+            return result.status == 0 && result.out == "=====> My Apps\nweb\n" ? nil : "\(result.status) \(result.out) \(result.err)"
+        }
+        #expect(failures.isEmpty, "\(failures.count) of 60 failed: \(failures.prefix(5))")
+    }
+
     @Test func hostileInputChangesNothingAndTheServerKeepsServing() throws {
         let server = try TestServer()
         let alice = try TestUser.register("alice", admin: true, on: server.slipway)

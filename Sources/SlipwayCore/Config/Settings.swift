@@ -21,14 +21,16 @@ public struct Settings: Sendable, Equatable {
     public var idleTimeout: Int = 600
     /// Seconds `serve` waits for running sessions after SIGTERM before exiting.
     public var shutdownGrace: Int = 30
-    /// Unauthenticated SSH handshakes in progress (OpenSSH's MaxStartups).
-    public var maxStartups = MaxStartups(start: 128, rate: 30, full: 256)
+    /// Unauthenticated SSH handshakes in progress at once; past it a client waits in line.
+    public var maxStartups = MaxStartups(start: 128, rate: 100, full: 128)
     /// Seconds from connect to authentication before an SSH connection is cut.
     public var loginGraceTime: Int = 30
     /// Seconds a new SSH connection may stay silent before sending its version line.
     public var bannerTimeout: Int = 5
     /// Silent new SSH connections held at once; past it the oldest is dropped.
     public var maxSilentConnections: Int = 1024
+    /// SSH clients waiting in line for a handshake place; past it a newcomer is dropped.
+    public var maxWaitingConnections: Int = 1024
     /// The container engine's unix socket; nil: the first of podman's and Docker's usual ones.
     public var engineSocket: String?
     /// The image Procfile apps (no Dockerfile) are built on; `builder:bootstrap` makes it locally.
@@ -95,8 +97,11 @@ public struct Settings: Sendable, Equatable {
         case system
     }
 
-    /// `max_startups = "start:rate:full"`: past `start` unauthenticated handshakes, a new
-    /// one is dropped with a chance rising from `rate`% to 100% at `full`.
+    /// `max_startups`: at most `start` unauthenticated handshakes run at once; a client
+    /// that speaks past it waits in line (`max_waiting_connections`) instead of being
+    /// dropped. Written as one number, or as OpenSSH's `"start:rate:full"`, whose
+    /// `rate` and `full` (its random early drop) are checked and otherwise unused:
+    /// waiting costs an fd, not a thread, so there is nothing to shed at random.
     public struct MaxStartups: Sendable, Equatable {
         public var start: Int
         public var rate: Int
@@ -106,7 +111,7 @@ public struct Settings: Sendable, Equatable {
             (self.start, self.rate, self.full) = (start, rate, full)
         }
 
-        /// OpenSSH's form, or one number (no early drop); nil unless 1 <= start <= full and rate is 1-100.
+        /// One number, or OpenSSH's form; nil unless 1 <= start <= full and rate is 1-100.
         public init?(_ text: String) {
             let parts = text.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
             guard parts.count == 1 || parts.count == 3, let start = parts[0], let full = parts.last!, let rate = parts.count == 3 ? parts[1] : 100,
@@ -114,14 +119,8 @@ public struct Settings: Sendable, Equatable {
             self.init(start: start, rate: rate, full: full)
         }
 
-        /// OpenSSH's random early drop for a new handshake, given those in progress:
-        /// never below `start`, always from `full` on, in between when `roll` (0-99)
-        /// falls under a chance rising linearly from `rate`% to 100%.
-        public func shouldDrop(handshakes: Int, roll: Int = Int.random(in: 0..<100)) -> Bool {
-            if handshakes >= full { return true }
-            if handshakes < start { return false }
-            return roll < rate + (100 - rate) * (handshakes - start) / (full - start)
-        }
+        /// Handshakes that run at once.
+        public var places: Int { start }
     }
 
     public init() {}
@@ -198,13 +197,14 @@ public struct Settings: Sendable, Equatable {
                 default: settings.shutdownGrace = n
                 }
             case "max_startups":
-                guard let limit = value.string.flatMap(MaxStartups.init) else { throw wrongType("\"start:rate:full\" as OpenSSH's MaxStartups (e.g. \"128:30:256\"), or one number") }
+                guard let limit = value.string.flatMap(MaxStartups.init) else { throw wrongType("a number of handshakes in quotes (e.g. \"128\"), or \"start:rate:full\" as OpenSSH's MaxStartups") }
                 settings.maxStartups = limit
-            case "login_grace_time", "banner_timeout", "max_silent_connections":
+            case "login_grace_time", "banner_timeout", "max_silent_connections", "max_waiting_connections":
                 guard let n = value.int, n > 0 else { throw wrongType("a positive whole number") }
                 switch key {
                 case "login_grace_time": settings.loginGraceTime = n
                 case "banner_timeout": settings.bannerTimeout = n
+                case "max_waiting_connections": settings.maxWaitingConnections = n
                 default: settings.maxSilentConnections = n
                 }
             case "wait_to_retire":
