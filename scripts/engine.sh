@@ -13,8 +13,17 @@ for file in /etc/subuid /etc/subgid; do
   grep -q '^containers:' "$file" 2>/dev/null || echo "containers:2147483648:2147483648" | as_root tee -a "$file" >/dev/null
 done
 
-ping() { curl -fsS --max-time 2 --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; }
+ping() { curl -fsS --max-time 10 --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; }
 if ping; then echo "engine: answering on $sock"; exit 0; fi
+# A service already running but slow to answer (a loaded host) is waited for, never
+# doubled: a second service takes the socket over and the first one's clients get
+# "connection refused" mid-request (seen while a CI run and end-to-end tests shared
+# this host).
+if pgrep -f "podman system service .*unix://$sock" >/dev/null; then
+  for _ in $(seq 30); do ping && { echo "engine: answering on $sock"; exit 0; }; sleep 1; done
+  echo "engine: podman's API service runs but does not answer on $sock; see /var/log/podman-service.log" >&2
+  exit 1
+fi
 
 # iptables: port publishing fails without it; catatonit: Init (PID 1 that forwards signals).
 packages=(podman runc netavark aardvark-dns catatonit iptables curl debootstrap)
