@@ -141,6 +141,9 @@ struct CoreManagesNoProcessesTests {
             for (index, line) in lines.enumerated() where forbidden.contains(where: { line.contains($0) }) {
                 // Comments may name them (an exit by SIGKILL is how an OOM kill shows).
                 if line.trimmingCharacters(in: .whitespaces).hasPrefix("//") { continue }
+                // Running a program includes stopping it past its timeout: ProcessRunner
+                // may signal the child it spawned itself, never a process found elsewhere.
+                if file == "Support/ProcessRunner.swift" && line.contains("kill(process.processIdentifier, SIGKILL)") { continue }
                 found.append("Sources/SlipwayCore/\(file):\(index + 1): \(line.trimmingCharacters(in: .whitespaces))")
             }
         }
