@@ -191,6 +191,24 @@ struct LetsEncryptEndToEndTests {
         #expect(try fingerprint(server, bob.key) == live)
         #expect(try curl(server, shop, https: true, cacert: root).status == 200)
 
+        // The server's own scheduled renewal fails the same way, and says so in the events
+        // now and in the server's log (read after the stop below: it is complete only then).
+        // Time is moved in the database: the certificate now expires in a day (less than a
+        // third of its lifetime left) and the backoff after the failure above has ended, so
+        // the renewer's next check (each minute) tries again.
+        func failures() -> Int {
+            ((try? server.ssh(alice.key, "events", "-n", "200").out) ?? "").components(separatedBy: "letsencrypt: no certificate for").count - 1
+        }
+        let failedBefore = failures()
+        let ended = try run("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", server.slipway.dataDir + "/slipway.db",
+                                                 "UPDATE certificates SET not_before = '2000-01-01 00:00:00.000', not_after = strftime('%Y-%m-%d %H:%M:%f', 'now', '+1 day'); "
+                                                 + "UPDATE acme_apps SET next_attempt_at = NULL"])
+        #expect(ended.status == 0, "\(ended.err)")
+        let scheduledDeadline = Date().addingTimeInterval(120)
+        while failures() == failedBefore && Date() < scheduledDeadline { Thread.sleep(forTimeInterval: 2) }
+        #expect(failures() > failedBefore, "no scheduled attempt within 120 s of the backoff's end")
+        #expect(try fingerprint(server, bob.key) == live)
+
         // Another tenant: the missing app's answer, and nothing in the list.
         let missing = try server.ssh(eve.key, "letsencrypt:enable", "no-such-app")
         for command in ["letsencrypt:enable", "letsencrypt:disable", "letsencrypt:renew"] {
@@ -206,6 +224,9 @@ struct LetsEncryptEndToEndTests {
         let plain = try curl(server, shop, https: false)
         #expect(plain.status == 200 && plain.body.hasPrefix("v1 from "), "\(plain)")
         #expect(server.stop() == 0)
+        // Only the renewer writes this line to the server's log (a manual renew answers its caller).
+        let renewerLine = server.log.split(separator: "\n").first { $0.contains("letsencrypt: no certificate") && $0.contains("app=web") }
+        #expect(renewerLine?.contains("error=") == true, "\(server.log.suffix(3000))")
     }
 }
 
