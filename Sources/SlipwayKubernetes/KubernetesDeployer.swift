@@ -166,6 +166,22 @@ public struct KubernetesDeployer: ClusterScheduler {
         }.sorted { $0.type < $1.type }
     }
 
+    public func remove(_ app: AppName, output: @escaping @Sendable (String) -> Void) throws {
+        let namespace = KubeNames.namespace(of: app.rawValue)
+        let kinds = KubeKind.rendered.filter { $0.kind != "Namespace" }
+        let present = try call("listing \(app)'s objects") {
+            try await cluster.list(kinds: kinds, namespace: namespace, labelSelector: [KubernetesRenderer.Label.app: KubeNames.labelValue(app.rawValue)])
+        }
+        // The namespace takes every object in it (its pods too); deleted one by one first
+        // anyway so none outlives a namespace a cluster admin shares or protects.
+        for object in present.sorted(by: { ($0.kind.kind, $0.name) < ($1.kind.kind, $1.name) }) {
+            try call("deleting \(object.kind.kind) \(object.name)") { try await cluster.delete(object) }
+        }
+        let kind = KubeKind.rendered.first { $0.kind == "Namespace" }!
+        try call("deleting namespace \(namespace)") { try await cluster.delete(KubeObjectReference(kind: kind, namespace: nil, name: namespace)) }
+        output("-----> Removed \(app) from the cluster: namespace \(namespace) and its \(present.count) object\(present.count == 1 ? "" : "s")")
+    }
+
     // MARK: Steps
 
     /// Tags the release's image with its registry name and pushes it, with the stored

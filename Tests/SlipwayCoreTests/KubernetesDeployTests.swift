@@ -26,6 +26,8 @@ final class KubernetesDeployTests {
         var text: String { lock.withLock { all.joined(separator: "\n") } }
     }
 
+    let settings: Settings
+
     init() throws {
         api = try FakeKubernetesAPI.start(token: "s3cret")
         var settings = Settings()
@@ -34,6 +36,7 @@ final class KubernetesDeployTests {
         let deployer = KubernetesDeployer(cluster: client, engine: engine, rolloutTimeout: 5, taskTimeout: 5, pollInterval: 0.01)
         core = try Core(settings: settings, engine: engine, probe: FakeProbe(), proxy: RecordingProxy(directory: settings.dataDir + "/proxy"),
                         processes: LocalProcesses(), cluster: deployer)
+        self.settings = settings
         _ = try core.apps.create(app, by: caller)
         try core.scheduler.setRegistry(.server, to: "registry.test:5000", by: caller)
         try core.scheduler.set(app, .kubernetes, by: caller)
@@ -206,5 +209,67 @@ final class KubernetesDeployTests {
         let error = try #require(throws: UserFacingError.self) { try self.roll(1, ["web": "serve"], scale: ["web": 1]) }
         #expect(error.message.contains("registry:set server"))
         #expect(api.paths.isEmpty)
+    }
+
+    /// The same server's state with a cluster nothing answers on (a closed loopback port).
+    func unreachable() throws -> Core {
+        let client = try KubernetesAPIClient(config: Kubeconfig(server: "http://127.0.0.1:1", token: "s3cret"), requestTimeout: .seconds(5))
+        let deployer = KubernetesDeployer(cluster: client, engine: engine, rolloutTimeout: 5, taskTimeout: 5, pollInterval: 0.01)
+        return try Core(settings: settings, engine: engine, probe: FakeProbe(), proxy: RecordingProxy(directory: settings.dataDir + "/proxy"),
+                        processes: LocalProcesses(), cluster: deployer)
+    }
+
+    /// What the fake holds of the app: its namespace and everything in it.
+    var appObjects: [String] { api.paths.filter { $0.contains("/namespaces/slipway-web") } }
+
+    @Test func switchingBackToLocalRemovesTheAppsNamespaceAndObjectsFromTheCluster() throws {
+        try roll(1, ["web": "serve", "worker": "work"], scale: ["web": 1, "worker": 1])
+        #expect(appObjects.count > 3)
+        try core.deploys.setScheduler(app, .local, force: false, by: caller, output: output)
+        #expect(appObjects.isEmpty)
+        #expect(api.requests.contains("DELETE /api/v1/namespaces/slipway-web?propagationPolicy=Background"))
+        #expect(lines.text.contains("-----> Removed web from the cluster: namespace slipway-web and its"))
+        #expect(try core.scheduler.scheduler(of: app) == .local)
+        // Config, releases and the rest stay; setting it local again finds nothing to remove.
+        #expect(try currentVersion() == 1)
+        let before = api.requests.count
+        try core.deploys.setScheduler(app, .local, force: false, by: caller, output: output)
+        #expect(api.requests.count == before)
+    }
+
+    @Test func anUnreachableClusterRefusesTheSwitchToLocalUnlessForced() throws {
+        try roll(1, ["web": "serve"], scale: ["web": 1])
+        let held = appObjects
+        let core = try unreachable()
+        let refused = try #require(throws: UserFacingError.self) {
+            try core.deploys.setScheduler(self.app, .local, force: false, by: self.caller, output: self.output)
+        }
+        #expect(refused.message.hasPrefix("cannot remove web's objects from the cluster, so it stays on the kubernetes scheduler"))
+        #expect(refused.message.contains("scheduler:set --force web local"))
+        #expect(try core.scheduler.scheduler(of: app) == .kubernetes)
+
+        try core.deploys.setScheduler(app, .local, force: true, by: caller, output: output)
+        #expect(try core.scheduler.scheduler(of: app) == .local)
+        #expect(lines.text.contains("--force: they are left running there"))
+        #expect(appObjects == held)
+        let audited = try core.store.read { db in try Event.fetchAll(db).map(\.detail) }
+        #expect(audited.contains("set the scheduler to local; --force: left its objects on the cluster"))
+    }
+
+    @Test func destroyingAClusterAppIsRefusedWhenTheClusterCannotBeReached() throws {
+        try roll(1, ["web": "serve"], scale: ["web": 1])
+        let held = appObjects
+        let refused = try #require(throws: UserFacingError.self) { _ = try self.unreachable().deploys.destroy(self.app, purgeStorage: false, by: self.caller) }
+        #expect(refused.message.hasPrefix("cannot remove web's objects from the cluster, so it was not destroyed"))
+        #expect(try core.apps.find(app) != nil)
+        #expect(appObjects == held)
+    }
+
+    @Test func destroyingAClusterAppRemovesItsNamespace() throws {
+        try roll(1, ["web": "serve"], scale: ["web": 1])
+        #expect(!appObjects.isEmpty)
+        _ = try core.deploys.destroy(app, purgeStorage: false, by: caller)
+        #expect(appObjects.isEmpty)
+        #expect(try core.apps.find(app) == nil)
     }
 }

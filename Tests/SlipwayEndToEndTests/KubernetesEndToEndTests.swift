@@ -214,7 +214,14 @@ struct KubernetesEndToEndTests {
         #expect(try server.ssh(bob.key, "storage:create", app + "-data").status == 0)
         #expect(try server.ssh(bob.key, "storage:mount", app, app + "-data", "--container-dir", "/app/data").status == 0)
 
-        #expect(try server.ssh(bob.key, "scheduler:set", app, "local").status == 0)
+        let held = { world.api.paths.filter { $0.contains("/namespaces/slipway-\(app)") } }
+        #expect(!held().isEmpty)
+        let switched = try server.ssh(bob.key, "scheduler:set", app, "local")
+        #expect(switched.status == 0, "\(switched.err)")
+        #expect(switched.out.contains("-----> Removed \(app) from the cluster: namespace slipway-\(app) and its"), "\(switched.out)")
+        #expect(switched.out.contains("now uses the local scheduler from its next deploy (git push, or ps:rebuild \(app), serves it from this host)"))
+        // No second copy on the cluster: the fake holds nothing of the app.
+        #expect(held().isEmpty, "\(held())")
         let local = try push(world, app, Self.files("v2", worker: false))
         #expect(local.status == 0, "\(local.err)")
         #expect(try await httpGetWhenReady(server.slipway.url(app)).body == "howdy v2\n")
@@ -237,7 +244,7 @@ struct KubernetesEndToEndTests {
         #expect(try push(world, app, Self.files("v1", worker: false)).status == 0)
         let before = api.paths
 
-        for command in [["scheduler:set", app, "local"], ["run", app, "echo", "pwned"], ["run:detached", app, "sleep", "1"],
+        for command in [["scheduler:set", app, "local"], ["scheduler:set", "--force", app, "local"], ["--force", "apps:destroy", app], ["run", app, "echo", "pwned"], ["run:detached", app, "sleep", "1"],
                         ["logs", app], ["ps:report", app], ["scheduler:report", app], ["k8s:render", app],
                         ["registry:set", "server", "evil.example:5000"], ["registry:set", "image-repo", "evil"]] {
             let answer = try server.ssh(eve.key, command)
@@ -253,5 +260,9 @@ struct KubernetesEndToEndTests {
         #expect(api.paths == before)
         #expect(try server.slipway("scheduler:report", app).out.contains("127.0.0.1:\(world.registryPort)"))
         #expect(try server.ssh(bob.key, "scheduler:report", app).out.contains("Scheduler selected:       kubernetes"))
+
+        // The owner's apps:destroy takes the app's namespace off the cluster.
+        #expect(try server.ssh(bob.key, "--force", "apps:destroy", app).status == 0)
+        #expect(!api.paths.contains { $0.contains("/namespaces/slipway-\(app)") }, "\(api.paths)")
     }
 }

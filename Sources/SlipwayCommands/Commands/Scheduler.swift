@@ -9,9 +9,10 @@ enum SchedulerCommands {
         static let configuration = CommandConfiguration(
             commandName: "scheduler:set",
             abstract: "Choose where an app runs: local (this host) or kubernetes (a cluster); --global sets the default (admin).",
-            discussion: "Examples: scheduler:set web kubernetes; scheduler:set --global local. Dokku's form scheduler:set web selected kubernetes works too. Config, storage, domains and releases are kept; the next deploy uses the new scheduler.")
+            discussion: "Examples: scheduler:set web kubernetes; scheduler:set --global local. Dokku's form scheduler:set web selected kubernetes works too. Config, storage, domains and releases are kept; the next deploy uses the new scheduler. Leaving kubernetes for local removes the app's namespace and objects from the cluster at once (refused when the cluster cannot be reached; --force switches anyway and leaves them there); the app serves from this host again from its next deploy.")
         static let rule = AccessRule.app(.owner)
         @Flag(name: .long, help: "Set the default of apps that set none (admins only).") var global = false
+        @Flag(name: .long, help: "Switch to local even when the cluster cannot be reached, leaving the app's objects there.") var force = false
         @Argument(help: "APP kubernetes|local, or with --global: kubernetes|local.") var words: [String] = []
 
         var requirement: Requirement { global ? .admin : .app(words.first ?? "", .owner) }
@@ -29,9 +30,13 @@ enum SchedulerCommands {
         func execute(in context: CommandContext) throws {
             let scheduler = try Scheduler.parse(try schedulerWord())
             let app = global ? nil : try AppName(words[0])
-            try context.core.scheduler.set(app, scheduler, by: context.caller)
-            context.print(app.map { "-----> \($0) now uses the \(scheduler.rawValue) scheduler from its next deploy" }
-                ?? "-----> Apps without a scheduler of their own now use \(scheduler.rawValue)")
+            guard let app else {
+                try context.core.scheduler.set(nil, scheduler, by: context.caller)
+                return context.print("-----> Apps without a scheduler of their own now use \(scheduler.rawValue)")
+            }
+            try context.core.deploys.setScheduler(app, scheduler, force: force, by: context.caller, output: context.progress)
+            context.print("-----> \(app) now uses the \(scheduler.rawValue) scheduler from its next deploy"
+                + (scheduler == .local ? " (git push, or ps:rebuild \(app), serves it from this host)" : ""))
         }
     }
 

@@ -29,6 +29,7 @@ extension DeployService {
 
     private func destroyHoldingLock(_ app: AppName, purgeStorage: Bool, by caller: Caller) throws -> [StorageName] {
         let record = try existing(app)
+        try removeFromCluster(record)
         try containers.remove(try containers.list(app: app, kind: nil).map(\.id))
         try routing.unpublish(app)
         CertificateFiles.remove(paths: paths, appID: record.id!)

@@ -49,6 +49,50 @@ extension DeployService {
         _ = try? containers.stop(local.map(\.id), remove: true)
     }
 
+    /// `scheduler:set APP SCHEDULER`, under the app's deploy lock. Leaving kubernetes for
+    /// local removes the app's namespace and objects from the cluster first (else the
+    /// cluster would keep serving it and running its cron next to this host); when the
+    /// cluster cannot be reached nothing changes, unless `force`, which switches anyway
+    /// and says the objects were left there. The app serves from this host from its next deploy.
+    public func setScheduler(_ app: AppName, _ scheduler: Scheduler, force: Bool, by caller: Caller, output: @escaping Output) throws {
+        let lock = try locks.acquire(app, by: caller)
+        defer { locks.release(lock) }
+        let record = try existing(app)
+        let was = try store.read { db in try SchedulerService.scheduler(of: record, db) }
+        var detail = ""
+        if was == .kubernetes, scheduler == .local {
+            if let cluster {
+                do {
+                    try cluster.remove(app, output: output)
+                    detail = "; removed its objects from the cluster"
+                } catch {
+                    let reason = (error as? UserFacingError)?.message ?? "\(error)"
+                    guard force else {
+                        throw UserFacingError(.unavailable, "cannot remove \(app)'s objects from the cluster, so it stays on the kubernetes scheduler (the cluster would go on serving it and running its cron next to this host): \(reason). Retry when the cluster answers, or switch anyway with scheduler:set --force \(app) local, which leaves them running there")
+                    }
+                    output(" !     Could not remove \(app)'s objects from the cluster (\(reason)); --force: they are left running there (an admin deletes its namespace, which scheduler:report \(app) names, with kubectl)")
+                    detail = "; --force: left its objects on the cluster"
+                }
+            } else {
+                output(" !     This server has no cluster configured (kubeconfig): nothing was removed from one")
+                detail = "; no cluster configured, nothing removed"
+            }
+        }
+        try SchedulerService(store: store, settings: settings, paths: paths).set(app, scheduler, by: caller, detail: detail)
+    }
+
+    /// `apps:destroy` of an app set to kubernetes: its namespace and objects go from the
+    /// cluster first; a cluster that cannot be reached refuses the destroy (nothing changed).
+    func removeFromCluster(_ record: App) throws {
+        guard try store.read({ db in try SchedulerService.scheduler(of: record, db) }) == .kubernetes, let cluster else { return }
+        do {
+            try cluster.remove(record.name, output: { _ in })
+        } catch {
+            let reason = (error as? UserFacingError)?.message ?? "\(error)"
+            throw UserFacingError(.unavailable, "cannot remove \(record.name)'s objects from the cluster, so it was not destroyed: \(reason). Retry when the cluster answers, or scheduler:set --force \(record.name) local first to leave them there")
+        }
+    }
+
     /// `release` of `record` at the app's scale now, as the cluster runs it.
     func clusterState(of record: App, release: Release, snapshot: ReleaseSnapshot) throws -> SchedulerService.AppState {
         var scaled = snapshot

@@ -25,6 +25,10 @@ public protocol ClusterScheduler: Sendable {
               isCancelled: @escaping @Sendable () -> Bool) throws
     /// What the app runs on the cluster: one entry per Deployment (`ps:report`).
     func processes(of app: AppName) throws -> [ClusterProcess]
+    /// Removes everything the app has on the cluster (its namespace and the objects in
+    /// it), for `scheduler:set APP local` and `apps:destroy`; one line per step to
+    /// `output`. Throws when the cluster cannot be reached or refuses.
+    func remove(_ app: AppName, output: @escaping @Sendable (String) -> Void) throws
 }
 
 extension ClusterScheduler {

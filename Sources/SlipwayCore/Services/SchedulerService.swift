@@ -79,8 +79,9 @@ public struct SchedulerService: Sendable {
     /// `scheduler:set APP kubernetes|local`. Config, storage declarations, domains and
     /// releases stay as they are; the next deploy uses the new scheduler. Moving to
     /// kubernetes is refused while the app mounts a host directory (a cluster cannot).
-    /// `app` nil: the default (`--global`).
-    public func set(_ app: AppName?, _ scheduler: Scheduler, by caller: Caller) throws {
+    /// `app` nil: the default (`--global`). `detail` ends the audit line (what was done
+    /// on the cluster; `DeployService.setScheduler` is the command's entry).
+    public func set(_ app: AppName?, _ scheduler: Scheduler, by caller: Caller, detail: String = "") throws {
         guard let app else { return try setDefault(scheduler, by: caller) }
         try store.write { db in
             let record = try AppService.existing(app, db)
@@ -96,7 +97,7 @@ public struct SchedulerService: Sendable {
                 INSERT INTO app_schedulers (app_id, scheduler, set_by, set_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT(app_id) DO UPDATE SET scheduler = excluded.scheduler, set_by = excluded.set_by, set_at = excluded.set_at
                 """, arguments: [record.id, scheduler.rawValue, caller.principal.name, Date()])
-            try db.audit(caller, app: app.rawValue, detail: "set the scheduler to \(scheduler.rawValue)")
+            try db.audit(caller, app: app.rawValue, detail: "set the scheduler to \(scheduler.rawValue)" + detail)
         }
     }
 
