@@ -119,7 +119,10 @@ final class SSHConnection: @unchecked Sendable {
                 logger.info("authentication deadline passed", metadata: ["peer": "\(peer)"])
                 break
             }
-            if now.timeIntervalSince(lastActivity) > server.options.idleTimeout {
+            // A running command may be silent as long as it likes (a long statement, a quiet
+            // build step, a follower): the idle timeout is for a session with nothing running.
+            // A client that vanished meanwhile is found by TCP keepalive (`SSHServer`).
+            if !commandRunning && now.timeIntervalSince(lastActivity) > server.options.idleTimeout {
                 logger.info("idle timeout", metadata: ["peer": "\(peer)", "user": "\(principal?.name ?? "-")"])
                 break
             }
@@ -127,6 +130,9 @@ final class SSHConnection: @unchecked Sendable {
         }
         teardown()
     }
+
+    /// A command started and has not ended yet (its exit status not sent).
+    private var commandRunning: Bool { job != nil && exitSentAt == nil }
 
     /// The key exchange, stepped here (libssh in non-blocking mode) instead of inside
     /// libssh's blocking call, so that every client packet is acknowledged at once.
@@ -620,6 +626,8 @@ final class SSHConnection: @unchecked Sendable {
         ssh_channel_send_eof(channel)
         ssh_channel_close(channel)
         exitSentAt = Date()
+        // The idle clock starts again when the command ends, not when it last spoke.
+        lastActivity = exitSentAt!
     }
 
     /// Polls exactly the fds that can make progress now.

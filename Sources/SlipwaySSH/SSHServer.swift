@@ -38,7 +38,8 @@ public final class SSHServer: @unchecked Sendable {
         public var bannerTimeout: TimeInterval = 5
         /// Silent connections held at once; past it the oldest is dropped (`max_silent_connections`).
         public var maxSilentConnections = 1024
-        /// Seconds without any traffic before a session is dropped.
+        /// Seconds a session with nothing running (no command yet, or its command ended)
+        /// may go without traffic before it is dropped. A running command is never cut.
         public var idleTimeout: TimeInterval = 600
         /// Public key tries per connection.
         public var maxAuthAttempts = 10
@@ -239,6 +240,7 @@ public final class SSHServer: @unchecked Sendable {
                     var one: Int32 = 1
                     // Without it every command pays Nagle + delayed ACK (~40-80 ms).
                     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                    Self.keepAlive(fd)
                     if hasSpoken(fd) {
                         admit(fd, acceptedAt: now, line: &line)
                     } else if let evicted = silent.add(fd, at: now) {
@@ -274,6 +276,19 @@ public final class SSHServer: @unchecked Sendable {
         var byte: UInt8 = 0
         let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
         return n > 0
+    }
+
+    /// A running command is never cut for silence, so a client that vanished (its host
+    /// down, the network gone) must be found another way: after 60 s without traffic
+    /// the kernel probes every 10 s, and 6 unanswered probes end the connection,
+    /// which ends its command.
+    private static func keepAlive(_ fd: Int32) {
+        var one: Int32 = 1, idle: Int32 = 60, interval: Int32 = 10, count: Int32 = 6
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
     }
 
     /// POLLRDHUP (Linux; Swift's Glibc module hides it without _GNU_SOURCE): the peer

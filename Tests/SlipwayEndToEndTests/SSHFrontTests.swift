@@ -257,26 +257,50 @@ struct SSHFrontTests {
         let who = try server.ssh(key.privatePath, "whoami")
         #expect(who.out.hasPrefix("admin (admin)"), "\(who.err)")
 
-        // Hold the only session open: a command waiting for its stdin.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
-        holder.arguments = server.sshOptions(key: key.privatePath) + ["127.0.0.1", "ssh-keys:add", "admin", "held"]
-        let stdin = Pipe()
-        holder.standardInput = stdin
-        holder.standardOutput = FileHandle.nullDevice
-        holder.standardError = FileHandle.nullDevice
-        try holder.run()
-        usleep(500_000)
+        // Hold the only session open: a command waiting for its stdin, which ends after
+        // 4 s, past the 2 s idle timeout. (A shell feeds it: Foundation's Process waits
+        // for its children in turn, so a long-lived one would hold up every other run.)
+        final class Held: @unchecked Sendable { var result: Slipway.Result? }
+        let held = Held(), holding = DispatchGroup()
+        let holder = ["-c", #"sleep 4 | exec /usr/bin/ssh "$@""#, "ssh"] + server.sshOptions(key: key.privatePath) + ["127.0.0.1", "ssh-keys:add", "admin", "held"]
+        holding.enter()
+        Thread.detachNewThread {
+            held.result = try? run("/bin/bash", holder)
+            holding.leave()
+        }
+        usleep(1_000_000)
         let refused = try server.ssh(key.privatePath, "whoami")
         #expect(refused.status == 1 && refused.err.contains("limit of 1 concurrent sessions"), "\(refused.err)")
 
-        // The idle timeout (2 s here) drops the silent session.
-        let started = Date()
-        holder.waitUntilExit()
-        #expect(holder.terminationStatus != 0)
-        #expect(Date().timeIntervalSince(started) < 10)
-        try? stdin.fileHandleForWriting.close()
+        // The idle timeout is for sessions with nothing running: the silent command ran
+        // to its end (its empty stdin refused), it was not cut (status 255).
+        holding.wait()
+        #expect(held.result?.status == 1 && held.result?.err.hasPrefix("error: ") == true, "\(String(describing: held.result))")
         #expect(try server.ssh(key.privatePath, "whoami").status == 0)
+    }
+
+    /// idle_timeout (2 s here) cuts a session with nothing running, never a command
+    /// that is still running without a byte either way.
+    @Test func aSilentRunningCommandOutlivesTheIdleTimeoutAndAnIdleSessionDoesNot() throws {
+        let slipway = try Slipway(extraConfig: "idle_timeout = 2")
+        let server = try TestServer(slipway: slipway)
+        defer { slipway.cleanUp() }
+        let alice = try TestUser.register("alice", admin: true, on: slipway)
+        #expect(try server.ssh(alice.key, "apps:create", "web").status == 0)
+        // config:import waits for its stdin, which comes after 5 s: nothing crosses the
+        // connection meanwhile, as with a long statement or a quiet build step.
+        let script = #"(sleep 5; printf 'QUIET=done\n') | exec /usr/bin/ssh "$@""#
+        let started = Date()
+        let silent = try run("/bin/bash", ["-c", script, "ssh"] + server.sshOptions(key: alice.key) + ["127.0.0.1", "config:import", "--no-restart", "web"])
+        #expect(silent.status == 0, "\(silent.status) \(silent.err)")
+        #expect(Date().timeIntervalSince(started) >= 5)
+        #expect(try server.ssh(alice.key, "config:get", "web", "QUIET").out == "done\n")
+        // Logged in with nothing running (`ssh -N` opens no channel): cut after 2 s
+        // (timeout(1) ends the client with 124 if it is not).
+        let idleStart = Date()
+        let idle = try run("/usr/bin/timeout", ["20", "/usr/bin/ssh", "-N"] + server.sshOptions(key: alice.key) + ["127.0.0.1"])
+        let idleFor = Date().timeIntervalSince(idleStart)
+        #expect(idle.status == 255 && idleFor >= 2 && idleFor < 10, "\(idle.status) after \(idleFor) s: \(idle.err)")
     }
 
     @Test func sha1RSASignaturesAreRefusedAndGitSpeaksProtocolV2() throws {

@@ -17,7 +17,7 @@ public struct Settings: Sendable, Equatable {
     public var initialAdminKeys: [String] = []
     /// Concurrent SSH sessions served; past it a session gets a clear refusal.
     public var maxSessions: Int = 256
-    /// Seconds without traffic before an SSH session is dropped.
+    /// Seconds without traffic before an SSH session with nothing running is dropped.
     public var idleTimeout: Int = 600
     /// Seconds `serve` waits for running sessions after SIGTERM before exiting.
     public var shutdownGrace: Int = 30
