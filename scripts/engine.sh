@@ -45,6 +45,14 @@ network_backend = "netavark"
 CONF
 fi
 
+# podman deletes its events log when it passes events_logfile_max_size (1 MB by default):
+# under a test run that was every few minutes, and the end-to-end tests that read back
+# what a hostile image made the engine do (the events of a 10 s helper) found nothing.
+# Added to a file written by an earlier version too; read when the service starts.
+if ! grep -q '^events_logfile_max_size' "$conf"; then
+  as_root sed -i 's/^\[engine\]$/[engine]\nevents_logfile_max_size = "64m"/' "$conf"
+fi
+
 as_root mkdir -p "$(dirname "$sock")"
 echo "engine: starting podman system service on $sock"
 # From the socket's directory: conmon writes an `oom` file into its working directory
