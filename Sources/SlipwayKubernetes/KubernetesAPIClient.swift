@@ -236,8 +236,26 @@ public final class KubernetesAPIClient: KubernetesCluster {
         do {
             return try await client.execute(request, timeout: timeout ?? requestTimeout)
         } catch {
-            throw UserFacingError(.unavailable, "cannot reach the Kubernetes API at \(config.server) (context \(config.context)): \(error); an admin can check the cluster and the kubeconfig setting")
+            throw Self.unreachable(config, error)
         }
+    }
+
+    /// A request that got no answer, as a line an admin can act on; TLS failures say
+    /// which side's certificate was refused (BoringSSL's reason is kept at the end).
+    static func unreachable(_ config: Kubeconfig, _ error: any Error) -> UserFacingError {
+        let said = "\(error)"
+        let prefix = "cannot reach the Kubernetes API at \(config.server) (context \(config.context))"
+        if said.contains("CERTIFICATE_VERIFY_FAILED") {
+            let trusted = config.certificateAuthorityPEM == nil ? "this host's system roots (the kubeconfig gives no certificate-authority)" : "the kubeconfig's certificate-authority"
+            return UserFacingError(.unavailable, "\(prefix): the TLS handshake failed: its certificate is not signed by \(trusted), or does not name that address; an admin checks certificate-authority-data and server in the kubeconfig (\(said))")
+        }
+        let clientCertificateRefusals = ["ALERT_UNKNOWN_CA", "ALERT_BAD_CERTIFICATE", "ALERT_CERTIFICATE_REQUIRED", "ALERT_CERTIFICATE_UNKNOWN",
+                                         "ALERT_CERTIFICATE_EXPIRED", "ALERT_CERTIFICATE_REVOKED", "ALERT_UNSUPPORTED_CERTIFICATE", "ALERT_ACCESS_DENIED"]
+        if clientCertificateRefusals.contains(where: said.contains) {
+            let given = config.clientCertificatePEM == nil ? "it wants a client certificate and the kubeconfig gives none" : "it refused the kubeconfig's client certificate (not issued by the cluster's CA, expired or revoked?)"
+            return UserFacingError(.unavailable, "\(prefix): the TLS handshake failed: \(given); an admin renews client-certificate-data and client-key-data in the kubeconfig (\(said))")
+        }
+        return UserFacingError(.unavailable, "\(prefix): \(said); an admin can check the cluster and the kubeconfig setting")
     }
 
     /// The body as a value when the status is 2xx, else the API's Status object as an

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import SlipwayKubernetes
 
 /// An in-process Kubernetes API server on a loopback port, for tests: it follows the
@@ -41,8 +42,27 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         }
     }
 
+    /// How the server authenticates clients, as a real API server does: a bearer token,
+    /// a client certificate its CA signed, either one; or nobody (anonymous allowed).
+    /// Without `tls` it speaks plain HTTP (nothing but the token can be checked).
+    public struct Auth: Sendable {
+        public var token: String?
+        /// Ask for a client certificate and verify one given against `FakeCertificates`'
+        /// cluster CA (a certificate it did not sign fails the handshake); a request
+        /// without a token and without a verified certificate is a 401.
+        public var clientCertificates: Bool
+        public var tls: Bool
+
+        public init(token: String? = nil, clientCertificates: Bool = false, tls: Bool = true) {
+            self.token = token
+            self.clientCertificates = clientCertificates
+            self.tls = tls
+        }
+    }
+
     public let port: Int
-    public var url: String { "http://127.0.0.1:\(port)" }
+    public let auth: Auth
+    public var url: String { "\(auth.tls ? "https" : "http")://127.0.0.1:\(port)" }
 
     private let lock = NSLock()
     private let group: MultiThreadedEventLoopGroup
@@ -55,28 +75,53 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     private var rolloutOf: @Sendable (String) -> Rollout = { _ in .ready(afterReads: 1) }
     private var jobOutcomeOf: @Sendable (KubeValue) -> JobOutcome = { _ in JobOutcome() }
     private var podLogOf: @Sendable (_ deployment: String, _ index: Int) -> [String] = { name, index in ["\(name) replica \(index) listening"] }
-    private var token: String?
 
-    /// Starts a server on a free loopback port. `token`: the bearer token it requires (nil: none).
+    /// Starts a server on a free loopback port over TLS (`FakeCertificates.shared`'s
+    /// server certificate). `token`: the bearer token it requires (nil: none).
     public static func start(token: String? = nil) throws -> FakeKubernetesAPI {
+        try start(Auth(token: token))
+    }
+
+    /// Starts a server on a free loopback port authenticating as `auth` says.
+    public static func start(_ auth: Auth) throws -> FakeKubernetesAPI {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let box = HandlerBox()
+        var tls: NIOSSLContext?
+        if auth.tls {
+            let certificates = FakeCertificates.shared
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificates.serverPEM.utf8)).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(certificates.serverKeyPEM.utf8), format: .pem)))
+            if auth.clientCertificates {
+                // As kube-apiserver: a client certificate is asked for, verified when given, not required.
+                configuration.certificateVerification = .optionalVerification
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(certificates.caPEM.utf8)))
+            }
+            tls = try NIOSSLContext(configuration: configuration)
+        }
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap { channel.pipeline.addHandler(RequestHandler(box: box)) }
+            .childChannelInitializer { [tls] channel in
+                do {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(RequestHandler(box: box))
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
-        let server = FakeKubernetesAPI(group: group, channel: channel, port: channel.localAddress?.port ?? 0)
-        server.token = token
+        let server = FakeKubernetesAPI(group: group, channel: channel, port: channel.localAddress?.port ?? 0, auth: auth)
         box.server = server
         return server
     }
 
-    private init(group: MultiThreadedEventLoopGroup, channel: Channel, port: Int) {
+    private init(group: MultiThreadedEventLoopGroup, channel: Channel, port: Int, auth: Auth) {
         self.group = group
         self.channel = channel
         self.port = port
+        self.auth = auth
     }
 
     public func stop() {
@@ -84,8 +129,44 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         try? group.syncShutdownGracefully()
     }
 
-    /// A kubeconfig for this server (token auth when it requires one).
-    public var kubeconfig: Kubeconfig { Kubeconfig(server: url, token: lock.withLock { token }, context: "fake") }
+    /// A kubeconfig for this server: its CA, and its token or the client certificate
+    /// the CA signed, as the server authenticates.
+    public var kubeconfig: Kubeconfig {
+        let certificates = auth.tls ? FakeCertificates.shared : nil
+        let client = auth.clientCertificates && auth.token == nil
+        return Kubeconfig(server: url, certificateAuthorityPEM: certificates?.caPEM, token: auth.token,
+                          clientCertificatePEM: client ? certificates?.clientPEM : nil, clientKeyPEM: client ? certificates?.clientKeyPEM : nil,
+                          context: "fake")
+    }
+
+    /// The same as kubeconfig YAML with the PEMs inline (`*-data`), as a file holds it.
+    public var kubeconfigYAML: String {
+        let config = kubeconfig
+        func data(_ pem: String?) -> String { Data((pem ?? "").utf8).base64EncodedString() }
+        var cluster = "server: \"\(config.server)\""
+        if config.certificateAuthorityPEM != nil { cluster += ", certificate-authority-data: \(data(config.certificateAuthorityPEM))" }
+        var user: [String] = []
+        if let token = config.token { user.append("token: \(token)") }
+        if config.clientCertificatePEM != nil {
+            user.append("client-certificate-data: \(data(config.clientCertificatePEM))")
+            user.append("client-key-data: \(data(config.clientKeyPEM))")
+        }
+        return """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: fake
+              cluster: {\(cluster)}
+            users:
+            - name: robot
+              user: {\(user.joined(separator: ", "))}
+            contexts:
+            - name: fake
+              context: {cluster: fake, user: robot}
+            current-context: fake
+
+            """
+    }
 
     // MARK: Controls and inspection
 
@@ -140,10 +221,13 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     }
 
     /// One request, start to end, under the lock.
-    func handle(method: String, uri: String, headers: HTTPHeaders, body: Data) -> Answer {
+    /// `clientCertificate`: the connection presented one the handshake verified.
+    func handle(method: String, uri: String, headers: HTTPHeaders, body: Data, clientCertificate: Bool = false) -> Answer {
         lock.withLock {
             requestLog.append("\(method) \(uri)")
-            if let token, headers.first(name: "Authorization") != "Bearer \(token)" {
+            let byToken = auth.token.map { headers.first(name: "Authorization") == "Bearer \($0)" } ?? false
+            let byCertificate = auth.clientCertificates && clientCertificate
+            if auth.token != nil || auth.clientCertificates, !byToken, !byCertificate {
                 return .json(401, Self.fixture("status-unauthorized"))
             }
             let components = URLComponents(string: uri)
@@ -550,7 +634,10 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             body.append(contentsOf: buffer.readableBytesView)
         case .end:
             guard let head, let server = box.server else { return }
-            let answer = server.handle(method: head.method.rawValue, uri: head.uri, headers: head.headers, body: body)
+            // Verified by the handshake when present (optionalVerification against the cluster CA).
+            let certificate = (try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self))?.peerCertificate
+            let answer = server.handle(method: head.method.rawValue, uri: head.uri, headers: head.headers, body: body,
+                                       clientCertificate: certificate != nil)
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: answer.contentType)
             headers.add(name: "Content-Length", value: String(answer.body.utf8.count))

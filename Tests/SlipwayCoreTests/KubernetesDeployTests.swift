@@ -7,7 +7,7 @@ import Testing
 @testable import SlipwayCore
 
 /// Deploys of an app set to the kubernetes scheduler, through the core's one rollout
-/// entry, against the in-process fake API server over HTTP (the real client), with a
+/// entry, against the in-process fake API server over TLS (the real client, the fake's throwaway CA and a token), with a
 /// fake engine (no registry runs here: the push is recorded).
 @Suite("Kubernetes deploys against the fake API server", .serialized)
 final class KubernetesDeployTests {

@@ -5,8 +5,8 @@ import Testing
 
 /// The kubernetes scheduler (issue 20) through the real binary, the OpenSSH client,
 /// git and podman, on one server the tests share. The cluster is `FakeKubernetesAPI`
-/// hosted by this test process on a loopback port (a real HTTP server; token auth
-/// from a kubeconfig file the server reads); the registry is a real one, Debian's
+/// hosted by this test process on a loopback port (HTTPS with a throwaway CA
+/// from `FakeCertificates`; token auth from a kubeconfig file the server reads); the registry is a real one, Debian's
 /// `docker-registry` (the Distribution registry), on another loopback port. Images
 /// reach it through the engine's push (`tlsVerify=false` for a loopback registry).
 @Suite("Kubernetes scheduler end to end", .serialized)
@@ -36,20 +36,8 @@ struct KubernetesEndToEndTests {
                     let directory = try temporaryDirectory("slipway-k8s")
                     let api = try FakeKubernetesAPI.start(token: "e2e-token")
                     let kubeconfig = directory + "/kubeconfig"
-                    try """
-                        apiVersion: v1
-                        kind: Config
-                        clusters:
-                        - name: fake
-                          cluster: {server: "\(api.url)"}
-                        users:
-                        - name: robot
-                          user: {token: e2e-token}
-                        contexts:
-                        - name: fake
-                          context: {cluster: fake, user: robot}
-                        current-context: fake
-                        """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+                    // HTTPS with the fake's throwaway CA inline (certificate-authority-data) and a token.
+                    try api.kubeconfigYAML.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
                     let (registry, port) = try Self.startRegistry(in: directory)
                     let slipway = try Slipway(extraConfig: "kubeconfig = \"\(kubeconfig)\"")
                     let server = try TestServer(slipway: slipway)

@@ -104,7 +104,7 @@ struct KubernetesAPIClientTests {
     @Test func apiErrorsBecomeActionableErrorLines() async throws {
         let api = try FakeKubernetesAPI.start(token: "right")
         defer { api.stop() }
-        let wrong = try KubernetesAPIClient(config: Kubeconfig(server: api.url, token: "wrong"))
+        let wrong = try KubernetesAPIClient(config: Kubeconfig(server: api.url, certificateAuthorityPEM: api.kubeconfig.certificateAuthorityPEM, token: "wrong"))
         let denied = await #expect(throws: UserFacingError.self) { _ = try await wrong.jobStatus(namespace: "x", name: "y") }
         #expect(denied?.message.contains("401 Unauthorized") == true && denied?.message.contains("token or client certificate") == true)
 
