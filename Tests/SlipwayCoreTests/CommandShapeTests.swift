@@ -11,6 +11,7 @@ struct CommandShapeTests {
         "Resource.Limit": "without values it shows the limits (Resource.printScope), with values it sets them",
         "Resource.Reserve": "without a value it shows the reservation (Resource.printScope), with one it sets it",
         "StorageCommands.List": "with an app it lists the app's mounts, without one the caller's storage",
+        "SchedulerCommands.Set": "with --global it sets the default (SchedulerService.set), with an app it switches that app (DeployService.setScheduler)",
     ]
 
     @Test func everyExecuteMakesOneCoreCall() throws {
