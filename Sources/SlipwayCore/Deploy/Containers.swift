@@ -32,6 +32,27 @@ public struct Containers: Sendable {
         return try waitFor(timeout: timeout, timedOut: what()) { try await operation(engine) }
     }
 
+    /// How long a container's follow stream may stay open after the container ended.
+    static let followGrace: Duration = .seconds(10)
+
+    /// Follows a container's output to its end. Why not the stream alone: podman 4.3's
+    /// follow stream once stayed open after its container had exited, and the deploy
+    /// task waited the hour of its timeout (ci22: the postdeploy container `Exited (0)`,
+    /// the hook still reading). So the exit is awaited beside the stream, and a stream
+    /// still open `followGrace` after it is cancelled: by then the engine has had the
+    /// whole output (written before the exit) for that long.
+    static func follow(_ id: String, on engine: ContainerEngine, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await engine.streamLogs(id, follow: true, tail: nil, sink) }
+            group.addTask {
+                _ = try await engine.waitContainer(id)
+                try await Task.sleep(for: followGrace)
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
     /// Creates and starts a container with `labels` (every one set); a container
     /// that did not start is removed. Returns its id.
     public func start(_ spec: ContainerSpec, labels: ContainerLabels, timeout: Duration = Self.callTimeout) throws -> String {
@@ -81,7 +102,7 @@ public struct Containers: Sendable {
                 let ended = try await withThrowingTaskGroup(of: Ended?.self) { group in
                     group.addTask {
                         if logTail == nil {
-                            try await engine.streamLogs(id, follow: true, tail: nil, sink)
+                            try await Self.follow(id, on: engine, sink)
                         } else {
                             // Only the last lines matter (a helper's answer): wait for the end, then read them.
                             while let details = try await engine.inspectContainer(id), details.running || details.status == "created" {
