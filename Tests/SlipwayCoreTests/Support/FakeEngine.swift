@@ -30,6 +30,8 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     private var written: [String: [String]] = [:]
     /// Output every container prints.
     var output = "boom\n"
+    /// A follow stream never ends by itself (until cancelled).
+    var followStaysOpen = false
 
     var calls: [String] { lock.withLock { log } }
     /// The containers now, by name.
@@ -104,6 +106,8 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     func waitContainer(_ id: String) async throws -> Int32 { lock.withLock { boxes[id]?.exitCode ?? 0 } }
     func streamLogs(_ id: String, follow: Bool, tail: Int?, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws {
         sink(OutputChunk(stream: .stdout, data: Data(output.utf8)))
+        // podman 4.3 as seen in ci22: a follow stream that stays open after its container exited.
+        if follow && followStaysOpen { try await Task.sleep(for: .seconds(3600)) }
     }
     func resizeContainer(_ id: String, columns: Int, rows: Int) async throws {}
     /// Execs run at once: each prints `execOutput` on stdout and exits with `execStatus`.
