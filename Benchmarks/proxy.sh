@@ -17,8 +17,8 @@
 #  work:   the same answer after a fixed amount of Python per request (WORK iterations,
 #          default 5000, about 0.2-0.4 ms), as an app rendering a small page would.
 # The client (wrk, 1 thread, 16 keep-alive connections, --latency) has core 0 to itself;
-# every proxy and the backends run on the other cores. Runs are interleaved a,b,c,d per
-# round, RUNS rounds (default 3) of DURATION (default 8s) each after a 2 s warm-up of
+# every proxy and the backends run on the other cores. Runs are interleaved, in a random order each
+# round, RUNS rounds (default 5) of DURATION (default 8s) each after a 2 s warm-up of
 # each; medians reported, each run's figures beside them. CPU per request from /proc
 # (utime + stime, clock ticks) of the proxy's processes (nginx: the master, its workers
 # and the workers it reaped) and of the backend during each run, divided by the requests
@@ -29,12 +29,12 @@
 # Targets: (a) >= 0.95x (b)'s throughput and (a)'s p99 <= 1.1x (b)'s; (a) >= the better
 # of (c) and (d) in throughput.
 # The machine may be shared: run it more than once and compare the runs.
-# Usage: [RUNS=3] [DURATION=8s] [WORK=5000] Benchmarks/proxy.sh [path/to/slipway]   (default: a release build)
+# Usage: [RUNS=5] [DURATION=8s] [WORK=5000] Benchmarks/proxy.sh [path/to/slipway]   (default: a release build)
 . "$(dirname "$0")/lib.sh" "$@"
 missing=(); for tool in wrk caddy haproxy; do command -v $tool >/dev/null || missing+=("$tool"); done
 [ ${#missing[@]} -eq 0 ] || apt-get install -y -qq "${missing[@]}" >/dev/null
 
-runs=${RUNS:-3} duration=${DURATION:-8s} work_iterations=${WORK:-5000}
+runs=${RUNS:-5} duration=${DURATION:-8s} work_iterations=${WORK:-5000}
 wrk_opts=(-t1 -c16 --latency)
 cores=$(nproc)
 [ "$cores" -ge 2 ] || { echo "needs at least 2 cores (one for the client)" >&2; exit 1; }
@@ -270,7 +270,8 @@ measure() {  # $1: backend, $2...: proxies (slipway, nginx, caddy, haproxy or a 
   for name in "${proxies[@]}"; do read -r p h <<<"$(target "$name" "$backend")"; bench "$p" "$h" "$(proxy_pids "$name")" "$app_pid" 2s >/dev/null; done
   declare -A rps p99 cpu app errors reloads
   for _ in $(seq "$runs"); do
-    for name in "${proxies[@]}"; do
+    # A new order each round: no proxy always runs first, or right after another.
+    for name in $(shuf -e "${proxies[@]}"); do
       read -r p h <<<"$(target "$name" "$backend")"
       x=$(bench "$p" "$h" "$(proxy_pids "$name")" "$app_pid" "$duration"); read -r r l c a e w <<<"$x"
       rps[$name]+="$r " p99[$name]+="$l " cpu[$name]+="$c " app[$name]+="$a " errors[$name]=$(( ${errors[$name]:-0} + e )) reloads[$name]=$(( ${reloads[$name]:-0} + w ))
