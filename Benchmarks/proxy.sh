@@ -317,13 +317,14 @@ import re, sys
 name, port, directory, rendered = sys.argv[1:]
 text = open(rendered).read()
 text = re.sub(r"\bslipway-static\b", f"slipway-static-{name}", text)
+text = re.sub(r"\$slipway_(upgrade|connection)_static\b", lambda m: f"$slipway_{m.group(1)}_static_{name.replace('-', '_')}", text)
 text = re.sub(r"listen \d+;", f"listen 127.0.0.1:{port};", text)
 text = re.sub(r"access_log \S+", f"access_log {directory}/{name}.access.log", text)
 drop = []
 if name in ("no-log", "none"): drop.append(r"access_log ")
 if name in ("no-upgrade", "none"):
-    drop += [r"set \$slipway_", r"if \(\$http_upgrade", r"proxy_set_header Upgrade "]
-    text = text.replace("proxy_set_header Connection $slipway_connection;", 'proxy_set_header Connection "";')
+    drop += [r"map \$http_upgrade", r"proxy_set_header Upgrade "]
+    text = re.sub(r"proxy_set_header Connection \$slipway_connection_\w+;", 'proxy_set_header Connection "";', text)
 if name in ("no-headers", "none"): drop.append(r"proxy_set_header (Host|X-)")
 if name in ("no-retry", "none"):
     drop.append(r"proxy_next_upstream ")
@@ -340,7 +341,7 @@ PY
   for name in "${!variant_port[@]}"; do
     [ "$(curl -s -m 2 -H "Host: static.localhost" "http://127.0.0.1:${variant_port[$name]}/")" = hello ] || { echo "variant $name does not answer" >&2; exit 1; }
   done
-  echo "== Slipway's config taken apart (static backend): rendered = its app file in the stock main config; no-log: without its access_log; no-upgrade: without the WebSocket set/if (Connection \"\"); no-headers: without Host/X-* proxy_set_header; no-retry: without proxy_next_upstream and max_fails; none: all four out"
+  echo "== Slipway's config taken apart (static backend): rendered = its app file in the stock main config; no-log: without its access_log; no-upgrade: without the WebSocket maps (Connection \"\"); no-headers: without Host/X-* proxy_set_header; no-retry: without proxy_next_upstream and max_fails; none: all four out"
   measure static slipway nginx rendered no-log no-upgrade no-headers no-retry none
 }
 if [ "${ABLATE:-1}" = 1 ]; then ablate; fi

@@ -314,6 +314,12 @@ struct RoutingTests {
             #expect(frame == Data([0x81, UInt8(reply.utf8.count)] + Array(reply.utf8)), "\(Array(frame))")
         }
 
+        // The header's value is matched ignoring case, as clients send it both ways (RFC 9110).
+        let capitalized = try TCPConnection(port: port)
+        capitalized.send(Data("GET /socket HTTP/1.1\r\nHost: chat.localhost:\(port)\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8))
+        let capitalizedHandshake = String(decoding: capitalized.receive { $0.range(of: Data("\r\n\r\n".utf8)) != nil }, as: UTF8.self)
+        #expect(capitalizedHandshake.hasPrefix("HTTP/1.1 101 "), "\(capitalizedHandshake)")
+
         // Plain requests keep the pooled upstream connections, and say where they came from.
         let plain = try curl(server, "chat.localhost")
         #expect(plain.status == 200, "\(plain)")

@@ -23,10 +23,15 @@ struct NginxProxyTests {
         #expect(text.contains("server 127.0.0.1:40001 max_fails=1 fail_timeout=2s;\n    server 127.0.0.1:40002"))
         // Relative to nginx's prefix (the data dir's nginx/, its working directory), so workers can reopen it.
         let log = "    access_log logs/web.access.log combined buffer=32k flush=1s;\n"
-        #expect(text.contains("listen 8080;\n    server_name web.localhost;\n\(log)    set $slipway_upgrade \"\";"))
-        #expect(text.contains("if ($http_upgrade ~* ^websocket$) { set $slipway_upgrade $http_upgrade; set $slipway_connection upgrade; }"))
+        #expect(text.contains("listen 8080;\n    server_name web.localhost;\n\(log)    location / {\n        proxy_pass http://slipway-web;"))
+        // WebSocket's upgrade through per-app maps: no per-request script in the server.
+        #expect(text.contains("map $http_upgrade $slipway_connection_web { default \"\"; websocket upgrade; }"))
+        #expect(!text.contains("if (") && !text.contains("set $"))
         #expect(text.contains("proxy_set_header Host $host:8080;") && text.contains("proxy_set_header Host $host:8443;"))
-        #expect(text.contains("proxy_set_header Connection $slipway_connection;"))
+        #expect(text.contains("proxy_set_header Connection $slipway_connection_web;"))
+        // Variables named after the app, '-' as '_' (app names have no '_'): two apps' maps never clash.
+        let dashed = nginx.render(Site(app: try AppName("my-app"), names: ["my-app.localhost"], endpoints: ["127.0.0.1:40001"]))
+        #expect(dashed.contains("map $http_upgrade $slipway_upgrade_my_app {") && dashed.contains("proxy_set_header Upgrade $slipway_upgrade_my_app;"))
         #expect(text.contains("listen 8080;\n    server_name www.example.com;\n\(log)    location / { return 301 https://$host:8443$request_uri; }"))
         // ACME's HTTP-01 challenges reach the client's loopback port on every HTTP server, the redirecting one too.
         let challenge = "location ^~ /.well-known/acme-challenge/ {\n        proxy_pass http://127.0.0.1:8402;"
