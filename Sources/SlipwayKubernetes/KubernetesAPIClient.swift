@@ -141,6 +141,23 @@ public final class KubernetesAPIClient: KubernetesCluster {
         }.sorted { $0.name < $1.name }
     }
 
+    public func jobs(namespace: String, labelSelector: [String: String]) async throws -> [KubeJobSummary] {
+        let kind = KubeKind.rendered.first { $0.kind == "Job" }!
+        let response = try await send(.GET, kind.path(namespace: namespace), query: [("labelSelector", Self.selector(labelSelector))])
+        guard case .array(let items)? = try await check(response, doing: "list Jobs in namespace \(namespace)")["items"] else { return [] }
+        let dates = ISO8601DateFormatter()
+        return items.compactMap { item in
+            guard let name = item["metadata"]?["name"]?.stringValue else { return nil }
+            var labels: [String: String] = [:]
+            if case .object(let members)? = item["metadata"]?["labels"] { labels = members.compactMapValues(\.stringValue) }
+            var command: [String] = []
+            if case .array(let containers)? = item["spec"]?["template"]?["spec"]?["containers"],
+               case .array(let argv)? = containers.first?["command"] { command = argv.compactMap(\.stringValue) }
+            let started = (item["status"]?["startTime"]?.stringValue ?? item["metadata"]?["creationTimestamp"]?.stringValue).flatMap(dates.date(from:))
+            return KubeJobSummary(name: name, labels: labels, command: command, started: started, status: Self.jobState(of: item))
+        }.sorted { $0.name < $1.name }
+    }
+
     /// One pod's log, a line at a time (a pod gone or not started yet is skipped, not an error).
     private func streamLog(namespace: String, pod: String, query: [(String, String)], line: @escaping @Sendable (String) -> Void) async throws {
         let response = try await send(.GET, KubeKind.pod.path(namespace: namespace, name: pod) + "/log", query: query, timeout: .hours(24))

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The seam to a cluster: what the deploy pipeline needs from the Kubernetes API, in
 /// its own terms. `KubernetesAPIClient` implements it over HTTPS (server-side apply:
 /// `PATCH ... application/apply-patch+yaml`, `fieldManager=slipway`, `force=true`);
@@ -34,6 +36,28 @@ public protocol KubernetesCluster: Sendable {
                  output: @escaping @Sendable (KubePodLine) -> Void) async throws
     /// The Deployments matching `labelSelector`, with their replicas (`ps:report`).
     func deployments(namespace: String, labelSelector: [String: String]) async throws -> [KubeDeploymentSummary]
+    /// The Jobs matching `labelSelector` in `namespace`, with their command, start and
+    /// state (`run:list`); sorted by name.
+    func jobs(namespace: String, labelSelector: [String: String]) async throws -> [KubeJobSummary]
+}
+
+/// A Job as `run:list` shows it.
+public struct KubeJobSummary: Sendable, Equatable {
+    public let name: String
+    public let labels: [String: String]
+    /// Its pod's container command (argv; empty: the image's own).
+    public let command: [String]
+    /// `status.startTime`, else `metadata.creationTimestamp`.
+    public let started: Date?
+    public let status: KubeJobStatus
+
+    public init(name: String, labels: [String: String], command: [String], started: Date?, status: KubeJobStatus) {
+        self.name = name
+        self.labels = labels
+        self.command = command
+        self.started = started
+        self.status = status
+    }
 }
 
 /// One line of a pod's log and whose it is.

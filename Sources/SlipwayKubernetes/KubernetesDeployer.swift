@@ -86,11 +86,19 @@ public struct KubernetesDeployer: ClusterScheduler {
     public func run(_ state: SchedulerService.AppState, command: [String], output: @escaping @Sendable (String) -> Void,
                     isCancelled: @escaping @Sendable () -> Bool) throws -> Int32 {
         let (name, namespace) = try startJob(state, command: command)
-        // Its output as it comes: once the pod left Pending, its log is followed to the container's end.
+        return try follow(name, namespace: namespace, what: "run", output: output, isCancelled: isCancelled)
+    }
+
+    /// A started Job to its end: its output as it comes (once the pod left Pending, its
+    /// log is followed to the container's end), then its pod's exit status. Deleted
+    /// (with its pod) when `isCancelled` turns true: 130.
+    private func follow(_ name: String, namespace: String, what: String, output: @escaping @Sendable (String) -> Void,
+                        isCancelled: @escaping @Sendable () -> Bool) throws -> Int32 {
+        let reference = KubeObjectReference(kind: KubeKind.rendered.first { $0.kind == "Job" }!, namespace: namespace, name: name)
         var status = KubeJobStatus.running
         while true {
             if isCancelled() {
-                try? call("deleting \(name)") { try await cluster.delete(KubeObjectReference(kind: KubeKind.rendered.first { $0.kind == "Job" }!, namespace: namespace, name: name)) }
+                try? call("deleting \(name)") { try await cluster.delete(reference) }
                 return 130
             }
             status = try call("reading Job \(name)") { try await cluster.jobStatus(namespace: namespace, name: name) }
@@ -100,14 +108,73 @@ public struct KubernetesDeployer: ClusterScheduler {
         }
         try call("reading the output of \(name)") { try await cluster.jobLogs(namespace: namespace, name: name, output: output) }
         status = try waitForJob(name, namespace: namespace, timeout: .infinity, isCancelled: isCancelled)
-        if isCancelled() { return 130 }
+        if isCancelled() {
+            try? call("deleting \(name)") { try await cluster.delete(reference) }
+            return 130
+        }
         if let code = try call("reading the exit status of \(name)", { try await cluster.jobExitCode(namespace: namespace, name: name) }) {
             return Int32(clamping: code)
         }
         if case .failed(let reason) = status {
-            throw UserFacingError(.conflict, "the run Job \(name) in namespace \(namespace) failed without an exit status: \(reason)")
+            throw UserFacingError(.conflict, "the \(what) Job \(name) in namespace \(namespace) failed without an exit status: \(reason)")
         }
         return 0
+    }
+
+    public func runs(of app: AppName) throws -> [ClusterRun] {
+        try runJobs(of: app).map { job in
+            // A one-string run went through a shell (`startJob`): shown as it was typed.
+            let command = job.command.count == 3 && job.command[0...1] == ["/bin/sh", "-c"] ? job.command[2] : job.command.joined(separator: " ")
+            let state = switch job.status {
+            case .running: "running"
+            case .succeeded: "succeeded"
+            case .failed: "failed"
+            }
+            return ClusterRun(name: job.name, command: command, started: job.started, state: state)
+        }.sorted { ($0.started ?? .distantPast, $0.name) < ($1.started ?? .distantPast, $1.name) }
+    }
+
+    public func stopRun(_ app: AppName, name: String) throws -> Bool {
+        // Only a name among the app's own run Jobs is ever put in a URL: another app's Job
+        // (another namespace), a predeploy or cron Job, or a made-up name is not found.
+        guard let job = try runJobs(of: app).first(where: { $0.name == name }) else { return false }
+        let namespace = KubeNames.namespace(of: app.rawValue)
+        let reference = KubeObjectReference(kind: KubeKind.rendered.first { $0.kind == "Job" }!, namespace: namespace, name: job.name)
+        // `delete` asks for background propagation: a Job deleted without it orphans its pod, which would run on.
+        try call("deleting Job \(job.name)") { try await cluster.delete(reference) }
+        return true
+    }
+
+    /// The app's Jobs labelled as `run` Jobs, in its own namespace.
+    private func runJobs(of app: AppName) throws -> [KubeJobSummary] {
+        let namespace = KubeNames.namespace(of: app.rawValue)
+        let selector = [KubernetesRenderer.Label.app: KubeNames.labelValue(app.rawValue), KubernetesRenderer.Label.task: "run"]
+        return try call("listing \(app)'s run Jobs") { try await cluster.jobs(namespace: namespace, labelSelector: selector) }
+            .filter { $0.labels[KubernetesRenderer.Label.task] == "run" && $0.labels[KubernetesRenderer.Label.app] == KubeNames.labelValue(app.rawValue) }
+    }
+
+    public func runCron(_ state: SchedulerService.AppState, entryID: String, output: @escaping @Sendable (String) -> Void,
+                        isCancelled: @escaping @Sendable () -> Bool, started: (String) throws -> Void) throws -> Int32 {
+        let spec = KubernetesAppSpec(state: state)
+        let namespace = KubeNames.namespace(of: spec.app)
+        // The CronJob the release renders for the entry (named as `KubernetesRenderer` names it).
+        let cronJobName = KubeNames.label("cron-\(entryID)", maximum: KubeNames.cronJobMaximum)
+        guard let cronJob = try KubernetesRenderer().render(spec).first(where: { $0.kind == "CronJob" && $0.name == cronJobName }),
+              let template = cronJob.body["spec"]?["jobTemplate"], case .object(var jobSpec)? = template["spec"] else {
+            throw UserFacingError.notFound("\(spec.app) has no cron entry \(quoted(entryID)) in its current release; cron:list \(spec.app) shows them")
+        }
+        // As kubectl create job --from=cronjob: the template's labels and pod, marked manual.
+        // Its name fits 63 characters: CronJob names are kept to 52 for the controller's own suffix.
+        let name = "\(cronJobName)-m\(UUID().uuidString.prefix(8).lowercased())"
+        var labels: [String: String] = [:]
+        if case .object(let members)? = template["metadata"]?["labels"] { labels = members.compactMapValues(\.stringValue) }
+        // No owner (the CronJob's history limits do not count it): the cluster removes it an hour after it ends.
+        jobSpec["ttlSecondsAfterFinished"] = 3600
+        let job = KubeObject(apiVersion: "batch/v1", kind: "Job", name: name, namespace: namespace, labels: labels,
+                             annotations: ["cronjob.kubernetes.io/instantiate": "manual"], members: ["spec": .object(jobSpec)])
+        try call("starting \(name)") { try await cluster.apply([job], fieldManager: KubernetesRenderer.fieldManager) }
+        try started(name)
+        return try follow(name, namespace: namespace, what: "cron", output: output, isCancelled: isCancelled)
     }
 
     public func startRun(_ state: SchedulerService.AppState, command: [String]) throws -> String {
@@ -328,5 +395,8 @@ final class DeferredCluster: KubernetesCluster, @unchecked Sendable {
     }
     func deployments(namespace: String, labelSelector: [String: String]) async throws -> [KubeDeploymentSummary] {
         try await get().deployments(namespace: namespace, labelSelector: labelSelector)
+    }
+    func jobs(namespace: String, labelSelector: [String: String]) async throws -> [KubeJobSummary] {
+        try await get().jobs(namespace: namespace, labelSelector: labelSelector)
     }
 }

@@ -36,9 +36,12 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     public struct JobOutcome: Sendable {
         public var exitCode: Int
         public var log: [String]
-        public init(exitCode: Int = 0, log: [String] = []) {
+        /// The pod keeps running (status `active: 1`, no condition) until the Job is deleted.
+        public var running: Bool
+        public init(exitCode: Int = 0, log: [String] = [], running: Bool = false) {
             self.exitCode = exitCode
             self.log = log
+            self.running = running
         }
     }
 
@@ -240,7 +243,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             case ("GET", nil, nil): return list(route, selector: query["labelSelector"] ?? "")
             case ("GET", let name?, nil): return get(route, name: name)
             case ("GET", let name?, "log"): return log(route, pod: name, tailLines: query["tailLines"].flatMap { Int($0) })
-            case ("DELETE", let name?, nil): return delete(route, name: name)
+            case ("DELETE", let name?, nil): return delete(route, name: name, propagationPolicy: query["propagationPolicy"])
             default:
                 return .json(405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", details: [:]))
             }
@@ -419,7 +422,9 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         return Answer(status: 200, contentType: "text/plain", body: lines.joined())
     }
 
-    private func delete(_ route: Route, name: String) -> Answer {
+    /// As the API server: a Job deleted without `propagationPolicy` orphans its pods
+    /// (batch/v1's default for API clients; kubectl asks for Background), which run on.
+    private func delete(_ route: Route, name: String, propagationPolicy: String?) -> Answer {
         let path = route.path(name)
         guard let object = objects[path] else { return notFound(route, name) }
         objects[path] = nil
@@ -427,7 +432,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             for key in objects.keys where key.contains("/namespaces/\(name)/") { objects[key] = nil }
         }
         if route.resource == "deployments" { removePods(of: path) }
-        if route.resource == "jobs", let namespace = route.namespace {
+        if route.resource == "jobs", let namespace = route.namespace, ["Background", "Foreground"].contains(propagationPolicy ?? "Orphan") {
             for (key, pod) in objects where key.hasPrefix("/api/v1/namespaces/\(namespace)/pods/")
                 && pod["metadata"]?["labels"]?["job-name"]?.stringValue == name { objects[key] = nil }
         }
@@ -446,7 +451,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             objects[path] = updated
             if case .int(let ready)? = updated["status"]?["readyReplicas"], ready > 0,
                updated["status"]?["updatedReplicas"] == updated["status"]?["replicas"] { runPods(path, updated, count: Int(ready)) }
-        case "Job": if object["status"]?["conditions"] == nil { runJob(path, object) }
+        case "Job": if object["status"] == nil { runJob(path, object) }
         default: break
         }
     }
@@ -521,6 +526,16 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
                                                "controller-uid": uid, "batch.kubernetes.io/controller-uid": uid]])
         let container = job["spec"]?["template"]?["spec"]?["containers"]
         if let container { pod = set(pod, "spec", ["containers": container, "restartPolicy": "Never"]) }
+        if outcome.running {
+            pod = set(pod, "status", ["phase": "Running", "startTime": "2026-01-01T00:00:00Z",
+                                      "containerStatuses": [["name": containerName(job), "ready": true, "restartCount": 0,
+                                                             "state": ["running": ["startedAt": "2026-01-01T00:00:00Z"]]]]])
+            let podPath = "/api/v1/namespaces/\(namespace)/pods/\(podName)"
+            objects[podPath] = pod
+            logs[podPath] = outcome.log.map { $0 + "\n" }.joined()
+            objects[path] = set(job, "status", ["active": 1, "ready": 1, "startTime": "2026-01-01T00:00:00Z"])
+            return
+        }
         let terminated: KubeValue = ["exitCode": .int(Int64(outcome.exitCode)), "reason": .string(outcome.exitCode == 0 ? "Completed" : "Error"),
                                      "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:01Z"]
         var containerName: KubeValue = "job"
@@ -531,6 +546,11 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         objects[podPath] = pod
         logs[podPath] = outcome.log.map { $0 + "\n" }.joined()
         objects[path] = set(job, "status", Self.fixture(outcome.exitCode == 0 ? "job-status-complete" : "job-status-failed"))
+    }
+
+    private func containerName(_ job: KubeValue) -> KubeValue {
+        if case .array(let containers)? = job["spec"]?["template"]?["spec"]?["containers"], let first = containers.first?["name"] { return first }
+        return "job"
     }
 
     // MARK: Object helpers

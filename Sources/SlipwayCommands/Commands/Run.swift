@@ -43,23 +43,25 @@ struct RunDetached: MutatingCommand {
     }
 }
 
-/// `run:list <app>`: the app's running one-off containers.
+/// `run:list <app> [--format json]`: the app's one-off runs.
 struct RunList: QueryCommand {
     static let configuration = CommandConfiguration(
         commandName: "run:list",
-        abstract: "List the running run and run:detached containers of an app.")
+        abstract: "List the running run and run:detached containers of an app (its run Jobs on the kubernetes scheduler).")
     static let rule = AccessRule.app(.write)
     @Argument var app: String
+    @OptionGroup var output: FormatOption
     var requirement: Requirement { .app(app, .write) }
 
     func execute(in context: CommandContext) throws {
-        let runs = try context.core.runs.list(try AppName(app))
+        let runs = try context.core.runs.listing(try AppName(app))
+        if output.isJSON { return try context.printJSON(runs) }
         guard !runs.isEmpty else {
             context.note("\(app) has no running one-off containers")
             return
         }
         context.print(Text.table(["NAME", "STATE", "STARTED", "BY", "COMMAND"], runs.map {
-            [$0.name, $0.state, Text.date($0.created), $0.labels["org.slipway.by"] ?? "-", $0.command]
+            [$0.name, $0.state, $0.started.map(Text.date) ?? "-", $0.by ?? "-", $0.command]
         }))
     }
 }

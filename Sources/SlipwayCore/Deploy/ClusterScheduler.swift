@@ -18,6 +18,18 @@ public protocol ClusterScheduler: Sendable {
              isCancelled: @escaping @Sendable () -> Bool) throws -> Int32
     /// `run:detached`: starts the same Job and returns its name at once.
     func startRun(_ state: SchedulerService.AppState, command: [String]) throws -> String
+    /// `run:list`: the app's `run` and `run:detached` Jobs (never its predeploy or cron
+    /// Jobs), running or ended (the cluster removes them an hour after), oldest first.
+    func runs(of app: AppName) throws -> [ClusterRun]
+    /// `run:stop`: deletes the app's run Job `name` and its pod. False, with nothing
+    /// done, when the app has no run Job of that name.
+    func stopRun(_ app: AppName, name: String) throws -> Bool
+    /// `cron:run`: the cron entry `entryID` of `state` once, now, as a Job made from the
+    /// entry's CronJob template (as `kubectl create job --from=cronjob`), followed as
+    /// `run` follows its Job; `started` is told the Job's name once it exists. Deleted
+    /// when `isCancelled` turns true.
+    func runCron(_ state: SchedulerService.AppState, entryID: String, output: @escaping @Sendable (String) -> Void,
+                 isCancelled: @escaping @Sendable () -> Bool, started: (String) throws -> Void) throws -> Int32
     /// `logs`: the output of the app's process pods (of `processType` only when given),
     /// `tail` lines of each, followed until `isCancelled` when `follow`; lines prefixed
     /// `app[type.pod]: ` as the local ones are.
@@ -35,6 +47,23 @@ extension ClusterScheduler {
     /// `run` for a caller that stays.
     public func run(_ state: SchedulerService.AppState, command: [String], output: @escaping @Sendable (String) -> Void) throws -> Int32 {
         try run(state, command: command, output: output, isCancelled: { false })
+    }
+}
+
+/// A run Job on the cluster as `run:list` shows it.
+public struct ClusterRun: Sendable, Equatable {
+    public let name: String
+    /// The command as it was given (`/bin/sh -c` of a one-string run taken off).
+    public let command: String
+    public let started: Date?
+    /// `running`, `succeeded` or `failed`.
+    public let state: String
+
+    public init(name: String, command: String, started: Date?, state: String) {
+        self.name = name
+        self.command = command
+        self.started = started
+        self.state = state
     }
 }
 

@@ -119,6 +119,10 @@ extension DeployService {
     /// restarts); with web stopped the router answers 503 for the app.
     public func stop(_ app: AppName, type: String?, by caller: Caller, output: @escaping Output) throws {
         let (record, _) = try deployed(app, type: type)
+        // Stopping this host's containers would leave the cluster's Deployments serving.
+        if try clusterScheduler(of: record) != nil {
+            throw UserFacingError.conflict("ps:stop is not supported on the kubernetes scheduler yet: \(app)'s Deployments run on the cluster, and nothing was stopped; ps:scale \(app) \(type ?? "web")=0 scales \(type == nil ? "a type" : "that type") to zero there (ps:scale back to start it)")
+        }
         let lock = try locks.acquire(app, by: caller, output: output)
         defer { locks.release(lock) }
         let targets = try processContainers(app).filter { type == nil || $0.slipway.type == type }

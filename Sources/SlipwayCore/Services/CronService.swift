@@ -180,12 +180,15 @@ public struct CronService: Sendable {
     }
 
     /// The entries due at `minute` (a whole minute), with their apps: of every app's
-    /// current release, not suspended. Only this minute counts: runs missed while the
+    /// current release, not suspended, of apps on this host (the cluster's CronJobs run
+    /// an app set to kubernetes). Only this minute counts: runs missed while the
     /// server was down are not replayed.
     public func due(at minute: Date) throws -> [(app: AppName, entry: CronEntry)] {
         let zone = timeZone
         let candidates = try store.read { db -> [(AppName, Int64, Int64)] in
-            try AppService.all(db).compactMap { app in app.currentReleaseId.map { (app.name, app.id!, $0) } }
+            // An app set to kubernetes has its entries as CronJobs: the cluster runs them, never this host.
+            try AppService.all(db).filter { try SchedulerService.scheduler(of: $0, db) == .local }
+                .compactMap { app in app.currentReleaseId.map { (app.name, app.id!, $0) } }
         }
         var due: [(AppName, CronEntry)] = []
         for (app, appID, releaseID) in candidates {
@@ -269,10 +272,19 @@ public struct CronService: Sendable {
         do {
             let release = try deploys.currentRelease(of: try apps.find(app) ?? { throw UserFacingError.notFound("app \(app) does not exist") }())
             guard let release else { throw UserFacingError.notFound("\(app) has no current release") }
-            let code = try runs.run(app, command: entry.arguments, by: caller, io: io, kind: .cron,
-                                    image: (release.release.image, appID)) { name in
+            let started: (String) throws -> Void = { name in
                 try store.write { db in try db.execute(sql: "UPDATE cron_runs SET container = ?, output_id = ? WHERE id = ?",
                                                        arguments: [name, recording?.record.id, run.id]) }
+            }
+            let code: Int32
+            if let target = try deploys.clusterTarget(app) {
+                // On the cluster: a Job of the entry's CronJob template; `container` records the Job's name.
+                let stdout = io.stdout
+                code = try target.cluster.runCron(target.state, entryID: entry.id, output: { _ = stdout(Data(($0 + "\n").utf8)) },
+                                                  isCancelled: io.isCancelled, started: started)
+            } else {
+                code = try runs.run(app, command: entry.arguments, by: caller, io: io, kind: .cron,
+                                    image: (release.release.image, appID), started: started)
             }
             lines.flush()
             if token.isCancelled {

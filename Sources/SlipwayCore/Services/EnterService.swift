@@ -20,6 +20,10 @@ extension RunService {
     /// (`TYPE` is its first instance, `TYPE.N` that one; nil or `--`: web, else the
     /// only type), as the container's own user. Returns the command's exit status.
     public func enter(_ app: AppName, process: String?, command: [String], by caller: Caller, io: IO) throws -> Int32 {
+        // Its processes are pods on the cluster: none here to enter.
+        if let deploys, try deploys.clusterScheduler(of: try deploys.existing(app)) != nil {
+            throw UserFacingError(.usage, "enter is not supported on the kubernetes scheduler yet: \(app)'s processes are pods on the cluster, not containers on this host; run \(app) COMMAND runs a command in a fresh pod of its release")
+        }
         let containers = try self.containers, engine = self.engine
         let target = try enterTarget(app, process: process)
         var exec = ExecSpec(command: command.isEmpty ? Self.shell : command)

@@ -16,11 +16,39 @@ extension RunService {
     }
 
     /// Starts the Job and returns its name (it is removed an hour after it ends); nil
-    /// for an app on this host. `logs`, `run:list` and `run:stop` do not see it.
+    /// for an app on this host. `run:list` shows it and `run:stop` ends it.
     func clusterRunDetached(_ app: AppName, command: [String], by caller: Caller) throws -> String? {
         guard let target = try deploys?.clusterTarget(app) else { return nil }
         let name = try target.cluster.startRun(target.state, command: command)
         try events.record(caller, app: app.rawValue, detail: "started Job \(name) on the kubernetes scheduler")
         return name
     }
+
+    /// The app's run Jobs on the cluster (nil for an app on this host), as `run:list` lists them.
+    func clusterRuns(_ app: AppName) throws -> [RunListing]? {
+        guard let deploys, let cluster = try deploys.clusterScheduler(of: try deploys.existing(app)) else { return nil }
+        return try cluster.runs(of: app).map { RunListing(name: $0.name, state: $0.state, started: $0.started, by: nil, command: $0.command) }
+    }
+
+    /// `run:stop` of an app set to kubernetes: deletes its run Job `name` (and the pod).
+    /// Nil for an app on this host; false when the app has no run Job of that name
+    /// (the caller then looks among this host's containers, and answers as for those).
+    func clusterStop(_ app: AppName, name: String, by caller: Caller) throws -> Bool? {
+        guard let deploys, let cluster = try deploys.clusterScheduler(of: try deploys.existing(app)) else { return nil }
+        guard try cluster.stopRun(app, name: name) else { return false }
+        try events.record(caller, app: app.rawValue, detail: "stopped Job \(name) on the kubernetes scheduler")
+        return true
+    }
+}
+
+/// One of an app's runs as `run:list` shows it (text or `--format json`): a container
+/// on this host, or a Job on the app's cluster.
+public struct RunListing: Sendable, Codable, Equatable {
+    public var name: String
+    /// The engine's state of a container (`running`); `running`, `succeeded` or `failed` for a Job.
+    public var state: String
+    public var started: Date?
+    /// Who started it (nil: not recorded, as for a Job; the audit log has it).
+    public var by: String?
+    public var command: String
 }

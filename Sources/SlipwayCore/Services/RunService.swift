@@ -116,8 +116,18 @@ public struct RunService: Sendable {
         try containers.list(app: app, kind: nil).filter { [.run, .detached].contains($0.slipway.kind) }.sorted { $0.created < $1.created }
     }
 
+    /// `run:list`: the app's runs: its run Jobs on the cluster for an app set to
+    /// kubernetes, and its run containers on this host (left from before, for such an app).
+    public func listing(_ app: AppName) throws -> [RunListing] {
+        let cluster = try clusterRuns(app) ?? []
+        return try list(app).map {
+            RunListing(name: $0.name, state: $0.state, started: $0.created, by: $0.labels["org.slipway.by"], command: $0.command)
+        } + cluster
+    }
+
     /// `run:stop`: stops (and removes) one of the app's runs, named as `run:list` shows it.
     public func stop(_ app: AppName, container name: String, by caller: Caller) throws {
+        if try clusterStop(app, name: name, by: caller) == true { return }
         guard let target = try list(app).first(where: { $0.name == name || (name.count >= 6 && $0.id.hasPrefix(name)) }) else {
             throw UserFacingError.notFound("\(app) has no running container \(quoted(name)); run:list \(app) shows them")
         }

@@ -1,0 +1,217 @@
+import Foundation
+import GRDB
+import KubernetesFakeAPI
+import Logging
+import SlipwayHost
+import SlipwayKubernetes
+import Testing
+@testable import SlipwayCommands
+@testable import SlipwayCore
+
+/// The app commands of apps set to the kubernetes scheduler (issue 20): `run:list`,
+/// `run:stop`, `cron:run`, the cron scheduler, and the commands refused there, through
+/// the real command runner (the one gate) against the fake API server.
+/// bob owns `web`, carol owns `other` (both on the cluster), dave reads `web`.
+@Suite("App commands of an app on the kubernetes scheduler", .serialized)
+final class KubernetesAppCommandTests {
+    let api: FakeKubernetesAPI
+    let engine = FakeEngine()
+    let core: Core
+    let runner: CommandRunner
+    let admin = Caller(principal: .localAdmin, command: "test")
+    let report = CronEntry(command: "bin/report --daily", schedule: "* * * * *")
+
+    init() throws {
+        api = try FakeKubernetesAPI.start(token: "s3cret")
+        var settings = Settings()
+        settings.dataDir = scratchPath("slipway-test")
+        let deployer = KubernetesDeployer(cluster: try KubernetesAPIClient(config: api.kubeconfig), engine: engine,
+                                          rolloutTimeout: 5, taskTimeout: 5, pollInterval: 0.01)
+        core = try Core(settings: settings, engine: engine, probe: FakeProbe(), proxy: RecordingProxy(directory: settings.dataDir + "/proxy"),
+                        processes: LocalProcesses(), cluster: deployer)
+        runner = CommandRunner(core: core, logger: Logger(label: "test"))
+        for name in ["bob", "carol", "dave"] { #expect(try run(["users:add", name]).status == 0) }
+        #expect(try run(["apps:create", "web"], as: "bob").status == 0)
+        #expect(try run(["apps:create", "other"], as: "carol").status == 0)
+        #expect(try run(["apps:create", "plain"], as: "bob").status == 0)
+        #expect(try run(["acl:add", "web", "dave", "read"], as: "bob").status == 0)
+        try core.scheduler.setRegistry(.server, to: "registry.test:5000", by: admin)
+        for app in ["web", "other"] {
+            try core.scheduler.set(try AppName(app), .kubernetes, by: admin)
+            try roll(try AppName(app))
+        }
+    }
+
+    deinit { api.stop() }
+
+    @discardableResult
+    func run(_ argv: [String], as user: String? = nil) throws -> Outcome {
+        let principal = try user.map { Principal(identity: .user(try #require(try core.users.find(UserName($0)))), channel: "ssh") } ?? .localAdmin
+        let out = Buffer(), err = Buffer()
+        let status = runner.run(argv, as: principal, stdout: out, stderr: err, stdin: FixedInput(data: Data()))
+        return Outcome(status: status, out: out.text, err: err.text)
+    }
+
+    /// v1 of `app` (web=1, a predeploy task, the `report` cron entry) rolled out on the cluster.
+    func roll(_ app: AppName) throws {
+        let record = try #require(try core.apps.find(app))
+        var plan = DeployPlan(processes: ["web": "serve"])
+        plan.predeploy = ["./migrate"]
+        plan.cron = [report]
+        let snapshot = ReleaseSnapshot(plan: plan, environment: ["GREETING": "hi"], mounts: [], formation: [:])
+        let release = try core.store.write { db -> Release in
+            var release = Release(appId: record.id!, version: 1, image: "slipway/\(app):1", revision: "r1", reason: "test",
+                                  snapshot: try DeployService.encode(snapshot), status: .deploying, startedBy: "test", startedAt: Date())
+            try release.insert(db)
+            return release
+        }
+        try core.deploys.rollout(app, record: record, release: release, snapshot: snapshot, types: nil, output: { _ in })
+    }
+
+    func jobs(_ app: String) -> [String] { api.paths.filter { $0.hasPrefix("/apis/batch/v1/namespaces/slipway-\(app)/jobs/") } }
+    func pods(of job: String, in app: String) -> [String] { api.paths.filter { $0.hasPrefix("/api/v1/namespaces/slipway-\(app)/pods/\(job)-") } }
+
+    /// Runs that go on until deleted (the fake's pod keeps running).
+    func keepRunsRunning() { api.setJobOutcome { job in .init(log: ["started"], running: job.json().contains("sleep")) } }
+
+    @Test func runListShowsTheAppsRunJobsAndRunStopDeletesOneWithItsPod() throws {
+        keepRunsRunning()
+        let started = try run(["run:detached", "web", "sleep 600"], as: "bob")
+        #expect(started.status == 0)
+        let name = started.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(name.hasPrefix("run-") && pods(of: name, in: "web").count == 1)
+        #expect(jobs("web").contains { $0.hasSuffix("/predeploy-1-v1") })
+
+        let listed = try run(["run:list", "web"], as: "bob")
+        #expect(listed.status == 0)
+        let row = try #require(listed.out.split(separator: "\n").first { $0.hasPrefix(name) })
+        #expect(row.contains("running") && row.hasSuffix("sleep 600"))
+        #expect(!listed.out.contains("predeploy") && !listed.out.contains("cron-"))
+
+        let json = try run(["run:list", "web", "--format", "json"], as: "bob")
+        #expect(json.out.split(separator: "\n").count == 1)
+        let runs = try JSONDecoder.iso8601.decode([RunListing].self, from: Data(json.out.utf8))
+        #expect(runs.map(\.name) == [name] && runs.first?.state == "running" && runs.first?.command == "sleep 600")
+
+        let stopped = try run(["run:stop", "web", name], as: "bob")
+        #expect(stopped.status == 0, "\(stopped.err)")
+        #expect(!jobs("web").contains { $0.hasSuffix("/\(name)") })
+        // Deleted with its pod: a Job deleted without a propagation policy orphans it.
+        #expect(api.requests.contains("DELETE /apis/batch/v1/namespaces/slipway-web/jobs/\(name)?propagationPolicy=Background"))
+        #expect(pods(of: name, in: "web").isEmpty)
+        #expect(try run(["run:list", "web", "--format", "json"], as: "bob").out == "[]\n")
+        let audited = try core.store.read { db in try Event.fetchAll(db).map(\.detail) }
+        #expect(audited.contains("stopped Job \(name) on the kubernetes scheduler"))
+    }
+
+    @Test func runListShowsEndedRunsWithTheirStatus() throws {
+        api.setJobOutcome { job in .init(exitCode: job.json().contains("exit 1") ? 1 : 0) }
+        let good = try run(["run:detached", "web", "exit 0"], as: "bob").out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let bad = try run(["run:detached", "web", "exit 1"], as: "bob").out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let runs = try JSONDecoder.iso8601.decode([RunListing].self, from: Data(try run(["run:list", "web", "--format", "json"], as: "bob").out.utf8))
+        #expect(Dictionary(uniqueKeysWithValues: runs.map { ($0.name, $0.state) }) == [good: "succeeded", bad: "failed"])
+    }
+
+    @Test func runStopAnswersAnotherAppsJobAPredeployJobOrAMadeUpNameAsLocally() throws {
+        keepRunsRunning()
+        let theirs = try run(["run:detached", "other", "sleep 600"], as: "carol").out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let mine = try run(["run:detached", "web", "sleep 600"], as: "bob").out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let before = api.paths
+        let local = try run(["run:stop", "plain", "run-made0up0"], as: "bob")
+        #expect(local.status == 1 && local.err.hasPrefix("error: plain has no running container"))
+        func likeLocal(_ name: String) throws {
+            let answer = try run(["run:stop", "web", name], as: "bob")
+            #expect(answer.status == local.status, "\(name)")
+            #expect(answer.err.replacingOccurrences(of: name, with: "NAME") == local.err.replacingOccurrences(of: "run-made0up0", with: "NAME")
+                .replacingOccurrences(of: "plain", with: "web"), "\(name)")
+        }
+        for name in [theirs, "predeploy-1-v1", "run-made0up0", "../../other/jobs/\(theirs)", "run-%2e%2e"] { try likeLocal(name) }
+        // Another tenant's app is missing to bob, as any app he cannot see; a reader cannot list or stop.
+        let hidden = try run(["run:stop", "other", theirs], as: "bob")
+        #expect(hidden.status == 1 && hidden.err.hasPrefix("error: app \"other\" not found"))
+        #expect(try run(["run:list", "other"], as: "bob").err.hasPrefix("error: app \"other\" not found"))
+        for argv in [["run:list", "web"], ["run:stop", "web", mine]] {
+            let denied = try run(argv, as: "dave")
+            #expect(denied.status == 1 && denied.err.contains("you have read access"), "\(argv)")
+        }
+        #expect(api.paths == before)
+        #expect(!api.requests.contains { $0.hasPrefix("DELETE") })
+    }
+
+    /// The caller's side of a run: what it printed.
+    final class Printed: @unchecked Sendable {
+        private let lock = NSLock()
+        private var all = ""
+        func add(_ text: String) { lock.withLock { all += text } }
+        var text: String { lock.withLock { all } }
+    }
+
+    @Test func cronRunOfAClusterAppIsAJobOfItsCronJobTemplateWithItsOutputStatusAndHistory() throws {
+        api.setJobOutcome { _ in .init(exitCode: 4, log: ["reporting", "no data"]) }
+        let printed = Printed()
+        let io = RunService.IO(readStdin: { _ in Data() }, stdout: { printed.add(String(decoding: $0, as: UTF8.self)); return true },
+                               stderr: { _ in true }, notice: { printed.add($0) }, isCancelled: { false })
+        let web = try AppName("web")
+        let ended = try core.cron.runNow(web, id: report.id, by: admin, io: io)
+        #expect(ended.status == .failed && ended.exitCode == 4)
+        #expect(printed.text == "reporting\nno data\n")
+        let name = try #require(ended.container)
+        #expect(name.hasPrefix("cron-\(report.id)-m") && name.count <= 63)
+        // Nothing ran on this host.
+        #expect(engine.calls.allSatisfy { !$0.hasPrefix("create") })
+
+        let job = try #require(api.object(at: "/apis/batch/v1/namespaces/slipway-web/jobs/\(name)"))
+        let cronJob = try #require(api.object(at: "/apis/batch/v1/namespaces/slipway-web/cronjobs/cron-\(report.id)"))
+        #expect(job["spec"]?["template"] == cronJob["spec"]?["jobTemplate"]?["spec"]?["template"])
+        #expect(job["spec"]?["activeDeadlineSeconds"] == cronJob["spec"]?["jobTemplate"]?["spec"]?["activeDeadlineSeconds"])
+        #expect(job["metadata"]?["annotations"]?["cronjob.kubernetes.io/instantiate"] == "manual")
+        #expect(job["metadata"]?["labels"]?["slipway.dev/app"] == "web")
+        #expect(job["spec"]?["template"]?["spec"]?["containers"]?.json().contains(#""command":["bin/report","--daily"]"#) == true)
+
+        // In the entry's history as a local cron:run is, with its output stored.
+        let history = try core.cron.runs(of: web, id: report.id)
+        #expect(history.count == 1 && history.first?.trigger == "manual" && history.first?.container == name)
+        #expect(try core.cron.list(web).first?.lastStatus == "failed")
+        let stored = Printed()
+        try core.cron.logs(web, id: report.id, lines: 10, follow: false, output: { stored.add($0 + "\n") }, isCancelled: { false })
+        #expect(stored.text == "reporting\nno data\n")
+
+        // Through the gate: the exit status is the command's; a reader may not run it.
+        #expect(try run(["cron:run", "web", report.id], as: "bob").status == 4)
+        #expect(try run(["cron:run", "web", report.id], as: "dave").err.contains("you have read access"))
+        #expect(try run(["cron:run", "other", report.id], as: "bob").err.hasPrefix("error: app \"other\" not found"))
+        #expect(try run(["cron:run", "web", "nosuchentry"], as: "bob").err.hasPrefix("error: web has no cron entry \"nosuchentry\""))
+    }
+
+    @Test func theLocalCronSchedulerLeavesAClusterAppsEntriesToItsCronJobs() throws {
+        let minute = Date(timeIntervalSince1970: 1_800_000_000 - 1_800_000_000.truncatingRemainder(dividingBy: 60))
+        #expect(try core.cron.due(at: minute).isEmpty)
+        // The same app back on this host: its entry is this host's to run.
+        try core.scheduler.set(try AppName("web"), .local, by: admin)
+        #expect(try core.cron.due(at: minute).map(\.app.rawValue) == ["web"])
+    }
+
+    @Test func psStopAndEnterOfAClusterAppAreRefusedAndChangeNothing() throws {
+        let web = "/apis/apps/v1/namespaces/slipway-web/deployments/web"
+        let before = try core.store.read { db in try Row.fetchAll(db, sql: "SELECT * FROM apps ORDER BY id").description }
+        let stop = try run(["ps:stop", "web"], as: "bob")
+        #expect(stop.status == 1)
+        #expect(stop.err.hasPrefix("error: ps:stop is not supported on the kubernetes scheduler yet"))
+        #expect(stop.err.contains("ps:scale web web=0"))
+        #expect(try core.store.read { db in try Row.fetchAll(db, sql: "SELECT * FROM apps ORDER BY id").description } == before)
+        #expect(api.object(at: web)?["spec"]?["replicas"] == 1)
+
+        let enter = try run(["enter", "web", "web"], as: "bob")
+        #expect(enter.status != 0 && enter.err.hasPrefix("error: enter is not supported on the kubernetes scheduler yet"))
+        #expect(enter.err.contains("run web COMMAND"))
+    }
+}
+
+extension JSONDecoder {
+    /// Reads `--format json` (dates as ISO 8601).
+    static var iso8601: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}
