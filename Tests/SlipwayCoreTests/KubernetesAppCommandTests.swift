@@ -205,6 +205,23 @@ final class KubernetesAppCommandTests {
         #expect(enter.status != 0 && enter.err.hasPrefix("error: enter is not supported on the kubernetes scheduler yet"))
         #expect(enter.err.contains("run web COMMAND"))
     }
+
+    @Test func aHostPathMountOfAClusterAppIsRefusedAndARenameTooWithNothingChanged() throws {
+        let before = try core.store.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM mounts").description + Row.fetchAll(db, sql: "SELECT * FROM apps ORDER BY id").description
+        }
+        // An admin's host path: a pod on another machine has no such directory.
+        let mount = try run(["storage:mount", "web", "/srv/shared:/shared"])
+        #expect(mount.status == 1)
+        #expect(mount.err.hasPrefix("error: web runs on the kubernetes scheduler, which cannot mount host directories"), "\(mount.err)")
+        // Its namespace is named after it: a rename would leave its claims behind.
+        let rename = try run(["apps:rename", "web", "web2"], as: "bob")
+        #expect(rename.status == 1 && rename.err.contains("apps:rename is not supported there yet"), "\(rename.err)")
+        #expect(try core.store.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM mounts").description + Row.fetchAll(db, sql: "SELECT * FROM apps ORDER BY id").description
+        } == before)
+        #expect(try run(["storage:mount", "plain", "/srv/shared:/shared"]).status == 0)
+    }
 }
 
 extension JSONDecoder {

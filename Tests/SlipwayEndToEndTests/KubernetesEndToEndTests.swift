@@ -221,7 +221,7 @@ struct KubernetesEndToEndTests {
         #expect(try server.ssh(bob.key, "scheduler:report", app).out.contains("Scheduler selected:       local"))
     }
 
-    @Test func othersCannotSteerRunOrReadAClusterAppNorTheClusterSettings() throws {
+    @Test func othersCannotSteerRunOrReadAClusterAppNorTheClusterSettingsAndRunsAreListedAndStopped() throws {
         let world = try Shared.instance.acquire()
         defer { Shared.instance.release() }
         let (server, api, bob, eve) = (world.server, world.api, world.bob, world.eve)
@@ -248,6 +248,32 @@ struct KubernetesEndToEndTests {
         #expect(api.paths == before)
         #expect(try server.slipway("scheduler:report", app).out.contains("127.0.0.1:\(world.registryPort)"))
         #expect(try server.ssh(bob.key, "scheduler:report", app).out.contains("Scheduler selected:       kubernetes"))
+
+        // run:detached, run:list, run:stop: the run is a Job on the cluster, which its
+        // owner lists and stops (its pod with it); eve can do neither.
+        api.setJobOutcome { job in .init(log: ["working"], running: job.json().contains("sleep")) }
+        defer { api.setJobOutcome { _ in .init() } }
+        let started = try server.ssh(bob.key, "run:detached", app, "sleep", "600")
+        let name = started.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(started.status == 0 && name.hasPrefix("run-"), "\(started.err)")
+        let job = "/apis/batch/v1/namespaces/slipway-\(app)/jobs/\(name)"
+        let pods = { api.paths.filter { $0.hasPrefix("/api/v1/namespaces/slipway-\(app)/pods/\(name)-") } }
+        #expect(api.object(at: job) != nil && pods().count == 1)
+        let listed = try server.ssh(bob.key, "run:list", app)
+        #expect(listed.out.split(separator: "\n").contains { $0.hasPrefix(name) && $0.contains("running") && $0.hasSuffix("sleep 600") }, "\(listed.out)\(listed.err)")
+        let json = try server.ssh(bob.key, "run:list", app, "--format", "json")
+        #expect(json.out.split(separator: "\n").count == 1 && json.out.contains(#""name":"\#(name)""#) && json.out.contains(#""state":"running""#), "\(json.out)")
+        for command in [["run:list", app], ["run:stop", app, name]] {
+            let answer = try server.ssh(eve.key, command)
+            #expect(answer.status != 0 && answer.err.hasPrefix("error: app \"\(app)\" not found"), "\(command): \(answer.err)")
+        }
+        let madeUp = try server.ssh(bob.key, "run:stop", app, "predeploy-1-v1")
+        #expect(madeUp.status != 0 && madeUp.err.hasPrefix("error: \(app) has no running container \"predeploy-1-v1\""), "\(madeUp.err)")
+        #expect(api.object(at: job) != nil && pods().count == 1)
+        let stopped = try server.ssh(bob.key, "run:stop", app, name)
+        #expect(stopped.status == 0 && stopped.err.contains("-----> Stopped \(name)"), "\(stopped.err)")
+        #expect(api.object(at: job) == nil && pods().isEmpty, "\(api.paths)")
+        #expect(try server.ssh(bob.key, "run:list", app, "--format", "json").out == "[]\n")
 
         // The owner's apps:destroy takes the app's namespace off the cluster.
         #expect(try server.ssh(bob.key, "--force", "apps:destroy", app).status == 0)

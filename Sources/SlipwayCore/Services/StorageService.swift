@@ -183,6 +183,10 @@ public struct StorageService: Sendable {
                 }
                 mount.storageId = storage!.id
             case .hostPath(let path):
+                // As scheduler:set refuses the switch: a pod on another machine has no such directory.
+                if try SchedulerService.scheduler(of: app, db) == .kubernetes {
+                    throw UserFacingError.invalid("\(appName) runs on the kubernetes scheduler, which cannot mount host directories (pods run on other machines); nothing was mounted: use managed storage (storage:create, then storage:mount \(appName) NAME --container-dir \(spec.containerPath))")
+                }
                 mount.hostPath = path.rawValue
             }
             try mount.insert(db)
