@@ -22,7 +22,8 @@ extension DeployService {
                         recording: (@Sendable (Database) throws -> Void)?, output: @escaping Output) throws {
         let app = record.name
         guard renamingTo == nil else {
-            throw UserFacingError.conflict("\(app) runs on the kubernetes scheduler, whose namespace is named after the app; apps:rename is not supported there yet (scheduler:set \(app) local, rename, then set it back)")
+            // Not "switch to local, rename, switch back": leaving the cluster deletes the namespace, claims and data with it.
+            throw UserFacingError.conflict("\(app) runs on the kubernetes scheduler, where apps:rename is not supported yet; nothing was changed. Its namespace (scheduler:report \(app) names it) is named after the app and holds its PersistentVolumeClaims: a renamed app would start in a new, empty namespace and leave its storage's data behind. Copy that data out before moving the app anywhere (scheduler:set \(app) local deletes the namespace and its claims)")
         }
         func state(_ release: Release, _ snapshot: ReleaseSnapshot) throws -> SchedulerService.AppState {
             try clusterState(of: record, release: release, snapshot: snapshot)
