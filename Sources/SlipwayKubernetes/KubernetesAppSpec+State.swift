@@ -28,7 +28,8 @@ extension KubernetesAppSpec {
                   port: Int(environment["PORT"] ?? "") ?? 5000, mounts: mounts, domains: state.domains,
                   certificate: state.certificate.map { Certificate(certificatePEM: $0.chain, keyPEM: $0.key, names: $0.names) },
                   cron: state.cron, cronTimeZone: state.settings.cronTimezone, cronTimeout: state.settings.cronTimeout,
-                  predeploy: snapshot.plan.predeploy, pullSecret: state.dockerConfigJSON.map(PullSecret.init),
+                  predeploy: snapshot.plan.predeploy, postdeploy: snapshot.plan.postdeploy,
+                  pullSecret: state.dockerConfigJSON.map(PullSecret.init),
                   storageClass: state.settings.kubeStorageClass, ingressClass: state.settings.kubeIngressClass)
     }
 

@@ -28,6 +28,9 @@ public struct KubernetesAppSpec: Sendable, Equatable {
     public var cronTimeout: Int
     /// app.json predeploy, then Procfile `release`: one Job each, run in this order.
     public var predeploy: [String]
+    /// app.json postdeploy: one Job each, run in this order after the switch (and only
+    /// for a new release: `ClusterScheduler.runPostdeployTask`).
+    public var postdeploy: [String]
     /// The image pull Secret (from `registry:login`), if any.
     public var pullSecret: PullSecret?
     /// The cluster's storage class for claims; nil: the cluster's default.
@@ -37,8 +40,8 @@ public struct KubernetesAppSpec: Sendable, Equatable {
 
     public init(tenant: String, app: String, release: Int, image: String, processes: [Process], environment: [String: String],
                 port: Int = 5000, mounts: [Mount] = [], domains: [String] = [], certificate: Certificate? = nil,
-                cron: [CronEntry] = [], cronTimeZone: String = "UTC", cronTimeout: Int = 3600, predeploy: [String] = [], pullSecret: PullSecret? = nil,
-                storageClass: String? = nil, ingressClass: String? = nil) {
+                cron: [CronEntry] = [], cronTimeZone: String = "UTC", cronTimeout: Int = 3600, predeploy: [String] = [], postdeploy: [String] = [],
+                pullSecret: PullSecret? = nil, storageClass: String? = nil, ingressClass: String? = nil) {
         self.tenant = tenant
         self.app = app
         self.release = release
@@ -53,6 +56,7 @@ public struct KubernetesAppSpec: Sendable, Equatable {
         self.cronTimeZone = cronTimeZone
         self.cronTimeout = cronTimeout
         self.predeploy = predeploy
+        self.postdeploy = postdeploy
         self.pullSecret = pullSecret
         self.storageClass = storageClass
         self.ingressClass = ingressClass
@@ -94,7 +98,7 @@ public struct KubernetesAppSpec: Sendable, Equatable {
         public var source: Source
         public var containerPath: String
         public var readonly: Bool
-        /// `deploy`: the process types and predeploy Jobs; `run`: cron (and later `run`).
+        /// `deploy`: the process types and deploy task Jobs; `run`: cron (and later `run`).
         public var phases: Set<MountPhase>
 
         public init(source: Source, containerPath: String, readonly: Bool = false, phases: Set<MountPhase> = [.deploy, .run]) {

@@ -2,7 +2,8 @@ import Foundation
 import SlipwayCore
 
 /// Core's `ClusterScheduler` on a Kubernetes cluster: push, apply, predeploy Jobs,
-/// rollout wait, prune, and the rollback of a rollout that does not become ready.
+/// rollout wait, prune, the rollback of a rollout that does not become ready, and the
+/// postdeploy Jobs Core asks for after the switch.
 /// Prints the local pipeline's kind of step lines (`-----> ...`, task output indented
 /// by seven spaces) and fails with the same kind of `error:` lines.
 public struct KubernetesDeployer: ClusterScheduler {
@@ -12,7 +13,7 @@ public struct KubernetesDeployer: ClusterScheduler {
     /// How long each Deployment may take to become ready before the rollout fails
     /// (the Deployment's own progress deadline may say so first).
     public var rolloutTimeout: TimeInterval
-    /// How long a predeploy Job may run.
+    /// How long a deploy task's Job (predeploy, postdeploy) may run.
     public var taskTimeout: TimeInterval
     /// Between two reads of a Deployment's or a Job's status.
     public var pollInterval: TimeInterval
@@ -46,18 +47,21 @@ public struct KubernetesDeployer: ClusterScheduler {
         try push(state, spec: spec, output: output)
 
         // Everything but what runs: the namespace, Secrets, claims; then the predeploy
-        // Jobs one by one; then the processes and the rest.
+        // Jobs one by one; then the processes and the rest. Applying a Job runs it, so
+        // task Jobs are applied only to run them: predeploy's here for a new release,
+        // postdeploy's when Core asks after the switch (`runPostdeployTask`). A rollout of
+        // the release again (ps:scale) applies neither: its Jobs may be gone by their TTL,
+        // and applying one would run its task again. Prune keeps them (they are rendered).
         let jobs = objects.filter { $0.kind == "Job" }
         let before = objects.filter { ["Namespace", "Secret", "PersistentVolumeClaim"].contains($0.kind) }
         let after = objects.filter { !jobs.contains($0) && !before.contains($0) }
-        output("-----> Applying \(objects.count) objects to namespace \(namespace) (server-side apply as \(KubernetesRenderer.fieldManager))")
+        let applied = before.count + after.count + (runTasks ? spec.predeploy.count : 0)
+        output("-----> Applying \(applied) objects to namespace \(namespace) (server-side apply as \(KubernetesRenderer.fieldManager))")
         try call("applying \(spec.app)'s objects") { try await cluster.apply(before, fieldManager: KubernetesRenderer.fieldManager) }
-        for (job, command) in zip(jobs, spec.predeploy) {
-            if runTasks {
-                try runTask(job, command: command, namespace: namespace, output: output)
-            } else {
-                // The release's tasks ran when it was deployed; applying them again changes nothing.
-                try call("applying \(job.name)") { try await cluster.apply([job], fieldManager: KubernetesRenderer.fieldManager) }
+        if runTasks {
+            for (name, command) in zip(KubernetesRenderer.predeployJobNames(spec), spec.predeploy) {
+                guard let job = jobs.first(where: { $0.name == name }) else { continue }
+                try runTask(job, phase: "predeploy", command: command, namespace: namespace, output: output)
             }
         }
         try call("applying \(spec.app)'s objects") { try await cluster.apply(after, fieldManager: KubernetesRenderer.fieldManager) }
@@ -72,7 +76,9 @@ public struct KubernetesDeployer: ClusterScheduler {
                 output("-----> Rolling back to \(label) on the cluster")
                 do {
                     let old = try KubernetesRenderer().render(KubernetesAppSpec(state: previous))
-                    try call("applying \(label) again") { try await cluster.apply(old, fieldManager: KubernetesRenderer.fieldManager) }
+                    // Its tasks ran when it was deployed: its Jobs are kept, not applied (that would run them).
+                    let again = old.filter { $0.kind != "Job" }
+                    try call("applying \(label) again") { try await cluster.apply(again, fieldManager: KubernetesRenderer.fieldManager) }
                     try prune(keeping: old, app: spec.app, namespace: namespace, output: output)
                 } catch {
                     output(" !     could not apply \(label) again: \((error as? UserFacingError)?.message ?? "\(error)")")
@@ -81,6 +87,16 @@ public struct KubernetesDeployer: ClusterScheduler {
             throw error
         }
         try prune(keeping: objects, app: spec.app, namespace: namespace, output: output)
+    }
+
+    public func runPostdeployTask(_ number: Int, of state: SchedulerService.AppState, output: @escaping @Sendable (String) -> Void) throws {
+        let spec = KubernetesAppSpec(state: state)
+        let names = KubernetesRenderer.postdeployJobNames(spec)
+        guard names.indices.contains(number - 1),
+              let job = try KubernetesRenderer().render(spec).first(where: { $0.kind == "Job" && $0.name == names[number - 1] }) else {
+            throw UserFacingError.notFound("v\(spec.release) of \(spec.app) has no postdeploy task \(number)")
+        }
+        try runTask(job, phase: "postdeploy", command: spec.postdeploy[number - 1], namespace: KubeNames.namespace(of: spec.app), output: output)
     }
 
     public func run(_ state: SchedulerService.AppState, command: [String], output: @escaping @Sendable (String) -> Void,
@@ -278,18 +294,33 @@ public struct KubernetesDeployer: ClusterScheduler {
         return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
     }
 
-    /// A predeploy Job: applied, waited for, its output shown; a failure fails the deploy.
-    func runTask(_ job: KubeObject, command: String, namespace: String, output: @escaping @Sendable (String) -> Void) throws {
-        output("-----> Running predeploy task: \(command) (Job \(job.name))")
+    /// A deploy task's Job (`phase`: predeploy, postdeploy): applied, waited for, its
+    /// output shown indented. Throws naming the task when it fails, or when it outruns
+    /// `taskTimeout`: that Job is deleted (its pod with it), as a local task's container
+    /// is removed, so it cannot go on behind a release that moved on.
+    func runTask(_ job: KubeObject, phase: String, command: String, namespace: String, output: @escaping @Sendable (String) -> Void) throws {
+        output("-----> Running \(phase) task: \(command) (Job \(job.name))")
         try call("starting \(job.name)") { try await cluster.apply([job], fieldManager: KubernetesRenderer.fieldManager) }
-        let status = try waitForJob(job.name, namespace: namespace, timeout: taskTimeout)
+        let finished = Date().addingTimeInterval(taskTimeout)
+        var status = KubeJobStatus.running
+        while true {
+            status = try call("reading Job \(job.name)") { try await cluster.jobStatus(namespace: namespace, name: job.name) }
+            if status != .running || Date() >= finished { break }
+            Thread.sleep(forTimeInterval: pollInterval)
+        }
+        if status == .running {
+            // Its log is not read: that follows the pod to its end.
+            let kind = KubeKind.rendered.first { $0.kind == "Job" }!
+            try? call("deleting \(job.name)") { try await cluster.delete(KubeObjectReference(kind: kind, namespace: namespace, name: job.name)) }
+            throw UserFacingError(.conflict, "the \(phase) task \(quoted(command)) did not finish within \(Int(taskTimeout)) s (its Job \(job.name) was deleted)")
+        }
         try call("reading the output of \(job.name)") {
             try await cluster.jobLogs(namespace: namespace, name: job.name, output: { output("       " + $0) })
         }
         guard case .failed(let reason) = status else { return }
         let code = try? call("reading the exit status of \(job.name)") { try await cluster.jobExitCode(namespace: namespace, name: job.name) }
         let why = (code ?? nil).map { "exited with status \($0)" } ?? "failed (\(reason))"
-        throw UserFacingError(.conflict, "the predeploy task \(quoted(command)) \(why)")
+        throw UserFacingError(.conflict, "the \(phase) task \(quoted(command)) \(why)")
     }
 
     func waitForJob(_ name: String, namespace: String, timeout: TimeInterval,

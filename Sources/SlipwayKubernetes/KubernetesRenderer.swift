@@ -15,7 +15,9 @@ import SlipwayCore
 /// - the Namespace;
 /// - Secret `env-v<release>` (the config), `tls` (the certificate), `registry` (pull credentials);
 /// - a PersistentVolumeClaim per managed storage the app mounts (host paths are refused);
-/// - Job `predeploy-<n>-v<release>` per deploy task, to run in `n` order before the switch;
+/// - Job `predeploy-<n>-v<release>` per predeploy task, to run in `n` order before the
+///   switch, and `postdeploy-<n>-v<release>` per postdeploy task, to run after it (the
+///   same pod but for its command: a task gets no more than the other);
 /// - a Deployment per process type (rolling update with maxUnavailable 0: the old
 ///   pods serve until the new are ready), and for `web` a Service and an Ingress;
 /// - a CronJob `cron-<id>` per app.json cron entry.
@@ -28,10 +30,10 @@ public struct KubernetesRenderer: Sendable {
         public static let tenant = "slipway.dev/tenant"
         /// On Deployments, their pods and the Service: the selector (with `app`).
         public static let processType = "slipway.dev/process-type"
-        /// On deploy task Jobs: `predeploy`.
+        /// On deploy task Jobs: `predeploy` or `postdeploy` (`run` on `run` Jobs).
         public static let task = "slipway.dev/task"
     }
-    /// On predeploy Jobs: their place in the run order, from 1.
+    /// On deploy task Jobs: their place in their phase's run order, from 1.
     public static let orderAnnotation = "slipway.dev/order"
     /// The field manager server-side apply uses.
     public static let fieldManager = "slipway"
@@ -58,7 +60,8 @@ public struct KubernetesRenderer: Sendable {
         objects += context.claims()
         if let tls = context.tlsSecret() { objects.append(tls) }
         if let registry = context.registrySecret() { objects.append(registry) }
-        objects += context.predeployJobs()
+        objects += context.taskJobs("predeploy", spec.predeploy)
+        objects += context.taskJobs("postdeploy", spec.postdeploy)
         for process in spec.processes { objects.append(context.deployment(process)) }
         if spec.processes.contains(where: { $0.type == "web" }) {
             objects.append(context.webService())
@@ -70,7 +73,16 @@ public struct KubernetesRenderer: Sendable {
 
     /// The names of the predeploy Jobs of `spec`, in the order they must run.
     public static func predeployJobNames(_ spec: KubernetesAppSpec) -> [String] {
-        spec.predeploy.indices.map { KubeNames.label("predeploy-\($0 + 1)-v\(spec.release)") }
+        taskJobNames("predeploy", spec.predeploy, release: spec.release)
+    }
+
+    /// The names of the postdeploy Jobs of `spec`, in the order they must run.
+    public static func postdeployJobNames(_ spec: KubernetesAppSpec) -> [String] {
+        taskJobNames("postdeploy", spec.postdeploy, release: spec.release)
+    }
+
+    static func taskJobNames(_ phase: String, _ commands: [String], release: Int) -> [String] {
+        commands.indices.map { KubeNames.label("\(phase)-\($0 + 1)-v\(release)") }
     }
 
     /// A Job running `command` (argv) once with `spec`'s image, env Secret and run-phase
@@ -295,18 +307,19 @@ private struct Context {
         return object("networking.k8s.io/v1", "Ingress", service, labels: [Label.processType: "web"], ["spec": .object(ingress)])
     }
 
-    func predeployJobs() -> [KubeObject] {
-        zip(KubernetesRenderer.predeployJobNames(spec), spec.predeploy).enumerated().map { index, job in
+    /// The Jobs of one deploy task phase (`predeploy`, `postdeploy`), one per command.
+    func taskJobs(_ phase: String, _ commands: [String]) -> [KubeObject] {
+        zip(KubernetesRenderer.taskJobNames(phase, commands, release: spec.release), commands).enumerated().map { index, job in
             let (name, command) = job
-            let extra = [Label.task: "predeploy"]
+            let extra = [Label.task: phase]
             return object("batch/v1", "Job", name, labels: extra, annotations: [KubernetesRenderer.orderAnnotation: String(index + 1)], [
                 "spec": [
-                    // A failed task fails the deploy, as locally: no retries.
+                    // No retries, as locally: a failed predeploy fails the deploy; a failed postdeploy is reported once.
                     "backoffLimit": 0,
                     "ttlSecondsAfterFinished": 86400,
                     "template": [
                         "metadata": ["labels": KubeValue(labels.merging(extra) { _, new in new })],
-                        "spec": podSpec(container: "predeploy", command: shell(command), phase: .deploy, restartPolicy: "Never"),
+                        "spec": podSpec(container: phase, command: shell(command), phase: .deploy, restartPolicy: "Never"),
                     ],
                 ],
             ])

@@ -48,7 +48,8 @@ final class KubernetesDeployTests {
 
     /// A new release of `processes` at `scale`, rolled out as a deploy rolls it out.
     @discardableResult
-    func roll(_ version: Int, _ processes: [String: String], scale: [String: Int], predeploy: [String] = []) throws -> Release {
+    func roll(_ version: Int, _ processes: [String: String], scale: [String: Int], predeploy: [String] = [],
+              postdeploy: [String] = []) throws -> Release {
         let record = try #require(try core.apps.find(app))
         try core.store.write { db in
             for (type, quantity) in scale {
@@ -58,6 +59,7 @@ final class KubernetesDeployTests {
         }
         var plan = DeployPlan(processes: processes)
         plan.predeploy = predeploy
+        plan.postdeploy = postdeploy
         let snapshot = ReleaseSnapshot(plan: plan, environment: ["GREETING": "v\(version)"], mounts: [], formation: [:])
         let release = try core.store.write { db -> Release in
             var release = Release(appId: record.id!, version: version, image: "slipway/web:\(version)", revision: "r\(version)", reason: "test",
@@ -139,6 +141,89 @@ final class KubernetesDeployTests {
         #expect(lines.text.contains("-----> Running predeploy task: ./migrate (Job predeploy-1-v1)"))
         #expect(lines.text.contains("       no database"))
         #expect(api.object(at: deployments + "web") == nil)
+    }
+
+    var postdeployJobs: String { "/apis/batch/v1/namespaces/slipway-web/jobs/postdeploy-1-v" }
+
+    /// A deploy's new release (a config change of v1, whose plan has the postdeploy task).
+    func redeploy() throws -> Release {
+        try #require(try core.deploys.deploy(app, trigger: .config, by: caller, output: output))
+    }
+
+    @Test func aPostdeployJobRunsAfterTheSwitchWithItsOutputShownAndStoredOnceARelease() throws {
+        try roll(1, ["web": "serve"], scale: ["web": 1], postdeploy: ["./notify --done"])
+        api.setJobOutcome { _ in .init(exitCode: 0, log: ["notified", "all done"]) }
+        #expect(try redeploy().version == 2)
+        // Applied (which runs it) only once web's Deployment was read ready, and after the switch and its audit.
+        let requests = api.requests
+        let applied = try #require(requests.firstIndex { $0.hasPrefix("PATCH \(postdeployJobs)2?fieldManager=slipway") })
+        let ready = try #require(requests.lastIndex { $0 == "GET \(deployments)web" })
+        #expect(ready < applied)
+        let text = lines.text
+        let switched = try #require(text.range(of: "-----> Switched web to v2 on the cluster"))
+        let running = try #require(text.range(of: "-----> Running postdeploy task: ./notify --done (Job postdeploy-1-v2)\n       notified\n       all done\n"))
+        #expect(switched.upperBound < running.lowerBound)
+        #expect(!text.contains("do not run") && !text.contains(" !     "))
+        #expect(try core.store.read { db in try Event.fetchAll(db).map(\.detail) }.contains("deployed v2 (config change)"))
+        let stored = try #require(try core.deploys.outputs.records(of: app, kind: .task, ref: "v2 postdeploy").first)
+        let storedText = try core.deploys.outputs.text(of: stored)
+        #expect(stored.status == .succeeded && storedText.contains("all done"))
+
+        // ps:scale rolls v2 out again: no task runs again, its Job stays (prune keeps it).
+        let patches = { self.api.requests.filter { $0.hasPrefix("PATCH /apis/batch/v1/namespaces/slipway-web/jobs/") }.count }
+        let before = patches()
+        try core.deploys.scale(app, ["web": 2], by: caller, output: output)
+        #expect(patches() == before)
+        #expect(api.object(at: postdeployJobs + "2") != nil)
+        #expect(lines.text.components(separatedBy: "Running postdeploy task").count == 2)
+
+        // The next release runs its own; v2's Job goes as an old release's predeploy Jobs do.
+        #expect(try redeploy().version == 3)
+        #expect(api.object(at: postdeployJobs + "2") == nil && api.object(at: postdeployJobs + "3") != nil)
+        #expect(lines.text.contains("-----> Removed Job postdeploy-1-v2 (not in this release)"))
+    }
+
+    @Test func aFailingPostdeployJobIsReportedAndTheReleaseStaysCurrent() throws {
+        try roll(1, ["web": "serve"], scale: ["web": 1], postdeploy: ["./notify"])
+        api.setJobOutcome { job in job.json().contains("postdeploy") ? .init(exitCode: 5, log: ["smtp down"]) : .init() }
+        let release = try redeploy()
+        #expect(lines.text.contains("       smtp down\n !     the postdeploy task \"./notify\" exited with status 5; v2 stays deployed"))
+        #expect(try currentVersion() == 2)
+        #expect(try core.store.read { db in try Release.fetchOne(db, key: release.id) }?.status == .succeeded)
+        #expect(lines.text.split(separator: "\n").last?.hasPrefix("=====> Application deployed: ") == true, "\(lines.text)")
+        let stored = try #require(try core.deploys.outputs.records(of: app, kind: .task, ref: "v2 postdeploy").first)
+        let storedText = try core.deploys.outputs.text(of: stored)
+        #expect(stored.status == .failed && storedText.contains(" !     the postdeploy task \"./notify\" exited with status 5"))
+    }
+
+    @Test func aPostdeployJobThatOutrunsTheTaskTimeoutIsDeletedAndTheReleaseStays() throws {
+        try roll(1, ["web": "serve"], scale: ["web": 1], postdeploy: ["sleep infinity"])
+        api.setJobOutcome { job in .init(running: job.json().contains("postdeploy")) }
+        let deployer = KubernetesDeployer(cluster: try KubernetesAPIClient(config: api.kubeconfig), engine: engine,
+                                          rolloutTimeout: 5, taskTimeout: 1, pollInterval: 0.01)
+        let core = try Core(settings: settings, engine: engine, probe: FakeProbe(), proxy: RecordingProxy(directory: settings.dataDir + "/proxy"),
+                            processes: LocalProcesses(), cluster: deployer)
+        _ = try core.deploys.deploy(app, trigger: .config, by: caller, output: output)
+        #expect(lines.text.contains(#" !     the postdeploy task "sleep infinity" did not finish within 1 s (its Job postdeploy-1-v2 was deleted); v2 stays deployed"#))
+        #expect(api.object(at: postdeployJobs + "2") == nil)
+        #expect(!api.paths.contains { $0.contains("/pods/postdeploy-1-v2") })
+        #expect(try currentVersion() == 2)
+    }
+
+    /// Applying a Job runs it: ps:scale (and ps:restart without config changes) roll the
+    /// current release out again and must not run its migrations again, even once the
+    /// Jobs' TTL removed them.
+    @Test func aRolloutOfTheSameReleaseRunsNoTaskAgainEvenWhenItsJobsAreGone() async throws {
+        try roll(1, ["web": "serve"], scale: ["web": 1], predeploy: ["./migrate"], postdeploy: ["./notify"])
+        let client = try KubernetesAPIClient(config: api.kubeconfig)
+        let job = try #require(KubeKind.rendered.first { $0.kind == "Job" })
+        try await client.delete(KubeObjectReference(kind: job, namespace: "slipway-web", name: "predeploy-1-v1"))
+        try core.deploys.scale(app, ["web": 2], by: caller, output: output)
+        try core.deploys.scale(app, ["web": 1], by: caller, output: output)
+        #expect(api.object(at: "/apis/batch/v1/namespaces/slipway-web/jobs/predeploy-1-v1") == nil)
+        #expect(!api.requests.contains { $0.hasPrefix("PATCH /apis/batch/v1/namespaces/slipway-web/jobs/") && !$0.contains("predeploy-1-v1?") })
+        #expect(api.requests.filter { $0.hasPrefix("PATCH /apis/batch/v1/namespaces/slipway-web/jobs/predeploy-1-v1?") }.count == 1)
+        #expect(!lines.text.contains("Running postdeploy") && lines.text.components(separatedBy: "Running predeploy").count == 2)
     }
 
     @Test func runIsAJobWithItsOutputAndExitStatus() throws {

@@ -186,6 +186,37 @@ struct KubernetesEndToEndTests {
         #expect(api.object(at: path(app, "/apis/apps/v1", "deployments", "web")) != nil)
     }
 
+    @Test func postdeployRunsAsAJobAfterTheSwitchAndAFailureKeepsTheRelease() throws {
+        let world = try Shared.instance.acquire()
+        defer { Shared.instance.release() }
+        let (server, api, bob) = (world.server, world.api, world.bob)
+        let app = randomApp()
+        defer { _ = try? server.ssh(bob.key, "--force", "apps:destroy", app) }
+        #expect(try server.ssh(bob.key, "apps:create", app).status == 0)
+        #expect(try server.ssh(bob.key, "scheduler:set", app, "kubernetes").status == 0)
+        // The fake's pods do not run the image: each Job's outcome is set here, by its task label.
+        api.setJobOutcome { job in
+            job.json().contains(#""slipway.dev/task":"postdeploy""#) ? .init(exitCode: 3, log: ["warming the cache", "cache server down"])
+                : .init(exitCode: 0, log: ["migrated"])
+        }
+        defer { api.setJobOutcome { _ in .init() } }
+        let tasks = #"{"scripts": {"dokku": {"predeploy": "./migrate", "postdeploy": "./warm-cache"}}}"#
+        let pushed = try push(world, app, DeployTests.appFiles("v1", appJSON: tasks))
+        let text = pushed.out + pushed.err
+        #expect(pushed.status == 0, "\(text)")
+        #expect(text.contains("-----> Running predeploy task: ./migrate (Job predeploy-1-v1)") && text.contains("       migrated"), "\(text)")
+        let switched = try #require(text.range(of: "-----> Switched \(app) to v1 on the cluster"), "\(text)")
+        let ran = try #require(text.range(of: "-----> Running postdeploy task: ./warm-cache (Job postdeploy-1-v1)"), "\(text)")
+        #expect(switched.upperBound < ran.lowerBound)
+        let failed = try #require(text.range(of: #" !     the postdeploy task "./warm-cache" exited with status 3; v1 stays deployed"#), "\(text)")
+        let output = try #require(text.range(of: "       cache server down"), "\(text)")
+        #expect(ran.upperBound < output.lowerBound && output.upperBound < failed.lowerBound)
+        #expect(!text.contains("do not run on the kubernetes scheduler"))
+        #expect(api.object(at: path(app, "/apis/batch/v1", "jobs", "postdeploy-1-v1")) != nil)
+        let releases = try server.ssh(bob.key, "releases", app)
+        #expect(releases.out.split(separator: "\n").contains { $0.contains("v1 *") && $0.contains("succeeded") }, "\(releases.out)")
+    }
+
     @Test func backToLocalKeepsConfigDomainsAndReleasesAndServesThroughTheProxy() async throws {
         let world = try Shared.instance.acquire()
         defer { Shared.instance.release() }

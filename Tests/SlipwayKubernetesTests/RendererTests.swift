@@ -6,7 +6,7 @@ import Testing
 /// The sample app of issue 20's golden file, and a minimal one.
 enum Samples {
     /// Two process types, two storage mounts, a domain with a certificate, a cron
-    /// entry and a predeploy task; a registry with credentials.
+    /// entry, a predeploy and a postdeploy task; a registry with credentials.
     static let shop = KubernetesAppSpec(
         tenant: "bob", app: "shop", release: 7, image: "registry.example.com/slipway/shop:7",
         processes: [
@@ -25,6 +25,7 @@ enum Samples {
                            keyPEM: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", names: ["shop.example.com"]),
         cron: [CronEntry(command: "python3 report.py --daily", schedule: "0 3 * * *", concurrencyPolicy: .forbid)],
         cronTimeZone: "Europe/Berlin", predeploy: ["python3 manage.py migrate"],
+        postdeploy: ["python3 manage.py warm_cache"],
         pullSecret: .init(dockerConfigJSON: #"{"auths":{"registry.example.com":{"auth":"Y2k6dG9rZW4="}}}"#))
 
     static let minimal = KubernetesAppSpec(tenant: "eve", app: "m", release: 1, image: "slipway/m:1",
@@ -59,7 +60,7 @@ struct RendererTests {
         shuffled.domains.reverse()
         #expect(try KubernetesRenderer().render(shuffled) == KubernetesRenderer().render(Samples.shop))
         let kinds = try KubernetesRenderer().render(Samples.shop).map(\.kind)
-        #expect(kinds == ["Namespace", "Secret", "Secret", "Secret", "PersistentVolumeClaim", "PersistentVolumeClaim", "Job",
+        #expect(kinds == ["Namespace", "Secret", "Secret", "Secret", "PersistentVolumeClaim", "PersistentVolumeClaim", "Job", "Job",
                           "Service", "Deployment", "Deployment", "Ingress", "CronJob"])
     }
 
@@ -95,6 +96,34 @@ struct RendererTests {
         let web = try #require(try KubernetesRenderer().render(Samples.shop).first { $0.kind == "Deployment" && $0.name == "web" })
         #expect(web.body["spec"]?["strategy"]?["rollingUpdate"]?["maxUnavailable"] == .int(0))
         #expect(web.body["spec"]?["replicas"] == .int(2))
+    }
+
+    /// A postdeploy command is tenant code run after the switch: its Job's pod is the
+    /// predeploy Job's but for the container's name and command (same securityContext,
+    /// no service account token, the same claims and env Secret, no host path).
+    @Test func aPostdeployJobGetsNoMoreThanThePredeployJob() throws {
+        var spec = Samples.shop
+        spec.postdeploy = ["curl -s http://169.254.169.254/ --unix-socket /var/run/docker.sock; cat /var/run/secrets/kubernetes.io/serviceaccount/token"]
+        let objects = try KubernetesRenderer().render(spec)
+        let pre = try #require(objects.first { $0.kind == "Job" && $0.name == "predeploy-1-v7" })
+        let post = try #require(objects.first { $0.kind == "Job" && $0.name == "postdeploy-1-v7" })
+        #expect(KubernetesRenderer.postdeployJobNames(spec) == ["postdeploy-1-v7"])
+        #expect(post.labels[KubernetesRenderer.Label.task] == "postdeploy" && post.body["metadata"]?["annotations"]?[KubernetesRenderer.orderAnnotation] == "1")
+        #expect(post.body["spec"]?["backoffLimit"] == .int(0))
+        /// The pod without what differs by design.
+        func pod(_ job: KubeObject, _ phase: String, _ command: String) throws -> String {
+            let text = try #require(job.body["spec"]?["template"]?.json())
+            return text.replacingOccurrences(of: "\"\(phase)\"", with: "\"TASK\"")
+                .replacingOccurrences(of: KubeValue.string(command).json(), with: "\"COMMAND\"")
+        }
+        #expect(try pod(post, "postdeploy", spec.postdeploy[0]) == pod(pre, "predeploy", spec.predeploy[0]))
+        let template = try #require(post.body["spec"]?["template"]?["spec"])
+        #expect(template["automountServiceAccountToken"] == .bool(false))
+        #expect(template["containers"]?.json().contains(#""allowPrivilegeEscalation":false"#) == true)
+        #expect(template["serviceAccountName"] == nil && template["hostNetwork"] == nil && !template.json().contains("hostPath"))
+        // A host path anywhere refuses the whole rendering, postdeploy Job included.
+        spec.mounts.append(.init(source: .hostPath("/var/run"), containerPath: "/host"))
+        #expect(throws: UserFacingError.self) { try KubernetesRenderer().render(spec) }
     }
 
     @Test func hostPathMountsAreRefused() {

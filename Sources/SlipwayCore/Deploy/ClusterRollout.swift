@@ -32,22 +32,24 @@ extension DeployService {
         let previous = try current.flatMap { current in current.release.id == release.id ? nil : try state(current.release, current.snapshot) }
         try cluster.rollOut(try state(release, snapshot), previous: previous, runTasks: release.status == .deploying, output: output)
 
-        var done = release
-        done.status = .succeeded
-        done.finishedAt = Date()
-        try store.write { [done] db in
-            if done.id != nil, try Release.fetchOne(db, key: done.id)?.status == .deploying { try done.update(db) }
-            try apps.setCurrentRelease(done.id, of: record.id!, db)
-            try recording?(db)
-            // The cluster's Ingress serves the app now; this host's router has nothing to point at.
-            try db.execute(sql: "DELETE FROM endpoints WHERE app_id = ?", arguments: [record.id])
-        }
+        // The cluster's Ingress serves the app now; this host's router has nothing to point at.
+        try makeCurrent(release, of: record, recording: recording, endpoints: [])
         output("-----> Switched \(app) to \(release.label) on the cluster")
         let local = (try? processContainers(app)) ?? []
         guard !local.isEmpty else { return }
         output("-----> Retiring \(local.count) process\(local.count == 1 ? "" : "es") of \(app) on this host (it runs on the cluster now)")
         _ = try? routing.publish(app, endpoints: [])
         _ = try? containers.stop(local.map(\.id), remove: true)
+    }
+
+    /// Postdeploy task `number` (from 1) of a new `release` on the cluster, once it serves:
+    /// its Job's output shown and stored as a local task's (`releases:output`'s "vN
+    /// postdeploy"). Throws as `runTask` does; the caller reports it and keeps the release.
+    func runClusterPostdeploy(_ cluster: any ClusterScheduler, _ number: Int, record: App, release: Release, snapshot: ReleaseSnapshot,
+                              output: @escaping Output) throws {
+        try recordingTask(record.name, release: release, phase: "postdeploy", output: output) { output in
+            try cluster.runPostdeployTask(number, of: try clusterState(of: record, release: release, snapshot: snapshot), output: output)
+        }
     }
 
     /// `scheduler:set APP SCHEDULER`, under the app's deploy lock. Leaving kubernetes for

@@ -11,6 +11,13 @@ public protocol ClusterScheduler: Sendable {
     /// `previous` (the release serving until now) is applied again and it throws.
     func rollOut(_ state: SchedulerService.AppState, previous: SchedulerService.AppState?, runTasks: Bool,
                  output: @escaping @Sendable (String) -> Void) throws
+    /// Runs postdeploy task `number` (from 1, app.json's order) of `state`'s release as
+    /// its Job, once the rollout switched the app: waits for it and shows its output
+    /// indented, as a local task's. Throws a `UserFacingError` naming the task when it
+    /// fails or outruns the task timeout (its Job is deleted then); the caller reports it
+    /// and keeps the release, as locally. Only for a new release: a rollout of one again
+    /// (`ps:scale`, `ps:restart`) never calls it.
+    func runPostdeployTask(_ number: Int, of state: SchedulerService.AppState, output: @escaping @Sendable (String) -> Void) throws
     /// Runs `command` (argv; a shell's words when one string) with the current release as a
     /// Job, streaming its output as the pod writes it; returns the pod's exit status. When
     /// `isCancelled` turns true (the caller left) the Job is deleted.

@@ -222,13 +222,15 @@ public struct DeployService: Sendable {
         try store.write { [release] db in
             try db.audit(caller, app: app.rawValue, detail: "deployed \(release.label) (\(reason))")
         }
-        // 7. After the switch: postdeploy tasks report, but the release stays.
-        if try clusterScheduler(of: record) != nil, !plan.postdeploy.isEmpty {
-            output(" !     postdeploy tasks do not run on the kubernetes scheduler yet; \(release.label) stays deployed")
-        }
-        for task in plan.postdeploy where try clusterScheduler(of: record) == nil {
+        // 7. After the switch: postdeploy tasks report, but the release stays (on a cluster: its Jobs, one by one).
+        let cluster = try clusterScheduler(of: record)
+        for (index, task) in plan.postdeploy.enumerated() {
             do {
-                try runTask(app, release: release, snapshot: snapshot, command: task, phase: "postdeploy", output: output)
+                if let cluster {
+                    try runClusterPostdeploy(cluster, index + 1, record: record, release: release, snapshot: snapshot, output: output)
+                } else {
+                    try runTask(app, release: release, snapshot: snapshot, command: task, phase: "postdeploy", output: output)
+                }
             } catch {
                 output(" !     \((error as? UserFacingError)?.message ?? "\(error)"); \(release.label) stays deployed")
             }
@@ -362,10 +364,30 @@ public struct DeployService: Sendable {
     /// deploy-phase storage; output streams to the caller; a non-zero exit fails the deploy.
     func runTask(_ app: AppName, release: Release, snapshot: ReleaseSnapshot, command: String, phase: String,
                  output emit: @escaping Output) throws {
-        // Each task's output is also stored on its own (ref "v3 predeploy").
+        try recordingTask(app, release: release, phase: phase, output: emit) { output in
+            try runTaskContainer(app, release: release, snapshot: snapshot, command: command, phase: phase, output: output)
+        }
+    }
+
+    /// Runs `body` with an output that also stores each line as the task's own output
+    /// (ref "v3 predeploy"), for a task here or on a cluster; a failure's message is
+    /// stored as its last line, and the recording ends succeeded or failed as `body` does.
+    func recordingTask(_ app: AppName, release: Release, phase: String, output emit: @escaping Output,
+                       _ body: (@escaping Output) throws -> Void) throws {
         let recording = try? outputs.start(app: app, kind: .task, ref: "\(release.label) \(phase)")
         defer { recording?.finish(.failed) }
         let output: Output = { line in recording?.write(line); emit(line) }
+        do {
+            try body(output)
+        } catch {
+            recording?.writeLines(" !     " + ((error as? UserFacingError)?.message ?? "\(error)"))
+            throw error
+        }
+        recording?.finish(.succeeded)
+    }
+
+    private func runTaskContainer(_ app: AppName, release: Release, snapshot: ReleaseSnapshot, command: String, phase: String,
+                                  output: @escaping Output) throws {
         output("-----> Running \(phase) task: \(command)")
         var spec = ContainerSpec(image: release.image, command: ["/bin/sh", "-c", command])
         spec.name = "\(app).\(phase).\(UUID().uuidString.prefix(8).lowercased())"
@@ -381,11 +403,8 @@ public struct DeployService: Sendable {
         guard ended.status == 0 else {
             let why = OutOfMemory.reason(exitCode: ended.status, oomKilled: ended.details?.oomKilled ?? false, memoryLimit: spec.limits.memoryBytes,
                                          app: app, processType: nil, settings: settings)
-            let failure = UserFacingError(.conflict, "the \(phase) task \(quoted(command)) \(why ?? "exited with status \(ended.status)")")
-            recording?.writeLines(" !     " + failure.message)
-            throw failure
+            throw UserFacingError(.conflict, "the \(phase) task \(quoted(command)) \(why ?? "exited with status \(ended.status)")")
         }
-        recording?.finish(.succeeded)
     }
 
     // MARK: Shared container settings

@@ -110,21 +110,7 @@ extension DeployService {
                 }
                 output("-----> Switched \(label) to \(release.label)\(webReplaced ? " (\(liveEndpoints.count) web)" : "")")
             }
-            var done = release
-            done.status = .succeeded
-            done.finishedAt = Date()
-            try store.write { [done] db in
-                if done.id != nil, try Release.fetchOne(db, key: done.id)?.status == .deploying { try done.update(db) }
-                try apps.setCurrentRelease(done.id, of: record.id!, db)
-                try recording?(db)
-                if webReplaced {
-                    try db.execute(sql: "DELETE FROM endpoints WHERE app_id = ?", arguments: [record.id])
-                    for endpoint in liveEndpoints {
-                        var row = Endpoint(appId: record.id!, containerName: endpoint.name, address: endpoint.address)
-                        try row.insert(db)
-                    }
-                }
-            }
+            try makeCurrent(release, of: record, recording: recording, endpoints: webReplaced ? liveEndpoints : nil)
         } catch {
             _ = try? containers.remove(started.map(\.id))
             if !stoppedFirst.isEmpty { restartStoppedFirst(app, record: record, stoppedFirst, port: port, output: output) }
@@ -151,6 +137,30 @@ extension DeployService {
         // The new containers take the plain names now that those are free.
         for failure in converge(label, started.map { ($0.id, Self.processName(label, $0.type, $0.index)) }) {
             output(" !     could not rename \(failure) (it runs under its temporary name)")
+        }
+    }
+
+    /// The switch's state change, for this host's rollout and the cluster's alike, in one
+    /// transaction: a new release (still `deploying`) is marked succeeded and finished,
+    /// it becomes the app's current release, `recording` writes its part (a push's
+    /// revision, an app.json formation), and the app's recorded web endpoints become
+    /// `endpoints` (nil: they stay as they are).
+    func makeCurrent(_ release: Release, of record: App, recording: (@Sendable (Database) throws -> Void)?,
+                     endpoints: [(name: String, address: String)]?) throws {
+        var done = release
+        done.status = .succeeded
+        done.finishedAt = Date()
+        try store.write { [done] db in
+            if done.id != nil, try Release.fetchOne(db, key: done.id)?.status == .deploying { try done.update(db) }
+            try apps.setCurrentRelease(done.id, of: record.id!, db)
+            try recording?(db)
+            if let endpoints {
+                try db.execute(sql: "DELETE FROM endpoints WHERE app_id = ?", arguments: [record.id])
+                for endpoint in endpoints {
+                    var row = Endpoint(appId: record.id!, containerName: endpoint.name, address: endpoint.address)
+                    try row.insert(db)
+                }
+            }
         }
     }
 
