@@ -10,7 +10,10 @@
 #      it adds X-Forwarded-For/-Proto/-Host), GOMAXPROCS = the worker count;
 #  (d) haproxy: Debian's HAProxy, `mode http` with `nbthread` = the worker count,
 #      `http-reuse always` (idle server connections shared across clients, as nginx's
-#      pool is), no log, no added headers.
+#      pool is), no log, no added headers;
+#  (d') haproxy-fwd: the same HAProxy process, with the forwarding headers Slipway's config
+#      sends its apps (X-Forwarded-For/-Proto/-Port, X-Real-IP, X-Request-Start), as a PaaS
+#      in front of apps configures it; still no log (Slipway's nginx logs every request).
 # All four pass to the same two backends, the web containers of two Slipway apps running
 # one server.py (a single-threaded asyncio HTTP/1.1 server, the same file for both):
 #  static: a fixed 6-byte answer, so the proxy shows;
@@ -27,7 +30,7 @@
 # default, every few seconds at these rates; it has nginx reopen its logs, USR1, and
 # reloads only if a worker could not: a reload counted here is that fallback).
 # Targets: (a) >= 0.95x (b)'s throughput and (a)'s p99 <= 1.1x (b)'s; (a) >= the better
-# of (c) and (d) in throughput.
+# of (c) and (d) in throughput (printed against (d) and against (d')).
 # The machine may be shared: run it more than once and compare the runs.
 # Usage: [RUNS=5] [DURATION=8s] [WORK=5000] Benchmarks/proxy.sh [path/to/slipway]   (default: a release build)
 . "$(dirname "$0")/lib.sh" "$@"
@@ -168,8 +171,13 @@ XDG_DATA_HOME=$work/caddy XDG_CONFIG_HOME=$work/caddy GOMAXPROCS=$workers \
   taskset -c "$server_cpus" caddy run --config "$work/caddy/Caddyfile" --adapter caddyfile > "$work/caddy/out.log" 2>&1 &
 caddy_pid=$!
 
-# (d) HAProxy in the foreground (-db), so that $! is it.
-haproxy_static=$(free_port) haproxy_work=$(free_port)
+# (d) HAProxy in the foreground (-db), so that $! is it. (d') adds what Slipway's nginx
+# sets on the way to the app (its X-Request-Start in ms since the epoch, nginx's in s.ms).
+forwarding() {
+  printf '%s\n    ' "option forwardfor" "http-request set-header X-Real-IP %[src]" "http-request set-header X-Forwarded-Proto http" \
+    "http-request set-header X-Forwarded-Port %[dst_port]" "http-request set-header X-Request-Start t=%[date(0,ms)]"
+}
+haproxy_static=$(free_port) haproxy_work=$(free_port) haproxy_fwd_static=$(free_port) haproxy_fwd_work=$(free_port)
 mkdir -p "$work/haproxy"
 cat > "$work/haproxy/haproxy.cfg" <<EOF
 global
@@ -187,6 +195,14 @@ frontend static
 frontend work
     bind 127.0.0.1:$haproxy_work
     default_backend work
+frontend static_fwd
+    bind 127.0.0.1:$haproxy_fwd_static
+    $(forwarding)
+    default_backend static
+frontend work_fwd
+    bind 127.0.0.1:$haproxy_fwd_work
+    $(forwarding)
+    default_backend work
 backend static
     server app $upstream_static
 backend work
@@ -197,7 +213,7 @@ haproxy_pid=$!
 
 # Each proxy answers both backends before anything is measured.
 for target in "$proxy static.localhost" "$proxy work.localhost" "$stock_static x" "$stock_work x" \
-    "$caddy_static x" "$caddy_work x" "$haproxy_static x" "$haproxy_work x"; do
+    "$caddy_static x" "$caddy_work x" "$haproxy_static x" "$haproxy_work x" "$haproxy_fwd_static x" "$haproxy_fwd_work x"; do
   read -r p h <<<"$target"
   for _ in $(seq 100); do [ "$(curl -s -m 2 -H "Host: $h" "http://127.0.0.1:$p/")" = hello ] && break; sleep 0.1; done
   [ "$(curl -s -m 2 -H "Host: $h" "http://127.0.0.1:$p/")" = hello ] || { cat "$work/caddy/out.log" "$work/haproxy/out.log" "$work/stock/error.log"; echo "no answer on port $p (Host $h)"; exit 1; } >&2
@@ -247,7 +263,7 @@ proxy_pids() {
     slipway) echo "$slipway_master" ;;
     nginx) echo "$stock_master" ;;
     caddy) echo "$caddy_pid" ;;
-    haproxy) echo "$haproxy_pid" ;;
+    haproxy|haproxy-fwd) echo "$haproxy_pid" ;;
     *) cat "$work/variants/nginx.pid" ;;
   esac
 }
@@ -258,6 +274,7 @@ target() {
     nginx) eval "echo \$stock_$2 x" ;;
     caddy) eval "echo \$caddy_$2 x" ;;
     haproxy) eval "echo \$haproxy_$2 x" ;;
+    haproxy-fwd) eval "echo \$haproxy_fwd_$2 x" ;;
     *) echo "${variant_port[$1]} $2.localhost" ;;
   esac
 }
@@ -284,14 +301,15 @@ measure() {  # $1: backend, $2...: proxies (slipway, nginx, caddy, haproxy or a 
     printf '  %-12s %8s %9s %14s %16s   %s; %s; %s; %s; %s\n' "$name" "${med_rps[$name]}" "${med_p99[$name]}" \
       "$(median ${cpu[$name]})" "$(median ${app[$name]})" "${rps[$name]% }" "${p99[$name]% }" "${cpu[$name]% }" "${errors[$name]:-0}" "${reloads[$name]:-0}"
   done
-  [ "$*" = "slipway nginx caddy haproxy" ] || return 0
-  python3 - "${med_rps[slipway]}" "${med_rps[nginx]}" "${med_rps[caddy]}" "${med_rps[haproxy]}" "${med_p99[slipway]}" "${med_p99[nginx]}" <<'PY'
+  [ "$*" = "slipway nginx caddy haproxy haproxy-fwd" ] || return 0
+  python3 - "${med_rps[slipway]}" "${med_rps[nginx]}" "${med_rps[caddy]}" "${med_rps[haproxy]}" "${med_rps[haproxy-fwd]}" "${med_p99[slipway]}" "${med_p99[nginx]}" <<'PY'
 import sys
-s, n, c, h, sl, nl = map(float, sys.argv[1:])
+s, n, c, h, hf, sl, nl = map(float, sys.argv[1:])
 met = lambda ok: "met" if ok else "MISSED"
 print(f"  slipway/nginx throughput {s / n:.2f} (target >= 0.95: {met(s / n >= 0.95)}); "
       f"p99 {sl / nl:.2f}x (target <= 1.1: {met(sl / nl <= 1.1)}); "
-      f"slipway/best of caddy, haproxy {s / max(c, h):.2f} (target >= 1: {met(s >= max(c, h))})")
+      f"slipway/best of caddy, haproxy {s / max(c, h):.2f} (target >= 1: {met(s >= max(c, h))}); "
+      f"slipway/best of caddy, haproxy-fwd {s / max(c, hf):.2f} (target >= 1: {met(s >= max(c, hf))})")
 PY
 }
 
@@ -299,8 +317,8 @@ echo "nginx $(nginx -v 2>&1 | sed 's|.*/||'), $(caddy version | cut -d' ' -f1), 
 # The same path behind every proxy. Rootful podman: conmon holds the published port (to
 # reserve it) and the kernel forwards the connections (DNAT); rootless: a userland forwarder.
 echo "backends: static at $upstream_static, work at $upstream_work (WORK=$work_iterations); the port's holder: $(ss -ltnpH "sport = :${upstream_static#*:}" | grep -o 'users:.*' || echo none)"
-measure static slipway nginx caddy haproxy
-measure work slipway nginx caddy haproxy
+measure static slipway nginx caddy haproxy haproxy-fwd
+measure work slipway nginx caddy haproxy haproxy-fwd
 
 # Which of Slipway's directives costs what (ABLATE=0 skips this): Slipway's rendered
 # config for the static app, served by a third nginx (the stock main config, same
