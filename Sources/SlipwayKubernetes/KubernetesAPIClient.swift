@@ -154,7 +154,12 @@ public final class KubernetesAPIClient: KubernetesCluster {
             if case .array(let containers)? = item["spec"]?["template"]?["spec"]?["containers"],
                case .array(let argv)? = containers.first?["command"] { command = argv.compactMap(\.stringValue) }
             let started = (item["status"]?["startTime"]?.stringValue ?? item["metadata"]?["creationTimestamp"]?.stringValue).flatMap(dates.date(from:))
-            return KubeJobSummary(name: name, labels: labels, command: command, started: started, status: Self.jobState(of: item))
+            var annotations: [String: String] = [:]
+            if case .object(let members)? = item["metadata"]?["annotations"] { annotations = members.compactMapValues(\.stringValue) }
+            var owners: [String] = []
+            if case .array(let references)? = item["metadata"]?["ownerReferences"] { owners = references.compactMap { $0["kind"]?.stringValue } }
+            return KubeJobSummary(name: name, labels: labels, command: command, started: started, status: Self.jobState(of: item),
+                                  annotations: annotations, ownerKinds: owners)
         }.sorted { $0.name < $1.name }
     }
 

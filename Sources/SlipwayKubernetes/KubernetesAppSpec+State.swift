@@ -12,7 +12,8 @@ extension KubernetesAppSpec {
                     replicas: snapshot.formation[type] ?? (type == "web" ? 1 : 0),
                     resources: state.limits[type] ?? ResourceLimits(),
                     checks: snapshot.plan.healthchecks[type] ?? [],
-                    checksOff: state.checks.checkMode(of: type) != nil)
+                    checksOff: state.checks.checkMode(of: type) != nil,
+                    restartedAt: state.restartedAt[type])
         }
         var environment = snapshot.environment
         if environment["PORT"] == nil { environment["PORT"] = "5000" }

@@ -75,9 +75,13 @@ public struct KubernetesAppSpec: Sendable, Equatable {
         public var checks: [HealthCheck]
         /// `checks:disable`/`checks:skip`: no probes at all.
         public var checksOff: Bool
+        /// When `ps:restart` last restarted this type (the pod template's
+        /// `slipway.dev/restarted-at`; nil: never, and no annotation).
+        public var restartedAt: String?
 
         public init(type: String, command: String, replicas: Int, resources: ResourceLimits = ResourceLimits(),
-                    checks: [HealthCheck] = [], checksOff: Bool = false) {
+                    checks: [HealthCheck] = [], checksOff: Bool = false, restartedAt: String? = nil) {
+            self.restartedAt = restartedAt
             self.type = type
             self.command = command
             self.replicas = replicas

@@ -50,13 +50,24 @@ public struct KubeJobSummary: Sendable, Equatable {
     /// `status.startTime`, else `metadata.creationTimestamp`.
     public let started: Date?
     public let status: KubeJobStatus
+    public let annotations: [String: String]
+    /// The kinds of its `ownerReferences` (`CronJob` for a Job its CronJob started).
+    public let ownerKinds: [String]
 
-    public init(name: String, labels: [String: String], command: [String], started: Date?, status: KubeJobStatus) {
+    public init(name: String, labels: [String: String], command: [String], started: Date?, status: KubeJobStatus,
+                annotations: [String: String] = [:], ownerKinds: [String] = []) {
         self.name = name
         self.labels = labels
         self.command = command
         self.started = started
         self.status = status
+        self.annotations = annotations
+        self.ownerKinds = ownerKinds
+    }
+
+    /// A cron run: started by its CronJob, or by `cron:run` (`kubectl create job --from`'s annotation).
+    public var isCronRun: Bool {
+        ownerKinds.contains("CronJob") || annotations["cronjob.kubernetes.io/instantiate"] == "manual"
     }
 }
 

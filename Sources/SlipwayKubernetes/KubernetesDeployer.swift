@@ -89,6 +89,22 @@ public struct KubernetesDeployer: ClusterScheduler {
         try prune(keeping: objects, app: spec.app, namespace: namespace, output: output)
     }
 
+    public func applyRouting(_ state: SchedulerService.AppState) throws {
+        let spec = KubernetesAppSpec(state: state)
+        let namespace = KubeNames.namespace(of: spec.app)
+        let objects = try KubernetesRenderer().render(spec)
+        let tls = objects.filter { $0.kind == "Secret" && $0.name == KubernetesRenderer.tlsSecretName }
+        let routing = tls + objects.filter { $0.kind == "Ingress" }
+        if !routing.isEmpty {
+            try call("applying \(spec.app)'s Ingress") { try await cluster.apply(routing, fieldManager: KubernetesRenderer.fieldManager) }
+        }
+        if tls.isEmpty {
+            // certs:remove: the Ingress above has no TLS any more; the key goes too (gone already is fine).
+            let secret = KubeObjectReference(kind: KubeKind.rendered.first { $0.kind == "Secret" }!, namespace: namespace, name: KubernetesRenderer.tlsSecretName)
+            try call("deleting Secret \(secret.name)") { try await cluster.delete(secret) }
+        }
+    }
+
     public func runPostdeployTask(_ number: Int, of state: SchedulerService.AppState, output: @escaping @Sendable (String) -> Void) throws {
         let spec = KubernetesAppSpec(state: state)
         let names = KubernetesRenderer.postdeployJobNames(spec)
@@ -363,16 +379,25 @@ public struct KubernetesDeployer: ClusterScheduler {
     }
 
     /// Deletes the app's objects (by its label, in its namespace) that `keeping` does
-    /// not have: a removed process type's Deployment, an old release's Secret and Jobs.
-    /// `run` Jobs are left to their TTL (one may still be running).
+    /// not have: a removed process type's Deployment, an old release's Secret and task Jobs.
+    /// `run` Jobs and cron runs (Jobs a CronJob started, or `cron:run`'s) are left to
+    /// their TTL and history limits: one may still be running, and a deploy must not kill it.
     func prune(keeping objects: [KubeObject], app: String, namespace: String, output: @escaping @Sendable (String) -> Void) throws {
         let kinds = KubeKind.rendered.filter { $0.kind != "Namespace" }
         let wanted = Set(objects.map { "\($0.kind)/\($0.name)" })
+        let selector = [KubernetesRenderer.Label.app: KubeNames.labelValue(app)]
         let present = try call("listing \(app)'s objects") {
-            try await cluster.list(kinds: kinds, namespace: namespace, labelSelector: [KubernetesRenderer.Label.app: KubeNames.labelValue(app)])
+            try await cluster.list(kinds: kinds, namespace: namespace, labelSelector: selector)
         }
-        for object in present.sorted(by: { ($0.kind.kind, $0.name) < ($1.kind.kind, $1.name) })
-        where !wanted.contains("\(object.kind.kind)/\(object.name)") && !(object.kind.kind == "Job" && object.name.hasPrefix("run-")) {
+        let unwanted = present.filter { !wanted.contains("\($0.kind.kind)/\($0.name)") }
+        // Whose Jobs they are is on the Jobs themselves (labels, owner, annotation): read only when a Job would go.
+        var kept: Set<String> = []
+        if unwanted.contains(where: { $0.kind.kind == "Job" }) {
+            let jobs = try call("listing \(app)'s Jobs") { try await cluster.jobs(namespace: namespace, labelSelector: selector) }
+            kept = Set(jobs.filter { $0.isCronRun || $0.labels[KubernetesRenderer.Label.task] == "run" }.map(\.name))
+        }
+        for object in unwanted.sorted(by: { ($0.kind.kind, $0.name) < ($1.kind.kind, $1.name) })
+        where !(object.kind.kind == "Job" && (object.name.hasPrefix("run-") || kept.contains(object.name))) {
             try call("deleting \(object.kind.kind) \(object.name)") { try await cluster.delete(object) }
             output("-----> Removed \(object.kind.kind) \(object.name) (not in this release)")
         }

@@ -33,8 +33,13 @@ public struct KubernetesRenderer: Sendable {
         /// On deploy task Jobs: `predeploy` or `postdeploy` (`run` on `run` Jobs).
         public static let task = "slipway.dev/task"
     }
+    /// On a Deployment's pod template: the last `ps:restart` of its type (as `kubectl
+    /// rollout restart`'s `kubectl.kubernetes.io/restartedAt`): a new value replaces the pods.
+    public static let restartedAtAnnotation = "slipway.dev/restarted-at"
     /// On deploy task Jobs: their place in their phase's run order, from 1.
     public static let orderAnnotation = "slipway.dev/order"
+    /// The Secret holding the app's certificate (the Ingress's TLS).
+    public static let tlsSecretName = "tls"
     /// The field manager server-side apply uses.
     public static let fieldManager = "slipway"
     /// The Service's port (the Ingress's backend).
@@ -115,7 +120,7 @@ private struct Context {
     }
 
     var environmentSecretName: String { KubeNames.label("env-v\(spec.release)") }
-    let tlsSecretName = "tls"
+    let tlsSecretName = KubernetesRenderer.tlsSecretName
     let registrySecretName = "registry"
 
     func object(_ apiVersion: String, _ kind: String, _ name: String, labels extra: [String: String] = [:],
@@ -265,6 +270,10 @@ private struct Context {
         let ports: [KubeValue] = process.type == "web" ? [["name": "http", "containerPort": KubeValue(spec.port), "protocol": "TCP"]] : []
         let pod = podSpec(container: name, command: shell(process.command), phase: .deploy, restartPolicy: nil,
                           ports: ports, resources: resources(process.resources), probes: probes(process))
+        var template: [String: KubeValue] = ["labels": KubeValue(labels.merging(selector) { _, new in new })]
+        if let restartedAt = process.restartedAt {
+            template["annotations"] = [KubernetesRenderer.restartedAtAnnotation: .string(restartedAt)]
+        }
         return object("apps/v1", "Deployment", name, labels: [Label.processType: KubeNames.labelValue(process.type)], [
             "spec": [
                 "replicas": KubeValue(process.replicas),
@@ -272,10 +281,7 @@ private struct Context {
                 "selector": ["matchLabels": KubeValue(selector)],
                 // The old pods stay until the new ones are ready.
                 "strategy": ["type": "RollingUpdate", "rollingUpdate": ["maxUnavailable": 0, "maxSurge": 1]],
-                "template": [
-                    "metadata": ["labels": KubeValue(labels.merging(selector) { _, new in new })],
-                    "spec": pod,
-                ],
+                "template": ["metadata": .object(template), "spec": pod],
             ],
         ])
     }

@@ -203,6 +203,34 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         }
     }
 
+    /// Plays the CronJob controller at a schedule time: creates Job `<cronjob>-<suffix>`
+    /// from the CronJob's `jobTemplate` (its labels and spec), owned by the CronJob
+    /// (`ownerReferences`, controller true), and runs it. Returns the Job's path; nil
+    /// when there is no such CronJob.
+    @discardableResult
+    public func scheduleCronJob(at cronJobPath: String, suffix: String = "29000000") -> String? {
+        lock.withLock {
+            guard let cronJob = objects[cronJobPath], let template = cronJob["spec"]?["jobTemplate"],
+                  let cronName = cronJob["metadata"]?["name"]?.stringValue,
+                  let namespace = cronJob["metadata"]?["namespace"]?.stringValue else { return nil }
+            let name = "\(cronName)-\(suffix)"
+            resourceVersion += 1
+            let owner: KubeValue = ["apiVersion": "batch/v1", "kind": "CronJob", "name": .string(cronName),
+                                    "uid": cronJob["metadata"]?["uid"] ?? "", "controller": true, "blockOwnerDeletion": true]
+            let job: KubeValue = ["apiVersion": "batch/v1", "kind": "Job",
+                                  "metadata": ["name": .string(name), "namespace": .string(namespace),
+                                               "labels": template["metadata"]?["labels"] ?? .object([:]),
+                                               "ownerReferences": [owner], "uid": .string(UUID().uuidString.lowercased()),
+                                               "resourceVersion": .string(String(resourceVersion)),
+                                               "creationTimestamp": "2026-01-01T00:00:00Z", "generation": 1],
+                                  "spec": template["spec"] ?? .object([:])]
+            let path = "/apis/batch/v1/namespaces/\(namespace)/jobs/\(name)"
+            objects[path] = job
+            runController(path)
+            return path
+        }
+    }
+
     // MARK: Fixtures
 
     static func fixture(_ name: String) -> KubeValue {

@@ -45,27 +45,27 @@ final class KubernetesAppCommandTests {
     deinit { api.stop() }
 
     @discardableResult
-    func run(_ argv: [String], as user: String? = nil) throws -> Outcome {
+    func run(_ argv: [String], as user: String? = nil, stdin: String = "", on runner: CommandRunner? = nil) throws -> Outcome {
         let principal = try user.map { Principal(identity: .user(try #require(try core.users.find(UserName($0)))), channel: "ssh") } ?? .localAdmin
         let out = Buffer(), err = Buffer()
-        let status = runner.run(argv, as: principal, stdout: out, stderr: err, stdin: FixedInput(data: Data()))
+        let status = (runner ?? self.runner).run(argv, as: principal, stdout: out, stderr: err, stdin: FixedInput(data: Data(stdin.utf8)))
         return Outcome(status: status, out: out.text, err: err.text)
     }
 
-    /// v1 of `app` (web=1, a predeploy task, the `report` cron entry) rolled out on the cluster.
-    func roll(_ app: AppName) throws {
+    /// v`version` of `app` (web=1, a predeploy task, the `report` cron entry) rolled out on the cluster.
+    func roll(_ app: AppName, version: Int = 1) throws {
         let record = try #require(try core.apps.find(app))
         var plan = DeployPlan(processes: ["web": "serve"])
         plan.predeploy = ["./migrate"]
         plan.cron = [report]
         let snapshot = ReleaseSnapshot(plan: plan, environment: ["GREETING": "hi"], mounts: [], formation: [:])
         let release = try core.store.write { db -> Release in
-            var release = Release(appId: record.id!, version: 1, image: "slipway/\(app):1", revision: "r1", reason: "test",
+            var release = Release(appId: record.id!, version: version, image: "slipway/\(app):\(version)", revision: "r\(version)", reason: "test",
                                   snapshot: try DeployService.encode(snapshot), status: .deploying, startedBy: "test", startedAt: Date())
             try release.insert(db)
             return release
         }
-        try core.deploys.rollout(app, record: record, release: release, snapshot: snapshot, types: nil, output: { _ in })
+        try core.deploys.rollout(app, record: try #require(try core.apps.find(app)), release: release, snapshot: snapshot, types: nil, output: { _ in })
     }
 
     func jobs(_ app: String) -> [String] { api.paths.filter { $0.hasPrefix("/apis/batch/v1/namespaces/slipway-\(app)/jobs/") } }
@@ -222,6 +222,92 @@ final class KubernetesAppCommandTests {
             try Row.fetchAll(db, sql: "SELECT * FROM mounts").description + Row.fetchAll(db, sql: "SELECT * FROM apps ORDER BY id").description
         } == before)
         #expect(try run(["storage:mount", "plain", "/srv/shared:/shared"]).status == 0)
+    }
+
+    @Test func psRestartReplacesTheClusterPodsAndTheRestartOutlivesAScale() throws {
+        let web = "/apis/apps/v1/namespaces/slipway-web/deployments/web"
+        func restartedAt() -> KubeValue? { api.object(at: web)?["spec"]?["template"]?["metadata"]?["annotations"]?["slipway.dev/restarted-at"] }
+        // The release's config as it is now: a restart, not a new release.
+        #expect(try run(["config:set", "--no-restart", "web", "GREETING=hi"], as: "bob").status == 0)
+        #expect(restartedAt() == nil)
+        let generation = try #require(api.object(at: web)?["metadata"]?["generation"])
+
+        // A reader, another tenant: refused, nothing applied.
+        #expect(try run(["ps:restart", "web"], as: "dave").err.contains("you have read access"))
+        #expect(try run(["ps:restart", "web"], as: "carol").status != 0)
+        #expect(restartedAt() == nil && api.object(at: web)?["metadata"]?["generation"] == generation)
+
+        let restart = try run(["ps:restart", "web"], as: "bob")
+        #expect(restart.status == 0, "\(restart.err)")
+        #expect(restart.out.contains("Restarting web (v1)") && restart.out.contains("Switched web to v1 on the cluster"), "\(restart.out)")
+        let first = try #require(restartedAt())
+        #expect(api.object(at: web)?["metadata"]?["generation"] != generation)
+
+        // A later ps:scale renders the same time: the scale alone does not replace the pods again.
+        #expect(try run(["ps:scale", "web", "web=2"], as: "bob").status == 0)
+        #expect(api.object(at: web)?["spec"]?["replicas"] == 2)
+        #expect(restartedAt() == first)
+
+        // The one type given: a new time.
+        #expect(try run(["ps:restart", "web", "web"], as: "bob").status == 0)
+        #expect(try #require(restartedAt()) != first)
+        // Not on the other app.
+        #expect(api.object(at: "/apis/apps/v1/namespaces/slipway-other/deployments/web")?["spec"]?["template"]?["metadata"]?["annotations"] == nil)
+    }
+
+    @Test func domainsAndCertificatesOfAClusterAppReachItsIngressAtOnce() throws {
+        let ingress = "/apis/networking.k8s.io/v1/namespaces/slipway-web/ingresses/web"
+        let tls = "/api/v1/namespaces/slipway-web/secrets/tls"
+        func hosts(_ path: String = ingress) -> String { api.object(at: path)?["spec"]?["rules"]?.json() ?? "" }
+        let added = try run(["domains:add", "web", "www.example.com"], as: "bob")
+        #expect(added.status == 0, "\(added.err)")
+        #expect(hosts().contains(#""host":"www.example.com""#))
+
+        // A reader may not; a name another tenant's app holds stays refused for a cluster app.
+        #expect(try run(["domains:add", "web", "read.example.com"], as: "dave").err.contains("you have read access"))
+        #expect(try run(["domains:add", "other", "shop.example.com"], as: "carol").status == 0)
+        let taken = try run(["domains:add", "web", "shop.example.com"], as: "bob")
+        #expect(taken.status != 0 && taken.err.hasPrefix("error: "), "\(taken.err)")
+        #expect(!hosts().contains("shop.example.com") && !hosts().contains("read.example.com"))
+        #expect(hosts("/apis/networking.k8s.io/v1/namespaces/slipway-other/ingresses/web").contains("shop.example.com"))
+
+        // certs:add: the TLS Secret and the Ingress's tls at once; certs:remove takes both back.
+        let (cert, key) = try RoutingUnitTests().makeCertificate(["www.example.com"])
+        let certified = try run(["certs:add", "web"], as: "bob", stdin: cert + key)
+        #expect(certified.status == 0, "\(certified.err)")
+        #expect(api.object(at: tls)?["type"] == "kubernetes.io/tls")
+        #expect(api.object(at: ingress)?["spec"]?["tls"]?.json().contains("www.example.com") == true)
+        #expect(try run(["certs:remove", "web"], as: "bob").status == 0)
+        #expect(api.object(at: tls) == nil && api.object(at: ingress)?["spec"]?["tls"] == nil)
+        #expect(try run(["domains:remove", "web", "www.example.com"], as: "bob").status == 0)
+        #expect(!hosts().contains("www.example.com"))
+
+        // The cluster does not answer: an error, and the domain is not recorded either.
+        let nowhere = try KubernetesAPIClient(config: Kubeconfig(server: "http://127.0.0.1:1", token: "s3cret"), requestTimeout: .seconds(5))
+        let unreachable = try Core(settings: core.settings, engine: engine, probe: FakeProbe(),
+                                   proxy: RecordingProxy(directory: core.settings.dataDir + "/proxy"), processes: LocalProcesses(),
+                                   cluster: KubernetesDeployer(cluster: nowhere, engine: engine, rolloutTimeout: 5, taskTimeout: 5, pollInterval: 0.01))
+        let down = try run(["domains:add", "web", "down.example.com"], as: "bob", on: CommandRunner(core: unreachable, logger: Logger(label: "test")))
+        #expect(down.status != 0 && down.err.hasPrefix("error: cannot update web's Ingress on the cluster, so the change was undone"), "\(down.err)")
+        #expect(try !run(["domains:report", "web"], as: "bob").out.contains("down.example.com"))
+    }
+
+    @Test func aDeployKeepsCronRunsAndPrunesOldReleasesTaskJobs() throws {
+        let jobs = "/apis/batch/v1/namespaces/slipway-web/jobs/"
+        // The CronJob's own run goes on; cron:run's ends (both are cron runs).
+        api.setJobOutcome { job in .init(log: ["working"], running: job["metadata"]?["ownerReferences"] != nil) }
+        let scheduled = try #require(api.scheduleCronJob(at: "/apis/batch/v1/namespaces/slipway-web/cronjobs/cron-\(report.id)"))
+        #expect(api.object(at: scheduled)?["status"]?["active"] == 1)
+        let io = RunService.IO(readStdin: { _ in Data() }, stdout: { _ in true }, stderr: { _ in true }, notice: { _ in }, isCancelled: { false })
+        let manual = try #require(try core.cron.runNow(try AppName("web"), id: report.id, by: admin, io: io).container)
+
+        try roll(try AppName("web"), version: 2)
+        #expect(api.object(at: scheduled) != nil, "a deploy deleted the running cron Job")
+        #expect(!api.paths.filter { $0.hasPrefix("/api/v1/namespaces/slipway-web/pods/\(scheduled.split(separator: "/").last!)-") }.isEmpty)
+        #expect(api.object(at: jobs + manual) != nil, "a deploy deleted the cron:run Job")
+        // The old release's predeploy Job goes, as before; the new one's stays.
+        #expect(api.object(at: jobs + "predeploy-1-v1") == nil)
+        #expect(api.object(at: jobs + "predeploy-1-v2") != nil)
     }
 }
 

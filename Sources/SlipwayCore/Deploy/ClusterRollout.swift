@@ -18,22 +18,30 @@ extension DeployService {
     /// runs its predeploy Jobs first; when it does not become ready the release serving
     /// until now is applied again, and this throws. Processes the app still had on this
     /// host (it was local before) are retired once the cluster serves.
+    ///
+    /// `restarting` (`ps:restart`): those types' pod templates get a new restart time, so
+    /// the cluster replaces their pods (rolling); the time is recorded with the switch and
+    /// rendered by every later rollout, so nothing drops it.
     func clusterRollout(_ cluster: any ClusterScheduler, record: App, release: Release, snapshot: ReleaseSnapshot, renamingTo: AppName?,
-                        recording: (@Sendable (Database) throws -> Void)?, output: @escaping Output) throws {
+                        restarting: ClusterRestart? = nil, recording: (@Sendable (Database) throws -> Void)?, output: @escaping Output) throws {
         let app = record.name
         guard renamingTo == nil else {
             // Not "switch to local, rename, switch back": leaving the cluster deletes the namespace, claims and data with it.
             throw UserFacingError.conflict("\(app) runs on the kubernetes scheduler, where apps:rename is not supported yet; nothing was changed. Its namespace (scheduler:report \(app) names it) is named after the app and holds its PersistentVolumeClaims: a renamed app would start in a new, empty namespace and leave its storage's data behind. Copy that data out before moving the app anywhere (scheduler:set \(app) local deletes the namespace and its claims)")
         }
-        func state(_ release: Release, _ snapshot: ReleaseSnapshot) throws -> SchedulerService.AppState {
-            try clusterState(of: record, release: release, snapshot: snapshot)
-        }
         let current = try currentRelease(of: record)
-        let previous = try current.flatMap { current in current.release.id == release.id ? nil : try state(current.release, current.snapshot) }
-        try cluster.rollOut(try state(release, snapshot), previous: previous, runTasks: release.status == .deploying, output: output)
+        let previous = try current.flatMap { current in
+            current.release.id == release.id ? nil : try clusterState(of: record, release: current.release, snapshot: current.snapshot)
+        }
+        let next = try clusterState(of: record, release: release, snapshot: snapshot, restarting: restarting)
+        try cluster.rollOut(next, previous: previous, runTasks: release.status == .deploying, output: output)
 
         // The cluster's Ingress serves the app now; this host's router has nothing to point at.
-        try makeCurrent(release, of: record, recording: recording, endpoints: [])
+        let appID = record.id!
+        try makeCurrent(release, of: record, recording: { db in
+            try restarting?.record(appID: appID, db)
+            try recording?(db)
+        }, endpoints: [])
         output("-----> Switched \(app) to \(release.label) on the cluster")
         let local = (try? processContainers(app)) ?? []
         guard !local.isEmpty else { return }
@@ -96,12 +104,29 @@ extension DeployService {
         }
     }
 
+    /// After a `domains:*`/`certs:*` change is recorded (`RoutingService.committing`): an
+    /// app on the kubernetes scheduler with a release gets its Ingress and TLS Secret from
+    /// the new rows now, not at its next rollout. Throws (the change is then undone) when
+    /// the cluster does not take them.
+    func applyClusterRouting(_ app: AppName) throws {
+        // Without a cluster configured there is nothing to update (a deploy says so).
+        guard let record = try apps.find(app), let cluster,
+              try store.read({ db in try SchedulerService.scheduler(of: record, db) }) == .kubernetes,
+              let current = try currentRelease(of: record) else { return }
+        do {
+            try cluster.applyRouting(try clusterState(of: record, release: current.release, snapshot: current.snapshot))
+        } catch {
+            let reason = (error as? UserFacingError)?.message ?? "\(error)"
+            throw UserFacingError(.unavailable, "cannot update \(app)'s Ingress on the cluster, so the change was undone: \(reason). Retry when the cluster answers")
+        }
+    }
+
     /// `release` of `record` at the app's scale now, as the cluster runs it.
-    func clusterState(of record: App, release: Release, snapshot: ReleaseSnapshot) throws -> SchedulerService.AppState {
+    func clusterState(of record: App, release: Release, snapshot: ReleaseSnapshot, restarting: ClusterRestart? = nil) throws -> SchedulerService.AppState {
         var scaled = snapshot
         scaled.formation = try formation(of: record.id!, plan: snapshot.plan)
         return try SchedulerService(store: store, settings: settings, paths: paths)
-            .clusterState(of: record.name, release: release, snapshot: scaled, storage: storage, routing: routing)
+            .clusterState(of: record.name, release: release, snapshot: scaled, storage: storage, routing: routing, restarting: restarting)
     }
 
     /// For `run`: the cluster of an app set to kubernetes and its current release there;

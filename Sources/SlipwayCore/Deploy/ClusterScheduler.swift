@@ -18,6 +18,10 @@ public protocol ClusterScheduler: Sendable {
     /// and keeps the release, as locally. Only for a new release: a rollout of one again
     /// (`ps:scale`, `ps:restart`) never calls it.
     func runPostdeployTask(_ number: Int, of state: SchedulerService.AppState, output: @escaping @Sendable (String) -> Void) throws
+    /// Applies `state`'s routing objects only (web's Ingress, the TLS Secret, which goes
+    /// when the app has no certificate any more), for `domains:*` and `certs:*`, which
+    /// change no release: no image push, no Deployment touched.
+    func applyRouting(_ state: SchedulerService.AppState) throws
     /// Runs `command` (argv; a shell's words when one string) with the current release as a
     /// Job, streaming its output as the pod writes it; returns the pod's exit status. When
     /// `isCancelled` turns true (the caller left) the Job is deleted.

@@ -109,7 +109,9 @@ extension DeployService {
         try admit(app, by: caller, output: output) { record, _ in
             output("-----> \(verb.heading) \(type.map { "the \($0) processes of " } ?? "")\(app) (\(current.release.label))")
             try ProcessFailure.reported {
-                try rollout(app, record: record, release: current.release, snapshot: current.snapshot, types: type.map { [$0] }, output: output)
+                // On a cluster the same objects would replace no pod: a restart is a new restart annotation there.
+                try rollout(app, record: record, release: current.release, snapshot: current.snapshot, types: type.map { [$0] },
+                            restarting: verb.past == "restarted", output: output)
             }
             try store.write { db in try db.audit(caller, app: app.rawValue, detail: "\(verb.past) \(type ?? "all processes")") }
         }

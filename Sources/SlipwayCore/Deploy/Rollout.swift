@@ -28,10 +28,16 @@ extension DeployService {
     ///
     /// With `renamingTo` (apps:rename) the new containers carry that name, the switch
     /// moves the app's site to it, and `recording` must record the rename.
+    ///
+    /// `restarting` (ps:restart) matters on a cluster only, where applying the same
+    /// objects replaces no pod: those types get a new restart annotation.
     func rollout(_ app: AppName, record: App, release: Release, snapshot: ReleaseSnapshot, types: Set<String>?,
-                 renamingTo: AppName? = nil, recording: (@Sendable (Database) throws -> Void)? = nil, output: @escaping Output) throws {
+                 renamingTo: AppName? = nil, restarting: Bool = false, recording: (@Sendable (Database) throws -> Void)? = nil,
+                 output: @escaping Output) throws {
         if let cluster = try clusterScheduler(of: record) {
-            return try clusterRollout(cluster, record: record, release: release, snapshot: snapshot, renamingTo: renamingTo, recording: recording, output: output)
+            let restart = restarting ? ClusterRestart(types: (types.map(Array.init) ?? Array(snapshot.plan.processes.keys)).sorted()) : nil
+            return try clusterRollout(cluster, record: record, release: release, snapshot: snapshot, renamingTo: renamingTo,
+                                      restarting: restart, recording: recording, output: output)
         }
         let containers = self.containers
         // The name the new containers carry, in their names and labels.

@@ -30,7 +30,9 @@ extension RoutingService {
     /// fails to load it, the rows the change touched go back to what they were (the
     /// audit log, append-only, records the undo), the sites already applied are
     /// applied as they were before, and the proxy's error is thrown: the previous
-    /// routing keeps serving.
+    /// routing keeps serving. An app on the kubernetes scheduler gets the change on its
+    /// cluster too (Ingress, TLS Secret), at once; a cluster that does not take it undoes
+    /// the change the same way.
     func committing<T>(_ scope: Scope, by caller: Caller, _ body: (Database, [App]) throws -> T) throws -> T {
         try serialized {
             let (result, before, after, undo) = try store.write { db in
@@ -52,11 +54,14 @@ extension RoutingService {
                     attempted.insert(site.app)
                     try proxy.apply(site)
                 }
+                for site in after { try cluster.apply(site.app) }
             } catch {
                 // If this write fails too, the state keeps the change: the next start
                 // of the server publishes every app as its state says.
                 try? store.write { db in try undo.restore(db, by: caller, because: error) }
                 for site in before where attempted.contains(site.app) { try? proxy.apply(site) }
+                // A cluster that took part of it gets the rows as they are again.
+                for site in before where attempted.contains(site.app) { try? cluster.apply(site.app) }
                 throw error
             }
             return result
@@ -113,4 +118,17 @@ struct RoutingRows {
     private static func scoped<Record: TableRecord>(_ table: Record.Type, _ appIDs: [Int64]?) -> QueryInterfaceRequest<Record> {
         appIDs.map { table.filter($0.contains(Column("app_id"))) } ?? table.all()
     }
+}
+
+/// The cluster side of routing changes: `DeployService.applyClusterRouting`, set by
+/// `Core` after it made the deploy service (which needs the routing service first).
+/// A class so every copy of `RoutingService` shares the one that is set.
+final class ClusterRoutingHook: @unchecked Sendable {
+    private let lock = NSLock()
+    private var body: (@Sendable (AppName) throws -> Void)?
+
+    func set(_ body: @escaping @Sendable (AppName) throws -> Void) { lock.withLock { self.body = body } }
+
+    /// Applies `app`'s routing on its cluster (nothing for an app on this host).
+    func apply(_ app: AppName) throws { try lock.withLock { body }?(app) }
 }

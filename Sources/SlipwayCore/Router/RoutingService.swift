@@ -17,6 +17,9 @@ public struct RoutingService: Sendable {
     /// The apps' deploy locks: a routing change of an app waits for no deploy but is
     /// refused while one runs (its switch publishes the app's file too).
     let locks: DeployLocks
+    /// Where a change of an app on the kubernetes scheduler goes too (its Ingress and
+    /// TLS Secret); `Core` sets it once `DeployService` exists.
+    let cluster = ClusterRoutingHook()
 
     /// Runs `body` holding the app's deploy lock.
     func locked<T>(_ app: AppName, by caller: Caller, _ body: () throws -> T) throws -> T {

@@ -59,6 +59,8 @@ public final class Core: Sendable {
         deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
                                 storage: storage, builds: builds, git: git, routing: routing, locks: locks,
                                 instance: try paths.instanceID(), cluster: cluster)
+        // domains:* and certs:* of an app on a cluster reach its Ingress at once.
+        routing.cluster.set { [deploys] app in try deploys.applyClusterRouting(app) }
         // After deploys: `run` of an app set to kubernetes is a Job on its cluster.
         runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds, events: events,
                           deploys: deploys)

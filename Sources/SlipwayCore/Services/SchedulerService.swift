@@ -252,6 +252,9 @@ public struct SchedulerService: Sendable {
         public let snapshot: ReleaseSnapshot
         /// Process type -> effective resource limits.
         public let limits: [String: ResourceLimits]
+        /// Process type -> when `ps:restart` last restarted it on the cluster (RFC 3339);
+        /// a type never restarted has none.
+        public let restartedAt: [String: String]
         public let checks: ProcessSettingsService.Values
         /// Every current `storage:mount` (all phases).
         public let mounts: [StorageService.MountInfo]
@@ -283,14 +286,19 @@ public struct SchedulerService: Sendable {
     /// `release` of `app` with `snapshot` (a deploy's new release, its formation the
     /// app's scale now), as the cluster scheduler rolls it out. Cron entries are the
     /// release's own (app.json of its revision).
-    func clusterState(of app: AppName, release: Release, snapshot: ReleaseSnapshot, storage: StorageService, routing: RoutingService) throws -> AppState {
-        let (record, owners, registry) = try store.read { db in
+    func clusterState(of app: AppName, release: Release, snapshot: ReleaseSnapshot, storage: StorageService, routing: RoutingService,
+                      restarting: ClusterRestart? = nil) throws -> AppState {
+        let (record, owners, registry, restarts) = try store.read { db in
             let record = try AppService.existing(app, db)
             let owners = try String.fetchAll(db, sql: """
                 SELECT u.name FROM app_members m JOIN users u ON u.id = m.user_id WHERE m.app_id = ? AND m.role = 'owner' ORDER BY u.name
                 """, arguments: [record.id])
-            return (record, owners, try Self.registry(db))
+            let restarts = try Row.fetchAll(db, sql: "SELECT process_type, restarted_at FROM cluster_restarts WHERE app_id = ?", arguments: [record.id])
+            return (record, owners, try Self.registry(db), Dictionary(restarts.map { ($0["process_type"] as String, $0["restarted_at"] as String) }) { _, last in last })
         }
+        var restartedAt = restarts
+        // A ps:restart under way: rolled out with its new time, recorded once it serves.
+        if let restarting { for type in restarting.types { restartedAt[type] = restarting.at } }
         let resources = ResourceService(store: store, settings: settings)
         var limits: [String: ResourceLimits] = [:]
         for type in snapshot.plan.processes.keys { limits[type] = try resources.limits(for: app, processType: type) }
@@ -302,11 +310,36 @@ public struct SchedulerService: Sendable {
             certificate = (chain, key, tls.names)
         }
         return AppState(app: app, tenant: owners.first ?? record.createdBy ?? "admin", release: release.version, localImage: release.image,
-                        snapshot: snapshot, limits: limits, checks: try ProcessSettingsService(store: store, settings: settings).values(of: app),
+                        snapshot: snapshot, limits: limits, restartedAt: restartedAt, checks: try ProcessSettingsService(store: store, settings: settings).values(of: app),
                         mounts: try storage.mounts(of: app), domains: site.names, certificate: certificate,
                         cron: snapshot.plan.cron ?? [], registry: registry,
                         dockerConfigJSON: try registry.server.flatMap { server in try credentials(for: server).map { Self.dockerConfig([server: $0]) } },
                         settings: settings)
+    }
+}
+
+/// A `ps:restart` of an app on the cluster: the process types it restarts and the time
+/// their pod templates are annotated with (a new value replaces every pod, as
+/// `kubectl rollout restart` does).
+struct ClusterRestart: Sendable {
+    let types: [String]
+    let at: String
+
+    init(types: [String], at date: Date = Date()) {
+        self.types = types
+        let format = ISO8601DateFormatter()
+        format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        at = format.string(from: date)
+    }
+
+    /// Recorded with the switch (`DeployService.makeCurrent`'s transaction).
+    func record(appID: Int64, _ db: Database) throws {
+        for type in types {
+            try db.execute(sql: """
+                INSERT INTO cluster_restarts (app_id, process_type, restarted_at) VALUES (?, ?, ?)
+                ON CONFLICT(app_id, process_type) DO UPDATE SET restarted_at = excluded.restarted_at
+                """, arguments: [appID, type, at])
+        }
     }
 }
 

@@ -389,6 +389,19 @@ enum Migrations {
                 );
                 """)
         }
+        migrator.registerMigration("v-cluster-restarts: when ps:restart last restarted each process type on a cluster") { db in
+            // Rendered as the pod template's slipway.dev/restarted-at annotation (as kubectl
+            // rollout restart does), so every later rollout applies the same value: a
+            // ps:scale or config change keeps it and restarts nothing it would not anyway.
+            try db.execute(sql: """
+                CREATE TABLE cluster_restarts (
+                    app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    process_type TEXT NOT NULL,
+                    restarted_at TEXT NOT NULL,
+                    PRIMARY KEY (app_id, process_type)
+                );
+                """)
+        }
         return migrator
     }
 }
