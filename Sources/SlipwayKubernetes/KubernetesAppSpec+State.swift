@@ -30,6 +30,7 @@ extension KubernetesAppSpec {
                   certificate: state.certificate.map { Certificate(certificatePEM: $0.chain, keyPEM: $0.key, names: $0.names) },
                   cron: state.cron, cronTimeZone: state.settings.cronTimezone, cronTimeout: state.settings.cronTimeout,
                   predeploy: snapshot.plan.predeploy, postdeploy: snapshot.plan.postdeploy,
+                  taskResources: state.taskLimits, runResources: state.runLimits,
                   pullSecret: state.dockerConfigJSON.map(PullSecret.init),
                   storageClass: state.settings.kubeStorageClass, ingressClass: state.settings.kubeIngressClass)
     }

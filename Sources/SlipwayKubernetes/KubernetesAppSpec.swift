@@ -31,6 +31,10 @@ public struct KubernetesAppSpec: Sendable, Equatable {
     /// app.json postdeploy: one Job each, run in this order after the switch (and only
     /// for a new release: `ClusterScheduler.runPostdeployTask`).
     public var postdeploy: [String]
+    /// The app-level limits (`resource:limit APP`): the predeploy and postdeploy Jobs'.
+    public var taskResources: ResourceLimits
+    /// The `run` type's limits: `run`, `run:detached` and cron Jobs'.
+    public var runResources: ResourceLimits
     /// The image pull Secret (from `registry:login`), if any.
     public var pullSecret: PullSecret?
     /// The cluster's storage class for claims; nil: the cluster's default.
@@ -41,7 +45,7 @@ public struct KubernetesAppSpec: Sendable, Equatable {
     public init(tenant: String, app: String, release: Int, image: String, processes: [Process], environment: [String: String],
                 port: Int = 5000, mounts: [Mount] = [], domains: [String] = [], certificate: Certificate? = nil,
                 cron: [CronEntry] = [], cronTimeZone: String = "UTC", cronTimeout: Int = 3600, predeploy: [String] = [], postdeploy: [String] = [],
-                pullSecret: PullSecret? = nil, storageClass: String? = nil, ingressClass: String? = nil) {
+                taskResources: ResourceLimits = ResourceLimits(), runResources: ResourceLimits = ResourceLimits(), pullSecret: PullSecret? = nil, storageClass: String? = nil, ingressClass: String? = nil) {
         self.tenant = tenant
         self.app = app
         self.release = release
@@ -57,6 +61,8 @@ public struct KubernetesAppSpec: Sendable, Equatable {
         self.cronTimeout = cronTimeout
         self.predeploy = predeploy
         self.postdeploy = postdeploy
+        self.taskResources = taskResources
+        self.runResources = runResources
         self.pullSecret = pullSecret
         self.storageClass = storageClass
         self.ingressClass = ingressClass

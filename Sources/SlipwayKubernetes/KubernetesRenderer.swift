@@ -17,7 +17,8 @@ import SlipwayCore
 /// - a PersistentVolumeClaim per managed storage the app mounts (host paths are refused);
 /// - Job `predeploy-<n>-v<release>` per predeploy task, to run in `n` order before the
 ///   switch, and `postdeploy-<n>-v<release>` per postdeploy task, to run after it (the
-///   same pod but for its command: a task gets no more than the other);
+///   same pod but for its command: a task gets no more than the other), both with the
+///   app-level limits a local task gets (run and cron Jobs: the `run` type's);
 /// - a Deployment per process type (rolling update with maxUnavailable 0: the old
 ///   pods serve until the new are ready), and for `web` a Service and an Ingress;
 /// - a CronJob `cron-<id>` per app.json cron entry.
@@ -325,7 +326,8 @@ private struct Context {
                     "ttlSecondsAfterFinished": 86400,
                     "template": [
                         "metadata": ["labels": KubeValue(labels.merging(extra) { _, new in new })],
-                        "spec": podSpec(container: phase, command: shell(command), phase: .deploy, restartPolicy: "Never"),
+                        "spec": podSpec(container: phase, command: shell(command), phase: .deploy, restartPolicy: "Never",
+                                        resources: resources(spec.taskResources)),
                     ],
                 ],
             ])
@@ -340,7 +342,7 @@ private struct Context {
                 "ttlSecondsAfterFinished": 3600,
                 "template": [
                     "metadata": ["labels": KubeValue(labels.merging(extra) { _, new in new })],
-                    "spec": podSpec(container: "run", command: command, phase: .run, restartPolicy: "Never"),
+                    "spec": podSpec(container: "run", command: command, phase: .run, restartPolicy: "Never", resources: resources(spec.runResources)),
                 ],
             ],
         ])
@@ -359,7 +361,7 @@ private struct Context {
             "template": [
                 "metadata": ["labels": KubeValue(labels)],
                 // Cron commands run without a shell, as locally.
-                "spec": podSpec(container: "cron", command: entry.arguments, phase: .run, restartPolicy: "Never"),
+                "spec": podSpec(container: "cron", command: entry.arguments, phase: .run, restartPolicy: "Never", resources: resources(spec.runResources)),
             ],
         ]
         return object("batch/v1", "CronJob", name, annotations: ["slipway.dev/command": entry.command], [

@@ -292,6 +292,19 @@ final class KubernetesAppCommandTests {
         #expect(try !run(["domains:report", "web"], as: "bob").out.contains("down.example.com"))
     }
 
+    @Test func taskRunAndCronJobsOfAClusterAppGetItsResourceLimits() throws {
+        #expect(try run(["resource:limit", "--memory", "300m", "web"], as: "dave").err.contains("you have read access"))
+        #expect(try run(["resource:limit", "--memory", "300m", "web"], as: "bob").status == 0)
+        try roll(try AppName("web"), version: 2)
+        let predeploy = try #require(api.object(at: "/apis/batch/v1/namespaces/slipway-web/jobs/predeploy-1-v2"))
+        #expect(predeploy["spec"]?["template"]?["spec"]?["containers"]?.json().contains(#""memory":"314572800""#) == true)
+        let cronJob = try #require(api.object(at: "/apis/batch/v1/namespaces/slipway-web/cronjobs/cron-\(report.id)"))
+        #expect(cronJob["spec"]?["jobTemplate"]?["spec"]?["template"]?["spec"]?["containers"]?.json().contains(#""memory":"314572800""#) == true)
+        // The other tenant's app is not limited by it.
+        let other = try #require(api.object(at: "/apis/batch/v1/namespaces/slipway-other/jobs/predeploy-1-v1"))
+        #expect(other["spec"]?["template"]?["spec"]?["containers"]?.json().contains("314572800") == false)
+    }
+
     @Test func aDeployKeepsCronRunsAndPrunesOldReleasesTaskJobs() throws {
         let jobs = "/apis/batch/v1/namespaces/slipway-web/jobs/"
         // The CronJob's own run goes on; cron:run's ends (both are cron runs).

@@ -26,6 +26,7 @@ enum Samples {
         cron: [CronEntry(command: "python3 report.py --daily", schedule: "0 3 * * *", concurrencyPolicy: .forbid)],
         cronTimeZone: "Europe/Berlin", predeploy: ["python3 manage.py migrate"],
         postdeploy: ["python3 manage.py warm_cache"],
+        taskResources: ResourceLimits(memoryBytes: 1 << 30, nanoCPUs: 2_000_000_000), runResources: ResourceLimits(memoryBytes: 128 << 20),
         pullSecret: .init(dockerConfigJSON: #"{"auths":{"registry.example.com":{"auth":"Y2k6dG9rZW4="}}}"#))
 
     static let minimal = KubernetesAppSpec(tenant: "eve", app: "m", release: 1, image: "slipway/m:1",
@@ -124,6 +125,28 @@ struct RendererTests {
         // A host path anywhere refuses the whole rendering, postdeploy Job included.
         spec.mounts.append(.init(source: .hostPath("/var/run"), containerPath: "/host"))
         #expect(throws: UserFacingError.self) { try KubernetesRenderer().render(spec) }
+    }
+
+    @Test func taskRunAndCronJobsGetTheLimitsTheirLocalContainersGet() throws {
+        let objects = try KubernetesRenderer().render(Samples.shop)
+        func containers(_ kind: String, _ name: String) throws -> String {
+            let object = try #require(objects.first { $0.kind == kind && $0.name == name })
+            let template = kind == "CronJob" ? object.body["spec"]?["jobTemplate"]?["spec"]?["template"] : object.body["spec"]?["template"]
+            return try #require(template?["spec"]?["containers"]?.json())
+        }
+        // Deploy tasks: the app-level limits (resource:limit APP).
+        for job in ["predeploy-1-v7", "postdeploy-1-v7"] {
+            let text = try containers("Job", job)
+            #expect(text.contains(#""cpu":"2000m""#) && text.contains(#""memory":"1073741824""#), "\(text)")
+        }
+        // run and cron: the run type's.
+        #expect(try containers("CronJob", "cron-\(Samples.shop.cron[0].id)").contains(#""limits":{"memory":"134217728"}"#))
+        let run = KubernetesRenderer().runJob(Samples.shop, name: "run-abc", command: ["true"])
+        #expect(run.body["spec"]?["template"]?["spec"]?["containers"]?.json().contains(#""limits":{"memory":"134217728"}"#) == true)
+        // No limits set: none rendered.
+        var plain = Samples.minimal
+        plain.predeploy = ["true"]
+        #expect(try KubernetesRenderer().render(plain).allSatisfy { $0.kind != "Job" || !$0.body.json().contains("resources") })
     }
 
     @Test func hostPathMountsAreRefused() {

@@ -252,6 +252,11 @@ public struct SchedulerService: Sendable {
         public let snapshot: ReleaseSnapshot
         /// Process type -> effective resource limits.
         public let limits: [String: ResourceLimits]
+        /// The app-level limits (`resource:limit APP`), which local deploy tasks get: the
+        /// predeploy and postdeploy Jobs'.
+        public let taskLimits: ResourceLimits
+        /// The `run` type's limits, which local `run` and cron containers get: run and cron Jobs'.
+        public let runLimits: ResourceLimits
         /// Process type -> when `ps:restart` last restarted it on the cluster (RFC 3339);
         /// a type never restarted has none.
         public let restartedAt: [String: String]
@@ -310,7 +315,8 @@ public struct SchedulerService: Sendable {
             certificate = (chain, key, tls.names)
         }
         return AppState(app: app, tenant: owners.first ?? record.createdBy ?? "admin", release: release.version, localImage: release.image,
-                        snapshot: snapshot, limits: limits, restartedAt: restartedAt, checks: try ProcessSettingsService(store: store, settings: settings).values(of: app),
+                        snapshot: snapshot, limits: limits, taskLimits: try resources.limits(for: app, processType: nil),
+                        runLimits: try resources.limits(for: app, processType: ResourceService.runType), restartedAt: restartedAt, checks: try ProcessSettingsService(store: store, settings: settings).values(of: app),
                         mounts: try storage.mounts(of: app), domains: site.names, certificate: certificate,
                         cron: snapshot.plan.cron ?? [], registry: registry,
                         dockerConfigJSON: try registry.server.flatMap { server in try credentials(for: server).map { Self.dockerConfig([server: $0]) } },
