@@ -94,24 +94,25 @@ extension DeployService {
             try deploy(app, trigger: .config, by: caller, output: output)
             return
         }
-        try rolloutCurrent(app, record, current, type: type, verb: ("Restarting", "restarted"), by: caller, output: output)
+        try rolloutCurrent(app, record, current, type: type, verb: ("Restarting", "restarted"), restarting: true, by: caller, output: output)
     }
 
     /// `ps:start [type]`: after ps:stop, the current release runs again.
     public func start(_ app: AppName, type: String?, by caller: Caller, output: @escaping Output) throws {
         let (record, current) = try deployed(app, type: type)
-        try rolloutCurrent(app, record, current, type: type, verb: ("Starting", "started"), by: caller, output: output)
+        try rolloutCurrent(app, record, current, type: type, verb: ("Starting", "started"), restarting: false, by: caller, output: output)
     }
 
-    /// Fresh containers of the current release (of one type, or all), through the gate, audited.
+    /// Fresh containers of the current release (of one type, or all), through the gate, audited;
+    /// `restarting` (ps:restart) also gives them a new restart annotation on a cluster, where the same objects replace no pod.
     private func rolloutCurrent(_ app: AppName, _ record: App, _ current: (release: Release, snapshot: ReleaseSnapshot), type: String?,
-                                verb: (heading: String, past: String), by caller: Caller, output: @escaping Output) throws {
+                                verb: (heading: String, past: String), restarting: Bool, by caller: Caller, output: @escaping Output) throws {
         try admit(app, by: caller, output: output) { record, _ in
             output("-----> \(verb.heading) \(type.map { "the \($0) processes of " } ?? "")\(app) (\(current.release.label))")
             try ProcessFailure.reported {
                 // On a cluster the same objects would replace no pod: a restart is a new restart annotation there.
                 try rollout(app, record: record, release: current.release, snapshot: current.snapshot, types: type.map { [$0] },
-                            restarting: verb.past == "restarted", output: output)
+                            restarting: restarting, output: output)
             }
             try store.write { db in try db.audit(caller, app: app.rawValue, detail: "\(verb.past) \(type ?? "all processes")") }
         }
