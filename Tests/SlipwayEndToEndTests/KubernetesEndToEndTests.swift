@@ -106,6 +106,12 @@ struct KubernetesEndToEndTests {
 
     func randomApp() -> String { "k" + UUID().uuidString.prefix(8).lowercased() }
 
+    /// Creates bob's `app` and sets it to the kubernetes scheduler (the test destroys it).
+    func createOnCluster(_ world: Shared.World, _ app: String) throws {
+        #expect(try world.server.ssh(world.bob.key, "apps:create", app).status == 0)
+        #expect(try world.server.ssh(world.bob.key, "scheduler:set", app, "kubernetes").status == 0)
+    }
+
     /// `/apis/apps/v1/namespaces/slipway-APP/deployments/TYPE` and its kin.
     func path(_ app: String, _ group: String, _ resource: String, _ name: String) -> String {
         "\(group)/namespaces/slipway-\(app)/\(resource)/\(name)"
@@ -121,8 +127,7 @@ struct KubernetesEndToEndTests {
         let (server, api, bob) = (world.server, world.api, world.bob)
         let app = randomApp()
         defer { _ = try? server.ssh(bob.key, "--force", "apps:destroy", app) }
-        #expect(try server.ssh(bob.key, "apps:create", app).status == 0)
-        #expect(try server.ssh(bob.key, "scheduler:set", app, "kubernetes").status == 0)
+        try createOnCluster(world, app)
 
         let first = try push(world, app, Self.files("v1"))
         #expect(first.status == 0, "\(first.err)")
@@ -192,8 +197,7 @@ struct KubernetesEndToEndTests {
         let (server, api, bob) = (world.server, world.api, world.bob)
         let app = randomApp()
         defer { _ = try? server.ssh(bob.key, "--force", "apps:destroy", app) }
-        #expect(try server.ssh(bob.key, "apps:create", app).status == 0)
-        #expect(try server.ssh(bob.key, "scheduler:set", app, "kubernetes").status == 0)
+        try createOnCluster(world, app)
         // The fake's pods do not run the image: each Job's outcome is set here, by its task label.
         api.setJobOutcome { job in
             job.json().contains(#""slipway.dev/task":"postdeploy""#) ? .init(exitCode: 3, log: ["warming the cache", "cache server down"])
@@ -225,8 +229,7 @@ struct KubernetesEndToEndTests {
         // After the app (defers run last first): the entry outlives its mounts' app.
         defer { _ = try? server.ssh(bob.key, ["storage:destroy", app + "-data"], stdin: app + "-data\n") }
         defer { _ = try? server.ssh(bob.key, "--force", "apps:destroy", app) }
-        #expect(try server.ssh(bob.key, "apps:create", app).status == 0)
-        #expect(try server.ssh(bob.key, "scheduler:set", app, "kubernetes").status == 0)
+        try createOnCluster(world, app)
         #expect(try push(world, app, Self.files("v1", worker: false)).status == 0)
         #expect(try server.ssh(bob.key, "config:set", app, "GREETING=howdy").status == 0)
         #expect(try server.ssh(bob.key, "domains:add", app, "\(app).example.test").status == 0)
@@ -258,8 +261,7 @@ struct KubernetesEndToEndTests {
         let (server, api, bob, eve) = (world.server, world.api, world.bob, world.eve)
         let app = randomApp()
         defer { _ = try? server.ssh(bob.key, "--force", "apps:destroy", app) }
-        #expect(try server.ssh(bob.key, "apps:create", app).status == 0)
-        #expect(try server.ssh(bob.key, "scheduler:set", app, "kubernetes").status == 0)
+        try createOnCluster(world, app)
         #expect(try push(world, app, Self.files("v1", worker: false)).status == 0)
         let before = api.paths
 
