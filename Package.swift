@@ -91,7 +91,7 @@ let package = Package(
         /// Deployment and Job status, pod logs) the client and the deployer are tested on.
         .target(
             name: "KubernetesFakeAPI",
-            dependencies: ["SlipwayKubernetes", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["SlipwayCore", "SlipwayKubernetes", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             path: "Tests/KubernetesFakeAPI",
             resources: [.copy("Fixtures")]
         ),

@@ -6,7 +6,13 @@ scripts/setup.sh
 # Everything the build and the tests leave in the temporary folder goes with this run's own.
 TMPDIR=$(mktemp -d /tmp/slipway-test-run.XXXXXX)
 export TMPDIR
-trap 'rm -rf "$TMPDIR"' EXIT
+# A run cut short can leave a mount inside it (debootstrap's /proc in a builder root):
+# detached first, or rm stops at it and the folder stays.
+cleanup() {
+    findmnt -rn -o TARGET | grep "^$TMPDIR/" | sort -r | xargs -r -n1 umount -l || true
+    rm -rf "$TMPDIR"
+}
+trap cleanup EXIT
 started=$SECONDS
 swift build --build-tests
 echo "test.sh: built in $((SECONDS - started)) s"

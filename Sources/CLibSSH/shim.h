@@ -18,8 +18,6 @@
 #define SYS_pidfd_open 434
 #endif
 
-extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
-
 /* A pollable fd that becomes readable when the process exits (Linux 5.3+). */
 static inline int slipway_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
@@ -29,11 +27,6 @@ static inline int slipway_accept_cloexec(int fd) { return (int)syscall(SYS_accep
 /* A close-on-exec, non-blocking pipe. */
 static inline int slipway_pipe_cloexec(int fds[2], int nonblocking) {
   return (int)syscall(SYS_pipe2, fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0));
-}
-
-/* Child inherits only fds 0-2. */
-static inline int slipway_spawn_closefrom(posix_spawn_file_actions_t *actions, int from) {
-  return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }
 
 /* What libssh 0.10 does not show its callbacks, counted from its own packet log.

@@ -1,6 +1,7 @@
 import CLibSSH
 import Foundation
 import SlipwayCommands
+import SlipwayCore
 
 /// What runs behind one SSH channel: a child process (git) or an in-process
 /// command on a worker thread. Either way the connection thread sees the same
@@ -36,7 +37,7 @@ final class ChannelJob {
     // MARK: Starting
 
     /// Spawns `argv` (absolute path first) with `environment`, in a new process
-    /// group, with only fds 0-2 inherited and SIGPIPE back to its default.
+    /// group, with only fds 0-2 inherited and every signal back to its default.
     static func spawn(_ argv: [String], environment: [String: String]) throws -> ChannelJob {
         let (inRead, inWrite) = try pipe()
         let (outRead, outWrite) = try pipe()
@@ -47,38 +48,14 @@ final class ChannelJob {
         // pipe quota) it stays at the default, which only costs speed.
         for fd in [inWrite, outRead] { _ = fcntl(fd, Self.setPipeSize, Int32(1 << 20)) }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, inRead, 0)
-        posix_spawn_file_actions_adddup2(&actions, outWrite, 1)
-        posix_spawn_file_actions_adddup2(&actions, errWrite, 2)
-        slipway_spawn_closefrom(&actions, 3)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t(), mask = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        sigemptyset(&mask)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let cArgv = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (cArgv + cEnv).forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
-        guard rc == 0 else { throw SpawnError(program: argv[0], errno: rc) }
+        let pid = try PosixSpawn.start(argv[0], Array(argv.dropFirst()), environment: environment, stdin: .descriptor(inRead),
+                                       stdout: .descriptor(outWrite), stderr: .descriptor(errWrite), newProcessGroup: true)
         let pidfd = slipway_pidfd_open(pid)
         guard pidfd >= 0 else {
             kill(pid, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
-            throw SpawnError(program: argv[0], errno: errno)
+            throw SpawnFailure(program: argv[0], errno: errno)
         }
         return ChannelJob(kind: .process(pid: pid), stdin: inWrite, stdout: outRead, stderr: errRead, completion: pidfd)
     }
@@ -155,30 +132,20 @@ final class ChannelJob {
         exitStatus = Self.decode(status)
     }
 
-    /// A wait status as a shell reports it: the exit code, or 128 + the signal.
-    private static func decode(_ status: Int32) -> Int32 {
-        let signal = status & 0x7f
-        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
-    }
+    private static func decode(_ status: Int32) -> Int32 { PosixSpawn.exitCode(ofWaitStatus: status) }
 
     /// F_SETPIPE_SZ (Linux; Swift's Glibc module hides it without _GNU_SOURCE).
     private static let setPipeSize: Int32 = 1031
 
     private static func pipe() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
-        guard slipway_pipe_cloexec(&fds, 1) == 0 else { throw SpawnError(program: "pipe", errno: errno) }
+        guard slipway_pipe_cloexec(&fds, 1) == 0 else { throw SpawnFailure(program: "pipe", errno: errno) }
         return (fds[0], fds[1])
     }
 
     private static func setBlocking(_ fd: Int32) {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
     }
-}
-
-struct SpawnError: Error, CustomStringConvertible {
-    let program: String
-    let errno: Int32
-    var description: String { "cannot start \(program): \(String(cString: strerror(errno)))" }
 }
 
 /// A worker's stdout/stderr: blocking writes into the pipe the connection pumps.

@@ -1,4 +1,5 @@
 import Foundation
+import SlipwayCore
 
 /// Throwaway certificates for the fake API server's TLS, made once per test process
 /// with openssl in a temp directory: a cluster CA, a server certificate for 127.0.0.1
@@ -40,19 +41,9 @@ public struct FakeCertificates: Sendable {
             openssl req \(ec) -keyout rogue-client.key -out rogue-client.csr -subj "/O=system:masters/CN=slipway"
             openssl x509 -req -in rogue-client.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -out rogue-client.pem -days 2 -extfile client.ext
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let said = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw NSError(domain: "FakeCertificates", code: Int(process.terminationStatus),
-                          userInfo: [NSLocalizedDescriptionKey: String(decoding: said, as: UTF8.self)])
+        let made = try ProcessRunner.run("/bin/sh", ["-c", script], currentDirectory: directory)
+        guard made.status == 0 else {
+            throw NSError(domain: "FakeCertificates", code: Int(made.status), userInfo: [NSLocalizedDescriptionKey: made.stderr])
         }
         func read(_ name: String) throws -> String { try String(contentsOfFile: directory + "/" + name, encoding: .utf8) }
         return FakeCertificates(caPEM: try read("ca.pem"), serverPEM: try read("server.pem"), serverKeyPEM: try read("server.key"),

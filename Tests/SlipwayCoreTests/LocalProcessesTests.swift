@@ -17,27 +17,21 @@ struct LocalProcessesTests {
     }
 
     @Test func anEndedProcessHoldsNothing() throws {
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: "/bin/true")
-        try child.run()
-        child.waitUntilExit()
-        #expect(!processes.isRunning(child.processIdentifier, startedBy: Date()))
+        let child = try ChildProcess("/bin/true", [])
+        child.wait()
+        #expect(!processes.isRunning(child.pid, startedBy: Date()))
         #expect(!processes.isRunning(0, startedBy: Date()) && !processes.isRunning(-1, startedBy: Date()))
     }
 
     @Test func forceStopSparesAProcessThatOnlyReusesTheHoldersNumber() throws {
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
-        child.arguments = ["30"]
         let before = Date().addingTimeInterval(-5)
-        try child.run()
-        defer { if child.isRunning { child.terminate() } }
+        let child = try ChildProcess("/bin/sleep", ["30"])
+        defer { child.signal(SIGKILL) }
         // A lock taken 5 s before this process started: not its own.
-        processes.forceStop(child.processIdentifier, startedBy: before)
+        processes.forceStop(child.pid, startedBy: before)
         Thread.sleep(forTimeInterval: 0.2)
         #expect(child.isRunning)
-        processes.forceStop(child.processIdentifier, startedBy: Date())
-        child.waitUntilExit()
-        #expect(child.terminationReason == .uncaughtSignal && child.terminationStatus == SIGKILL)
+        processes.forceStop(child.pid, startedBy: Date())
+        #expect(child.wait() == 128 + SIGKILL)
     }
 }

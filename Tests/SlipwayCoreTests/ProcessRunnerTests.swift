@@ -37,4 +37,68 @@ struct ProcessRunnerTests {
         // 0.5 s, 2 s for SIGTERM, at most a second each for the exit and the output.
         #expect(Date().timeIntervalSince(started) < 8)
     }
+
+    /// What Foundation's `Process.run()` crashed on (a scan of /proc/self/fd reading past
+    /// its buffer): thousands of open descriptors and spawns from many threads at once.
+    /// Every child gets exactly fds 0-2 of ours, no matter what is open.
+    @Test func manyThreadsSpawnWithThousandsOfDescriptorsOpenAndNoneLeaksIn() throws {
+        var extra: [Int32] = []
+        defer { extra.forEach { close($0) } }
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        let wanted = min(3000, Int(limit.rlim_cur) - 200)
+        while extra.count < wanted {
+            let fd = open("/dev/null", O_RDONLY)  // not close-on-exec: only the spawn keeps it out
+            guard fd >= 0 else { break }
+            extra.append(fd)
+        }
+        #expect(extra.count >= min(wanted, 1000), "only \(extra.count) descriptors opened")
+        let outputs = Outputs()
+        DispatchQueue.concurrentPerform(iterations: 400) { index in
+            do {
+                let result = try ProcessRunner.run("/bin/sh", ["-c", "ls /proc/self/fd; echo $1", "sh", "\(index)"], timeout: 30)
+                outputs.add(index, result.stdout)
+            } catch {
+                outputs.add(index, "failed: \(error)")
+            }
+        }
+        for (index, text) in outputs.all {
+            // 0-2, and the descriptor ls opens to read the directory.
+            let fds = text.split(separator: "\n").dropLast().compactMap { Int($0) }
+            #expect(fds.filter { $0 > 2 }.count <= 1 && text.hasSuffix("\(index)\n"), "child \(index): \(text)")
+        }
+        #expect(outputs.all.count == 400)
+    }
+
+    /// The server ignores SIGPIPE and may block signals on its threads: a child gets
+    /// every signal back at its default and none blocked (git in a pipeline, tar).
+    @Test func aChildStartsWithDefaultSignalsAnEnvironmentAndADirectory() throws {
+        let previous = signal(SIGPIPE, SIG_IGN)
+        defer { signal(SIGPIPE, previous) }
+        let directory = FileManager.default.temporaryDirectory.path
+        let result = try ProcessRunner.run("/bin/sh", ["-c", "grep -E '^Sig(Ign|Blk)' /proc/self/status; pwd; echo \"$ONLY\" \"${HOME:-none}\""],
+                                           environment: ["ONLY": "this"], currentDirectory: directory, timeout: 10)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4, "\(result.stdout)")
+        // The standard signals, 1-31 (glibc keeps two real-time ones of its own, 33-34).
+        func standardSignals(_ name: String) -> UInt64? {
+            lines.first { $0.hasPrefix(name + ":") }.flatMap { UInt64($0.split(separator: "\t").last ?? "", radix: 16) }.map { $0 & 0x7fff_ffff }
+        }
+        #expect(standardSignals("SigIgn") == 0 && standardSignals("SigBlk") == 0, "\(result.stdout)")
+        #expect(lines.dropFirst(2).first == URL(fileURLWithPath: directory).resolvingSymlinksInPath().path || lines.dropFirst(2).first == directory)
+        #expect(lines.last == "this none")
+    }
+
+    @Test func aMissingProgramIsAnErrorNamingIt() {
+        #expect { try ProcessRunner.run("/nonexistent/tool", []) } throws: { error in
+            "\(error.localizedDescription)".contains("cannot start /nonexistent/tool: No such file or directory")
+        }
+    }
+}
+
+private final class Outputs: @unchecked Sendable {
+    private let lock = NSLock()
+    private var byIndex: [Int: String] = [:]
+    func add(_ index: Int, _ text: String) { lock.withLock { byIndex[index] = text } }
+    var all: [(Int, String)] { lock.withLock { byIndex.sorted { $0.key < $1.key } } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SlipwayCore
 
 /// Drives the real `slipway` binary as a user would: argv, stdin, environment in;
 /// stdout, stderr, exit status out.
@@ -46,7 +47,7 @@ struct Slipway {
     func cleanUp() { leftovers.cleanUp() }
 
     /// Called by `TestServer` for each server it starts on this instance.
-    func register(server: Process) { leftovers.register(server: server) }
+    func register(server: ChildProcess) { leftovers.register(server: server) }
 
     struct Result {
         let status: Int32
@@ -66,55 +67,89 @@ struct Slipway {
     }
 }
 
-/// Serializes the harness's process spawns (see `run`).
-let spawnLock = NSLock()
-
-/// Runs a program to completion.
+/// Runs a program to completion. Started with posix_spawn (`ChildProcess`), not
+/// Foundation's `Process`, whose `run()` crashed the test process (ci19, ci25: a
+/// memcpy past the end of its /proc/self/fd scan, swift-corelibs-foundation #5472).
 func run(_ path: String, _ args: [String], stdin: Data? = nil, environment: [String: String] = [:]) throws -> Slipway.Result {
     _ = Slipway.binary  // ignores SIGPIPE
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = args
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    // One spawn at a time: ci19's test process died in Foundation's Process.run (a bad
-    // memcpy) while a hundred threads spawned ssh at once, and a pipe made by one thread
-    // must not be inherited by another's child (its EOF would never come).
-    let (out, err, input) = try spawnLock.withLock {
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        // The parent's copies of the child's ends must go, or EOF never comes.
-        try? out.fileHandleForWriting.close()
-        try? err.fileHandleForWriting.close()
-        try? input.fileHandleForReading.close()
-        return (out, err, input)
-    }
-    // Read both pipes concurrently so a chatty child never blocks on a full pipe.
-    let outData = ReadAll(out.fileHandleForReading), errData = ReadAll(err.fileHandleForReading)
-    if let stdin { try? input.fileHandleForWriting.write(contentsOf: stdin) }
-    try? input.fileHandleForWriting.close()
-    process.waitUntilExit()
-    return .init(status: process.terminationStatus, out: outData.text(), err: errData.text())
+    let child = try StartedChild(path, args, environment: environment, stdin: true)
+    if let stdin { try? child.stdin?.write(contentsOf: stdin) }
+    try? child.stdin?.close()
+    let status = child.process.wait()
+    return .init(status: status, out: child.stdout.text(), err: child.stderr.text())
 }
 
-/// Drains a pipe on a background thread; `text()` waits for EOF (once) and may be called again.
+/// A program started with pipes on its stdin (optional), stdout and stderr (both
+/// drained at once, so a chatty child never blocks on a full pipe); the pipes are
+/// close-on-exec, so no other child inherits one and holds its end open.
+struct StartedChild {
+    let process: ChildProcess
+    let stdin: FileHandle?
+    let stdout: ReadAll
+    let stderr: ReadAll
+
+    init(_ path: String, _ args: [String], environment: [String: String] = [:], stdin wantsStdin: Bool = false) throws {
+        let input = wantsStdin ? try PosixSpawn.pipe() : nil
+        let (outRead, outWrite) = try PosixSpawn.pipe()
+        let (errRead, errWrite) = try PosixSpawn.pipe()
+        do {
+            // The parent's copies of the child's ends go at once, or EOF never comes.
+            defer { [input?.read, outWrite, errWrite].compactMap { $0 }.forEach { close($0) } }
+            process = try ChildProcess(path, args, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+                                       stdin: input.map { .descriptor($0.read) } ?? .null,
+                                       stdout: .descriptor(outWrite), stderr: .descriptor(errWrite))
+        } catch {
+            [input?.write, outRead, errRead].compactMap { $0 }.forEach { close($0) }
+            throw error
+        }
+        stdin = input.map { FileHandle(fileDescriptor: $0.write, closeOnDealloc: true) }
+        stdout = ReadAll(FileHandle(fileDescriptor: outRead, closeOnDealloc: true))
+        stderr = ReadAll(FileHandle(fileDescriptor: errRead, closeOnDealloc: true))
+    }
+}
+
+/// `Process`'s names for what the tests ask of a running child.
+extension ChildProcess {
+    var processIdentifier: pid_t { pid }
+    func terminate() { signal(SIGTERM) }
+    func waitUntilExit() { wait() }
+    var terminationStatus: Int32 { wait() }
+}
+
+/// Drains a pipe on a background thread; `text()` waits for EOF (once) and may be
+/// called again; `firstLine()` returns as soon as one whole line has come.
 final class ReadAll: @unchecked Sendable {
     private var data = Data()
-    private let done = DispatchGroup()
+    private var ended = false
+    private let condition = NSCondition()
 
     init(_ handle: FileHandle) {
-        done.enter()
         Thread.detachNewThread { [self] in
-            data = handle.readDataToEndOfFile()
-            done.leave()
+            while true {
+                let chunk = handle.availableData
+                condition.withLock {
+                    if chunk.isEmpty { ended = true } else { data.append(chunk) }
+                    condition.broadcast()
+                }
+                if chunk.isEmpty { break }
+            }
         }
     }
 
     func text() -> String {
-        done.wait()
-        return String(decoding: data, as: UTF8.self)
+        condition.withLock {
+            while !ended { condition.wait() }
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    /// The first line without its newline, or nil when the pipe ended before one.
+    func firstLine() -> String? {
+        condition.withLock {
+            while !ended, !data.contains(UInt8(ascii: "\n")) { condition.wait() }
+            guard let end = data.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+            return String(decoding: data[..<end], as: UTF8.self)
+        }
     }
 }
 
@@ -123,14 +158,14 @@ final class ReadAll: @unchecked Sendable {
 final class Leftovers: @unchecked Sendable {
     let dataDir: String
     private let lock = NSLock()
-    private var servers: [Process] = []
+    private var servers: [ChildProcess] = []
     init(dataDir: String) { self.dataDir = dataDir }
     deinit { cleanUp() }
 
     /// A server of this instance, stopped before its nginx: a server still running
     /// when its nginx is sent SIGQUIT restarts it, and that nginx outlived the test
     /// (and its data dir) in green CI runs.
-    func register(server: Process) { lock.withLock { servers.append(server) } }
+    func register(server: ChildProcess) { lock.withLock { servers.append(server) } }
 
     func cleanUp() {
         for server in lock.withLock({ servers }) where server.isRunning {

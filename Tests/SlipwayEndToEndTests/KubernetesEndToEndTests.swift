@@ -1,4 +1,5 @@
 import Foundation
+import SlipwayCore
 import KubernetesFakeAPI
 import SlipwayKubernetes
 import Testing
@@ -22,7 +23,7 @@ struct KubernetesEndToEndTests {
         struct World {
             let server: TestServer
             let api: FakeKubernetesAPI
-            let registry: Process
+            let registry: ChildProcess
             let registryPort: Int
             let directory: String
             let bob: TestUser
@@ -52,7 +53,7 @@ struct KubernetesEndToEndTests {
         }
 
         /// `docker-registry serve` with its storage and config in `directory`, once `/v2/` answers.
-        static func startRegistry(in directory: String) throws -> (Process, Int) {
+        static func startRegistry(in directory: String) throws -> (ChildProcess, Int) {
             let port = try freePort()
             try """
                 version: 0.1
@@ -60,12 +61,7 @@ struct KubernetesEndToEndTests {
                 storage: {filesystem: {rootdirectory: \(directory)/registry}, delete: {enabled: true}}
                 http: {addr: "127.0.0.1:\(port)"}
                 """.write(toFile: directory + "/registry.yml", atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
-            process.arguments = ["serve", directory + "/registry.yml"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-            try spawnLock.withLock { try process.run() }
+            let process = try ChildProcess("/usr/bin/docker-registry", ["serve", directory + "/registry.yml"])
             for _ in 0..<100 {
                 if (try? httpGet("http://127.0.0.1:\(port)/v2/"))?.status == 200 { return (process, port) }
                 Thread.sleep(forTimeInterval: 0.1)

@@ -1,4 +1,5 @@
 import Foundation
+import SlipwayCore
 import Testing
 
 /// Pebble, Let's Encrypt's test CA (Debian's `pebble`), on loopback: a throwaway
@@ -8,7 +9,7 @@ final class Pebble {
     let directory: String
     let apiPort: Int
     let managementPort: Int
-    private var process: Process?
+    private var process: ChildProcess?
 
     /// The API's own certificate, for `letsencrypt:set --global ca-bundle`.
     var apiCertificate: String { directory + "/api.crt" }
@@ -29,15 +30,9 @@ final class Pebble {
     }
 
     func start() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/pebble")
-        process.arguments = ["-config", directory + "/pebble.json"]
         // No random sleeps before validating, no refused nonces: tests run fast and the same way each time.
-        process.environment = ["PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PATH": "/usr/bin:/bin"]
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        self.process = process
+        process = try ChildProcess("/usr/bin/pebble", ["-config", directory + "/pebble.json"],
+                                   environment: ["PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PATH": "/usr/bin:/bin"])
         for _ in 0..<100 {
             if try run("/usr/bin/curl", ["-sf", "-o", "/dev/null", "--cacert", apiCertificate, directoryURL]).status == 0 { return }
             Thread.sleep(forTimeInterval: 0.1)

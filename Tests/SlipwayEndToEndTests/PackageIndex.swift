@@ -1,4 +1,5 @@
 import Foundation
+import SlipwayCore
 
 /// Hermetic package sources for builds that install dependencies: a PEP 503 index
 /// (Flask and its dependencies, plus six) and an npm registry (express and its whole
@@ -19,7 +20,7 @@ final class PackageIndex: @unchecked Sendable {
     /// The host's address as containers see it (the first of `hostname -I`).
     let host: String
     let logPath: String
-    private let process: Process
+    private let process: ChildProcess
     /// With `token`, every request must carry it (as a private index does); the URLs below
     /// then carry it as their password (`ci:<token>@`).
     let token: String?
@@ -95,12 +96,7 @@ final class PackageIndex: @unchecked Sendable {
         } else {
             caCertificate = nil
         }
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [Self.script, "serve", directory + "/root", String(port), logPath] + options
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        process = try ChildProcess("/usr/bin/python3", [Self.script, "serve", directory + "/root", String(port), logPath] + options)
         // Up when it answers its own root page.
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
@@ -117,7 +113,7 @@ final class PackageIndex: @unchecked Sendable {
 
     func stop() {
         if process.isRunning {
-            // SIGKILL: the test runner's threads block SIGTERM and the child inherits the mask.
+            // SIGKILL: it is gone at once, whatever it was doing.
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }

@@ -1,4 +1,5 @@
 import Foundation
+import SlipwayCore
 import Testing
 
 /// HTTP routing end to end: real nginx, curl with --resolve and --cacert, openssl
@@ -431,13 +432,8 @@ struct RoutingTests {
                 include \(include)/*.conf;
             }
             """.write(toFile: host + "/nginx.conf", atomically: true, encoding: .utf8)
-        // In the foreground, as a service manager runs it (a daemonizing child confuses Foundation's Process).
-        let nginx = Process()
-        nginx.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
-        nginx.arguments = ["-p", host, "-c", host + "/nginx.conf", "-g", "daemon off;"]
-        nginx.standardOutput = FileHandle.nullDevice
-        nginx.standardError = FileHandle.nullDevice
-        try nginx.run()
+        // In the foreground, as a service manager runs it.
+        let nginx = try ChildProcess("/usr/sbin/nginx", ["-p", host, "-c", host + "/nginx.conf", "-g", "daemon off;"])
         defer { nginx.terminate(); nginx.waitUntilExit() }
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: host + "/nginx.pid") { usleep(50_000) }
         #expect(nginx.isRunning)

@@ -64,17 +64,16 @@ struct RunTests {
         for _ in 0..<16 { #expect(try server.ssh(alice.key, "run", "web", "true").status == 0) }
         // Four clients killed while their command runs.
         for _ in 0..<4 {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
-            process.arguments = server.sshOptions(key: alice.key) + ["127.0.0.1", "run", "web", "sleep", "600"]
-            process.standardInput = Pipe()
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            // Its stdin a pipe left open, as a user's terminal is.
+            let (read, write) = try PosixSpawn.pipe()
+            defer { close(write) }
+            let process = try ChildProcess("/usr/bin/ssh", server.sshOptions(key: alice.key) + ["127.0.0.1", "run", "web", "sleep", "600"],
+                                           stdin: .descriptor(read))
+            close(read)
             usleep(1_500_000)
-            process.interrupt()
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.signal(SIGINT)
+            process.signal(SIGKILL)
+            process.wait()
         }
         // Only this server's kind: runs over SSH (stale ones from elsewhere go when a server starts).
         func mine(_ c: ContainerSummary) -> Bool { c.labels["org.slipway.app"] == "web" && c.labels["org.slipway.origin"] == "ssh" }

@@ -1,4 +1,5 @@
 import Foundation
+import SlipwayCore
 import Testing
 
 /// The SSH front from the attacker's side: floods of idle connections, forged and
@@ -342,20 +343,20 @@ final class IdleFlood {
         entry[0].close()
     """#
 
-    private let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
+    private let process: ChildProcess
+    private let input: FileHandle
+    private let output: FileHandle
 
     init(port: Int, connections: Int, seconds: Double, readyAt: Int) throws {
         let path = try temporaryDirectory("slipway-flood") + "/flood.py"
         try Self.script.write(toFile: path, atomically: true, encoding: .utf8)
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [path, String(port), String(connections), String(seconds), String(readyAt)]
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        try? input.fileHandleForReading.close()
-        try? output.fileHandleForWriting.close()
+        let (inRead, inWrite) = try PosixSpawn.pipe()
+        let (outRead, outWrite) = try PosixSpawn.pipe()
+        defer { close(inRead); close(outWrite) }
+        input = FileHandle(fileDescriptor: inWrite, closeOnDealloc: true)
+        output = FileHandle(fileDescriptor: outRead, closeOnDealloc: true)
+        process = try ChildProcess("/usr/bin/python3", [path, String(port), String(connections), String(seconds), String(readyAt)],
+                                   stdin: .descriptor(inRead), stdout: .descriptor(outWrite))
     }
 
     deinit {
@@ -370,7 +371,7 @@ final class IdleFlood {
     /// Stops flooding (closing every socket); returns how many connections it opened in
     /// all, and whether it was still flooding when told to stop (not out of time or budget).
     func stop() -> (opened: Int, wasFlooding: Bool) {
-        try? input.fileHandleForWriting.close()
+        try? input.close()
         let line = readLine()
         process.waitUntilExit()
         let summary = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any]
@@ -380,7 +381,7 @@ final class IdleFlood {
     private func readLine() -> Data {
         var line = Data()
         while true {
-            let byte = output.fileHandleForReading.readData(ofLength: 1)
+            let byte = output.readData(ofLength: 1)
             if byte.isEmpty || byte == Data("\n".utf8) { return line }
             line.append(byte)
         }
@@ -393,18 +394,14 @@ final class ControlMaster {
     private let server: TestServer
     private let key: String
     private let path: String
-    private let master = Process()
+    private let master: ChildProcess
 
     init(_ server: TestServer, key: String) throws {
         self.server = server
         self.key = key
         path = try temporaryDirectory("slipway-cm") + "/master"
-        master.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
-        master.arguments = server.sshOptions(key: key) + ["-N", "-o", "ControlMaster=yes", "-o", "ControlPath=\(path)", "-o", "ControlPersist=60", "127.0.0.1"]
-        master.standardInput = FileHandle.nullDevice
-        master.standardOutput = FileHandle.nullDevice
-        master.standardError = FileHandle.nullDevice
-        try master.run()
+        master = try ChildProcess("/usr/bin/ssh", server.sshOptions(key: key) + ["-N", "-o", "ControlMaster=yes", "-o", "ControlPath=\(path)",
+                                                                               "-o", "ControlPersist=60", "127.0.0.1"])
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: path) {
             guard Date() < deadline else { close(); throw HarnessError("the ControlMaster did not start") }

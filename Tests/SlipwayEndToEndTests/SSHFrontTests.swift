@@ -1,4 +1,5 @@
 import Foundation
+import SlipwayCore
 import Testing
 
 /// The SSH front, end to end: the real binary serving the real OpenSSH client and git.
@@ -145,19 +146,15 @@ struct SSHFrontTests {
         var more = files
         for i in 0..<5 { more["more\(i).bin"] = randomData(10 * 1024 * 1024) }
         let bigger = try makeRepository(more)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-        process.arguments = ["-C", bigger, "push", "-q", "-f", server.url("big"), "main:blobs"]
-        process.environment = ProcessInfo.processInfo.environment.merging(server.gitEnvironment(key: alice.key)) { $1 }
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess("/usr/bin/git", ["-C", bigger, "push", "-q", "-f", server.url("big"), "main:blobs"],
+                                       environment: ProcessInfo.processInfo.environment.merging(server.gitEnvironment(key: alice.key)) { $1 },
+                                       newProcessGroup: true)
         usleep(700_000)
         // git's own ssh client first (found as git's child: a pattern over every command
         // line on the host also matched other tests' processes), then git.
         _ = try run("/usr/bin/pkill", ["-9", "-P", "\(process.processIdentifier)", "-x", "ssh"])
-        kill(-process.processIdentifier, SIGKILL)
-        process.interrupt()
-        process.waitUntilExit()
+        kill(-process.pid, SIGKILL)
+        process.wait()
 
         #expect(server.isRunning)
         #expect(try run("/usr/bin/git", ["--git-dir", bare, "fsck", "--full"]).status == 0)

@@ -1,10 +1,11 @@
 import Foundation
+import SlipwayCore
 
 /// A running `slipway serve` on 127.0.0.1 with a port it picked, plus the
 /// OpenSSH client and git configured to reach it as a user would.
 final class TestServer: @unchecked Sendable {
     let slipway: Slipway
-    let process: Process
+    let process: ChildProcess
     let port: Int
     let knownHosts: String
     private let stderrLog: ReadAll
@@ -12,34 +13,19 @@ final class TestServer: @unchecked Sendable {
     /// Starts the server and waits for its `listening on` line (no sleeps).
     init(slipway: Slipway? = nil, config: String? = nil) throws {
         self.slipway = try slipway ?? Slipway()
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: Slipway.binary)
-        process.arguments = ["--data-dir", self.slipway.dataDir, "--config", config ?? self.slipway.configPath, "serve", "--listen", "127.0.0.1:0"]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        let started = process
-        try spawnLock.withLock { try started.run() }
+        let started = try StartedChild(Slipway.binary, ["--data-dir", self.slipway.dataDir, "--config", config ?? self.slipway.configPath,
+                                                       "serve", "--listen", "127.0.0.1:0"])
+        process = started.process
         self.slipway.register(server: process)
-        // The parent's copies of the child's ends must go, or EOF never comes.
-        try? out.fileHandleForWriting.close()
-        try? err.fileHandleForWriting.close()
-        stderrLog = ReadAll(err.fileHandleForReading)
-        var line = Data()
-        while true {
-            let byte = out.fileHandleForReading.readData(ofLength: 1)
-            guard !byte.isEmpty else { throw HarnessError("serve exited before listening: \(stderrLog.text())") }
-            if byte == Data("\n".utf8) { break }
-            line.append(byte)
-        }
-        let text = String(decoding: line, as: UTF8.self)
+        stderrLog = started.stderr
+        // The first line, as it comes (stdout is drained whole by `started.stdout`).
+        let line = started.stdout.firstLine()
+        guard let line else { throw HarnessError("serve exited before listening: \(stderrLog.text())") }
+        let text = line
         guard text.hasPrefix("listening on 127.0.0.1:"), let port = Int(text.split(separator: ":").last ?? "") else {
             throw HarnessError("unexpected first line: \(text)")
         }
         self.port = port
-        // Keep draining stdout so the server never blocks on it.
-        _ = ReadAll(out.fileHandleForReading)
         let hostKey = try self.slipway("host-key").out.split(separator: "\n")[0]
         knownHosts = try temporaryDirectory("slipway-kh") + "/known_hosts"
         try "[127.0.0.1]:\(port) \(hostKey)\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
@@ -156,23 +142,24 @@ extension TestServer {
 
 /// A child process whose combined output can be waited on line by line.
 final class RunningCommand: @unchecked Sendable {
-    let process = Process()
+    let process: ChildProcess
     private let lock = NSLock()
     private var collected = Data()
 
     init(_ path: String, _ args: [String], environment: [String: String]) throws {
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = args
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try? pipe.fileHandleForWriting.close()
+        let (read, write) = try PosixSpawn.pipe()
+        do {
+            defer { close(write) }
+            process = try ChildProcess(path, args, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+                                       stdout: .descriptor(write), stderr: .descriptor(write))
+        } catch {
+            close(read)
+            throw error
+        }
+        let output = FileHandle(fileDescriptor: read, closeOnDealloc: true)
         Thread.detachNewThread { [self] in
             while true {
-                let chunk = pipe.fileHandleForReading.availableData
+                let chunk = output.availableData
                 if chunk.isEmpty { break }
                 lock.withLock { collected.append(chunk) }
             }

@@ -22,22 +22,15 @@ struct SchemaValidationTests {
             try object.yaml().write(to: file, atomically: true, encoding: .utf8)
             files.append(file.path)
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["kubernetes-validate", "--strict", "--quiet", "-k", Self.kubernetesVersion] + files
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus != 127, "kubernetes-validate is not installed; run scripts/setup.sh (pip: kubernetes-validate)")
+        let validated = try ProcessRunner.run("/usr/bin/env", ["kubernetes-validate", "--strict", "--quiet", "-k", Self.kubernetesVersion] + files)
+        let output = validated.stdout + validated.stderr
+        #expect(validated.status != 127, "kubernetes-validate is not installed; run scripts/setup.sh (pip: kubernetes-validate)")
         // The schemas leave names to the API server: checked here as it does (DNS-1123 labels).
         let badNames = objects.filter { $0.name.range(of: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", options: .regularExpression) == nil }
-        if process.terminationStatus == 0, !badNames.isEmpty {
+        if validated.status == 0, !badNames.isEmpty {
             return (1, "invalid names: " + badNames.map { "\($0.kind) \($0.name)" }.joined(separator: ", "))
         }
-        return (process.terminationStatus, output)
+        return (validated.status, output)
     }
 
     @Test func everyObjectOfTheSampleAndTheMinimalAppIsValid() throws {

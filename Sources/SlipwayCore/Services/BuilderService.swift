@@ -77,7 +77,12 @@ public struct BuilderService: Sendable {
         let scratch = paths.builds + "/bootstrap-\(UUID().uuidString)"
         let rootfs = scratch + "/rootfs", tarball = scratch + "/rootfs.tar"
         try FileManager.default.createDirectory(atPath: rootfs, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        defer {
+            // debootstrap mounts /proc in the new root and leaves it mounted when it is
+            // stopped halfway; the removal would stop at it and leave the folder behind.
+            _ = try? ProcessRunner.run("/bin/umount", ["--recursive", "--lazy", rootfs + "/proc"], timeout: 30)
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
 
         progress("-----> Bootstrapping Debian bookworm with python3 (venv, pip) from \(settings.builderMirror) (a minute or two)")
         let strap = try ProcessRunner.run(debootstrap, ["--variant=minbase", "--include=\(Self.debootstrapPackages.joined(separator: ","))", "bookworm", rootfs, settings.builderMirror])

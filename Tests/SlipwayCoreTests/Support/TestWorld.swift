@@ -95,16 +95,8 @@ struct TestWorld {
 
 /// Runs a program and returns its stdout (tests use ssh-keygen as the reference).
 func runTool(_ path: String, _ args: [String]) throws -> (status: Int32, out: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = args
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let result = try ProcessRunner.run(path, args)
+    return (result.status, result.stdout)
 }
 
 /// Makes a key pair with ssh-keygen in a temp dir; returns the public key line.
