@@ -2,8 +2,9 @@ import Foundation
 import Testing
 @testable import SlipwayCore
 
-/// A build whose step the engine's runtime lost to a SIGKILL from outside is tried
-/// once more; a build that failed on its own (or by its memory limit) is not.
+/// A build whose step the engine's runtime lost to a SIGKILL from outside, or whose
+/// cache lookup lost an image to a removal, is tried once more; a build that failed
+/// on its own (or by its memory limit) is not.
 @Suite("A build killed from outside is tried once more")
 struct BuildRetryTests {
     static let killed = "building at STEP \"RUN make\": while running runtime: signal: killed"
@@ -37,6 +38,17 @@ struct BuildRetryTests {
         #expect(once.lines == ["-----> The engine's build step was killed from outside (not by a limit); building once more"])
         let twice = build([Self.killed, Self.killed])
         #expect(twice.attempts == 2 && twice.error?.hasSuffix("signal: killed") == true, "\(twice)")
+    }
+
+    /// podman's cache lookup read an image another app's prune removed meanwhile (ci26).
+    static let lostLayer = "checking if cached image exists from a previous build: getting top layer info: layer not known"
+
+    @Test func aCacheLookupThatLostAnImageIsBuiltOnceMore() {
+        let once = build([Self.lostLayer])
+        #expect(once.attempts == 2 && once.error == nil, "\(once)")
+        #expect(once.lines == ["-----> The engine lost a cached image to a removal meanwhile; building once more"])
+        let twice = build([Self.lostLayer, Self.lostLayer])
+        #expect(twice.attempts == 2 && twice.error?.hasSuffix("layer not known") == true, "\(twice)")
     }
 
     @Test func otherFailuresAreNotRetried() {

@@ -118,11 +118,17 @@ public struct BuildService: Sendable {
     /// memory limit shows exit status 137 instead) is tried once more, saying so:
     /// podman's build steps have died this way in the test suite under load with no
     /// limit reached and no cause found in Slipway, and the same build then passed.
+    /// So is one whose cache lookup lost an image to a removal meanwhile (another app's
+    /// prune or destroy; podman: "checking if cached image exists ...: layer not
+    /// known"): it fails before any step ran (ci26).
     static func runBuild(_ request: BuildRequest, on engine: ContainerEngine, output: @escaping @Sendable (String) -> Void) throws {
         do {
             try waitFor { try await engine.buildImage(request, output: output) }
         } catch let error as UserFacingError where error.message.contains("while running runtime: signal: killed") {
             output("-----> The engine's build step was killed from outside (not by a limit); building once more")
+            try waitFor { try await engine.buildImage(request, output: output) }
+        } catch let error as UserFacingError where error.message.contains("layer not known") {
+            output("-----> The engine lost a cached image to a removal meanwhile; building once more")
             try waitFor { try await engine.buildImage(request, output: output) }
         }
     }
