@@ -89,6 +89,23 @@ struct ProcessRunnerTests {
         #expect(lines.last == "this none")
     }
 
+    /// Foundation's `Process` stays out of the server and the tests (see ChildProcess.swift).
+    @Test func nothingStartsAProgramThroughFoundationsProcess() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        var found: [String] = []
+        for folder in ["Sources", "Tests"] {
+            for file in try FileManager.default.subpathsOfDirectory(atPath: root + "/" + folder) where file.hasSuffix(".swift") {
+                let lines = try String(contentsOfFile: "\(root)/\(folder)/\(file)", encoding: .utf8).split(separator: "\n")
+                for line in lines where !line.trimmingCharacters(in: .whitespaces).hasPrefix("//") {
+                    if line.range(of: #"(?<![A-Za-z])Process\(\)|Foundation\.Process\b"#, options: .regularExpression) != nil {
+                        found.append("\(folder)/\(file): \(line.trimmingCharacters(in: .whitespaces))")
+                    }
+                }
+            }
+        }
+        #expect(found.isEmpty, "use ProcessRunner or ChildProcess:\n\(found.joined(separator: "\n"))")
+    }
+
     @Test func aMissingProgramIsAnErrorNamingIt() {
         #expect { try ProcessRunner.run("/nonexistent/tool", []) } throws: { error in
             "\(error.localizedDescription)".contains("cannot start /nonexistent/tool: No such file or directory")
