@@ -82,7 +82,7 @@ public enum ProcessRunner {
             child.signal(SIGTERM)
             if child.wait(seconds: 2) == nil {
                 child.signal(SIGKILL)
-                child.wait()
+                _ = child.wait(seconds: 1)  // bounded: a child stuck in the kernel is not ours to wait for
             }
             _ = drained.wait(timeout: .now() + 1)
             throw TimedOut(seconds: timeout, stdout: outData.text, stderr: errData.text)
