@@ -295,6 +295,13 @@ struct DependencyBuildTests {
         #expect(FileManager.default.fileExists(atPath: cache + "/cache/pip/wheel"))
         #expect(world.run(["builds:report", "shop"]).out.contains("Build cache:       "))
         #expect(world.run(["builds:report", "shop", "--format", "json"]).out.contains("\"cacheBytes\":"))
+        // Not while the app deploys: its build may be installing into the cache.
+        let held = try world.core.deploys.locks.acquire(AppName("shop"), by: Caller(principal: .localAdmin, command: "test"))
+        let busy = world.run(["repo:purge-cache", "shop"])
+        world.core.deploys.locks.release(held)
+        #expect(busy.status == 1 && busy.err.contains("shop is being deployed by"), "\(busy)")
+        #expect(FileManager.default.fileExists(atPath: cache + "/cache/pip/wheel"))
+        #expect(try !world.dump().contains("purged the build cache"))
         let owner = world.run(["repo:purge-cache", "shop"])
         #expect(owner.status == 0 && owner.out.contains("-----> Build cache of shop purged"), "\(owner)")
         #expect(!FileManager.default.fileExists(atPath: cache))

@@ -13,6 +13,8 @@ public struct BuildService: Sendable {
     let config: ConfigService
     let git: GitService
     let builder: BuilderService
+    /// Held by every deploy (and so its build): `purgeCache` takes it too.
+    let locks: DeployLocks
 
     /// Where each build's output is kept.
     var outputs: OutputService { OutputService(store: store, paths: paths, settings: settings) }
@@ -238,9 +240,12 @@ public struct BuildService: Sendable {
     }
 
     /// `repo:purge-cache`: removes the app's installs, their images and its download
-    /// cache; the next build installs from scratch. Returns the bytes freed.
+    /// cache; the next build installs from scratch. Returns the bytes freed. Refused
+    /// while the app deploys: its build may be installing into that cache right now.
     @discardableResult
     public func purgeCache(of app: AppName, by caller: Caller) throws -> Int64 {
+        let lock = try locks.acquire(app, by: caller)
+        defer { locks.release(lock) }
         let appID = try store.write { db -> Int64 in
             let id = try AppService.id(of: app, db)
             try db.audit(caller, app: app.rawValue, detail: "purged the build cache")

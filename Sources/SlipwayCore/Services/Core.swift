@@ -50,8 +50,8 @@ public final class Core: Sendable {
         events = EventLog(store: store)
         git = GitService(store: store, paths: paths, apps: apps)
         builder = BuilderService(store: store, paths: paths, settings: settings, engine: engine)
-        builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git, builder: builder)
         let locks = DeployLocks(store: store, processes: processes)
+        builds = BuildService(store: store, paths: paths, settings: settings, engine: engine, config: config, git: git, builder: builder, locks: locks)
         routing = RoutingService(store: store, apps: apps, settings: settings, paths: paths, proxy: proxy, locks: locks)
         certificates = CertificateService(store: store, paths: paths, routing: routing)
         acme = ACMEService(store: store, paths: paths, settings: settings, authorizer: authorizer, routing: routing,
