@@ -115,25 +115,33 @@ public struct BuildService: Sendable {
         return record
     }
 
-    /// Runs the engine's build. A build whose step's OCI runtime process was sent
-    /// SIGKILL (podman: "while running runtime: signal: killed"; a step stopped by its
-    /// memory limit shows exit status 137 instead) is tried once more, saying so:
-    /// podman's build steps have died this way in the test suite under load with no
-    /// limit reached and no cause found in Slipway, and the same build then passed.
-    /// So is one whose cache lookup lost an image to a removal meanwhile (another app's
-    /// prune or destroy; podman: "checking if cached image exists ...: layer not
-    /// known"): it fails before any step ran (ci26).
+    /// Runs the engine's build, once more (saying so) when it failed for a reason of
+    /// the engine's own (`transientFailures`).
     static func runBuild(_ request: BuildRequest, on engine: ContainerEngine, output: @escaping @Sendable (String) -> Void) throws {
         do {
             try waitFor { try await engine.buildImage(request, output: output) }
-        } catch let error as UserFacingError where error.message.contains("while running runtime: signal: killed") {
-            output("-----> The engine's build step was killed from outside (not by a limit); building once more")
-            try waitFor { try await engine.buildImage(request, output: output) }
-        } catch let error as UserFacingError where error.message.contains("layer not known") {
-            output("-----> The engine lost a cached image to a removal meanwhile; building once more")
+        } catch let error as UserFacingError {
+            guard let transient = transientFailures.first(where: { $0.matches(error.message) }) else { throw error }
+            output(transient.notice)
             try waitFor { try await engine.buildImage(request, output: output) }
         }
     }
+
+    /// Build failures that were the engine's, not the app's, and pass when built again.
+    /// Matched where the engine's words are and the app's cannot be: a failed step's
+    /// message quotes the step (`building at STEP "RUN …": …`), so a tenant could
+    /// otherwise write the words into a command and have every failing build run twice.
+    static let transientFailures: [(matches: @Sendable (String) -> Bool, notice: String)] = [
+        // The step's OCI runtime process was sent SIGKILL (a memory limit shows exit
+        // status 137 instead): podman's steps died this way in the test suite under
+        // load with no limit reached and no cause found in Slipway.
+        ({ $0.hasSuffix("while running runtime: signal: killed") },
+         "-----> The engine's build step was killed from outside (not by a limit); building once more"),
+        // The cache lookup read an image that another app's prune or destroy removed
+        // meanwhile (ci26), before any step ran.
+        ({ $0.hasPrefix("the build failed: checking if cached image exists") && $0.hasSuffix("layer not known") },
+         "-----> The engine lost a cached image to a removal meanwhile; building once more"),
+    ]
 
     /// Refuses a Dockerfile that reaches outside its build (`DockerfilePolicy`),
     /// checking the local images it starts from too.
