@@ -397,7 +397,7 @@ public struct KubernetesDeployer: ClusterScheduler {
             kept = Set(jobs.filter { $0.isCronRun || $0.labels[KubernetesRenderer.Label.task] == "run" }.map(\.name))
         }
         for object in unwanted.sorted(by: { ($0.kind.kind, $0.name) < ($1.kind.kind, $1.name) })
-        where !(object.kind.kind == "Job" && (object.name.hasPrefix("run-") || kept.contains(object.name))) {
+        where !(object.kind.kind == "Job" && kept.contains(object.name)) {
             try call("deleting \(object.kind.kind) \(object.name)") { try await cluster.delete(object) }
             output("-----> Removed \(object.kind.kind) \(object.name) (not in this release)")
         }

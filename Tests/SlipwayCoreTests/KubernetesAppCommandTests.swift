@@ -305,10 +305,13 @@ final class KubernetesAppCommandTests {
         #expect(other["spec"]?["template"]?["spec"]?["containers"]?.json().contains("314572800") == false)
     }
 
-    @Test func aDeployKeepsCronRunsAndPrunesOldReleasesTaskJobs() throws {
+    @Test func aDeployKeepsCronAndRunJobsAndPrunesOldReleasesTaskJobs() throws {
         let jobs = "/apis/batch/v1/namespaces/slipway-web/jobs/"
-        // The CronJob's own run goes on; cron:run's ends (both are cron runs).
-        api.setJobOutcome { job in .init(log: ["working"], running: job["metadata"]?["ownerReferences"] != nil) }
+        // The CronJob's own run and a detached run go on; cron:run's ends (both are cron runs).
+        api.setJobOutcome { job in .init(log: ["working"], running: job["metadata"]?["ownerReferences"] != nil || job.json().contains("sleep")) }
+        let detached = try run(["run:detached", "web", "sleep 600"], as: "bob")
+        let runJob = detached.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(detached.status == 0 && api.object(at: jobs + runJob) != nil, "\(detached)")
         let scheduled = try #require(api.scheduleCronJob(at: "/apis/batch/v1/namespaces/slipway-web/cronjobs/cron-\(report.id)"))
         #expect(api.object(at: scheduled)?["status"]?["active"] == 1)
         let io = RunService.IO(readStdin: { _ in Data() }, stdout: { _ in true }, stderr: { _ in true }, notice: { _ in }, isCancelled: { false })
@@ -318,6 +321,7 @@ final class KubernetesAppCommandTests {
         #expect(api.object(at: scheduled) != nil, "a deploy deleted the running cron Job")
         #expect(!api.paths.filter { $0.hasPrefix("/api/v1/namespaces/slipway-web/pods/\(scheduled.split(separator: "/").last!)-") }.isEmpty)
         #expect(api.object(at: jobs + manual) != nil, "a deploy deleted the cron:run Job")
+        #expect(api.object(at: jobs + runJob) != nil, "a deploy deleted the running run Job")
         // The old release's predeploy Job goes, as before; the new one's stays.
         #expect(api.object(at: jobs + "predeploy-1-v1") == nil)
         #expect(api.object(at: jobs + "predeploy-1-v2") != nil)
