@@ -103,12 +103,18 @@ struct DependencyBuildTests {
         #expect(installContainers.count == 1, "no install container on the second build")
         #expect(engine.builds.count == 3, "only the app's own build: \(engine.builds.map(\.tag))")
 
-        // A new dependency: a new install, from a copy of the previous one.
+        // A new dependency list: a new install in a new venv, never a copy of the previous
+        // one, where pip would leave whatever the list dropped.
+        #expect(FileManager.default.createFile(atPath: "\(cache)/installs/\(key)/.venv-leftover", contents: Data()))
         let third = try build(["requirements.txt": "flask==3.0.0\nrequests\n", "app.py": "print(2)\n"])
         #expect(third.error == nil, "\(third)")
         #expect(installContainers.count == 2)
-        #expect(third.lines.contains("-----> Installing dependencies with pip, starting from the previous install"))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: cache + "/installs").filter { !$0.hasPrefix(".") }.count == 2)
+        #expect(third.lines.contains("-----> Installing dependencies with pip into a new venv, from the app's download cache"), "\(third.lines)")
+        let installs = try FileManager.default.contentsOfDirectory(atPath: cache + "/installs").filter { !$0.hasPrefix(".") }
+        #expect(installs.count == 2)
+        let newKey = try #require(installs.first { $0 != key })
+        #expect(!FileManager.default.fileExists(atPath: "\(cache)/installs/\(newKey)/.venv-leftover"))
+        #expect(FileManager.default.contents(atPath: "\(cache)/installs/\(newKey)/requirements.txt") == Data("flask==3.0.0\nrequests\n".utf8))
     }
 
     @Test func aNodeAppWithALockRunsNpmCiAndItsBuildScriptAfterTheCode() throws {
@@ -120,6 +126,21 @@ struct DependencyBuildTests {
         #expect(installContainers.first?.environment["npm_config_cache"] == "/cache/npm")
         #expect(engine.contexts.last?.contains("COPY --chown=1000:1000 . /app\nRUN npm_config_cache=/tmp/.npm npm run build\n") == true)
         #expect(engine.contexts.first?.contains("ENV PATH=/app/node_modules/.bin:") == true)
+    }
+
+    /// npm removes what package.json no longer names, so a new list starts from a copy of
+    /// the previous install (its node_modules) and fetches only what is new.
+    @Test func aNodeAppsNewPackageListStartsFromACopyOfThePreviousInstall() throws {
+        let first = try build(["package.json": #"{"name":"a","dependencies":{"express":"^4"}}"#, "index.js": ""])
+        #expect(first.error == nil, "\(first)")
+        let installs = core.paths.buildCache(ofApp: 1) + "/installs"
+        let key = try #require(try FileManager.default.contentsOfDirectory(atPath: installs).first)
+        #expect(FileManager.default.createFile(atPath: "\(installs)/\(key)/node_modules-marker", contents: Data()))
+        let second = try build(["package.json": #"{"name":"a","dependencies":{"express":"^4","is-number":"^7"}}"#, "index.js": ""])
+        #expect(second.error == nil, "\(second)")
+        #expect(second.lines.contains("-----> Installing dependencies with npm, starting from the previous install"), "\(second.lines)")
+        let newKey = try #require(try FileManager.default.contentsOfDirectory(atPath: installs).first { !$0.hasPrefix(".") && $0 != key })
+        #expect(FileManager.default.fileExists(atPath: "\(installs)/\(newKey)/node_modules-marker"))
     }
 
     @Test func anAppWithoutDependencyFilesBuildsAsBefore() throws {

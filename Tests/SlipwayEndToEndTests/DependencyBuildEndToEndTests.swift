@@ -197,6 +197,15 @@ struct DependencyBuildEndToEndTests {
         #expect(missing.err.contains("No matching distribution found for no-such-package-b16"), "\(missing.err)")
         #expect(missing.err.contains("[remote rejected]"), "\(missing.err)")
         #expect(body(world, app) == "flask v3 six 1.16.0\n")
+
+        // six dropped from the list: gone from the app too (a new venv; pip never removes
+        // a package), and nothing downloaded again (the wheels come from the app's cache).
+        mark = world.index.mark()
+        let dropped = try push(world, world.bob, app, Self.flaskFiles("v5", requirements: "Flask>=2.2\n# six is no longer needed\n"))
+        #expect(dropped.status == 0, "\(dropped.err)")
+        #expect(Self.remoteLines(dropped.err).contains("-----> Installing dependencies with pip into a new venv, from the app's download cache"), "\(dropped.err)")
+        #expect(world.index.downloads(since: mark) == [], "\(world.index.requests(since: mark))")
+        #expect(body(world, app) == "flask v5\n")
     }
 
     /// An Express app with a lock installs express's closure with npm ci and answers through

@@ -17,8 +17,10 @@ import Foundation
 /// The install then becomes an image of its own, `slipway/deps-<instance>-app-<id>:<key>` (the
 /// app base plus one COPY of the install, and PATH), which the app's code is copied
 /// onto: a push with the same key builds only that one COPY of code, and runs no
-/// container at all. A new key starts from a copy of the latest install, so pip and
-/// npm fetch only what is new. The two latest installs (and their images) are kept.
+/// container at all. For a new key npm starts from a copy of the latest install and pip
+/// from a new venv (pip never removes a package dropped from requirements.txt); both
+/// fetch only what is new, pip's wheels coming from the download cache. The two latest
+/// installs (and their images) are kept.
 struct DependencyInstaller: Sendable {
     let paths: DataPaths
     let settings: Settings
@@ -80,14 +82,17 @@ struct DependencyInstaller: Sendable {
         try fm.createDirectory(atPath: cache, withIntermediateDirectories: true)
         let work = installs + "/.tmp-" + UUID().uuidString
         defer { try? fm.removeItem(atPath: work) }
-        if let previous = completeInstalls(installs).first {
+        // npm starts from the latest install: it removes what package.json no longer names.
+        // pip would not: a fresh venv each time, or a package dropped from requirements.txt
+        // would stay importable. Its wheels come from the app's download cache, not the index.
+        if plan.language == .node, let previous = completeInstalls(installs).first {
             // cp -a copies links as links: the tree is the tenant's.
             let copied = try ProcessRunner.run("/bin/cp", ["-a", "--", previous, work])
             guard copied.status == 0 else { throw UserFacingError(.unavailable, "cannot copy the previous install of \(app): \(copied.stderr)") }
             output("-----> Installing dependencies with \(plan.installer), starting from the previous install")
         } else {
             try fm.createDirectory(atPath: work, withIntermediateDirectories: false)
-            output("-----> Installing dependencies with \(plan.installer)")
+            output("-----> Installing dependencies with \(plan.installer)\(plan.language == .python && !completeInstalls(installs).isEmpty ? " into a new venv, from the app's download cache" : "")")
         }
         // The dependency files, fresh from git. Whatever the previous install left under
         // these names (a link the tenant's install made) goes first: writing never follows it.
