@@ -233,19 +233,34 @@ cpu_ticks() {
   echo $t
 }
 
-# One wrk run; prints "requests/s p99-ms proxy-us backend-us errors reloaded": the CPU
+# Context switches (voluntary and not, all threads) of processes $@ and their descendants
+# now: a proxy that hands each request on at once wakes the backend once per request, and
+# is preempted by it on a shared core; one that batches its writes wakes it less often.
+switches() {
+  local p t=0
+  for p in "$@"; do
+    [ -r /proc/"$p"/stat ] || continue
+    t=$((t + $(cat /proc/"$p"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}')))
+    t=$((t + $(switches $(cat /proc/"$p"/task/*/children 2>/dev/null))))
+  done
+  echo $t
+}
+
+# One wrk run; prints "requests/s p99-ms proxy-us backend-us errors reloaded proxy-cs backend-cs": the CPU
 # time per request of the processes $3 (the proxy's) and $4 (the backend) during the run,
 # the socket errors and non-2xx answers wrk counted (shown, not fatal: they are part of
 # what a proxy does to its clients), and 1 if the proxy's processes changed meanwhile
-# (an nginx reload: new workers, idle client connections closed).
+# (an nginx reload: new workers, idle client connections closed), and the context
+# switches per request of the proxy's processes and of the backend.
 bench() {  # $1: port, $2: Host header, $3: the proxy's pid, $4: the backend's pid, $5: duration
-  local out p0 p1 a0 a1 w0 w1
-  w0=$(cat /proc/"$3"/task/*/children); p0=$(cpu_ticks $3); a0=$(cpu_ticks $4)
+  local out p0 p1 a0 a1 w0 w1 s0 s1 b0 b1
+  w0=$(cat /proc/"$3"/task/*/children); p0=$(cpu_ticks $3); a0=$(cpu_ticks $4); s0=$(switches $3); b0=$(switches $4)
   out=$(taskset -c "$client_cpus" wrk "${wrk_opts[@]}" -H "Host: $2" -d"$5" "http://127.0.0.1:$1/")
-  p1=$(cpu_ticks $3); a1=$(cpu_ticks $4); w1=$(cat /proc/"$3"/task/*/children)
-  python3 - "$out" $((p1 - p0)) $((a1 - a0)) "$(getconf CLK_TCK)" "$([ "$w0" = "$w1" ] && echo 0 || echo 1)" <<'PY'
+  p1=$(cpu_ticks $3); a1=$(cpu_ticks $4); s1=$(switches $3); b1=$(switches $4); w1=$(cat /proc/"$3"/task/*/children)
+  python3 - "$out" $((p1 - p0)) $((a1 - a0)) "$(getconf CLK_TCK)" "$([ "$w0" = "$w1" ] && echo 0 || echo 1)" $((s1 - s0)) $((b1 - b0)) <<'PY'
 import re, sys
 out, proxy, app, hz, reloaded = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+proxy_switches, app_switches = int(sys.argv[6]), int(sys.argv[7])
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
 errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, sock.groups())) if sock else 0)
@@ -253,7 +268,8 @@ rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
 requests = int(re.search(r"(\d+) requests in", out).group(1))
 value, unit = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
 per_request = lambda ticks: f"{ticks / hz * 1e6 / requests:.1f}"
-print(f"{rps:.0f} {float(value) * {'us': 0.001, 'ms': 1, 's': 1000}[unit]:.2f} {per_request(proxy)} {per_request(app)} {errors} {reloaded}")
+print(f"{rps:.0f} {float(value) * {'us': 0.001, 'ms': 1, 's': 1000}[unit]:.2f} {per_request(proxy)} {per_request(app)} {errors} {reloaded}"
+      f" {proxy_switches / requests:.2f} {app_switches / requests:.2f}")
 PY
 }
 
@@ -280,32 +296,43 @@ target() {
 }
 
 measure() {  # $1: backend, $2...: proxies (slipway, nginx, caddy, haproxy or a variant's name)
-  local backend=$1 app_pid x p h r l c a e w
+  local backend=$1 app_pid x p h r l c a e w sp sb
   app_pid=$(eval "echo \$app_pid_$1")
   shift; local proxies=("$@")
   echo "== $backend backend: wrk ${wrk_opts[*]} -d$duration on core $client_cpus; proxies ($workers workers/threads) and backend on cores $server_cpus; median of $runs interleaved runs"
   for name in "${proxies[@]}"; do read -r p h <<<"$(target "$name" "$backend")"; bench "$p" "$h" "$(proxy_pids "$name")" "$app_pid" 2s >/dev/null; done
-  declare -A rps p99 cpu app errors reloads
+  declare -A rps p99 cpu app errors reloads proxy_cs app_cs
   for _ in $(seq "$runs"); do
     # A new order each round: no proxy always runs first, or right after another.
     for name in $(shuf -e "${proxies[@]}"); do
       read -r p h <<<"$(target "$name" "$backend")"
-      x=$(bench "$p" "$h" "$(proxy_pids "$name")" "$app_pid" "$duration"); read -r r l c a e w <<<"$x"
-      rps[$name]+="$r " p99[$name]+="$l " cpu[$name]+="$c " app[$name]+="$a " errors[$name]=$(( ${errors[$name]:-0} + e )) reloads[$name]=$(( ${reloads[$name]:-0} + w ))
+      x=$(bench "$p" "$h" "$(proxy_pids "$name")" "$app_pid" "$duration"); read -r r l c a e w sp sb <<<"$x"
+      rps[$name]+="$r " p99[$name]+="$l " cpu[$name]+="$c " app[$name]+="$a " proxy_cs[$name]+="$sp " app_cs[$name]+="$sb " errors[$name]=$(( ${errors[$name]:-0} + e )) reloads[$name]=$(( ${reloads[$name]:-0} + w ))
     done
   done
-  printf '  %-12s %8s %9s %14s %16s   %s\n' proxy req/s "p99 ms" "proxy us/req" "backend us/req" "runs: req/s; p99 ms; proxy us/req; errors; runs with a reload"
+  printf '  %-12s %8s %9s %14s %16s %12s %12s   %s\n' proxy req/s "p99 ms" "proxy us/req" "backend us/req" "proxy cs/req" "backend cs/req" \
+    "runs: req/s; p99 ms; proxy us/req; errors; runs with a reload"
   declare -A med_rps med_p99
   for name in "${proxies[@]}"; do
     med_rps[$name]=$(median ${rps[$name]}) med_p99[$name]=$(median ${p99[$name]})
-    printf '  %-12s %8s %9s %14s %16s   %s; %s; %s; %s; %s\n' "$name" "${med_rps[$name]}" "${med_p99[$name]}" \
-      "$(median ${cpu[$name]})" "$(median ${app[$name]})" "${rps[$name]% }" "${p99[$name]% }" "${cpu[$name]% }" "${errors[$name]:-0}" "${reloads[$name]:-0}"
+    printf '  %-12s %8s %9s %14s %16s %12s %12s   %s; %s; %s; %s; %s\n' "$name" "${med_rps[$name]}" "${med_p99[$name]}" \
+      "$(median ${cpu[$name]})" "$(median ${app[$name]})" "$(median ${proxy_cs[$name]})" "$(median ${app_cs[$name]})" "${rps[$name]% }" "${p99[$name]% }" "${cpu[$name]% }" "${errors[$name]:-0}" "${reloads[$name]:-0}"
   done
   [ "$*" = "slipway nginx caddy haproxy haproxy-fwd" ] || return 0
-  python3 - "${med_rps[slipway]}" "${med_rps[nginx]}" "${med_rps[caddy]}" "${med_rps[haproxy]}" "${med_rps[haproxy-fwd]}" "${med_p99[slipway]}" "${med_p99[nginx]}" <<'PY'
-import sys
-s, n, c, h, hf, sl, nl = map(float, sys.argv[1:])
+  python3 - "${med_rps[slipway]}" "${med_rps[nginx]}" "${med_rps[caddy]}" "${med_rps[haproxy]}" "${med_rps[haproxy-fwd]}" "${med_p99[slipway]}" "${med_p99[nginx]}" \
+    "${rps[slipway]}" "${rps[caddy]}" "${rps[haproxy]}" "${rps[haproxy-fwd]}" <<'PY'
+import statistics, sys
+s, n, c, h, hf, sl, nl = map(float, sys.argv[1:8])
+rounds = [list(map(float, runs.split())) for runs in sys.argv[8:]]
 met = lambda ok: "met" if ok else "MISSED"
+# The same ratio round by round (each round runs every proxy once, minutes apart at most):
+# a drift of the machine between rounds moves both sides of a round's ratio alike.
+def paired(name, others):
+    ratios = [mine / max(theirs) for mine, *theirs in zip(rounds[0], *others)]
+    print(f"  slipway/best of caddy, {name} round by round: {' '.join(f'{r:.3f}' for r in ratios)}; "
+          f"median {statistics.median(ratios):.3f}, >= 1 in {sum(r >= 1 for r in ratios)} of {len(ratios)}")
+paired("haproxy", [rounds[1], rounds[2]])
+paired("haproxy-fwd", [rounds[1], rounds[3]])
 print(f"  slipway/nginx throughput {s / n:.2f} (target >= 0.95: {met(s / n >= 0.95)}); "
       f"p99 {sl / nl:.2f}x (target <= 1.1: {met(sl / nl <= 1.1)}); "
       f"slipway/best of caddy, haproxy {s / max(c, h):.2f} (target >= 1: {met(s >= max(c, h))}); "

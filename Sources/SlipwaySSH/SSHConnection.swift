@@ -27,8 +27,8 @@ final class SSHConnection: @unchecked Sendable {
     private var principal: Principal?
     /// The key that authenticated (base64 blob), to re-read its owner.
     private var keyBase64: String?
-    /// Past `maxSessions` when it authenticated: every command gets a refusal.
-    private var overCapacity = false
+    /// The session place it holds once authenticated; past a limit, every command gets a refusal.
+    private var place: SSHServer.SessionPlace?
     /// Auth callbacks seen: counts the tries if libssh's log ever stops telling them.
     private var authCallbacks = 0
     private var disconnectRequested = false
@@ -186,7 +186,7 @@ final class SSHConnection: @unchecked Sendable {
         ssh_disconnect(session)
         removePacketLedger()
         ssh_free(session)
-        server.connectionEnded(authenticated: principal != nil)
+        server.connectionEnded(place: place)
         let ms = Int(Date().timeIntervalSince(startedAt) * 1000)
         if principal != nil || commandLine != "-" {
             logger.info("session", metadata: [
@@ -235,13 +235,11 @@ final class SSHConnection: @unchecked Sendable {
         case Int32(SSH_PUBLICKEY_STATE_VALID.rawValue):
             // One login per connection (libssh's packet filter refuses a second one too).
             guard self.state.awaitsAuthentication else { return Int32(SSH_AUTH_DENIED.rawValue) }
-            switch server.admitSession() {
-            case .refused:
+            guard let place = server.admitSession(for: user) else {
                 disconnectRequested = true
                 return Int32(SSH_AUTH_DENIED.rawValue)
-            case .overCapacity: overCapacity = true
-            case .admitted: break
             }
+            self.place = place
             // Bind the session to the key of *this* call, never an earlier probe's.
             let fingerprint = (try? PublicKey(line: "\(String(cString: ssh_key_type_to_char(ssh_key_type(key)))) \(base64)").fingerprint)
             principal = Principal(identity: .user(user), channel: "ssh", keyFingerprint: fingerprint)
@@ -436,8 +434,13 @@ final class SSHConnection: @unchecked Sendable {
             let key = self.principal?.keyFingerprint ?? "of this connection"
             return try errorJob(.denied("the key \(key) is no longer registered to \(self.principal?.name ?? "you") (removed since this connection logged in); nothing was run. Reconnect with a registered key, or ask an admin to add one with ssh-keys:add"))
         }
-        if overCapacity {
+        switch place?.admission {
+        case .overCapacity?:
             return try errorJob(.conflict("the server is at its limit of \(server.options.maxSessions) concurrent sessions; try again in a moment"))
+        case .overUserLimit(let open)?:
+            return try errorJob(.conflict("\(principal.name) already has \(open) SSH sessions open, the most one user may have at once "
+                + "(max_sessions_per_user = \(server.options.maxSessionsPerUser)); nothing was run. End one (a `logs -t`, an idle `ssh -N`) and try again"))
+        case .admitted?, nil: break
         }
         let command: String?
         switch request {

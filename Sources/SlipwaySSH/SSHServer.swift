@@ -26,6 +26,11 @@ public final class SSHServer: @unchecked Sendable {
         public var port: UInt16
         /// Concurrent authenticated sessions served; past it a session gets a clear refusal.
         public var maxSessions = 256
+        /// Concurrent sessions of one non-admin user; past it that user's new sessions get
+        /// a clear refusal. Those do not count against `maxSessions`: one tenant's flood of
+        /// sessions (idle `ssh -N`s, `logs -t`s) never refuses another user's session.
+        /// Admins are trusted and counted only against `maxSessions`.
+        public var maxSessionsPerUser = 64
         /// Seconds from connect to successful authentication (`login_grace_time`).
         public var authTimeout: TimeInterval = 30
         /// Handshakes in progress at once, each with a thread (`max_startups`); past it a
@@ -79,8 +84,12 @@ public final class SSHServer: @unchecked Sendable {
     /// Clients in the accept thread's line (may overstate it): a handshake place that
     /// frees up while some wait wakes the accept thread.
     private var waiting = 0
-    /// Authenticated connections.
+    /// Authenticated connections, but those past their user's own limit.
     private var sessions = 0
+    /// Authenticated connections of each non-admin user, past their limit or not.
+    private var sessionsByUser: [Int64: Int] = [:]
+    /// Authenticated connections past their user's own limit (held only to refuse).
+    private var sessionsPastUserLimit = 0
     private var accepting = true
     private var acceptThreadDone = false
     /// Written by `stop()` to wake the accept thread's poll.
@@ -176,10 +185,10 @@ public final class SSHServer: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(grace)
         lock.lock()
         defer { lock.unlock() }
-        while handshakes + sessions > 0 || !acceptThreadDone {
+        while handshakes + sessions + sessionsPastUserLimit > 0 || !acceptThreadDone {
             if !lock.wait(until: deadline) { break }
         }
-        return handshakes + sessions
+        return handshakes + sessions + sessionsPastUserLimit
     }
 
     // MARK: Admission (accept thread)
@@ -363,7 +372,7 @@ public final class SSHServer: @unchecked Sendable {
         let peer = Self.peerName(fd)
         guard let session = ssh_new() else {
             close(fd)
-            connectionEnded(authenticated: false)
+            connectionEnded(place: nil)
             return
         }
         // libssh's blocking key exchange gives up at the same deadline as authentication.
@@ -374,7 +383,7 @@ public final class SSHServer: @unchecked Sendable {
             logger.warning("ssh accept failed", metadata: ["peer": "\(peer)"])
             ssh_free(session)
             close(fd)
-            connectionEnded(authenticated: false)
+            connectionEnded(place: nil)
             return
         }
         let connection = SSHConnection(session: session, server: self, peer: peer, acceptedAt: acceptedAt)
@@ -385,29 +394,58 @@ public final class SSHServer: @unchecked Sendable {
     }
 
     /// What an authenticated connection may do, decided as it authenticates.
-    enum SessionAdmission {
+    enum SessionAdmission: Equatable {
         case admitted
         /// Past `maxSessions`: every command gets a clear refusal.
         case overCapacity
-        /// Far past it: not worth a session at all; disconnect.
-        case refused
+        /// Past `maxSessionsPerUser` for its user: every command gets a clear refusal.
+        case overUserLimit(open: Int)
     }
 
-    /// Moves a connection from handshake to session (unless `.refused`).
-    func admitSession() -> SessionAdmission {
+    /// The place an authenticated connection holds, given back as it ends.
+    struct SessionPlace {
+        let admission: SessionAdmission
+        /// The user it is counted for, when that user has a limit of their own (non-admins).
+        let limitedUser: Int64?
+    }
+
+    /// Moves a connection from handshake to session; nil: far past a limit, not worth
+    /// a session at all (disconnect). Twice a limit is the most held open with a refusal.
+    func admitSession(for user: User) -> SessionPlace? {
         lock.withLock {
-            guard sessions < options.maxSessions * 2 else { return .refused }
+            let limitedUser = user.isAdmin ? nil : user.id
+            let open = limitedUser.map { sessionsByUser[$0, default: 0] } ?? 0
+            let admission: SessionAdmission
+            if limitedUser != nil && open >= options.maxSessionsPerUser {
+                guard open < options.maxSessionsPerUser * 2 else { return nil }
+                sessionsPastUserLimit += 1
+                admission = .overUserLimit(open: open)
+            } else {
+                guard sessions < options.maxSessions * 2 else { return nil }
+                sessions += 1
+                admission = sessions > options.maxSessions ? .overCapacity : .admitted
+            }
+            if let limitedUser { sessionsByUser[limitedUser] = open + 1 }
             handshakes -= 1
-            sessions += 1
             wakeIfWaiting()
-            return sessions > options.maxSessions ? .overCapacity : .admitted
+            return SessionPlace(admission: admission, limitedUser: limitedUser)
         }
     }
 
-    /// Called once by each connection as its thread ends.
-    func connectionEnded(authenticated: Bool) {
+    /// Called once by each connection as its thread ends, with the place it held if it
+    /// authenticated.
+    func connectionEnded(place: SessionPlace?) {
         lock.withLock {
-            if authenticated { sessions -= 1 } else { handshakes -= 1; wakeIfWaiting() }
+            if let place {
+                if case .overUserLimit = place.admission { sessionsPastUserLimit -= 1 } else { sessions -= 1 }
+                if let user = place.limitedUser {
+                    let open = sessionsByUser[user, default: 1] - 1
+                    sessionsByUser[user] = open > 0 ? open : nil
+                }
+            } else {
+                handshakes -= 1
+                wakeIfWaiting()
+            }
             lock.broadcast()
         }
     }

@@ -43,6 +43,7 @@ struct Serve: ParsableCommand {
         for repair in try core.deploys.endInterruptedDeploys() { logger.warning("recovery", metadata: ["repair": "\(repair)"]) }
         var options = try SSHServer.Options.parse(listen: listen ?? core.settings.listen)
         options.maxSessions = core.settings.maxSessions
+        options.maxSessionsPerUser = core.settings.maxSessionsPerUser
         options.idleTimeout = TimeInterval(core.settings.idleTimeout)
         options.authTimeout = TimeInterval(core.settings.loginGraceTime)
         options.maxStartups = core.settings.maxStartups.places

@@ -195,6 +195,45 @@ struct SSHAttackTests {
         #expect(try server.ssh(bob.key, "whoami").out.hasPrefix("bob"))
     }
 
+    // MARK: One tenant's sessions
+
+    /// A tenant holding sessions open (idle `ssh -N`s here; a `logs -t` holds one the same
+    /// way) gets no more than max_sessions_per_user of them served. The ones past it are
+    /// refused with a message, take no place of max_sessions, and other users, admins
+    /// too (who have no limit of their own), keep being served.
+    @Test func oneTenantsHeldSessionsCannotLockTheOthersOut() throws {
+        let slipway = try Slipway(extraConfig: "max_sessions = 5\nmax_sessions_per_user = 2")
+        let server = try TestServer(slipway: slipway)
+        defer { slipway.cleanUp() }
+        let alice = try TestUser.register("alice", admin: true, on: slipway)
+        let bob = try TestUser.register("bob", admin: false, on: slipway)
+        let carol = try TestUser.register("carol", admin: false, on: slipway)
+        var bobs = [try ControlMaster(server, key: bob.key), try ControlMaster(server, key: bob.key)]
+        defer { bobs.forEach { $0.close() } }
+
+        let third = try server.ssh(bob.key, "apps:create", "bobs-third")
+        #expect(third.status == 1 && third.err.hasPrefix("error: bob already has 2 SSH sessions open, the most one user may have at once (max_sessions_per_user = 2); nothing was run."), "\(third)")
+        #expect(!(try server.slipway("apps:list").out.contains("bobs-third")))
+        // Held past his limit too: two of bob's sessions count against max_sessions (5), not three.
+        bobs.append(try ControlMaster(server, key: bob.key))
+        let admins = [try ControlMaster(server, key: alice.key), try ControlMaster(server, key: alice.key)]
+        defer { admins.forEach { $0.close() } }
+        let aliceThird = try server.ssh(alice.key, "whoami")
+        #expect(aliceThird.status == 0 && aliceThird.out.hasPrefix("alice"), "\(aliceThird)")
+        let carols = try server.ssh(carol.key, "apps:create", "carols")
+        #expect(carols.status == 0, "\(carols)")
+
+        // Bob's places come back as his sessions end.
+        bobs.forEach { $0.close() }
+        var again = try server.ssh(bob.key, "whoami")
+        for _ in 0..<50 where again.status != 0 {
+            usleep(100_000)
+            again = try server.ssh(bob.key, "whoami")
+        }
+        #expect(again.status == 0 && again.out.hasPrefix("bob"), "\(again)")
+        #expect(server.isRunning)
+    }
+
     /// git's pre-receive hook is this binary; anyone who can run it (a process on the
     /// host, a hook copied into another repository) must not deploy as someone else.
     /// Without the pusher's identity, or with a removed user's, it deploys nothing.

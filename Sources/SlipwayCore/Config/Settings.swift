@@ -17,6 +17,8 @@ public struct Settings: Sendable, Equatable {
     public var initialAdminKeys: [String] = []
     /// Concurrent SSH sessions served; past it a session gets a clear refusal.
     public var maxSessions: Int = 256
+    /// Concurrent SSH sessions of one non-admin user; past it their new sessions get a clear refusal.
+    public var maxSessionsPerUser: Int = 64
     /// Seconds without traffic before an SSH session with nothing running is dropped.
     public var idleTimeout: Int = 600
     /// Seconds `serve` waits for running sessions after SIGTERM before exiting.
@@ -174,11 +176,12 @@ public struct Settings: Sendable, Equatable {
             case "builder_mirror":
                 guard let mirror = value.string, mirror.hasPrefix("http://") || mirror.hasPrefix("https://") else { throw wrongType("an http(s) URL") }
                 settings.builderMirror = mirror
-            case "max_sessions", "idle_timeout", "shutdown_grace", "releases_to_keep", "check_timeout", "proxy_port", "tls_port", "access_log_max_bytes",
+            case "max_sessions", "max_sessions_per_user", "idle_timeout", "shutdown_grace", "releases_to_keep", "check_timeout", "proxy_port", "tls_port", "access_log_max_bytes",
                  "output_records_to_keep", "output_max_bytes", "acme_challenge_port":
                 guard let n = value.int, n > 0 else { throw wrongType("a positive whole number") }
                 switch key {
                 case "max_sessions": settings.maxSessions = n
+                case "max_sessions_per_user": settings.maxSessionsPerUser = n
                 case "idle_timeout": settings.idleTimeout = n
                 case "releases_to_keep": settings.releasesToKeep = n
                 case "check_timeout": settings.checkTimeout = n
