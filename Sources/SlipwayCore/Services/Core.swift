@@ -59,8 +59,6 @@ public final class Core: Sendable {
         deploys = DeployService(store: store, apps: apps, paths: paths, settings: settings, engine: engine, probe: probe, config: config,
                                 storage: storage, builds: builds, git: git, routing: routing, locks: locks,
                                 instance: try paths.instanceID(), cluster: cluster)
-        // domains:* and certs:* of an app on a cluster reach its Ingress at once.
-        routing.cluster.set { [deploys] app in try deploys.applyClusterRouting(app) }
         // After deploys: `run` of an app set to kubernetes is a Job on its cluster.
         runs = RunService(settings: settings, paths: paths, engine: engine, config: config, storage: storage, builds: builds, events: events,
                           deploys: deploys)
@@ -70,5 +68,9 @@ public final class Core: Sendable {
                                       containers: Containers(engine: engine, instance: try paths.instanceID()),
                                       deploys: deploys, authorizer: authorizer)
         pushes = PushService(apps: apps, git: git, deploys: deploys, users: users, authorizer: authorizer)
+        // domains:* and certs:* of an app on a cluster reach its Ingress at once. Through a
+        // weak Core: the deploy service holds the routing service, whose hook this is, so
+        // capturing the deploy service would keep the whole Core (its database pool) forever.
+        routing.cluster.set { [weak self] app in try self?.deploys.applyClusterRouting(app) }
     }
 }
