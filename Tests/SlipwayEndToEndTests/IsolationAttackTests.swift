@@ -259,20 +259,33 @@ struct IsolationAttackTests {
         let push = try pushDockerfile(server, eve, app: "evil", hostile)
         #expect(push.status == 0, "\(push.err)")
         #expect(try server.ssh(eve.key, "storage:mount", "evil", "edata:/data").status == 0)
-        let started = Date()
-        let restart = try server.ssh(eve.key, "ps:restart", "evil")
-        #expect(restart.status != 0 && restart.err.contains("did not say within"), "\(restart.err)")
         // The helper, while it hung, carried Slipway's labels, not the image's claim to be
         // the victim's process. Read from the engine's event log, not by listing
         // containers: under load a list waits on other containers' locks and can miss a
-        // helper that lived 10 s.
+        // helper that lived 10 s. Streamed from before the restart, so that each create
+        // is seen as it happens: a later query of the past came back empty in ci24 and
+        // again in ci33 (three tries, 2 s apart), with the event in podman's log file.
         let instance = try String(contentsOfFile: server.slipway.dataDir + "/instance-id", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let filters = #"{"type":["container"],"event":["create"],"label":["org.slipway.kind=helper","org.slipway.instance=\#(instance)"]}"#
-        // Read up to three times: ci24 got an empty answer once, with the host loaded by a
-        // second test run (the reply, curl's status and its error are kept for the message).
-        var helpersMade: [[String: String]] = []
-        var answers: [String] = []
+        func helperCreates(in events: String) -> [[String: String]] {
+            let created = events.split(separator: "\n").compactMap {
+                ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["Actor"] as? [String: Any]
+            }.compactMap { $0["Attributes"] as? [String: String] }
+            // podman matches an event that carries any one of the labels asked for: keep the helpers.
+            return created.filter { $0["org.slipway.kind"] == "helper" && $0["org.slipway.instance"] == instance }
+        }
+        let stream = try RunningCommand("/usr/bin/curl", ["-sSN", "--unix-socket", "/run/podman/podman.sock", "-G", "http://d/v1.41/events",
+                                                          "--data-urlencode", "filters=\(filters)"], environment: [:])
+        defer { if stream.process.isRunning { stream.process.signal(SIGKILL) } }
+        try await Task.sleep(for: .seconds(1))
+        let started = Date()
+        let restart = try server.ssh(eve.key, "ps:restart", "evil")
+        #expect(restart.status != 0 && restart.err.contains("did not say within"), "\(restart.err)")
+        _ = stream.waitFor(#""org.slipway.kind":"helper""#, seconds: 10)
+        var helpersMade = helperCreates(in: stream.output)
+        var answers = ["stream: \(stream.output)"]
+        // A query of the past as well, should the stream have missed it.
         for attempt in 1...3 where helpersMade.isEmpty {
             if attempt > 1 { try await Task.sleep(for: .seconds(2)) }
             let log = try run("/usr/bin/curl", ["-sS", "--max-time", "30", "--unix-socket", "/run/podman/podman.sock", "-G", "http://d/v1.41/events",
@@ -280,11 +293,7 @@ struct IsolationAttackTests {
                                                 "--data-urlencode", "until=\(Int(Date().timeIntervalSince1970) + 1)",
                                                 "--data-urlencode", "filters=\(filters)"])
             answers.append("attempt \(attempt): status \(log.status), \(log.err) \(log.out)")
-            let created = log.out.split(separator: "\n").compactMap {
-                ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["Actor"] as? [String: Any]
-            }.compactMap { $0["Attributes"] as? [String: String] }
-            // podman matches an event that carries any one of the labels asked for: keep the helpers.
-            helpersMade = created.filter { $0["org.slipway.kind"] == "helper" && $0["org.slipway.instance"] == instance }
+            helpersMade = helperCreates(in: log.out)
         }
         #expect(!helpersMade.isEmpty, "the helper never ran: \(answers)")
         #expect(helpersMade.allSatisfy { $0["org.slipway.app"] == "" && $0["org.slipway.type"] == "" }, "\(helpersMade)")
