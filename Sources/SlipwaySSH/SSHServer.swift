@@ -87,7 +87,7 @@ public final class SSHServer: @unchecked Sendable {
     /// Authenticated connections, but those past their user's own limit.
     private var sessions = 0
     /// Authenticated connections of each non-admin user, past their limit or not.
-    private var sessionsByUser: [Int64: Int] = [:]
+    private var sessionsByUser: [UserKey: Int] = [:]
     /// Authenticated connections past their user's own limit (held only to refuse).
     private var sessionsPastUserLimit = 0
     private var accepting = true
@@ -402,22 +402,31 @@ public final class SSHServer: @unchecked Sendable {
         case overUserLimit(open: Int)
     }
 
+    /// A user as the session counts know them: the row id with its creation time, as
+    /// SQLite may give a removed user's id to the next user added, who must not inherit
+    /// the sessions still counted for the removed one.
+    struct UserKey: Hashable {
+        let id: Int64
+        let createdAt: Date
+    }
+
     /// The place an authenticated connection holds, given back as it ends.
     struct SessionPlace {
         let admission: SessionAdmission
         /// The user it is counted for, when that user has a limit of their own (non-admins).
-        let limitedUser: Int64?
+        let limitedUser: UserKey?
     }
 
     /// Moves a connection from handshake to session; nil: far past a limit, not worth
-    /// a session at all (disconnect). Twice a limit is the most held open with a refusal.
+    /// a session at all (disconnect). Twice a limit is the most held open with a refusal,
+    /// and all users' sessions past their own limits together at most `maxSessions`.
     func admitSession(for user: User) -> SessionPlace? {
         lock.withLock {
-            let limitedUser = user.isAdmin ? nil : user.id
+            let limitedUser = user.isAdmin ? nil : user.id.map { UserKey(id: $0, createdAt: user.createdAt) }
             let open = limitedUser.map { sessionsByUser[$0, default: 0] } ?? 0
             let admission: SessionAdmission
             if limitedUser != nil && open >= options.maxSessionsPerUser {
-                guard open < options.maxSessionsPerUser * 2 else { return nil }
+                guard open < options.maxSessionsPerUser * 2, sessionsPastUserLimit < options.maxSessions else { return nil }
                 sessionsPastUserLimit += 1
                 admission = .overUserLimit(open: open)
             } else {

@@ -29,6 +29,18 @@ struct SSHSettingsTests {
         #expect(defaults.maxStartups.places == 128 && defaults.maxWaitingConnections == 1024 && defaults.maxSessionsPerUser == 64)
     }
 
+    /// One user must never be able to take every session: the default stays under
+    /// max_sessions, and a setting that does not is refused.
+    @Test func theSessionsOfOneUserStayUnderMaxSessions() throws {
+        #expect(try Settings.parse("max_sessions = 20", source: "t").maxSessionsPerUser == 10)
+        #expect(try Settings.parse("max_sessions = 20\nmax_sessions_per_user = 19", source: "t").maxSessionsPerUser == 19)
+        #expect {
+            try Settings.parse("max_sessions = 50\nmax_sessions_per_user = 50", source: "slipway.toml")
+        } throws: { error in
+            "\(error)" == "error: config file slipway.toml: max_sessions_per_user (50) must be less than max_sessions (50), or one user could take every session; lower it or raise max_sessions"
+        }
+    }
+
     @Test(arguments: ["max_startups = \"0\"", "max_startups = \"10:30\"", "max_startups = \"10:0:100\"", "max_startups = \"10:101:100\"",
                       "max_startups = \"100:30:10\"", "max_startups = \"a:b:c\"", "max_startups = \"10::100\"", "max_startups = 10",
                       "login_grace_time = 0", "banner_timeout = -1", "max_silent_connections = \"many\"",

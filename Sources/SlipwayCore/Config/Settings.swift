@@ -17,8 +17,12 @@ public struct Settings: Sendable, Equatable {
     public var initialAdminKeys: [String] = []
     /// Concurrent SSH sessions served; past it a session gets a clear refusal.
     public var maxSessions: Int = 256
-    /// Concurrent SSH sessions of one non-admin user; past it their new sessions get a clear refusal.
-    public var maxSessionsPerUser: Int = 64
+    /// `max_sessions_per_user` as the config file sets it; nil: the default.
+    public var sessionsPerUserSetting: Int?
+    /// Concurrent SSH sessions of one non-admin user; past it their new sessions get a
+    /// clear refusal. By default 64, or half of `maxSessions` when that is less: one user
+    /// must never be able to take every session.
+    public var maxSessionsPerUser: Int { sessionsPerUserSetting ?? min(64, max(1, maxSessions / 2)) }
     /// Seconds without traffic before an SSH session with nothing running is dropped.
     public var idleTimeout: Int = 600
     /// Seconds `serve` waits for running sessions after SIGTERM before exiting.
@@ -181,7 +185,7 @@ public struct Settings: Sendable, Equatable {
                 guard let n = value.int, n > 0 else { throw wrongType("a positive whole number") }
                 switch key {
                 case "max_sessions": settings.maxSessions = n
-                case "max_sessions_per_user": settings.maxSessionsPerUser = n
+                case "max_sessions_per_user": settings.sessionsPerUserSetting = n
                 case "idle_timeout": settings.idleTimeout = n
                 case "releases_to_keep": settings.releasesToKeep = n
                 case "check_timeout": settings.checkTimeout = n
@@ -263,6 +267,10 @@ public struct Settings: Sendable, Equatable {
             }
         }
         try settings.validateResources(source: source)
+        if let perUser = settings.sessionsPerUserSetting, perUser >= settings.maxSessions {
+            throw UserFacingError.invalid("config file \(source): max_sessions_per_user (\(perUser)) must be less than max_sessions (\(settings.maxSessions)), "
+                + "or one user could take every session; lower it or raise max_sessions")
+        }
         return settings
     }
 }

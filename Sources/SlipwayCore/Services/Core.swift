@@ -71,6 +71,9 @@ public final class Core: Sendable {
         // domains:* and certs:* of an app on a cluster reach its Ingress at once. Through a
         // weak Core: the deploy service holds the routing service, whose hook this is, so
         // capturing the deploy service would keep the whole Core (its database pool) forever.
-        routing.cluster.set { [weak self] app in try self?.deploys.applyClusterRouting(app) }
+        routing.cluster.set { [weak self] app in
+            guard let self else { throw UserFacingError(.unavailable, "the server is shutting down; \(app)'s routing was not applied to its cluster, try again") }
+            try self.deploys.applyClusterRouting(app)
+        }
     }
 }

@@ -72,7 +72,8 @@ struct DependencyInstaller: Sendable {
         return tag
     }
 
-    /// Runs the install container into a copy of the latest install, then moves it to `final`.
+    /// Runs the install container (npm: into a copy of the latest install; pip: into a new
+    /// folder, for a new venv), then moves it to `final`.
     private func install(_ plan: DependencyPlan, into final: String, app: AppName, appID: Int64, base: String, environment: [String: String],
                          limits: ResourceLimits, sandbox: TenantSandbox, containers: Containers, scratch: String,
                          output: @escaping @Sendable (String) -> Void) throws {
