@@ -98,7 +98,12 @@ struct CronEndToEndTests {
         #expect(pushed.status == 0, "\(pushed.err)")
         let id = try #require(try listing(server, bob, app).first?["id"] as? String)
         let deployedAt = Date()
-        func ticks() throws -> String { try server.ssh(bob.key, "run", app, "sh", "-c", "'cat /data/ticks 2>/dev/null; true'").out }
+        // What the runs wrote to storage; a `run` that failed says why (ci34 once read nothing here).
+        func ticks() throws -> String {
+            let read = try server.ssh(bob.key, "run", app, "sh", "-c", "'cat /data/ticks 2>/dev/null; true'")
+            guard read.status == 0 else { return "(run failed with \(read.status): \(read.err))" }
+            return read.out
+        }
 
         // Within 70 s of the deploy, the line is in storage and cron:list shows the run succeeded.
         var first: [String: Any] = [:]
