@@ -3,9 +3,9 @@ import Testing
 @testable import SlipwayCore
 
 /// A build whose step the engine's runtime lost to a SIGKILL from outside, or whose
-/// cache lookup lost an image to a removal, is tried once more; a build that failed
-/// on its own (or by its memory limit) is not.
-@Suite("A build killed from outside is tried once more")
+/// cache lookup lost an image to a removal, is tried again, at most twice; a build that
+/// failed on its own (or by its memory limit) is not.
+@Suite("A build killed from outside is tried again")
 struct BuildRetryTests {
     static let killed = "building at STEP \"RUN make\": while running runtime: signal: killed"
     static let outOfMemory = "building at STEP \"RUN make\": while running runtime: exit status 137"
@@ -16,7 +16,7 @@ struct BuildRetryTests {
         let lines = Lines()
         var error: String?
         do {
-            try BuildService.runBuild(BuildRequest(contextTarFile: "/nonexistent", tag: "slipway/web:1"), on: engine, output: { lines.append($0) })
+            try BuildService.runBuild(BuildRequest(contextTarFile: "/nonexistent", tag: "slipway/web:1"), on: engine, pause: 0, output: { lines.append($0) })
         } catch let failure as UserFacingError {
             error = failure.message
         } catch {
@@ -39,12 +39,14 @@ struct BuildRetryTests {
         (killed, "-----> The engine's build step was killed from outside (not by a limit); building once more"),
         (lostLayer, "-----> The engine lost a cached image to a removal meanwhile; building once more"),
     ])
-    func anEnginesOwnFailureIsBuiltOnceMore(failure: String, notice: String) {
+    func anEnginesOwnFailureIsBuiltAgainAtMostTwice(failure: String, notice: String) {
         let once = build([failure])
         #expect(once.attempts == 2 && once.error == nil, "\(once)")
         #expect(once.lines == [notice])
         let twice = build([failure, failure])
-        #expect(twice.attempts == 2 && twice.error == "the build failed: " + failure, "\(twice)")
+        #expect(twice.attempts == 3 && twice.error == nil && twice.lines == [notice, notice], "\(twice)")
+        let thrice = build([failure, failure, failure])
+        #expect(thrice.attempts == 3 && thrice.error == "the build failed: " + failure, "\(thrice)")
     }
 
     @Test func otherFailuresAreNotRetried() {

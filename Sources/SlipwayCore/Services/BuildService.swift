@@ -115,17 +115,27 @@ public struct BuildService: Sendable {
         return record
     }
 
-    /// Runs the engine's build, once more (saying so) when it failed for a reason of
-    /// the engine's own (`transientFailures`).
-    static func runBuild(_ request: BuildRequest, on engine: ContainerEngine, output: @escaping @Sendable (String) -> Void) throws {
-        do {
-            try waitFor { try await engine.buildImage(request, output: output) }
-        } catch let error as UserFacingError {
-            guard let transient = transientFailures.first(where: { $0.matches(error.message) }) else { throw error }
-            output(transient.notice)
-            try waitFor { try await engine.buildImage(request, output: output) }
+    /// Runs the engine's build, and again (saying so, after `pause` seconds) when it failed
+    /// for a reason of the engine's own (`transientFailures`), at most `transientRetries` times.
+    static func runBuild(_ request: BuildRequest, on engine: ContainerEngine, pause: TimeInterval = 2,
+                         output: @escaping @Sendable (String) -> Void) throws {
+        var retries = 0
+        while true {
+            do {
+                try waitFor { try await engine.buildImage(request, output: output) }
+                return
+            } catch let error as UserFacingError {
+                guard retries < transientRetries, let transient = transientFailures.first(where: { $0.matches(error.message) }) else { throw error }
+                retries += 1
+                output(transient.notice)
+                Thread.sleep(forTimeInterval: pause)
+            }
         }
     }
+
+    /// Builds again after the engine's own failures. Two: ci35 saw a step killed from
+    /// outside twice in a row (the cause lasting seconds), where once had always done.
+    static let transientRetries = 2
 
     /// Build failures that were the engine's, not the app's, and pass when built again.
     /// Matched where the engine's words are and the app's cannot be: a failed step's
