@@ -43,9 +43,10 @@ public final class DockerEngine: ContainerEngine {
     // MARK: Requests
 
     /// `repeated`: parameters given once per value (`changes` of an import), after `query`'s.
-    private func url(_ path: String, _ query: [String: String] = [:], repeated: [(String, String)] = []) -> String {
+    /// `versioned`: under the Docker API's version (every compatible endpoint), or as given (podman's own).
+    private func url(_ path: String, _ query: [String: String] = [:], repeated: [(String, String)] = [], versioned: Bool = true) -> String {
         var components = URLComponents()
-        components.path = Self.apiPrefix + path
+        components.path = (versioned ? Self.apiPrefix : "") + path
         let items = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) } + repeated.map { URLQueryItem(name: $0.0, value: $0.1) }
         if !items.isEmpty { components.queryItems = items }
         // '+' in a query value must stay a literal plus for the engine's form decoding.
@@ -55,8 +56,8 @@ public final class DockerEngine: ContainerEngine {
 
     private func send(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], repeated: [(String, String)] = [],
                       json: Encodable? = nil, body: HTTPClientRequest.Body? = nil, contentType: String? = nil,
-                      timeout: TimeAmount = .seconds(60)) async throws -> HTTPClientResponse {
-        var request = HTTPClientRequest(url: url(path, query, repeated: repeated))
+                      timeout: TimeAmount = .seconds(60), versioned: Bool = true) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: url(path, query, repeated: repeated, versioned: versioned))
         request.method = method
         // AsyncHTTPClient sends no Host for unix sockets, and podman then answers 400.
         request.headers.add(name: "Host", value: "engine")
@@ -132,11 +133,23 @@ public final class DockerEngine: ContainerEngine {
     }
 
     public func importImage(fromTarFile path: String, reference: String, changes: [String]) async throws {
-        // `repo` carries the tag: podman 4.3 ignores a separate `tag`, Docker takes either.
         // One `changes` parameter per instruction: podman 4.3 reads a newline inside one as
         // part of the value (two LABEL lines became one label holding the second line).
+        let repeated = changes.map { ("changes", $0) }
+        if try await isPodman() {
+            // podman's own endpoint, not the compatible one: its /images/create keeps the
+            // uploaded tarball in its temporary folder for good (api_load.tar*, one per
+            // import: the builder's root is half a gigabyte, and 70 GB had piled up on a
+            // test host; podman issue 28531). libpod's import removes its copy. Its paths
+            // need a version of podman's own API (4.0: the endpoint's present form).
+            let response = try await send(.POST, "/v4.0.0/libpod/images/import", query: ["reference": reference], repeated: repeated,
+                                          body: try tarBody(path), contentType: "application/x-tar", timeout: .minutes(10), versioned: false)
+            _ = try await decode([String: String].self, response)
+            return
+        }
+        // `repo` carries the tag.
         let query = ["fromSrc": "-", "repo": reference]
-        let response = try await send(.POST, "/images/create", query: query, repeated: changes.map { ("changes", $0) }, body: try tarBody(path),
+        let response = try await send(.POST, "/images/create", query: query, repeated: repeated, body: try tarBody(path),
                                       contentType: "application/x-tar", timeout: .minutes(10))
         // Progress arrives as JSON lines; a failure is a line with "error" even under 200.
         let body = try await response.body.collect(upTo: 16 << 20)

@@ -56,6 +56,37 @@ struct EngineTests {
         }
     }
 
+    /// An import leaves no copy of its tarball behind: podman's compatible /images/create
+    /// keeps one in its temporary folder for good (api_load.tar*), which had filled a test
+    /// host's disk with builder roots. Looked for by size, whatever its name, where podman
+    /// and Go put temporary files. Each `changes` instruction is applied.
+    @Test func anImportLeavesNoCopyOfItsTarballBehind() async throws {
+        let scratch = try temporaryDirectory("slipway-import")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        // A size no other file there is likely to have: random padding, uncompressed.
+        try FileManager.default.createDirectory(atPath: scratch + "/root", withIntermediateDirectories: false)
+        try Data((0..<(300_000 + Int.random(in: 0..<100_000))).map { _ in UInt8.random(in: 0...255) })
+            .write(to: URL(fileURLWithPath: scratch + "/root/padding"))
+        let tarball = scratch + "/rootfs.tar"
+        #expect(try run("/bin/tar", ["-C", scratch + "/root", "-cf", tarball, "."]).status == 0)
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: tarball)[.size] as? NSNumber).int64Value
+        let reference = "slipway-test/import-\(UUID().uuidString.prefix(8).lowercased()):1"
+        try await engine.importImage(fromTarFile: tarball, reference: reference, changes: ["LABEL org.slipway.test=one", "LABEL org.slipway.other=two"])
+        let info = try await engine.inspectImage(reference)
+        try? await engine.removeImage(reference)
+        #expect(info?.labels["org.slipway.test"] == "one" && info?.labels["org.slipway.other"] == "two", "\(String(describing: info))")
+        var copies: [String] = []
+        for folder in ["/var/tmp", "/tmp"] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+                let attributes = try? FileManager.default.attributesOfItem(atPath: folder + "/" + name)
+                if attributes?[.type] as? FileAttributeType == .typeRegular, (attributes?[.size] as? NSNumber)?.int64Value == size {
+                    copies.append(folder + "/" + name)
+                }
+            }
+        }
+        #expect(copies.isEmpty, "copies of the imported tarball left behind: \(copies)")
+    }
+
     @Test func aContainersWholeLife() async throws {
         _ = try BuilderImage.bootstrap.get()
         let version = try await engine.version()
