@@ -125,7 +125,7 @@ struct RunTests {
         // One that ends by itself is removed by the engine.
         let brief = try server.ssh(alice.key, "run:detached", "web", "true").out.trimmingCharacters(in: .whitespacesAndNewlines)
         var present = true
-        for _ in 0..<40 where present {
+        for _ in 0..<80 where present {
             usleep(250_000)
             present = try await engine.listContainers(labels: ["org.slipway.app": "web"]).contains { $0.names.contains { $0.hasSuffix(brief) } }
         }

@@ -33,23 +33,37 @@ public struct Containers: Sendable {
     }
 
     /// How long a container's follow stream may stay open after the container ended.
-    static let followGrace: Duration = .seconds(10)
+    static let followGrace: Duration = .seconds(2)
 
-    /// Follows a container's output to its end. Why not the stream alone: podman 4.3's
-    /// follow stream once stayed open after its container had exited, and the deploy
-    /// task waited the hour of its timeout (ci22: the postdeploy container `Exited (0)`,
-    /// the hook still reading). So the exit is awaited beside the stream, and a stream
-    /// still open `followGrace` after it is cancelled: by then the engine has had the
-    /// whole output (written before the exit) for that long.
+    /// Follows a container's output to its end, every byte of it, once. Why not the stream
+    /// alone: podman 4.3's follow stream once stayed open after its container had exited
+    /// (ci22: a deploy task waited the hour of its timeout), and once closed with the last
+    /// lines unsent (ci37: npm's error cut after its first two lines). So the exit is
+    /// awaited beside the stream, a stream still open `followGrace` after it is cancelled,
+    /// and once the container has ended its stored log is read again from the start and
+    /// whatever the stream had not delivered (counted per stream) is passed on. Throws when
+    /// the container went away meanwhile (removed: nothing to catch up with).
     static func follow(_ id: String, on engine: ContainerEngine, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws {
+        let delivered = DeliveredBytes()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await engine.streamLogs(id, follow: true, tail: nil, sink) }
+            group.addTask {
+                try await engine.streamLogs(id, follow: true, tail: nil) { chunk in
+                    delivered.add(chunk)
+                    sink(chunk)
+                }
+            }
             group.addTask {
                 _ = try await engine.waitContainer(id)
                 try await Task.sleep(for: followGrace)
             }
             try await group.next()
             group.cancelAll()
+        }
+        // The stream may have ended first, with the container still running: its end first.
+        _ = try await engine.waitContainer(id)
+        let rest = delivered.catchUp()
+        try await engine.streamLogs(id, follow: false, tail: nil) { chunk in
+            if let missed = rest.missed(in: chunk) { sink(missed) }
         }
     }
 
@@ -209,5 +223,31 @@ public struct Containers: Sendable {
         var spec = spec
         spec.labels = labels.labels
         return spec
+    }
+}
+
+/// How many bytes of each stream a follow delivered (`Containers.follow`), and from it
+/// what a second read of the whole log adds: the bytes of each stream past that count.
+final class DeliveredBytes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var counts: [OutputChunk.Stream: Int] = [:]
+
+    func add(_ chunk: OutputChunk) { lock.withLock { counts[chunk.stream, default: 0] += chunk.data.count } }
+
+    /// A reader of the whole log that skips what was delivered; taken once the follow ended.
+    func catchUp() -> DeliveredBytes {
+        let copy = DeliveredBytes()
+        copy.counts = lock.withLock { counts }
+        return copy
+    }
+
+    /// The part of `chunk` (the log read again from its start, in order) not delivered yet.
+    func missed(in chunk: OutputChunk) -> OutputChunk? {
+        lock.withLock {
+            let skip = min(counts[chunk.stream, default: 0], chunk.data.count)
+            counts[chunk.stream, default: 0] -= skip
+            guard skip < chunk.data.count else { return nil }
+            return OutputChunk(stream: chunk.stream, data: Data(chunk.data.dropFirst(skip)))
+        }
     }
 }

@@ -21,9 +21,12 @@ extension RunService {
         Thread.detachNewThread {
             let lines = LineSplitter { recording?.write($0) }
             // No time bound: a detached run may run for days; run:stop or the end of the
-            // caller's access removes the container, which ends the stream.
+            // caller's access removes the container, which ends the stream. Followed as
+            // every container is (the exit awaited beside the stream, then whatever the
+            // stream missed): podman's stream alone once stayed open past the exit, and the
+            // ended run was never removed.
             let streamed = (try? containers.call("the output of \(name)", timeout: .seconds(10 * 365 * 24 * 3600)) { engine in
-                try await engine.streamLogs(id, follow: true, tail: nil) { lines.feed($0.data) }
+                try await Containers.follow(id, on: engine) { lines.feed($0.data) }
             }) != nil
             lines.flush()
             // Gone already (removed by run:stop): no exit status to wait for.

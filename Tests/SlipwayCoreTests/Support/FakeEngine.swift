@@ -28,10 +28,13 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     /// Exec ids to their container's id; paths execs wrote, by container id.
     private var execs: [String: String] = [:]
     private var written: [String: [String]] = [:]
-    /// Output every container prints.
+    /// Output every container prints (stdout), then `errorOutput` (stderr).
     var output = "boom\n"
+    var errorOutput = ""
     /// A follow stream never ends by itself (until cancelled).
     var followStaysOpen = false
+    /// A follow stream ends after this many lines, the rest unsent (podman 4.3 in ci37).
+    var followEndsAfterLines: Int?
 
     var calls: [String] { lock.withLock { log } }
     /// The containers now, by name.
@@ -105,7 +108,12 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     }
     func waitContainer(_ id: String) async throws -> Int32 { lock.withLock { boxes[id]?.exitCode ?? 0 } }
     func streamLogs(_ id: String, follow: Bool, tail: Int?, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws {
-        sink(OutputChunk(stream: .stdout, data: Data(output.utf8)))
+        func lines(_ text: String, _ stream: OutputChunk.Stream) -> [OutputChunk] {
+            text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { OutputChunk(stream: stream, data: Data(($0 + "\n").utf8)) }
+        }
+        var chunks = lines(output, .stdout) + lines(errorOutput, .stderr)
+        if follow, let cut = followEndsAfterLines { chunks = Array(chunks.prefix(cut)) }
+        for chunk in chunks { sink(chunk) }
         // podman 4.3 as seen in ci22: a follow stream that stays open after its container exited.
         if follow && followStaysOpen { try await Task.sleep(for: .seconds(3600)) }
     }
