@@ -22,30 +22,32 @@ import SlipwayCore
 public final class SSHServer: @unchecked Sendable {
     /// Limits and timeouts.
     public struct Options: Sendable {
+        /// The config file's defaults, which these start from (`serve` sets each from the config).
+        private static let defaults = Settings()
         public var host: String
         public var port: UInt16
         /// Concurrent authenticated sessions served; past it a session gets a clear refusal.
-        public var maxSessions = 256
+        public var maxSessions = defaults.maxSessions
         /// Concurrent sessions of one non-admin user; past it that user's new sessions get
         /// a clear refusal. Those do not count against `maxSessions`: one tenant's flood of
         /// sessions (idle `ssh -N`s, `logs -t`s) never refuses another user's session.
         /// Admins are trusted and counted only against `maxSessions`.
-        public var maxSessionsPerUser = 64
+        public var maxSessionsPerUser = defaults.maxSessionsPerUser
         /// Seconds from connect to successful authentication (`login_grace_time`).
-        public var authTimeout: TimeInterval = 30
+        public var authTimeout = TimeInterval(defaults.loginGraceTime)
         /// Handshakes in progress at once, each with a thread (`max_startups`); past it a
         /// client that speaks waits in line.
-        public var maxStartups = 128
+        public var maxStartups = defaults.maxStartups.places
         /// Clients waiting in line for a handshake place; past it a newcomer is dropped
         /// (`max_waiting_connections`).
-        public var maxWaitingConnections = 1024
+        public var maxWaitingConnections = defaults.maxWaitingConnections
         /// Seconds a new connection may stay silent before its version line (`banner_timeout`).
-        public var bannerTimeout: TimeInterval = 5
+        public var bannerTimeout = TimeInterval(defaults.bannerTimeout)
         /// Silent connections held at once; past it the oldest is dropped (`max_silent_connections`).
-        public var maxSilentConnections = 1024
+        public var maxSilentConnections = defaults.maxSilentConnections
         /// Seconds a session with nothing running (no command yet, or its command ended)
         /// may go without traffic before it is dropped. A running command is never cut.
-        public var idleTimeout: TimeInterval = 600
+        public var idleTimeout = TimeInterval(defaults.idleTimeout)
         /// Public key tries per connection.
         public var maxAuthAttempts = 10
         /// The command git's pre-receive hook runs (this binary's `hook:pre-receive`);
@@ -394,7 +396,7 @@ public final class SSHServer: @unchecked Sendable {
     }
 
     /// What an authenticated connection may do, decided as it authenticates.
-    enum SessionAdmission: Equatable {
+    enum SessionAdmission {
         case admitted
         /// Past `maxSessions`: every command gets a clear refusal.
         case overCapacity

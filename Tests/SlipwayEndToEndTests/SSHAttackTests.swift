@@ -214,8 +214,13 @@ struct SSHAttackTests {
         let third = try server.ssh(bob.key, "apps:create", "bobs-third")
         #expect(third.status == 1 && third.err.hasPrefix("error: bob already has 2 SSH sessions open, the most one user may have at once (max_sessions_per_user = 2); nothing was run."), "\(third)")
         #expect(!(try server.slipway("apps:list").out.contains("bobs-third")))
-        // Held past his limit too: two of bob's sessions count against max_sessions (5), not three.
+        // Held past his limit too: two of bob's sessions count against max_sessions (5), not three or four.
         bobs.append(try ControlMaster(server, key: bob.key))
+        // Twice his limit held (two served, two refused): a fifth is not worth a session
+        // at all, and its authentication is refused.
+        bobs.append(try ControlMaster(server, key: bob.key))
+        let fifth = try server.ssh(bob.key, "whoami")
+        #expect(fifth.status == 255 && fifth.out.isEmpty && !fifth.err.contains("max_sessions_per_user"), "\(fifth)")
         let admins = [try ControlMaster(server, key: alice.key), try ControlMaster(server, key: alice.key)]
         defer { admins.forEach { $0.close() } }
         let aliceThird = try server.ssh(alice.key, "whoami")

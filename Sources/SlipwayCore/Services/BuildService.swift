@@ -127,7 +127,7 @@ public struct BuildService: Sendable {
             } catch let error as UserFacingError {
                 guard retries < transientRetries, let transient = transientFailures.first(where: { $0.matches(error.message) }) else { throw error }
                 retries += 1
-                output(transient.notice)
+                output(transient.notice + " (try \(retries + 1) of \(transientRetries + 1))")
                 Thread.sleep(forTimeInterval: pause)
             }
         }
@@ -146,11 +146,11 @@ public struct BuildService: Sendable {
         // status 137 instead): podman's steps died this way in the test suite under
         // load with no limit reached and no cause found in Slipway.
         ({ $0.hasSuffix("while running runtime: signal: killed") },
-         "-----> The engine's build step was killed from outside (not by a limit); building once more"),
+         "-----> The engine's build step was killed from outside (not by a limit); building again"),
         // The cache lookup read an image that another app's prune or destroy removed
         // meanwhile (ci26), before any step ran.
         ({ $0.hasPrefix("the build failed: checking if cached image exists") && $0.hasSuffix("layer not known") },
-         "-----> The engine lost a cached image to a removal meanwhile; building once more"),
+         "-----> The engine lost a cached image to a removal meanwhile; building again"),
     ]
 
     /// Refuses a Dockerfile that reaches outside its build (`DockerfilePolicy`),

@@ -86,14 +86,15 @@ struct DependencyInstaller: Sendable {
         // npm starts from the latest install: it removes what package.json no longer names.
         // pip would not: a fresh venv each time, or a package dropped from requirements.txt
         // would stay importable. Its wheels come from the app's download cache, not the index.
-        if plan.language == .node, let previous = completeInstalls(installs).first {
+        let earlier = completeInstalls(installs)
+        if plan.language == .node, let previous = earlier.first {
             // cp -a copies links as links: the tree is the tenant's.
             let copied = try ProcessRunner.run("/bin/cp", ["-a", "--", previous, work])
             guard copied.status == 0 else { throw UserFacingError(.unavailable, "cannot copy the previous install of \(app): \(copied.stderr)") }
             output("-----> Installing dependencies with \(plan.installer), starting from the previous install")
         } else {
             try fm.createDirectory(atPath: work, withIntermediateDirectories: false)
-            output("-----> Installing dependencies with \(plan.installer)\(plan.language == .python && !completeInstalls(installs).isEmpty ? " into a new venv, from the app's download cache" : "")")
+            output("-----> Installing dependencies with \(plan.installer)\(plan.language == .python && !earlier.isEmpty ? " into a new venv, from the app's download cache" : "")")
         }
         // The dependency files, fresh from git. Whatever the previous install left under
         // these names (a link the tenant's install made) goes first: writing never follows it.
