@@ -144,7 +144,7 @@ public final class DockerEngine: ContainerEngine {
             // need a version of podman's own API (4.0: the endpoint's present form).
             let response = try await send(.POST, "/v4.0.0/libpod/images/import", query: ["reference": reference], repeated: repeated,
                                           body: try tarBody(path), contentType: "application/x-tar", timeout: .minutes(10), versioned: false)
-            _ = try await decode([String: String].self, response)
+            try await expectSuccess(response)  // {"Id": …}; a failure is an error status
             return
         }
         // `repo` carries the tag.
@@ -157,6 +157,13 @@ public final class DockerEngine: ContainerEngine {
         for line in String(buffer: body).split(separator: "\n") where line.contains("\"error\"") {
             throw UserFacingError(.unavailable, "the container engine at \(endpoint) could not import \(reference): \(line)")
         }
+    }
+
+    public func danglingImages(label: String, value: String) async throws -> [DanglingImage] {
+        struct Item: Decodable { let Id: String; let Created: Int64? }
+        let filters = String(decoding: try JSONEncoder().encode(["dangling": ["true"], "label": ["\(label)=\(value)"]]), as: UTF8.self)
+        let items = try await decode([Item].self, try await send(.GET, "/images/json", query: ["filters": filters]))
+        return items.map { DanglingImage(id: $0.Id, created: Date(timeIntervalSince1970: TimeInterval($0.Created ?? 0))) }
     }
 
     public func inspectImage(_ reference: String) async throws -> ImageInfo? {
@@ -187,6 +194,7 @@ public final class DockerEngine: ContainerEngine {
         func json(_ value: [String: String]) throws -> String { String(decoding: try JSONEncoder().encode(value), as: UTF8.self) }
         var query = ["t": request.tag, "dockerfile": request.dockerfile, "forcerm": "1", "rm": "1",
                      "buildargs": try json(request.buildArgs)]
+        if !request.labels.isEmpty { query["labels"] = try json(request.labels) }
         // Memory without swap on top; CPUs as a CFS quota per 100 ms period.
         if let memory = request.limits.memoryBytes { query["memory"] = String(memory); query["memswap"] = String(memory) }
         if let nano = request.limits.nanoCPUs { query["cpuperiod"] = "100000"; query["cpuquota"] = String(nano / 10_000) }

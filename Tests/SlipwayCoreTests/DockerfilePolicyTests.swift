@@ -31,6 +31,25 @@ struct DockerfilePolicyTests {
         #expect(images == ["python:3.12-slim", "slipway/builder:bookworm", "slipway/web:0123456789ab"])
     }
 
+    /// Slipway finds the images a failed build left by its own label on each step's image:
+    /// a Dockerfile cannot set it (nor any org.slipway. label) to hide them, however written.
+    @Test func slipwaysLabelsCannotBeSetByABuild() {
+        for dockerfile in [
+            "FROM x\nLABEL org.slipway.build-of=elsewhere:1\nRUN false\n",
+            "FROM x\nlabel a=b \"org.slipway.build-of\"=x\n",
+            "FROM x\nLABEL ORG.SLIPWAY.BUILD-OF x\n",
+            "FROM x\nLABEL org\\.slipway.build-of=x\n",
+            "FROM x\nLABEL 'org.slipway.app'=web\n",
+            "FROM x\nONBUILD LABEL org.slipway.build-of=x\n",
+        ] {
+            #expect(refusal(dockerfile)?.contains("labels under org.slipway. are Slipway's own") == true, "\(dockerfile)")
+        }
+        #expect(refusal("FROM x\nARG K=org.slipway.build-of\nLABEL $K=x\n")?.contains("a variable in a label's name is not allowed") == true)
+        #expect(refusal("FROM x\nLABEL ${K}=x\n")?.contains("a variable in a label's name is not allowed") == true)
+        // Other labels, values with variables and the one-pair form pass.
+        #expect(refusal("FROM x\nARG V=1\nLABEL version=$V maintainer=\"me\" org.example.slipway=yes\nLABEL description some words $V\n") == nil)
+    }
+
     @Test func runFlagsAreRefusedHoweverWritten() {
         for dockerfile in [
             "FROM x\nRUN --mount=type=bind,from=base,source=/rootdir,target=/h ls /h\n",

@@ -74,6 +74,65 @@ struct BuildTests {
         #expect(locked.status != 0 && locked.err.contains("web is locked"))
     }
 
+    /// From a tenant's side: builds that fail leave their steps' images behind, which
+    /// nothing else removes, so pushing failing builds would fill the host's disk. Only
+    /// the newest failed build's stay (the next try of a Dockerfile being fixed starts
+    /// from its cached steps), and none once a build succeeds or the app is destroyed.
+    @Test func failedBuildsLeaveOnlyTheNewestOnesStepsAndNoneAfterASuccess() async throws {
+        _ = try BuilderImage.bootstrap.get()
+        let server = try TestServer()
+        let bob = try TestUser.register("bob", admin: false, on: server.slipway)
+        #expect(try server.ssh(bob.key, "apps:create", "fails").status == 0)
+        let instance = try String(contentsOfFile: server.slipway.dataDir + "/instance-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        /// Images nothing names or builds on, left by this server's builds.
+        func left() throws -> [String] {
+            let listed = try run("/usr/bin/curl", ["-s", "--unix-socket", "/run/podman/podman.sock", "-G", "http://d/v1.41/images/json",
+                                                   "--data-urlencode", "filters={\"dangling\":[\"true\"],\"label\":[\"org.slipway.build-of\"]}"])
+            let images = try JSONSerialization.jsonObject(with: Data(listed.out.utf8)) as? [[String: Any]] ?? []
+            return images.filter { (($0["Labels"] as? [String: String])?["org.slipway.build-of"] ?? "").hasPrefix(instance + ":") }.compactMap { $0["Id"] as? String }
+        }
+        let marker = UUID().uuidString
+        func push(_ dockerfile: String, in existing: String? = nil) throws -> (repo: String, result: Slipway.Result) {
+            let repo: String
+            if let existing {
+                repo = existing
+                try commit(repo, "Dockerfile", dockerfile)
+            } else {
+                repo = try makeRepository(files(["Dockerfile": dockerfile]))
+            }
+            return (repo, try server.git(bob.key, ["push", "-f", server.url("fails"), "main"], in: repo))
+        }
+        let (repo, first) = try push("FROM \(BuilderImage.reference)\nRUN echo one-\(marker) > /one\nRUN exit 3\n")
+        defer { try? FileManager.default.removeItem(atPath: repo) }
+        #expect(first.status != 0 && first.err.contains("remote: error: the build failed"), "\(first)")
+        let firstLeft = try left()
+        #expect(firstLeft.count == 1, "\(firstLeft)")
+
+        // The next try of the same steps starts from the cached one.
+        let second = try push("FROM \(BuilderImage.reference)\nRUN echo one-\(marker) > /one\nRUN exit 4\n", in: repo).result
+        #expect(second.status != 0 && second.err.contains("Using cache"), "\(second)")
+        #expect(try left() == firstLeft)
+
+        // Other steps that fail: the earlier ones' images go.
+        let third = try push("FROM \(BuilderImage.reference)\nRUN echo other-\(marker) > /one\nRUN exit 5\n", in: repo).result
+        #expect(third.status != 0)
+        let thirdLeft = try left()
+        #expect(thirdLeft.count == 1 && thirdLeft != firstLeft, "\(thirdLeft)")
+        #expect(try await engine.inspectImage(firstLeft[0]) == nil)
+
+        // A build that succeeds leaves none (its deploy is another matter).
+        let built = try push("FROM \(BuilderImage.reference)\nRUN echo other-\(marker) > /one\nCMD python3 -m http.server $PORT\n", in: repo).result
+        #expect(built.err.contains("=====> Built slipway/fails:"), "\(built)")
+        #expect(try left() == [])
+
+        // Nor does a destroyed app.
+        let last = try push("FROM \(BuilderImage.reference)\nRUN echo last-\(marker) > /one\nRUN exit 6\n", in: repo).result
+        let lastLeft = try left()
+        #expect(last.status != 0 && lastLeft.count == 1, "\(lastLeft)")
+        #expect(try server.ssh(bob.key, "--force", "apps:destroy", "fails").status == 0)
+        #expect(try left() == [])
+    }
+
     @Test func aProcfileAppIsBuiltOnTheBuilderAndRunsAsANonRootUser() async throws {
         _ = try BuilderImage.bootstrap.get()
         let server = try TestServer()

@@ -187,7 +187,10 @@ final class Leftovers: @unchecked Sendable {
             for image in $(sqlite3 "$1/slipway.db" 'SELECT DISTINCT image FROM builds' 2>/dev/null); do
               curl -s --unix-socket /run/podman/podman.sock -X DELETE "http://d/v1.41/images/$image" >/dev/null
             done
-            """, filter, dataDir])
+            for id in $(curl -s --unix-socket /run/podman/podman.sock -G 'http://d/v1.41/images/json' --data-urlencode 'filters={"dangling":["true"],"label":["org.slipway.build-of"]}' | python3 -c 'import json,sys; print(" ".join(i["Id"] for i in json.load(sys.stdin) if (i.get("Labels") or {}).get("org.slipway.build-of", "").startswith(sys.argv[1] + ":")))' "$2"); do
+              curl -s --unix-socket /run/podman/podman.sock -X DELETE "http://d/v1.41/images/$id" >/dev/null
+            done
+            """, filter, dataDir, instance.trimmingCharacters(in: .whitespacesAndNewlines)])
     }
 }
 

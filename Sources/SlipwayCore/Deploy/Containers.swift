@@ -35,36 +35,51 @@ public struct Containers: Sendable {
     /// How long a container's follow stream may stay open after the container ended.
     static let followGrace: Duration = .seconds(2)
 
-    /// Follows a container's output to its end, every byte of it, once. Why not the stream
-    /// alone: podman 4.3's follow stream once stayed open after its container had exited
-    /// (ci22: a deploy task waited the hour of its timeout), and once closed with the last
-    /// lines unsent (ci37: npm's error cut after its first two lines). So the exit is
-    /// awaited beside the stream, a stream still open `followGrace` after it is cancelled,
-    /// and once the container has ended its stored log is read again from the start and
-    /// whatever the stream had not delivered (counted per stream) is passed on. Throws when
-    /// the container went away meanwhile (removed: nothing to catch up with).
+    /// Follows a (non-TTY) container's output to its end, every byte of it, once. Why not
+    /// the stream alone: podman 4.3's follow stream once stayed open after its container
+    /// had exited (ci22: a deploy task waited the hour of its timeout), and once closed
+    /// with the last lines unsent (ci37: npm's error cut after its first two lines). So:
+    /// - the exit is awaited beside the stream, and a stream still open `followGrace`
+    ///   after it is cancelled;
+    /// - a stream that ends (or fails) while the container still runs is opened again;
+    /// - once the container has ended, its stored log is read once more.
+    /// Each read starts at the log's beginning and passes on only the bytes, per stream,
+    /// that no earlier read delivered (`LogReads`). That assumes the engine keeps the
+    /// whole log (podman's default; a size-capped or rotated log could lose a missed tail).
+    /// Throws when the container went away meanwhile (removed: nothing more to read).
     static func follow(_ id: String, on engine: ContainerEngine, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws {
-        let delivered = DeliveredBytes()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await engine.streamLogs(id, follow: true, tail: nil) { chunk in
-                    delivered.add(chunk)
-                    sink(chunk)
+        let reads = LogReads()
+        while true {
+            reads.startRead()
+            let exited = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    do {
+                        try await engine.streamLogs(id, follow: true, tail: nil) { chunk in reads.pass(chunk).map(sink) }
+                    } catch where !(error is CancellationError) && !Task.isCancelled {
+                        // A dropped connection ends the stream as a close would: what it
+                        // missed comes from the next read.
+                    }
+                    return false
                 }
+                group.addTask {
+                    _ = try await engine.waitContainer(id)
+                    try await Task.sleep(for: followGrace)
+                    return true
+                }
+                let first = try await group.next()!
+                group.cancelAll()
+                return first
             }
-            group.addTask {
-                _ = try await engine.waitContainer(id)
-                try await Task.sleep(for: followGrace)
-            }
-            try await group.next()
-            group.cancelAll()
+            if exited { break }
+            // The stream ended first: opened again while the container runs (not at once:
+            // a stream that keeps ending must not spin), else on to the last read (which
+            // throws for a container removed meanwhile).
+            guard let details = try await engine.inspectContainer(id), details.running || details.status == "created" else { break }
+            try await Task.sleep(for: .milliseconds(500))
         }
-        // The stream may have ended first, with the container still running: its end first.
         _ = try await engine.waitContainer(id)
-        let rest = delivered.catchUp()
-        try await engine.streamLogs(id, follow: false, tail: nil) { chunk in
-            if let missed = rest.missed(in: chunk) { sink(missed) }
-        }
+        reads.startRead()
+        try await engine.streamLogs(id, follow: false, tail: nil) { chunk in reads.pass(chunk).map(sink) }
     }
 
     /// Creates and starts a container with `labels` (every one set); a container
@@ -226,28 +241,25 @@ public struct Containers: Sendable {
     }
 }
 
-/// How many bytes of each stream a follow delivered (`Containers.follow`), and from it
-/// what a second read of the whole log adds: the bytes of each stream past that count.
-final class DeliveredBytes: @unchecked Sendable {
+/// Reads of one container's log, each from its start (`Containers.follow`): what each
+/// passes on is what no earlier read delivered, counted per stream. One read at a time.
+final class LogReads: @unchecked Sendable {
     private let lock = NSLock()
-    private var counts: [OutputChunk.Stream: Int] = [:]
+    private var delivered: [OutputChunk.Stream: Int] = [:]
+    private var position: [OutputChunk.Stream: Int] = [:]
 
-    func add(_ chunk: OutputChunk) { lock.withLock { counts[chunk.stream, default: 0] += chunk.data.count } }
+    /// A new read from the log's start.
+    func startRead() { lock.withLock { position = [:] } }
 
-    /// A reader of the whole log that skips what was delivered; taken once the follow ended.
-    func catchUp() -> DeliveredBytes {
-        let copy = DeliveredBytes()
-        copy.counts = lock.withLock { counts }
-        return copy
-    }
-
-    /// The part of `chunk` (the log read again from its start, in order) not delivered yet.
-    func missed(in chunk: OutputChunk) -> OutputChunk? {
+    /// The part of `chunk`, the next of the current read, that no read delivered yet.
+    func pass(_ chunk: OutputChunk) -> OutputChunk? {
         lock.withLock {
-            let skip = min(counts[chunk.stream, default: 0], chunk.data.count)
-            counts[chunk.stream, default: 0] -= skip
-            guard skip < chunk.data.count else { return nil }
-            return OutputChunk(stream: chunk.stream, data: Data(chunk.data.dropFirst(skip)))
+            let at = position[chunk.stream, default: 0], count = chunk.data.count
+            position[chunk.stream] = at + count
+            let skip = max(0, delivered[chunk.stream, default: 0] - at)
+            guard skip < count else { return nil }
+            delivered[chunk.stream] = at + count
+            return skip == 0 ? chunk : OutputChunk(stream: chunk.stream, data: Data(chunk.data.dropFirst(skip)))
         }
     }
 }

@@ -13,6 +13,9 @@ public protocol ContainerEngine: Sendable {
     func importImage(fromTarFile path: String, reference: String, changes: [String]) async throws
     /// nil when the image does not exist.
     func inspectImage(_ reference: String) async throws -> ImageInfo?
+    /// Images with no tag and no child image carrying `label` = `value`: what a failed
+    /// build of the app that label names leaves (its last step's image).
+    func danglingImages(label: String, value: String) async throws -> [DanglingImage]
     /// Builds `tag` from a tar build context, passing each line of the engine's
     /// progress to `output` as it arrives. Throws (with the build's error) when the
     /// build fails; intermediate containers are always removed.
@@ -88,6 +91,17 @@ public struct EngineVersion: Sendable, Codable, Equatable {
     }
 }
 
+/// An image nothing names or builds on (`ContainerEngine.danglingImages`).
+public struct DanglingImage: Sendable, Equatable {
+    public let id: String
+    public let created: Date
+
+    public init(id: String, created: Date) {
+        self.id = id
+        self.created = created
+    }
+}
+
 public struct ImageInfo: Sendable, Codable, Equatable {
     public let id: String
     public let created: String?
@@ -136,6 +150,8 @@ public struct BuildRequest: Sendable, Equatable {
     public var sandbox: TenantSandbox?
     /// Memory and CPU caps of the build's steps (the engine's /build takes no pids limit).
     public var limits = ResourceLimits()
+    /// Set on the image, and by podman on each step's image too.
+    public var labels: [String: String] = [:]
 
     public init(contextTarFile: String, tag: String) {
         self.contextTarFile = contextTarFile

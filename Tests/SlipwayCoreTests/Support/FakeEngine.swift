@@ -17,6 +17,7 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
         var inspections = 0
         var hostPort: Int?
         var restartPolicy: RestartPolicy = .never
+        var startedAt: Date?
     }
 
     let endpoint = "fake-engine"
@@ -33,8 +34,9 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     var errorOutput = ""
     /// A follow stream never ends by itself (until cancelled).
     var followStaysOpen = false
-    /// A follow stream ends after this many lines, the rest unsent (podman 4.3 in ci37).
-    var followEndsAfterLines: Int?
+    /// Follow streams, one each, end after this many lines, the rest unsent (podman 4.3
+    /// in ci37); later ones send everything.
+    var followEndsAfterLines: [Int] = []
 
     var calls: [String] { lock.withLock { log } }
     /// The containers now, by name.
@@ -48,6 +50,11 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
     func ping() async throws {}
     func version() async throws -> EngineVersion { EngineVersion(version: "0", apiVersion: "1.41", kind: "fake") }
     func importImage(fromTarFile path: String, reference: String, changes: [String]) async throws {}
+    /// Images `danglingImages` answers, by label value (what failed builds left).
+    var dangling: [String: [DanglingImage]] = [:]
+    func danglingImages(label: String, value: String) async throws -> [DanglingImage] {
+        lock.withLock { dangling[value] ?? [] }
+    }
     func inspectImage(_ reference: String) async throws -> ImageInfo? {
         lock.withLock { missingImages.contains(reference) ? nil : ImageInfo(id: reference, created: nil, size: 0, user: "", labels: imageLabels) }
     }
@@ -103,16 +110,36 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
             log.append("start \(box.name)")
             box.running = !box.command.contains("crash")
             box.status = box.running ? "running" : "exited"
+            box.startedAt = Date()
             boxes[id] = box
         }
     }
-    func waitContainer(_ id: String) async throws -> Int32 { lock.withLock { boxes[id]?.exitCode ?? 0 } }
+    /// Containers run this long after their start before they exit (nil: they have
+    /// exited as soon as anyone waits for them).
+    var runsFor: TimeInterval?
+    func waitContainer(_ id: String) async throws -> Int32 {
+        if let runsFor, let started = lock.withLock({ boxes[id]?.startedAt }) {
+            let left = started.addingTimeInterval(runsFor).timeIntervalSinceNow
+            if left > 0 { try await Task.sleep(for: .seconds(left)) }
+        }
+        return try lock.withLock {
+            guard var box = boxes[id] else { throw UserFacingError(.notFound, "no such container \(id)") }
+            box.running = false
+            box.status = "exited"
+            boxes[id] = box
+            return box.exitCode
+        }
+    }
     func streamLogs(_ id: String, follow: Bool, tail: Int?, _ sink: @escaping @Sendable (OutputChunk) -> Void) async throws {
         func lines(_ text: String, _ stream: OutputChunk.Stream) -> [OutputChunk] {
             text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { OutputChunk(stream: stream, data: Data(($0 + "\n").utf8)) }
         }
         var chunks = lines(output, .stdout) + lines(errorOutput, .stderr)
-        if follow, let cut = followEndsAfterLines { chunks = Array(chunks.prefix(cut)) }
+        try lock.withLock {
+            guard boxes[id] != nil else { throw UserFacingError(.notFound, "no such container \(id)") }
+            log.append("logs\(follow ? " follow" : "") \(id)")
+            if follow, !followEndsAfterLines.isEmpty { chunks = Array(chunks.prefix(followEndsAfterLines.removeFirst())) }
+        }
         for chunk in chunks { sink(chunk) }
         // podman 4.3 as seen in ci22: a follow stream that stays open after its container exited.
         if follow && followStaysOpen { try await Task.sleep(for: .seconds(3600)) }
@@ -178,7 +205,10 @@ final class FakeEngine: ContainerEngine, @unchecked Sendable {
         }
     }
     func commitContainer(_ id: String, reference: String, changes: [String]) async throws {}
-    func removeImage(_ reference: String) async throws { record("rmi \(reference)") }
+    func removeImage(_ reference: String) async throws {
+        record("rmi \(reference)")
+        lock.withLock { for (key, images) in dangling { dangling[key] = images.filter { $0.id != reference } } }
+    }
     func tagImage(_ reference: String, as newReference: String) async throws { record("tag \(reference) \(newReference)") }
     /// A push fails with `pushError` when set (no registry runs in tests).
     func pushImage(_ reference: String, registryAuth: String?) async throws {

@@ -125,6 +125,7 @@ final class RecordingEngine: ContainerEngine, @unchecked Sendable {
     func version() async throws -> EngineVersion { record("version"); return EngineVersion(version: "0", apiVersion: "1.41", kind: "recording") }
     func importImage(fromTarFile path: String, reference: String, changes: [String]) async throws { record("import \(reference)") }
     func inspectImage(_ reference: String) async throws -> ImageInfo? { record("inspect \(reference)"); return lock.withLock { images[reference] } }
+    func danglingImages(label: String, value: String) async throws -> [DanglingImage] { record("dangling \(label)=\(value)"); return [] }
     func buildImage(_ request: BuildRequest, output: @escaping @Sendable (String) -> Void) async throws { record("build \(request.tag)") }
     /// Every container spec asked for, in order.
     private(set) var specs: [ContainerSpec] = []
