@@ -8,10 +8,15 @@ import SlipwayCore
 /// Slipway keeps one rule of its own, which netavark never touches: a packet routed
 /// from one podman bridge to another is dropped. Traffic inside one bridge (an app's
 /// containers talking to each other) is bridged, not routed, and passes.
+/// The rule sits in the mangle table's FORWARD chain, which packets cross before the
+/// filter table's: in the filter table netavark inserts its own ACCEPTing jump at the
+/// top whenever it sets one up again, and a fresh host had every app reaching every
+/// other through it (IsolationAttackTests, seen locally after ci37).
 /// Docker isolates its bridge networks itself (DOCKER-ISOLATION chains).
 public enum BridgeIsolation {
     static let rule = ["FORWARD", "-i", "podman+", "-o", "podman+", "-m", "physdev", "!", "--physdev-is-bridged",
                        "-m", "comment", "--comment", "slipway: no traffic between container networks", "-j", "DROP"]
+    static let table = ["-t", "mangle"]
 
     private static let checked = Checked()
 
@@ -21,8 +26,10 @@ public enum BridgeIsolation {
         guard let iptables = ["/usr/sbin/iptables", "/sbin/iptables"].first(where: FileManager.default.isExecutableFile) else {
             throw UserFacingError(.unavailable, "iptables is not installed, so apps' networks cannot be kept apart; install it (apt-get install iptables)")
         }
-        if try ProcessRunner.run(iptables, ["-C"] + rule).status != 0 {
-            let added = try ProcessRunner.run(iptables, ["-I"] + rule.prefix(1) + ["1"] + rule.dropFirst())
+        // Where earlier versions put it (the filter table), where it can end up below netavark's jump.
+        _ = try? ProcessRunner.run(iptables, ["-D"] + rule)
+        if try ProcessRunner.run(iptables, table + ["-C"] + rule).status != 0 {
+            let added = try ProcessRunner.run(iptables, table + ["-I"] + rule.prefix(1) + ["1"] + rule.dropFirst())
             guard added.status == 0 else {
                 throw UserFacingError(.unavailable, "cannot add the firewall rule that keeps apps' networks apart: \(added.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
             }
