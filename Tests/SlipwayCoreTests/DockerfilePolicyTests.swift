@@ -31,25 +31,6 @@ struct DockerfilePolicyTests {
         #expect(images == ["python:3.12-slim", "slipway/builder:bookworm", "slipway/web:0123456789ab"])
     }
 
-    /// Slipway finds the images a failed build left by its own label on each step's image:
-    /// a Dockerfile cannot set it (nor any org.slipway. label) to hide them, however written.
-    @Test func slipwaysLabelsCannotBeSetByABuild() {
-        for dockerfile in [
-            "FROM x\nLABEL org.slipway.build-of=elsewhere:1\nRUN false\n",
-            "FROM x\nlabel a=b \"org.slipway.build-of\"=x\n",
-            "FROM x\nLABEL ORG.SLIPWAY.BUILD-OF x\n",
-            "FROM x\nLABEL org\\.slipway.build-of=x\n",
-            "FROM x\nLABEL 'org.slipway.app'=web\n",
-            "FROM x\nONBUILD LABEL org.slipway.build-of=x\n",
-        ] {
-            #expect(refusal(dockerfile)?.contains("labels under org.slipway. are Slipway's own") == true, "\(dockerfile)")
-        }
-        #expect(refusal("FROM x\nARG K=org.slipway.build-of\nLABEL $K=x\n")?.contains("a variable in a label's name is not allowed") == true)
-        #expect(refusal("FROM x\nLABEL ${K}=x\n")?.contains("a variable in a label's name is not allowed") == true)
-        // Other labels, values with variables and the one-pair form pass.
-        #expect(refusal("FROM x\nARG V=1\nLABEL version=$V maintainer=\"me\" org.example.slipway=yes\nLABEL description some words $V\n") == nil)
-    }
-
     @Test func runFlagsAreRefusedHoweverWritten() {
         for dockerfile in [
             "FROM x\nRUN --mount=type=bind,from=base,source=/rootdir,target=/h ls /h\n",
@@ -73,6 +54,11 @@ struct DockerfilePolicyTests {
             ("a comment before the escape directive", "# hi\n# escape=`\nFROM x\nRUN echo `\n\(mount)\n"),
             ("a byte-order mark before the directive", "\u{FEFF}# escape=`\nFROM x\nRUN `\n --mount=type=cache,target=/c true\n"),
             ("a tab after the keyword", "FROM x\nRUN\t--mount=type=cache,target=/c true\n"),
+            // The engine joins continued lines with nothing between them.
+            ("a flag split across lines", "FROM x\nRUN -\\\n-mount=type=bind,target=/h true\n"),
+            ("a flag split after its first dash, blanks after the escape", "FROM x\nRUN -\\  \n-network=host curl 127.0.0.1\n"),
+            ("the keyword split across lines", "FROM x\nRU\\\nN --mount=type=cache,target=/c true\n"),
+            ("a continuation line's leading blanks kept", "FROM x\nRUN\\\n  --mount=type=cache,target=/c true\n"),
         ] {
             #expect(refusal(dockerfile)?.contains("is not allowed on this server") == true, "\(trick)")
         }

@@ -112,18 +112,6 @@ public struct DockerfilePolicy: Sendable {
                     throw refuse("ADD \(remote) is not allowed on this server: the engine would fetch it from the host's network; download it in a RUN step (curl, wget) instead")
                 }
             }
-        case "LABEL":
-            // Slipway finds what an app's failed builds leave by the label it sets on each
-            // step's image (BuildService.buildOfLabel); a LABEL step could set it anew, and
-            // those images would escape removal. So labels under org.slipway. are Slipway's,
-            // and a name made of a variable is refused (its value is known only in the engine).
-            let words = Self.words(rest)
-            let names = words.first?.contains("=") == false ? Array(words.prefix(1)) : words.map { String($0.split(separator: "=", maxSplits: 1).first ?? "") }
-            for name in names {
-                let plain = name.filter { !"\"'\\".contains($0) }.lowercased()
-                if plain.contains("$") { throw refuse("LABEL \(name): a variable in a label's name is not allowed on this server; write the name out") }
-                if plain.hasPrefix("org.slipway.") { throw refuse("LABEL \(name): labels under org.slipway. are Slipway's own on this server; use another name") }
-            }
         case "ONBUILD":
             let inner = Self.instructions(rest).map { Instruction(line: instruction.line, keyword: $0.keyword, arguments: $0.arguments) }
             for trigger in inner {
@@ -189,7 +177,8 @@ public struct DockerfilePolicy: Sendable {
     /// The file's instructions as the engine's parser sees them: parser directives
     /// only in the leading run of `# key=value` lines, comment and blank lines
     /// dropped (inside a continuation too), continuation lines (the escape
-    /// character at a line's end) joined; only spaces and tabs separate words.
+    /// character at a line's end) joined as they are, with nothing added between;
+    /// only spaces and tabs separate words.
     /// Expects `normalizedText` text.
     public static func instructions(_ text: String) -> [Instruction] {
         var escape: Character = "\\"
@@ -217,11 +206,15 @@ public struct DockerfilePolicy: Sendable {
             }
             if line.hasPrefix("#") || line.isEmpty { continue }
             if pending.isEmpty { pendingLine = offset + 1 }
-            if line.last == escape {
-                pending += line.dropLast() + " "
+            // As the engine's parser: a continuation line keeps its leading blanks, and
+            // the lines are joined with nothing between them (`RUN -\` then `-mount=…`
+            // is `RUN --mount=…` to the engine; `RU\` then `N …` is RUN).
+            let content = pending.isEmpty ? line : Substring(String(raw.reversed().drop(while: blanks.contains).reversed()))
+            if content.last == escape {
+                pending += content.dropLast()
                 continue
             }
-            pending += line
+            pending += content
             finish()
         }
         finish()
