@@ -37,7 +37,7 @@ extension DeployService {
             try String.fetchAll(db, sql: "SELECT DISTINCT image FROM builds WHERE app_id = ?", arguments: [record.id])
         }
         _ = try? containers.call { engine in for image in images { try? await engine.removeImage(image) } }
-        builds.removeLeftovers(appID: record.id!, keepingNewest: false)
+        builds.removeLeftovers(appID: record.id!, keeping: 0)
         builds.installer.purge(appID: record.id!)
         // Linked services leave the app's network first: the engine keeps a network a
         // container is on, and a later app given this id would share it with them.

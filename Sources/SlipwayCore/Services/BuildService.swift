@@ -60,8 +60,8 @@ public struct BuildService: Sendable {
             var request = BuildRequest(contextTarFile: scratch + "/context.tar", tag: tag)
             request.sandbox = try TenantSandbox(appID: record.appId, instance: try paths.instanceID())
             // One label, the app's (podman commits a layer per label: ~0.05 s, none when
-            // cached), which podman sets on each step's image: what a failed build leaves
-            // is found by it (`removeLeftovers`).
+            // cached), which podman sets on each step's image, over any the Dockerfile
+            // sets: what the app's builds leave is found by it (`removeLeftovers`).
             request.labels = [Self.buildOfLabel: try Self.buildOf(appID: record.appId, paths: paths)]
             request.limits = try resources.limits(for: app, processType: ResourceService.buildType)
             limits = request.limits
@@ -107,7 +107,7 @@ public struct BuildService: Sendable {
             record.error = (error as? UserFacingError)?.message ?? "\(error)"
             if let killed = OutOfMemory.buildMessage(record.error!, memoryLimit: limits.memoryBytes, app: app, settings: settings) { record.error = killed }
         }
-        removeLeftovers(appID: record.appId, keepingNewest: record.status == .failed)
+        removeLeftovers(appID: record.appId)
         record.finishedAt = Date()
         try store.write { [record] db in
             try record.update(db)
@@ -123,18 +123,24 @@ public struct BuildService: Sendable {
     static let buildOfLabel = "org.slipway.build-of"
     static func buildOf(appID: Int64, paths: DataPaths) throws -> String { "\(try paths.instanceID()):\(appID)" }
 
-    /// Removes the images the app's failed builds left (each failed step's parent, with
-    /// the untagged steps under it), which nothing else would ever remove: a tenant
-    /// pushing failing builds would fill the disk. After a failure the newest stays, so
-    /// the next try of a Dockerfile still being fixed starts from its cached steps; after
-    /// a success none does. Docker's builder labels only the final image: it finds none.
-    func removeLeftovers(appID: Int64, keepingNewest: Bool) {
+    /// Removes the step images the app's builds left that nothing names or builds on (a
+    /// failed build's last step, a multi-stage build's earlier stages), but the newest
+    /// `keptLeftovers`: nothing else would ever remove them, and a tenant pushing failing
+    /// builds would fill the disk. The newest stay as the cache of the next try of a
+    /// Dockerfile being fixed, and of a multi-stage build's earlier stages. All go with
+    /// the app (`keptLeftovers` 0). Podman only: Docker's builder labels the final image
+    /// alone and keeps its step images as their own parents' children.
+    func removeLeftovers(appID: Int64, keeping kept: Int = BuildService.keptLeftovers) {
         guard let value = try? Self.buildOf(appID: appID, paths: paths) else { return }
         _ = try? waitFor { [engine] in
             let left = try await engine.danglingImages(label: Self.buildOfLabel, value: value).sorted { $0.created > $1.created }
-            for image in left.dropFirst(keepingNewest ? 1 : 0) { try? await engine.removeImage(image.id) }
+            for image in left.dropFirst(kept) { try? await engine.removeImage(image.id) }
         }
     }
+
+    /// How many of an app's leftover step images stay (`removeLeftovers`): a few stages'
+    /// or failed tries' worth.
+    static let keptLeftovers = 4
 
     /// Runs the engine's build, and again (saying so, after `pause` seconds) when it failed
     /// for a reason of the engine's own (`transientFailures`), at most `transientRetries` times.
