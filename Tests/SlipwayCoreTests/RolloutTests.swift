@@ -57,6 +57,35 @@ struct RolloutTests {
         return release
     }
 
+    /// The default check's refusal says how many tries it made and what the last one saw
+    /// (nothing listening, or a slow answer), and the old release stays.
+    @Test func aWebProcessThatNeverAnswersIsRefusedWithWhatTheLastTrySaw() throws {
+        var settings = Settings()
+        settings.dataDir = scratchPath("slipway-test")
+        settings.checkTimeout = 1
+        let probe = FakeProbe()
+        probe.refusal = "connection refused (127.0.0.1)"
+        let core = try Core(settings: settings, engine: FakeEngine(), probe: probe, proxy: RecordingProxy(directory: settings.dataDir + "/proxy"), processes: LocalProcesses())
+        _ = try core.apps.create(app, by: caller)
+        let record = try #require(try core.apps.find(app))
+        let snapshot = ReleaseSnapshot(plan: DeployPlan(processes: ["web": "serve"], healthchecks: [:], formation: nil), environment: [:], mounts: [], formation: [:])
+        let release = try core.store.write { db -> Release in
+            var release = Release(appId: record.id!, version: 1, image: "slipway/web:1", revision: "r1", reason: "test",
+                                  snapshot: try DeployService.encode(snapshot), status: .deploying, startedBy: "test", startedAt: Date())
+            try release.insert(db)
+            return release
+        }
+        var deploys = core.deploys
+        deploys.runningCheckDelay = 0.01
+        #expect {
+            try deploys.rollout(app, record: record, release: release, snapshot: snapshot, types: nil, output: output)
+        } throws: { error in
+            let message = (error as? UserFacingError)?.message ?? "\(error)"
+            return message.contains("did not answer HTTP on port 5000 within 1 s (is it listening on $PORT?); ")
+                && message.range(of: #"; [0-9]+ tries, the last: connection refused \(127\.0\.0\.1\)"#, options: .regularExpression) != nil
+        }
+    }
+
     func currentVersion() throws -> Int? {
         try core.store.read { db in
             try Int.fetchOne(db, sql: "SELECT r.version FROM apps JOIN releases r ON r.id = apps.current_release_id WHERE apps.name = ?", arguments: [app])

@@ -35,7 +35,6 @@ struct Slipway {
             proxy_port = \(self.proxyPort)
             tls_port = \(tlsPort)
             wait_to_retire = 1
-            check_timeout = 20
             \(extraConfig)
             """.write(toFile: configPath, atomically: true, encoding: .utf8)
         leftovers = Leftovers(dataDir: dataDir)

@@ -257,11 +257,16 @@ extension DeployService {
         if checks.isEmpty {
             output("-----> Checking \(name): HTTP on port \(port) within \(settings.checkTimeout) s")
             let deadline = Date().addingTimeInterval(TimeInterval(settings.checkTimeout))
+            var tries = 0
             while true {
                 try ensureRunning(id, name: name)
-                if (try? waitFor(timeout: .seconds(5), { [probe] in try await probe.get("http://\(address)/", timeout: 2) })) != nil { break }
+                tries += 1
+                let answer = Result { try waitFor(timeout: .seconds(5), { [probe] in try await probe.get("http://\(address)/", timeout: 2) }) }
+                guard case .failure(let error) = answer else { break }
                 guard Date() < deadline else {
-                    throw failure(id, name: name, "did not answer HTTP on port \(port) within \(settings.checkTimeout) s (is it listening on $PORT?)")
+                    // What the last try saw tells a slow start (a timeout) from nothing listening.
+                    let seen = String(((error as? UserFacingError)?.message ?? "\(error)").prefix(200))
+                    throw failure(id, name: name, "did not answer HTTP on port \(port) within \(settings.checkTimeout) s (is it listening on $PORT?); \(tries) tries, the last: \(seen)")
                 }
                 Thread.sleep(forTimeInterval: 0.05)
             }

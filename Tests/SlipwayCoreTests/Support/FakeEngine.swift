@@ -265,5 +265,15 @@ final class FakeProbe: HTTPProbe, @unchecked Sendable {
         set { lock.withLock { answer = newValue } }
     }
 
-    func get(_ url: String, timeout: TimeInterval) async throws -> (status: Int, body: String) { (status, "") }
+    /// When set, every GET fails with it (nothing listening).
+    var refusal: String? {
+        get { lock.withLock { refused } }
+        set { lock.withLock { refused = newValue } }
+    }
+    private var refused: String?
+
+    func get(_ url: String, timeout: TimeInterval) async throws -> (status: Int, body: String) {
+        if let refusal { throw UserFacingError(.unavailable, refusal) }
+        return (status, "")
+    }
 }
