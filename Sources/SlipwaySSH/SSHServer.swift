@@ -22,51 +22,58 @@ import SlipwayCore
 public final class SSHServer: @unchecked Sendable {
     /// Limits and timeouts.
     public struct Options: Sendable {
-        /// The config file's defaults, which these start from (`serve` sets each from the config).
-        private static let defaults = Settings()
         public var host: String
         public var port: UInt16
         /// Concurrent authenticated sessions served; past it a session gets a clear refusal.
-        public var maxSessions = defaults.maxSessions
+        public var maxSessions: Int
         /// Concurrent sessions of one non-admin user; past it that user's new sessions get
         /// a clear refusal. Those do not count against `maxSessions`: one tenant's flood of
         /// sessions (idle `ssh -N`s, `logs -t`s) never refuses another user's session.
         /// Admins are trusted and counted only against `maxSessions`.
-        public var maxSessionsPerUser = defaults.maxSessionsPerUser
+        public var maxSessionsPerUser: Int
         /// Seconds from connect to successful authentication (`login_grace_time`).
-        public var authTimeout = TimeInterval(defaults.loginGraceTime)
+        public var authTimeout: TimeInterval
         /// Handshakes in progress at once, each with a thread (`max_startups`); past it a
         /// client that speaks waits in line.
-        public var maxStartups = defaults.maxStartups.places
+        public var maxStartups: Int
         /// Clients waiting in line for a handshake place; past it a newcomer is dropped
         /// (`max_waiting_connections`).
-        public var maxWaitingConnections = defaults.maxWaitingConnections
+        public var maxWaitingConnections: Int
         /// Seconds a new connection may stay silent before its version line (`banner_timeout`).
-        public var bannerTimeout = TimeInterval(defaults.bannerTimeout)
+        public var bannerTimeout: TimeInterval
         /// Silent connections held at once; past it the oldest is dropped (`max_silent_connections`).
-        public var maxSilentConnections = defaults.maxSilentConnections
+        public var maxSilentConnections: Int
         /// Seconds a session with nothing running (no command yet, or its command ended)
         /// may go without traffic before it is dropped. A running command is never cut.
-        public var idleTimeout = TimeInterval(defaults.idleTimeout)
+        public var idleTimeout: TimeInterval
         /// Public key tries per connection.
         public var maxAuthAttempts = 10
         /// The command git's pre-receive hook runs (this binary's `hook:pre-receive`);
         /// nil: pushes are stored without building.
         public var hookCommand: [String]?
 
-        public init(host: String, port: UInt16) {
+        /// Every limit and timeout from `settings` (the config file's, or its defaults).
+        public init(host: String, port: UInt16, settings: Settings = Settings()) {
             self.host = host
             self.port = port
+            maxSessions = settings.maxSessions
+            maxSessionsPerUser = settings.maxSessionsPerUser
+            authTimeout = TimeInterval(settings.loginGraceTime)
+            maxStartups = settings.maxStartups.places
+            maxWaitingConnections = settings.maxWaitingConnections
+            bannerTimeout = TimeInterval(settings.bannerTimeout)
+            maxSilentConnections = settings.maxSilentConnections
+            idleTimeout = TimeInterval(settings.idleTimeout)
         }
 
-        /// Parses `HOST:PORT` (`[::1]:2222` for IPv6).
-        public static func parse(listen: String) throws -> Options {
+        /// Parses `HOST:PORT` (`[::1]:2222` for IPv6); the rest from `settings`.
+        public static func parse(listen: String, settings: Settings = Settings()) throws -> Options {
             guard let colon = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: colon)...]) else {
                 throw SSHServerError.listen("invalid listen address \"\(listen)\": write HOST:PORT, e.g. 0.0.0.0:2222")
             }
             var host = String(listen[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            return Options(host: host.isEmpty ? "0.0.0.0" : host, port: port)
+            return Options(host: host.isEmpty ? "0.0.0.0" : host, port: port, settings: settings)
         }
     }
 

@@ -41,15 +41,7 @@ struct Serve: ParsableCommand {
         for repair in core.datastores.removePartialBackups() { logger.warning("recovery", metadata: ["repair": "\(repair)"]) }
         // Deploys the previous server left half done end before any new one can start.
         for repair in try core.deploys.endInterruptedDeploys() { logger.warning("recovery", metadata: ["repair": "\(repair)"]) }
-        var options = try SSHServer.Options.parse(listen: listen ?? core.settings.listen)
-        options.maxSessions = core.settings.maxSessions
-        options.maxSessionsPerUser = core.settings.maxSessionsPerUser
-        options.idleTimeout = TimeInterval(core.settings.idleTimeout)
-        options.authTimeout = TimeInterval(core.settings.loginGraceTime)
-        options.maxStartups = core.settings.maxStartups.places
-        options.maxWaitingConnections = core.settings.maxWaitingConnections
-        options.bannerTimeout = TimeInterval(core.settings.bannerTimeout)
-        options.maxSilentConnections = core.settings.maxSilentConnections
+        var options = try SSHServer.Options.parse(listen: listen ?? core.settings.listen, settings: core.settings)
         // git's pre-receive hook calls back into this very binary, with the same state.
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         options.hookCommand = [executable, "--data-dir", core.paths.root] + (configPath.map { ["--config", $0] } ?? []) + ["hook:pre-receive"]
