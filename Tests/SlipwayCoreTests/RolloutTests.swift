@@ -15,10 +15,14 @@ struct RolloutTests {
     let app = try! AppName("web")
     let output: DeployService.Output = { _ in }
 
-    init() throws {
+    init() throws { try self.init(checkTimeout: nil) }
+
+    /// A world whose default health check gives up after `checkTimeout` seconds.
+    init(checkTimeout: Int?) throws {
         var settings = Settings()
         settings.dataDir = scratchPath("slipway-test")
         settings.waitToRetire = 0
+        if let checkTimeout { settings.checkTimeout = checkTimeout }
         core = try Core(settings: settings, engine: engine, probe: probe, proxy: RecordingProxy(directory: settings.dataDir + "/proxy"), processes: LocalProcesses())
         deploys = core.deploys
         deploys.runningCheckDelay = 0.01
@@ -58,32 +62,18 @@ struct RolloutTests {
     }
 
     /// The default check's refusal says how many tries it made and what the last one saw
-    /// (nothing listening, or a slow answer), and the old release stays.
+    /// (nothing listening, or a slow answer), and nothing is released.
     @Test func aWebProcessThatNeverAnswersIsRefusedWithWhatTheLastTrySaw() throws {
-        var settings = Settings()
-        settings.dataDir = scratchPath("slipway-test")
-        settings.checkTimeout = 1
-        let probe = FakeProbe()
-        probe.refusal = "connection refused (127.0.0.1)"
-        let core = try Core(settings: settings, engine: FakeEngine(), probe: probe, proxy: RecordingProxy(directory: settings.dataDir + "/proxy"), processes: LocalProcesses())
-        _ = try core.apps.create(app, by: caller)
-        let record = try #require(try core.apps.find(app))
-        let snapshot = ReleaseSnapshot(plan: DeployPlan(processes: ["web": "serve"], healthchecks: [:], formation: nil), environment: [:], mounts: [], formation: [:])
-        let release = try core.store.write { db -> Release in
-            var release = Release(appId: record.id!, version: 1, image: "slipway/web:1", revision: "r1", reason: "test",
-                                  snapshot: try DeployService.encode(snapshot), status: .deploying, startedBy: "test", startedAt: Date())
-            try release.insert(db)
-            return release
-        }
-        var deploys = core.deploys
-        deploys.runningCheckDelay = 0.01
+        let world = try RolloutTests(checkTimeout: 1)
+        world.probe.refusal = "connection refused (127.0.0.1)"
         #expect {
-            try deploys.rollout(app, record: record, release: release, snapshot: snapshot, types: nil, output: output)
+            try world.deployV1(["web": "serve"], scale: ["web": 1], checks: [])
         } throws: { error in
             let message = (error as? UserFacingError)?.message ?? "\(error)"
             return message.contains("did not answer HTTP on port 5000 within 1 s (is it listening on $PORT?); ")
                 && message.range(of: #"; [0-9]+ tries, the last: connection refused \(127\.0\.0\.1\)"#, options: .regularExpression) != nil
         }
+        #expect(try world.currentVersion() == nil)
     }
 
     func currentVersion() throws -> Int? {
