@@ -13,8 +13,9 @@ public protocol ContainerEngine: Sendable {
     func importImage(fromTarFile path: String, reference: String, changes: [String]) async throws
     /// nil when the image does not exist.
     func inspectImage(_ reference: String) async throws -> ImageInfo?
-    /// Images with no tag and no child image carrying `label` = `value`: what a failed
-    /// build of the app that label names leaves (its last step's image).
+    /// Images with no tag and no child image carrying `label` = `value`: what the builds
+    /// of the app that label names leave unused (a failed build's last step, a
+    /// multi-stage build's earlier stages).
     func danglingImages(label: String, value: String) async throws -> [DanglingImage]
     /// Builds `tag` from a tar build context, passing each line of the engine's
     /// progress to `output` as it arrives. Throws (with the build's error) when the
