@@ -186,7 +186,8 @@ public struct DockerfilePolicy: Sendable {
         var pending = "", pendingLine = 0
         var directives = true
         let blanks: Set<Character> = [" ", "\t"]
-        func trim(_ text: Substring) -> Substring { text.drop(while: blanks.contains).reversed().drop(while: blanks.contains).reversed().reduce(into: Substring()) { $0.append($1) } }
+        func trimEnd(_ text: Substring) -> Substring { text[..<(text.lastIndex { !blanks.contains($0) }.map(text.index(after:)) ?? text.startIndex)] }
+        func trim(_ text: Substring) -> Substring { trimEnd(text.drop(while: blanks.contains)) }
         func finish() {
             let trimmed = trim(Substring(pending))
             pending = ""
@@ -209,7 +210,7 @@ public struct DockerfilePolicy: Sendable {
             // As the engine's parser: a continuation line keeps its leading blanks, and
             // the lines are joined with nothing between them (`RUN -\` then `-mount=…`
             // is `RUN --mount=…` to the engine; `RU\` then `N …` is RUN).
-            let content = pending.isEmpty ? line : Substring(String(raw.reversed().drop(while: blanks.contains).reversed()))
+            let content = pending.isEmpty ? line : trimEnd(raw)
             if content.last == escape {
                 pending += content.dropLast()
                 continue
